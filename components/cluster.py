@@ -1,0 +1,90 @@
+"""The Vault servers and agent injector: namespace, TLS certificate and the official Helm chart."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.render.helm_values import CHART, CHART_REPOSITORY, helm_values, service_address
+from components.spec import EnvironmentSpec
+
+CERT_MANAGER_API = "cert-manager.io/v1"
+
+
+class VaultCluster(pulumi.ComponentResource):
+    """HA Vault with integrated Raft storage, as ``helm install vault hashicorp/vault`` would."""
+
+    namespace: pulumi.Output[str]
+    """The namespace Vault runs in."""
+    release_name: pulumi.Output[str]
+    """The Helm release's name."""
+    address: pulumi.Output[str]
+    """Vault's in-cluster API address."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
+        cluster = spec.cluster
+        child = pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": cluster.namespace,
+                "labels": {
+                    # The chart's pods run as non-root without privilege: "baseline" admits them.
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+        )
+        depends_on: list[pulumi.Resource] = []
+        if cluster.tls.enabled and cluster.tls.cert_manager_issuer is not None:
+            depends_on.append(self._certificate(name, spec, namespace, child))
+        release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=cluster.release_name,
+            chart=CHART,
+            version=cluster.chart_version,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=namespace.metadata["name"],
+            values=helm_values(spec),
+            # A failed upgrade must not be rolled back automatically: Raft peers may have moved on.
+            atomic=False,
+            cleanup_on_fail=False,
+            max_history=10,
+            timeout=900,
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect, depends_on=depends_on)),
+        )
+        self.namespace = namespace.metadata["name"]
+        self.release_name = release.name.apply(lambda value: value or cluster.release_name)
+        self.address = pulumi.Output.from_input(service_address(cluster))
+        self.register_outputs({"namespace": self.namespace, "release_name": self.release_name,
+                               "address": self.address})
+
+    def _certificate(self, name: str, spec: EnvironmentSpec, namespace: k8s.core.v1.Namespace,
+                     child: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+        """A cert-manager ``Certificate`` for every name a client or a Raft peer dials."""
+        cluster = spec.cluster
+        release, ns = cluster.release_name, cluster.namespace
+        dns_names = [
+            release, f"{release}.{ns}", f"{release}.{ns}.svc", f"{release}.{ns}.svc.cluster.local",
+            f"{release}-active.{ns}.svc", f"*.{release}-internal", f"*.{release}-internal.{ns}.svc",
+        ]
+        return k8s.apiextensions.CustomResource(
+            f"{name}-certificate",
+            api_version=CERT_MANAGER_API,
+            kind="Certificate",
+            metadata={"name": cluster.tls.secret_name, "namespace": namespace.metadata["name"]},
+            spec={
+                "secretName": cluster.tls.secret_name,
+                "issuerRef": {"kind": "ClusterIssuer", "name": cluster.tls.cert_manager_issuer},
+                "commonName": f"{release}.{ns}.svc",
+                "dnsNames": dns_names,
+                "ipAddresses": ["127.0.0.1"],
+                "duration": "2160h",
+                "renewBefore": "720h",
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["server auth", "client auth"],
+            },
+            opts=child,
+        )

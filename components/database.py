@@ -1,0 +1,100 @@
+"""The PostgreSQL database secrets engine (``sys/mounts/database``): connections
+(``database/config/:name``), dynamic roles (``database/roles/:name``) and static roles
+(``database/static-roles/:name``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_vault as vault
+
+from components.render import sql
+from components.spec import PROJECT, Connection, EnvironmentSpec
+
+PASSWORD_AUTHENTICATION = "scram-sha-256"
+
+
+def connection_url(connection: Connection) -> str:
+    """The URL template Vault fills with the admin's username and password at each connect."""
+    return (f"postgresql://{{{{username}}}}:{{{{password}}}}@{connection.host}:{connection.port}/"
+            f"{connection.database}?sslmode={connection.ssl_mode}")
+
+
+class DatabaseEngine(pulumi.ComponentResource):
+    """Short-lived, unique PostgreSQL credentials per request, and rotated static credentials."""
+
+    mount: pulumi.Output[str]
+    """Mount path."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec,
+                 generated_passwords: Mapping[str, pulumi.Output[str]],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """``generated_passwords`` holds the admin password of each in-cluster (dev) connection."""
+        super().__init__("vault-platform:database:DatabaseEngine", name, None, opts)
+        assert spec.database is not None
+        database = spec.database
+        child = pulumi.ResourceOptions(parent=self)
+        mount = vault.Mount(
+            f"{name}-mount",
+            path=database.mount,
+            type="database",
+            description="Dynamic and static PostgreSQL credentials.",
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+        )
+        config = pulumi.Config(PROJECT)
+        role_names: dict[str, list[str]] = {c.name: [] for c in database.connections}
+        for role_connection, role_name in [*((r.connection, r.name) for r in database.roles),
+                                           *((r.connection, r.name) for r in database.static_roles)]:
+            role_names[role_connection].append(role_name)
+        connections = {}
+        for connection in database.connections:
+            password: pulumi.Output[str]
+            if connection.admin_password_key is not None:
+                password = config.require_secret(connection.admin_password_key)
+            else:
+                password = generated_passwords[connection.name]
+            password = pulumi.Output.secret(password)
+            connections[connection.name] = vault.database.SecretBackendConnection(
+                f"{name}-{connection.name}",
+                backend=mount.path,
+                name=connection.name,
+                plugin_name="postgresql-database-plugin",
+                allowed_roles=sorted(role_names[connection.name]),
+                verify_connection=True,
+                root_rotation_statements=list(sql.ROOT_ROTATION_STATEMENTS),
+                postgresql={
+                    "connection_url": connection_url(connection),
+                    "username": connection.admin_user,
+                    "password": password,
+                    "password_authentication": PASSWORD_AUTHENTICATION,
+                    "max_open_connections": 4,
+                },
+                opts=child,
+            )
+        for role in database.roles:
+            vault.database.SecretBackendRole(
+                f"{name}-{role.name}",
+                backend=mount.path,
+                name=role.name,
+                db_name=connections[role.connection].name,
+                creation_statements=list(sql.creation_statements(role)),
+                revocation_statements=list(sql.REVOCATION_STATEMENTS),
+                renew_statements=list(sql.RENEW_STATEMENTS),
+                default_ttl=role.default_ttl,
+                max_ttl=role.max_ttl,
+                opts=child,
+            )
+        for static_role in database.static_roles:
+            vault.database.SecretBackendStaticRole(
+                f"{name}-{static_role.name}",
+                backend=mount.path,
+                name=static_role.name,
+                db_name=connections[static_role.connection].name,
+                username=static_role.username,
+                rotation_period=static_role.rotation_period,
+                rotation_statements=list(sql.STATIC_ROTATION_STATEMENTS),
+                opts=child,
+            )
+        self.mount = mount.path
+        self.register_outputs({"mount": self.mount})

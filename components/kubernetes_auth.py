@@ -1,0 +1,55 @@
+"""The Kubernetes auth method (``sys/auth/kubernetes``) and one role per application
+(``auth/kubernetes/role/:name``)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_vault as vault
+
+from components.render.acl import app_policy_name
+from components.spec import EnvironmentSpec
+
+KUBERNETES_HOST = "https://kubernetes.default.svc:443"
+
+
+class KubernetesAuth(pulumi.ComponentResource):
+    """Pods log in with their service account token; Vault reviews it with its own service account
+    (it runs in the cluster), and each role admits exactly one service account in one namespace."""
+
+    path: pulumi.Output[str]
+    """Mount path of the auth method."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("vault-platform:auth:KubernetesAuth", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        backend = vault.AuthBackend(
+            f"{name}-backend",
+            type="kubernetes",
+            path=spec.kubernetes_auth_path,
+            description="Pods log in with their service account token.",
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+        )
+        config = vault.kubernetes.AuthBackendConfig(
+            f"{name}-config",
+            backend=backend.path,
+            kubernetes_host=KUBERNETES_HOST,
+            # Vault reads its own pod's token and CA to call the TokenReview API.
+            disable_local_ca_jwt=False,
+            opts=child,
+        )
+        for app in spec.apps:
+            vault.kubernetes.AuthBackendRole(
+                f"{name}-{app.name}",
+                backend=backend.path,
+                role_name=app.name,
+                bound_service_account_names=[app.service_account],
+                bound_service_account_namespaces=[app.namespace],
+                audience=app.audience,
+                token_policies=[app_policy_name(app), *app.policies],
+                token_ttl=app.token_ttl,
+                token_max_ttl=app.token_max_ttl,
+                token_type="service",
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[config])),
+            )
+        self.path = backend.path
+        self.register_outputs({"path": self.path})

@@ -1,0 +1,66 @@
+"""The KV v2 secrets engine (``sys/mounts/secret``, ``secret/config``) and its static secrets
+(``secret/data/:path``)."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_random as random
+import pulumi_vault as vault
+
+from components.spec import PROJECT, EnvironmentSpec, KvSecret
+
+
+class KvEngine(pulumi.ComponentResource):
+    """A versioned key-value mount; static values come from stack secrets or pulumi-random and
+    are secrets from end to end (config, inputs, state, outputs)."""
+
+    mount: pulumi.Output[str]
+    """Mount path."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("vault-platform:kv:KvEngine", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        kv = spec.kv
+        mount = vault.Mount(
+            f"{name}-mount",
+            path=kv.mount,
+            type="kv",
+            options={"version": "2"},
+            description="Static secrets, versioned.",
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+        )
+        engine_config = vault.kv.SecretBackendV2(
+            f"{name}-config",
+            mount=mount.path,
+            max_versions=kv.max_versions,
+            cas_required=kv.cas_required,
+            delete_version_after=kv.delete_version_after,
+            opts=child,
+        )
+        config = pulumi.Config(PROJECT)
+        for secret in kv.secrets:
+            vault.kv.SecretV2(
+                f"{name}-{secret.name}",
+                mount=mount.path,
+                name=secret.path,
+                data_json=_data_json(f"{name}-{secret.name}", secret, config, child),
+                cas=secret.cas_version if kv.cas_required else None,
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
+            )
+        self.mount = mount.path
+        self.register_outputs({"mount": self.mount})
+
+
+def _data_json(name: str, secret: KvSecret, config: pulumi.Config,
+               opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    values: dict[str, pulumi.Output[str]] = {}
+    for key, source in secret.values:
+        if source.config_key is not None:
+            values[key] = config.require_secret(source.config_key)
+        else:
+            generated = random.RandomPassword(f"{name}-{key}", length=source.random_length or 32,
+                                              special=False, opts=opts)
+            values[key] = generated.result
+    return pulumi.Output.secret(pulumi.Output.all(**values).apply(lambda data: json.dumps(data, sort_keys=True)))

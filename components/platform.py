@@ -1,0 +1,72 @@
+"""The whole platform for one environment: the cluster layer, then the Vault configuration layer."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_vault as vault
+
+from components.acl_policies import AclPolicies
+from components.cluster import VaultCluster
+from components.database import DatabaseEngine
+from components.dev_postgres import DevPostgres
+from components.kubernetes_auth import KubernetesAuth
+from components.kv import KvEngine
+from components.render.acl import load_policy_files
+from components.render.annotations import injector_annotations
+from components.spec import EnvironmentSpec
+
+NEXT_STEPS = (
+    "Vault is not configured yet: no vault:token is set, so only the cluster layer was declared. "
+    "Initialize Vault (README, 'Bringing up a new environment'), then run "
+    "`pulumi config set vault:address <address>` and `pulumi config set --secret vault:token <token>` "
+    "and run `pulumi up` again to declare auth, policies and secrets engines."
+)
+
+
+class VaultPlatform(pulumi.ComponentResource):
+    """Vault on Kubernetes for one environment, configured once Vault is initialized."""
+
+    address: pulumi.Output[str]
+    """Vault's in-cluster API address."""
+    annotations: dict[str, dict[str, str]]
+    """Vault Agent injector annotations per application."""
+    next_steps: str | None
+    """What to do next while Vault is not configured yet, else ``None``."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child)
+        on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
+        cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
+        dev_passwords: dict[str, pulumi.Output[str]] = {}
+        if spec.database is not None:
+            for connection in spec.database.connections:
+                if connection.in_cluster:
+                    postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
+                                           spec.database.roles, opts=on_cluster)
+                    dev_passwords[connection.name] = postgres.admin_password
+        self.address = cluster.address
+        self.annotations = {app.name: injector_annotations(app, spec) for app in spec.apps}
+        self.next_steps = None
+        if spec.vault is None:
+            self.next_steps = NEXT_STEPS
+        else:
+            provider = vault.Provider(
+                f"{name}-vault",
+                address=spec.vault.address,
+                token=pulumi.Config("vault").require_secret("token"),
+                ca_cert_file=spec.vault.ca_cert_file,
+                # Each run works through a child token that expires with it.
+                skip_child_token=False,
+                max_lease_ttl_seconds=1200,
+                opts=child,
+            )
+            on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster]))
+            AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
+            KvEngine(f"{name}-kv", spec, opts=on_vault)
+            if spec.database is not None:
+                DatabaseEngine(f"{name}-database", spec, dev_passwords, opts=on_vault)
+        self.register_outputs({"address": self.address})

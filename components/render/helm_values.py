@@ -1,0 +1,163 @@
+"""Values for the official ``vault`` Helm chart, and the server's Raft configuration HCL.
+
+Every key here is one the chart's ``values.yaml`` declares; the tests validate the whole document
+against the chart's ``values.schema.json`` and parse :func:`raft_config` as HCL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components.spec import Cluster, EnvironmentSpec, Resources
+
+CHART = "vault"
+CHART_REPOSITORY = "https://helm.releases.hashicorp.com"
+TLS_MOUNT_PATH = "/vault/userconfig/vault-tls"
+AUDIT_MOUNT_PATH = "/vault/audit"
+API_PORT = 8200
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def api_scheme(cluster: Cluster) -> str:
+    return "https" if cluster.tls.enabled else "http"
+
+
+def raft_peer_address(cluster: Cluster, index: int) -> str:
+    """API address of server ``index`` on the chart's headless service ``<release>-internal``."""
+    return f"{api_scheme(cluster)}://{raft_peer_host(cluster, index)}:{API_PORT}"
+
+
+def raft_peer_host(cluster: Cluster, index: int) -> str:
+    return f"{cluster.release_name}-{index}.{cluster.release_name}-internal"
+
+
+def service_address(cluster: Cluster) -> str:
+    """Vault's in-cluster API address (the chart's active-or-standby service)."""
+    return f"{api_scheme(cluster)}://{cluster.release_name}.{cluster.namespace}.svc:{API_PORT}"
+
+
+def raft_config(spec: EnvironmentSpec) -> str:
+    """The server configuration: listener, Raft storage joining every peer, Kubernetes service
+    registration and, when the spec asks for it, the AWS KMS seal."""
+    cluster = spec.cluster
+    if cluster.tls.enabled:
+        listener = [
+            f"tls_cert_file = {_q(TLS_MOUNT_PATH + '/tls.crt')}",
+            f"tls_key_file = {_q(TLS_MOUNT_PATH + '/tls.key')}",
+            'tls_min_version = "tls12"',
+        ]
+    else:
+        listener = ["tls_disable = 1"]
+    lines = [
+        "ui = true",
+        "disable_mlock = true",
+        f"cluster_name = {_q(f'vault-{spec.stack}')}",
+        "",
+        'listener "tcp" {',
+        '  address = "[::]:8200"',
+        '  cluster_address = "[::]:8201"',
+        *(f"  {line}" for line in listener),
+        "}",
+        "",
+        'storage "raft" {',
+        '  path = "/vault/data"',
+    ]
+    for index in range(cluster.replicas):
+        lines += ["", "  retry_join {", f"    leader_api_addr = {_q(raft_peer_address(cluster, index))}"]
+        if cluster.tls.enabled:
+            lines += [
+                f"    leader_ca_cert_file = {_q(TLS_MOUNT_PATH + '/ca.crt')}",
+                f"    leader_tls_servername = {_q(raft_peer_host(cluster, index))}",
+            ]
+        lines.append("  }")
+    lines += ["}", "", 'service_registration "kubernetes" {}']
+    if cluster.auto_unseal is not None:
+        lines += [
+            "",
+            'seal "awskms" {',
+            f"  region = {_q(cluster.auto_unseal.region)}",
+            f"  kms_key_id = {_q(cluster.auto_unseal.kms_key_id)}",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
+    """The chart values for ``spec``: HA Raft, TLS, injector, budgets, storage and resources."""
+    cluster = spec.cluster
+    server: dict[str, Any] = {
+        "includeConfigAnnotation": True,  # a config change rolls the pods
+        "resources": _resources(cluster.server_resources),
+        "affinity": _anti_affinity(cluster.release_name, "server", CHART),
+        "ha": {
+            "enabled": True,
+            "replicas": cluster.replicas,
+            "raft": {"enabled": True, "setNodeId": True, "config": raft_config(spec)},
+            # Keep a Raft majority through voluntary disruptions (node drains, upgrades).
+            "disruptionBudget": {"enabled": True, "maxUnavailable": max(1, (cluster.replicas - 1) // 2)},
+        },
+        "dataStorage": _storage(cluster, cluster.data_storage, "/vault/data"),
+        "auditStorage": _storage(cluster, cluster.audit_storage, AUDIT_MOUNT_PATH),
+        "standalone": {"enabled": False},
+        "dev": {"enabled": False},
+    }
+    if cluster.tls.enabled:
+        server["extraEnvironmentVars"] = {"VAULT_CACERT": f"{TLS_MOUNT_PATH}/ca.crt"}
+        server["volumes"] = [{"name": "vault-tls", "secret": {"secretName": cluster.tls.secret_name}}]
+        server["volumeMounts"] = [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}]
+    if cluster.auto_unseal is not None:
+        server["serviceAccount"] = {"annotations": {IRSA_ANNOTATION: cluster.auto_unseal.role_arn}}
+    injector: dict[str, Any] = {
+        "enabled": True,
+        "replicas": cluster.injector_replicas,
+        "resources": _resources(cluster.injector_resources),
+        "authPath": f"auth/{spec.kubernetes_auth_path}",
+        "affinity": _anti_affinity(cluster.release_name, "webhook", f"{CHART}-agent-injector"),
+    }
+    if cluster.injector_replicas > 1:
+        injector["podDisruptionBudget"] = {"maxUnavailable": 1}
+        injector["leaderElector"] = {"enabled": True}
+    return {
+        "global": {"enabled": True, "tlsDisable": not cluster.tls.enabled},
+        "injector": injector,
+        "server": server,
+        "ui": {"enabled": True},
+        "csi": {"enabled": False},
+    }
+
+
+def _storage(cluster: Cluster, size: str, mount_path: str) -> dict[str, Any]:
+    storage: dict[str, Any] = {"enabled": True, "size": size, "mountPath": mount_path,
+                               "accessMode": "ReadWriteOnce"}
+    if cluster.storage_class is not None:
+        storage["storageClass"] = cluster.storage_class
+    return storage
+
+
+def _resources(resources: Resources) -> dict[str, dict[str, str]]:
+    return {
+        "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+        "limits": {"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+    }
+
+
+def _anti_affinity(release: str, component: str, app_name: str) -> dict[str, Any]:
+    """No two pods of one component on the same node: a node loss costs one replica at most."""
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {
+                    "app.kubernetes.io/name": app_name,
+                    "app.kubernetes.io/instance": release,
+                    "component": component,
+                }},
+                "topologyKey": "kubernetes.io/hostname",
+            }],
+        },
+    }
+
+
+def _q(value: str) -> str:
+    """An HCL string literal (HCL strings share JSON's escapes)."""
+    return json.dumps(value)

@@ -1,0 +1,100 @@
+"""The SQL that Vault's PostgreSQL plugin runs for our roles (``database/roles/:name``).
+
+Vault substitutes ``{{name}}``, ``{{password}}`` and ``{{expiration}}`` textually. Generated
+usernames contain dashes and mixed case (``v-kubernet-api-role-Ab3d...``), so every ``{{name}}`` is
+double-quoted as an identifier. The plugin splits a statement on ``;`` unless it contains the
+word ``END`` outside quotes (a ``DO`` block), which it runs whole: the revocation below relies on that.
+All identifiers that come from the spec are validated as plain identifiers and quoted again here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from components.spec import DatabaseRole, Grant
+
+# Vault's own defaults for the connection (root rotation) and renewal, kept explicit in the spec so
+# that they show up in the plan and are exercised by the PostgreSQL tests.
+RENEW_STATEMENTS = ("ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';",)
+ROOT_ROTATION_STATEMENTS = ("ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';",)
+STATIC_ROTATION_STATEMENTS = ("ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';",)
+
+# Revocation must leave nothing behind even when the user still has sessions open, holds grants or
+# created objects of its own, and must succeed when run twice (Vault retries a failed revocation).
+# The admin is granted the user's role first: in PostgreSQL 15 a CREATEROLE admin needs membership
+# to terminate the user's sessions and to reassign its objects. Objects are reassigned to the admin,
+# not dropped, so that revoking a lease never deletes application data.
+REVOCATION_STATEMENTS = (
+    """DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{{name}}') THEN
+    EXECUTE format('ALTER ROLE %I NOLOGIN', '{{name}}');
+    EXECUTE format('GRANT %I TO %I', '{{name}}', current_user);
+    PERFORM pg_catalog.pg_terminate_backend(pid)
+      FROM pg_catalog.pg_stat_activity WHERE usename = '{{name}}';
+    EXECUTE format('REASSIGN OWNED BY %I TO %I', '{{name}}', current_user);
+    EXECUTE format('DROP OWNED BY %I', '{{name}}');
+    EXECUTE format('DROP ROLE %I', '{{name}}');
+  END IF;
+END
+$$;""",
+)
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a double-quoted PostgreSQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def creation_statements(role: DatabaseRole) -> tuple[str, ...]:
+    """The role's creation statements: verbatim when the spec gives them, else from its grants.
+
+    The user can log in until ``{{expiration}}``, which Vault moves on renewal; tables created
+    after the user are not visible to it (no default privileges, so revocation has no default-ACL
+    entries to clean up): the next credentials, at most ``max_ttl`` later, see them.
+    """
+    if role.creation_statements:
+        return role.creation_statements
+    return grant_statements(role.grants)
+
+
+def grant_statements(grants: Sequence[Grant]) -> tuple[str, ...]:
+    statements = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
+    for grant in grants:
+        schema = quote_identifier(grant.schema)
+        statements.append(f'GRANT USAGE ON SCHEMA {schema} TO "{{{{name}}}}";')
+        statements.append(f"GRANT {', '.join(grant.privileges)} ON ALL TABLES IN SCHEMA {schema} "
+                          'TO "{{name}}";')
+        if "INSERT" in grant.privileges:
+            # serial and identity columns draw from sequences: INSERT is useless without them.
+            statements.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO "{{{{name}}}}";')
+    return tuple(statements)
+
+
+def admin_setup_statements(admin_user: str, roles: Sequence[DatabaseRole], table_owner: str) -> tuple[str, ...]:
+    """What an operator runs once so that ``admin_user`` can serve ``roles``: not a superuser, only
+    CREATEROLE and, per schema, exactly the privileges its roles hand out, WITH GRANT OPTION, on the
+    tables ``table_owner`` has and will create. The password is set separately (see README)."""
+    admin = quote_identifier(admin_user)
+    owner = quote_identifier(table_owner)
+    privileges_by_schema: dict[str, dict[str, None]] = {}
+    for role in roles:
+        for grant in role.grants:
+            privileges_by_schema.setdefault(grant.schema, {}).update(dict.fromkeys(grant.privileges))
+    statements = [f"CREATE ROLE {admin} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION;"]
+    for schema_name, privileges in sorted(privileges_by_schema.items()):
+        schema = quote_identifier(schema_name)
+        listed = ", ".join(privileges)
+        statements += [
+            f"GRANT USAGE ON SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
+            f"GRANT {listed} ON ALL TABLES IN SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
+            f"GRANT {listed} ON TABLES TO {admin} WITH GRANT OPTION;",
+        ]
+        if "INSERT" in privileges:
+            statements += [
+                f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
+                f"GRANT USAGE ON SEQUENCES TO {admin} WITH GRANT OPTION;",
+            ]
+    return tuple(statements)

@@ -1,0 +1,497 @@
+"""Stack config -> :class:`EnvironmentSpec`, refusing bad input before any resource is declared."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Set
+from typing import Any, cast
+
+from ._reader import (
+    AWS_REGION,
+    CONFIG_KEY,
+    HOST,
+    K8S_LABEL,
+    K8S_SUBDOMAIN,
+    KV_PATH,
+    QUANTITY,
+    SQL_IDENTIFIER,
+    VAULT_NAME,
+    Node,
+    SpecError,
+    check_name,
+    check_ttl_order,
+)
+from .model import (
+    App,
+    AutoUnseal,
+    Cluster,
+    Connection,
+    Database,
+    DatabaseRole,
+    EnvironmentSpec,
+    Grant,
+    Kv,
+    KvSecret,
+    Policy,
+    PolicyRule,
+    Resources,
+    SecretValue,
+    StaticRole,
+    Tier,
+    Tls,
+    VaultAccess,
+)
+
+PROJECT = "vault-platform"
+TIERS: tuple[Tier, ...] = ("dev", "staging", "prod")
+HOUR = 3600
+CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover")
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+APP_POLICY_PREFIX = "app-"
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
+_CHART_VERSION = re.compile(r"\d+\.\d+\.\d+")
+_STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps")
+
+
+def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
+              reserved_policies: Iterable[str] = ()) -> EnvironmentSpec:
+    """Validates a stack's whole config and returns its spec, or raises one :class:`SpecError`.
+
+    ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
+    the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies.
+    """
+    root = _project_root(stack, config)
+    secrets = _SecretRefs(stack, config, secret_keys)
+    tier = _tier(stack, root)
+    cluster = _cluster(root.child("cluster"), tier)
+    auth = root.child("kubernetesAuth")
+    auth_path = auth.string("path", "kubernetes", rule=VAULT_NAME)
+    audience = auth.string("audience", "https://kubernetes.default.svc.cluster.local")
+    auth.done()
+    kv = _kv(root.child("kv"), tier, secrets)
+    database = _database(root.child("database"), tier, secrets) if root.has("database") else None
+    root.raw("database")
+    policies = _policies(root, kv, database, reserved_policies)
+    apps = _apps(root, kv, database, policies, audience)
+    secrets.refuse_unknown(root)
+    return EnvironmentSpec(
+        stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
+        database=database, vault=_vault_access(stack, config, secret_keys),
+        policies=policies, apps=apps,
+    )
+
+
+def _project_root(stack: str, config: Mapping[str, Any]) -> Node:
+    prefix = f"{PROJECT}:"
+    values = {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
+    return Node(stack, prefix, values)
+
+
+class _SecretRefs:
+    """Top-level keys that hold secrets, each referenced as ``{fromSecret: <key>}``."""
+
+    def __init__(self, stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> None:
+        self._stack = stack
+        self._config = config
+        self._secret_keys = secret_keys
+        self.used: set[str] = set()
+
+    def reference(self, node: Node, name: str) -> str:
+        """The config key named by ``node[name]``, which must be ``{fromSecret: key}`` set as a secret."""
+        value = node.raw(name)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            raise node.error(name, "holds a plaintext value where a secret is required",
+                             "store the value with `pulumi config set --secret "
+                             f"{PROJECT}:<key> <value>` and write {{fromSecret: <key>}} here")
+        ref = Node.of(node.stack, node.path(name), value)
+        key = ref.string("fromSecret", rule=CONFIG_KEY)
+        ref.done()
+        if key in _STRUCTURED_KEYS:
+            raise ref.error("fromSecret", f"{key!r} is a structured key of the spec",
+                            "name a key of its own for the secret")
+        full = f"{PROJECT}:{key}"
+        if self._config.get(full) is None:
+            raise SpecError(self._stack, full, "is not set, but a secret is required here",
+                            f"run `pulumi config set --secret {full} <value>`")
+        if full not in self._secret_keys:
+            raise SpecError(self._stack, full, "holds a plaintext value where a secret is required",
+                            f"run `pulumi config set --secret {full} <value>` to store it encrypted")
+        self.used.add(key)
+        return key
+
+    def refuse_unknown(self, root: Node) -> None:
+        for key in root.keys():  # noqa: SIM118 (a Node, not a dict)
+            if key not in _STRUCTURED_KEYS and key not in self.used:
+                close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    f"the known keys are {', '.join(_STRUCTURED_KEYS)}, and secrets referenced as "
+                    "{fromSecret: <key>}")
+                raise SpecError(self._stack, f"{PROJECT}:{key}", "is not a known key",
+                                f"remove it or rename it; {hint}")
+
+
+def _tier(stack: str, root: Node) -> Tier:
+    default = stack if stack in TIERS else None
+    return cast(Tier, root.string("tier", default, choices=TIERS))
+
+
+def _cluster(node: Node, tier: Tier) -> Cluster:
+    chart_version = node.string("chartVersion")
+    if not _CHART_VERSION.fullmatch(chart_version):
+        raise node.error("chartVersion", f"{chart_version!r} is not an exact version",
+                         "pin an exact chart version such as 0.34.1 (no ranges, no 'latest')")
+    replicas = node.integer("replicas", minimum=1)
+    if replicas % 2 == 0:
+        raise node.error("replicas", f"{replicas} replicas is even; Raft needs an odd number to keep "
+                         "a majority through a failure", f"use {replicas - 1} or {replicas + 1}")
+    if tier != "dev" and replicas < 3:
+        raise node.error("replicas", f"{replicas} replica(s) cannot survive a node failure in {tier}",
+                         "use 3 or 5 replicas")
+    tls_node = node.child("tls")
+    tls = Tls(
+        enabled=tls_node.boolean("enabled", True),
+        secret_name=tls_node.string("secretName", "vault-tls", rule=K8S_SUBDOMAIN),
+        cert_manager_issuer=tls_node.optional_string("certManagerIssuer", rule=K8S_SUBDOMAIN),
+        ca_secret_name=tls_node.string("caSecretName", "vault-ca", rule=K8S_SUBDOMAIN),
+    )
+    tls_node.done()
+    if not tls.enabled and tier != "dev":
+        raise tls_node.error("enabled", f"TLS may only be turned off in dev, not in {tier}",
+                             "remove the setting or set it to true")
+    injector = node.child("injector")
+    injector_replicas = injector.integer("replicas", 1 if tier == "dev" else 2, minimum=1)
+    injector_resources = _resources(injector.child("resources"), ("50m", "64Mi", "250m", "256Mi"))
+    injector.done()
+    if tier != "dev" and injector_replicas < 2:
+        raise injector.error("replicas", f"one injector replica is a single point of failure in {tier}: "
+                             "no pod with injected secrets can start while it is down", "use 2 or more")
+    storage = node.child("storage")
+    data_storage = storage.string("data", "10Gi", rule=QUANTITY)
+    audit_storage = storage.string("audit", "10Gi", rule=QUANTITY)
+    storage_class = storage.optional_string("storageClass", rule=K8S_SUBDOMAIN)
+    storage.done()
+    cluster = Cluster(
+        namespace=node.string("namespace", "vault", rule=K8S_LABEL),
+        release_name=node.string("releaseName", "vault", rule=K8S_LABEL),
+        chart_version=chart_version,
+        replicas=replicas,
+        tls=tls,
+        auto_unseal=_auto_unseal(node.child("autoUnseal")) if node.has("autoUnseal") else None,
+        injector_replicas=injector_replicas,
+        data_storage=data_storage,
+        audit_storage=audit_storage,
+        storage_class=storage_class,
+        server_resources=_resources(node.child("resources"), ("250m", "256Mi", "1", "1Gi")),
+        injector_resources=injector_resources,
+    )
+    node.raw("autoUnseal")
+    node.done()
+    return cluster
+
+
+def _resources(node: Node, defaults: tuple[str, str, str, str]) -> Resources:
+    requests, limits = node.child("requests"), node.child("limits")
+    resources = Resources(
+        cpu_request=requests.string("cpu", defaults[0], rule=QUANTITY),
+        memory_request=requests.string("memory", defaults[1], rule=QUANTITY),
+        cpu_limit=limits.string("cpu", defaults[2], rule=QUANTITY),
+        memory_limit=limits.string("memory", defaults[3], rule=QUANTITY),
+    )
+    requests.done()
+    limits.done()
+    node.done()
+    return resources
+
+
+def _auto_unseal(node: Node) -> AutoUnseal:
+    node.string("type", "awskms", choices=("awskms",))
+    unseal = AutoUnseal(
+        region=node.string("region", rule=AWS_REGION),
+        kms_key_id=node.string("kmsKeyId"),
+        role_arn=node.string("roleArn"),
+    )
+    if not re.fullmatch(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+", unseal.role_arn):
+        raise node.error("roleArn", f"{unseal.role_arn!r} is not an IAM role ARN",
+                         "use arn:aws:iam::<account>:role/<name>")
+    if not re.fullmatch(r"(alias/[\w/-]+|[0-9a-f-]{36}|arn:aws[-a-z]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+)",
+                        unseal.kms_key_id):
+        raise node.error("kmsKeyId", f"{unseal.kms_key_id!r} is not a KMS key id, ARN or alias",
+                         "use the key id, its ARN, or alias/<name>")
+    node.done()
+    return unseal
+
+
+def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
+    cas_required = node.boolean("casRequired", tier == "prod")
+    if tier == "prod" and not cas_required:
+        raise node.error("casRequired", "prod writes must use check-and-set, so that two writers "
+                         "cannot silently overwrite each other", "remove the setting or set it to true")
+    path_prefix = node.string("pathPrefix", DEFAULT_PATH_PREFIX[tier], rule=K8S_LABEL)
+    kv_secrets = []
+    for name, body in sorted(node.mapping("secrets").items()):
+        check_name(node, f"secrets.{name}", name, K8S_LABEL)
+        secret_node = Node.of(node.stack, node.path(f"secrets.{name}"), body)
+        data = secret_node.child("data")
+        sources = []
+        for key in sorted(data.keys()):
+            check_name(data, key, key, SQL_IDENTIFIER)
+            sources.append((key, _secret_value(data, key, secrets)))
+        if not sources:
+            raise secret_node.error("data", "declares no keys", "give the secret at least one key")
+        kv_secrets.append(KvSecret(name=name, path=f"{path_prefix}/{name}", values=tuple(sources),
+                                   cas_version=secret_node.integer("casVersion", 0)))
+        data.done()
+        secret_node.done()
+    kv = Kv(
+        mount=node.string("mount", "secret", rule=VAULT_NAME),
+        max_versions=node.integer("maxVersions", 10, minimum=1),
+        cas_required=cas_required,
+        delete_version_after=node.duration("deleteVersionAfter", 0),
+        path_prefix=path_prefix,
+        secrets=tuple(kv_secrets),
+    )
+    node.done()
+    return kv
+
+
+def _secret_value(node: Node, key: str, secrets: _SecretRefs) -> SecretValue:
+    value = node.raw(key)
+    if isinstance(value, Mapping) and "random" in value:
+        source = node.child(key)
+        generator = source.child("random")
+        length = generator.integer("length", 32, minimum=16)
+        generator.done()
+        source.done()
+        return SecretValue(config_key=None, random_length=length)
+    return SecretValue(config_key=secrets.reference(node, key), random_length=None)
+
+
+def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
+    connections: dict[str, Connection] = {}
+    for item in node.children("connections"):
+        connection = _connection(item, tier, secrets)
+        _refuse_duplicate(item, "name", connection.name, connections, "connection")
+        connections[connection.name] = connection
+    roles: dict[str, DatabaseRole] = {}
+    for item in node.children("roles"):
+        role = _database_role(item, connections)
+        _refuse_duplicate(item, "name", role.name, roles, "database role")
+        roles[role.name] = role
+    static_roles: dict[str, StaticRole] = {}
+    for item in node.children("staticRoles"):
+        static_role = StaticRole(
+            name=item.string("name", rule=VAULT_NAME),
+            connection=_known(item, "connection", connections, "connection"),
+            username=item.string("username", rule=SQL_IDENTIFIER),
+            rotation_period=item.duration("rotationPeriod", 24 * HOUR),
+        )
+        if static_role.rotation_period < 60:
+            raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more")
+        item.done()
+        _refuse_duplicate(item, "name", static_role.name, {**roles, **static_roles}, "database role")
+        static_roles[static_role.name] = static_role
+    database = Database(
+        mount=node.string("mount", "database", rule=VAULT_NAME),
+        connections=tuple(sorted(connections.values(), key=lambda c: c.name)),
+        roles=tuple(sorted(roles.values(), key=lambda r: r.name)),
+        static_roles=tuple(sorted(static_roles.values(), key=lambda r: r.name)),
+    )
+    node.done()
+    return database
+
+
+def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
+    in_cluster = node.boolean("inCluster", False)
+    if in_cluster and tier != "dev":
+        raise node.error("inCluster", f"the in-cluster PostgreSQL is for dev only, not {tier}",
+                         "point host, port and adminPassword at the environment's database server")
+    name = node.string("name", rule=VAULT_NAME)
+    connection = Connection(
+        name=name,
+        host=node.string("host", f"{name}.postgres.svc" if in_cluster else None, rule=HOST),
+        port=node.integer("port", 5432, minimum=1),
+        database=node.string("database", rule=SQL_IDENTIFIER),
+        admin_user=node.string("adminUser", rule=SQL_IDENTIFIER),
+        admin_password_key=None if in_cluster else secrets.reference(node, "adminPassword"),
+        in_cluster=in_cluster,
+        ssl_mode=node.string("sslMode", "disable" if in_cluster else "require", choices=SSL_MODES),
+    )
+    if in_cluster and node.has("adminPassword"):
+        raise node.error("adminPassword", "the in-cluster PostgreSQL's password is generated",
+                         "remove adminPassword")
+    node.done()
+    return connection
+
+
+def _database_role(node: Node, connections: Mapping[str, Connection]) -> DatabaseRole:
+    grants = []
+    for item in node.children("grants"):
+        privileges = tuple(p.upper() if isinstance(p, str) else p for p in item.strings_or_items("privileges"))
+        for index, privilege in enumerate(privileges):
+            if privilege not in TABLE_PRIVILEGES:
+                raise item.error(f"privileges[{index}]", f"{privilege!r} is not a table privilege",
+                                 f"use some of {', '.join(TABLE_PRIVILEGES)}")
+        if not privileges:
+            raise item.error("privileges", "is empty", "list at least one table privilege")
+        grants.append(Grant(privileges=tuple(dict.fromkeys(privileges)),
+                            schema=item.string("schema", "public", rule=SQL_IDENTIFIER)))
+        item.done()
+    statements = node.strings("creationStatements")
+    if bool(grants) == bool(statements):
+        raise node.error(None, "needs exactly one of grants and creationStatements",
+                         "declare grants (the statements are generated) or verbatim creationStatements")
+    role = DatabaseRole(
+        name=node.string("name", rule=VAULT_NAME),
+        connection=_known(node, "connection", connections, "connection"),
+        default_ttl=node.duration("defaultTtl", HOUR),
+        max_ttl=node.duration("maxTtl", 24 * HOUR),
+        grants=tuple(grants),
+        creation_statements=statements,
+    )
+    check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
+    node.done()
+    return role
+
+
+def _policies(root: Node, kv: Kv, database: Database | None, reserved: Iterable[str]) -> tuple[Policy, ...]:
+    reserved_names = set(reserved)
+    policies: dict[str, Policy] = {}
+    kv_paths = {secret.path for secret in kv.secrets}
+    for node in root.children("policies"):
+        name = node.string("name", rule=VAULT_NAME)
+        if name in reserved_names or name.startswith(APP_POLICY_PREFIX) or name in ("root", "default"):
+            raise node.error("name", f"{name!r} is reserved (built-in, hand-written in policies/acl, or "
+                             f"the {APP_POLICY_PREFIX}<app> policies generated per application)",
+                             "choose another name")
+        rules = []
+        for rule_node in node.children("rules"):
+            path = rule_node.string("path")
+            capabilities = rule_node.strings("capabilities")
+            for index, capability in enumerate(capabilities):
+                if capability not in CAPABILITIES:
+                    raise rule_node.error(f"capabilities[{index}]", f"{capability!r} is not a Vault "
+                                          "capability", f"use some of {', '.join(CAPABILITIES)}")
+            if not capabilities:
+                raise rule_node.error("capabilities", "is empty", "list at least one capability")
+            _check_policy_path(rule_node, path, kv, kv_paths, database)
+            rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
+            rule_node.done()
+        if not rules:
+            raise node.error("rules", "is empty", "give the policy at least one path rule")
+        _refuse_duplicate(node, "name", name, policies, "policy")
+        policies[name] = Policy(name=name, rules=tuple(rules))
+        node.done()
+    return tuple(sorted(policies.values(), key=lambda p: p.name))
+
+
+def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], database: Database | None) -> None:
+    """A path into the KV or database mount must name something the spec declares."""
+    if not re.fullmatch(r"[A-Za-z0-9_+*/.-]+", path) or path.startswith("/"):
+        raise node.error("path", f"{path!r} is not a Vault API path",
+                         "write it like secret/data/<prefix>/<name>, without a leading '/'")
+    for area in ("data", "metadata"):
+        kv_prefix = f"{kv.mount}/{area}/"
+        if path.startswith(kv_prefix):
+            target = path[len(kv_prefix):]
+            if not _matches(target, kv_paths):
+                raise node.error("path", f"{path!r} refers to KV path {target!r}, which is not declared",
+                                 f"declare it under kv.secrets, or fix the path ({_declared(kv_paths)})")
+    if database is not None:
+        creds_prefix = f"{database.mount}/creds/"
+        if path.startswith(creds_prefix):
+            role = path[len(creds_prefix):]
+            declared = {r.name for r in database.roles}
+            if not _matches(role, declared):
+                raise node.error("path", f"{path!r} refers to database role {role!r}, which is not "
+                                 "declared", f"declare it under database.roles ({_declared(declared)})")
+
+
+def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
+          default_audience: str) -> tuple[App, ...]:
+    kv_paths = {secret.path for secret in kv.secrets}
+    role_names = {role.name for role in database.roles} if database else set()
+    policy_names = {policy.name for policy in policies}
+    apps: dict[str, App] = {}
+    for node in root.children("apps"):
+        for key in ("namespace", "serviceAccount"):
+            if node.raw(key) == "*" or (isinstance(node.raw(key), str) and "*" in node.raw(key)):
+                raise node.error(key, f"binds every {key} ('*'), which lets any workload in the cluster "
+                                 "log in as this application", f"bind the application's own {key}")
+        app = App(
+            name=node.string("name", rule=K8S_LABEL),
+            namespace=node.string("namespace", rule=K8S_LABEL),
+            service_account=node.string("serviceAccount", rule=K8S_SUBDOMAIN),
+            token_ttl=node.duration("tokenTtl", HOUR),
+            token_max_ttl=node.duration("tokenMaxTtl", 4 * HOUR),
+            kv_paths=node.strings("kvPaths", rule=KV_PATH),
+            database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
+            policies=node.strings("policies", rule=VAULT_NAME),
+            audience=node.string("audience", default_audience),
+        )
+        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
+        if app.token_ttl == 0:
+            raise node.error("tokenTtl", "0 would fall back to the mount's default of 32 days",
+                             "set a short TTL such as 1h")
+        for index, path in enumerate(app.kv_paths):
+            if path not in kv_paths:
+                raise node.error(f"kvPaths[{index}]", f"KV path {path!r} is not declared",
+                                 f"declare it under kv.secrets ({_declared(kv_paths)})")
+        if app.database_role is not None and app.database_role not in role_names:
+            raise node.error("databaseRole", f"database role {app.database_role!r} is not declared",
+                             f"declare it under database.roles ({_declared(role_names)})")
+        for index, policy in enumerate(app.policies):
+            if policy not in policy_names:
+                raise node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
+                                 f"declare it under policies ({_declared(policy_names)})")
+        _refuse_duplicate(node, "name", app.name, apps, "application")
+        apps[app.name] = app
+        node.done()
+    return tuple(sorted(apps.values(), key=lambda a: a.name))
+
+
+def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> VaultAccess | None:
+    token_key = "vault:token"  # noqa: S105 (a config key's name)
+    if config.get(token_key) is None:
+        return None
+    if token_key not in secret_keys:
+        raise SpecError(stack, token_key, "holds a plaintext value where a secret is required",
+                        f"run `pulumi config set --secret {token_key} <token>`")
+    address = config.get("vault:address")
+    if not isinstance(address, str) or not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", address):
+        raise SpecError(stack, "vault:address", f"{address!r} is not a Vault address" if address else
+                        "is required once vault:token is set", "run `pulumi config set vault:address "
+                        "https://<host>:8200`")
+    ca_cert_file = config.get("vault:caCertFile")
+    return VaultAccess(address=address, token_key=token_key,
+                       ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
+
+
+def _known(node: Node, key: str, declared: Mapping[str, object], what: str) -> str:
+    value = node.string(key, rule=VAULT_NAME)
+    if value not in declared:
+        raise node.error(key, f"{what} {value!r} is not declared",
+                         f"declare it, or use a declared one ({_declared(declared)})")
+    return value
+
+
+def _refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:
+    if value in seen:
+        raise node.error(key, f"a second {what} is named {value!r}", f"give each {what} its own name")
+
+
+def _matches(pattern: str, declared: Set[str]) -> bool:
+    """``pattern`` names a declared item; a glob (``*``, ``+``) must match at least one.
+
+    The exact case is a set lookup, so checking every policy of hundreds of apps stays linear.
+    """
+    if "*" not in pattern and "+" not in pattern:
+        return pattern in declared
+    glob = pattern.replace("+", "*")
+    return any(fnmatch.fnmatchcase(name, glob) for name in declared)
+
+
+def _declared(names: Iterable[str]) -> str:
+    return f"declared: {', '.join(sorted(names)) or 'none'}"

@@ -1,0 +1,35 @@
+"""Reads the running stack's config from the Pulumi runtime into :func:`load_spec`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.render.acl import load_policy_files
+
+from .loader import load_spec
+from .model import EnvironmentSpec
+
+
+def load_stack_spec() -> EnvironmentSpec:
+    """The spec of the stack being deployed; raises :class:`SpecError` on bad input."""
+    # The CLI hands config over in the environment; the automation API and the mock engine set it
+    # in the runtime. Structured values arrive as JSON text.
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    config = {key: _decode(value) for key, value in raw.items()}
+    secret_keys = {key for key in config if runtime_config.is_config_secret(key)}
+    secret_keys |= set(runtime_config.get_config_secret_keys_env())
+    reserved = [document.name for document in load_policy_files()]
+    return load_spec(pulumi.get_stack(), config, secret_keys, reserved)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

@@ -1,0 +1,179 @@
+"""Runs the real program (``__main__.py``) under the real Pulumi SDK with Pulumi's mock engine and
+records what it declares: every resource with its inputs (secrets still marked), its options, the
+stack outputs and the warnings. Nothing reaches a cluster or a Vault server."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import runpy
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "vault-platform"
+SECRET_SIG = rpc._special_secret_sig
+SECRET_MASK = "[secret]"
+
+
+@dataclass(frozen=True)
+class DeclaredResource:
+    """One resource as the engine received it."""
+
+    type: str
+    """Type token, e.g. ``vault:index/mount:Mount``."""
+    name: str
+    """Logical name."""
+    urn: str
+    """URN, unique in the stack."""
+    inputs: Mapping[str, Any]
+    """Inputs as sent: camelCase keys, secrets as ``{SECRET_SIG marker: ..., "value": ...}``."""
+    custom: bool
+    """False for component resources."""
+    parent: str
+    """Parent URN ("" for the stack's direct children)."""
+    provider: str
+    """Provider reference ("" for the default provider)."""
+    protect: bool
+    """Protected from deletion."""
+    aliases: tuple[str, ...] = field(default=())
+    """Former names (alias URNs) the resource keeps its identity from."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What one run of the program declared, or the error that stopped it."""
+
+    stack: str
+    """Stack name."""
+    resources: tuple[DeclaredResource, ...]
+    """Resources in the order they were registered."""
+    outputs: Mapping[str, Any]
+    """Stack outputs, secrets marked."""
+    warnings: tuple[str, ...]
+    """Messages the program logged at warning level."""
+    error: str | None
+    """The program's refusal (a RunError), if any."""
+
+    def of_type(self, type_token: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> DeclaredResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, mocks_: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks_)
+        self.declared: list[DeclaredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.declared.append(DeclaredResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=rpc.deserialize_properties(request.object),
+                custom=request.custom,
+                parent=request.parent,
+                provider=request.provider,
+                protect=request.protect,
+                aliases=tuple(str(alias) for alias in request.aliases),
+            ))
+        return response
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = frozenset()) -> Declaration:
+    """Runs the program for ``stack`` with ``config`` (full keys; objects as Python values)."""
+    return contextvars.Context().run(_declare, stack, config, secret_keys)
+
+
+def _declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> Declaration:
+    recorder = _Mocks()
+    monitor = _RecordingMonitor(recorder)
+    logger = logging.getLogger(f"vault-platform.engine.{stack}")
+    logger.propagate = False
+    warnings = _WarningCollector()
+    logger.handlers = [warnings]
+    mocks.set_mocks(recorder, project=PROJECT, stack=stack, preview=True, monitor=monitor, logger=logger)
+    pulumi.runtime.set_all_config(
+        {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
+        list(secret_keys),
+    )
+    error = None
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+    except pulumi.RunError as refused:
+        error = str(refused)
+    root = pulumi.runtime.get_root_resource()
+    outputs: dict[str, Any] = {}
+    if error is None and root is not None:
+        outputs = {key: _resolve(value) for key, value in getattr(root, "outputs", {}).items()}
+    return Declaration(stack=stack, resources=tuple(monitor.declared), outputs=outputs,
+                       warnings=tuple(warnings.messages), error=error)
+
+
+def _resolve(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    resolved = _sync_await(output.future())
+    if _sync_await(output.is_secret()):
+        return {SECRET_SIG_KEY: SECRET_SIG, "value": resolved}
+    return resolved
+
+
+SECRET_SIG_KEY = rpc._special_sig_key
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every secret replaced by ``[secret]``, for showing to a person or a diff."""
+    if is_secret(value):
+        return SECRET_MASK
+    if isinstance(value, Mapping):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    return value
+
+
+def unwrap(value: Any) -> Any:
+    """``value`` with secrets unwrapped, for assertions on what a secret carries."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, Mapping):
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [unwrap(item) for item in value]
+    return value
