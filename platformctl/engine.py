@@ -86,8 +86,8 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(mocks_)
         self.declared: list[DeclaredResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.declared.append(DeclaredResource(
                 type=request.type,
@@ -129,9 +129,12 @@ def _declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> De
         {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
         list(secret_keys),
     )
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
     error = None
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+        _sync_await(run_pulumi_func(program))
     except pulumi.RunError as refused:
         error = str(refused)
     root = pulumi.runtime.get_root_resource()

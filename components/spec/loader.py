@@ -453,7 +453,7 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> VaultAccess | None:
-    token_key = "vault:token"  # noqa: S105 (a config key's name)
+    token_key = "vault:token"
     if config.get(token_key) is None:
         return None
     if token_key not in secret_keys:

@@ -1,0 +1,90 @@
+"""Reads ``stacks/Pulumi.<stack>.yaml`` the way the Pulumi CLI hands it to the program, for runs
+without the CLI. Encrypted (``secure:``) values cannot be decrypted here, and the secrets the spec
+references are usually set only on the machines that deploy: both are replaced by placeholders,
+which stay secrets and are shown masked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine import PROJECT, ROOT
+
+PLACEHOLDER = "placeholder-not-decrypted"
+PLACEHOLDER_VAULT_ADDRESS = "https://127.0.0.1:8200"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """One stack's config, ready for :func:`platformctl.engine.declare`."""
+
+    stack: str
+    """Stack name."""
+    config: Mapping[str, Any]
+    """Full key -> value."""
+    secret_keys: frozenset[str]
+    """Keys that hold secrets."""
+    placeholders: tuple[str, ...]
+    """Keys whose value is a placeholder, not the stack's real secret."""
+    tags: Mapping[str, str]
+    """The stack's ``pulumi:tags``."""
+
+
+def stack_file(stack: str, root: Path = ROOT) -> Path:
+    return root / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def read_stack(stack: str, root: Path = ROOT, *, configured: bool = True) -> StackConfig:
+    """The stack's config; with ``configured``, as it is once Vault is initialized (``vault:token``
+    set), so that the whole program is declared."""
+    path = stack_file(stack, root)
+    if not path.is_file():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in path.parent.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
+                                f"(stacks: {', '.join(known)})")
+    document = yaml.safe_load(path.read_text()) or {}
+    raw: dict[str, Any] = dict(document.get("config") or {})
+    tags = raw.pop("pulumi:tags", {}) or {}
+    config: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    placeholders: list[str] = []
+    for key, value in raw.items():
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            config[key] = PLACEHOLDER
+            secret_keys.add(key)
+            placeholders.append(key)
+        else:
+            config[key] = value
+    for reference in sorted(set(_secret_references(config))):
+        key = f"{PROJECT}:{reference}"
+        if key not in config:
+            config[key] = PLACEHOLDER
+            secret_keys.add(key)
+            placeholders.append(key)
+    if configured and "vault:token" not in config:
+        config["vault:token"] = PLACEHOLDER
+        secret_keys.add("vault:token")
+        placeholders.append("vault:token")
+        config.setdefault("vault:address", PLACEHOLDER_VAULT_ADDRESS)
+    return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags))
+
+
+def _secret_references(value: Any) -> Iterator[str]:
+    """Every ``{fromSecret: key}`` in a config value."""
+    if isinstance(value, Mapping):
+        if set(value) == {"fromSecret"} and isinstance(value["fromSecret"], str):
+            yield value["fromSecret"]
+            return
+        for item in value.values():
+            yield from _secret_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secret_references(item)
+
+
+def stacks(root: Path = ROOT) -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
