@@ -1,34 +1,25 @@
-"""Command line: ``python -m platformctl plan <stack>`` (what a stack declares, offline)."""
+"""platformctl: the project's offline tools. ``python -m platformctl <command> --help``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .engine import declare
-from .plan import plan_json, plan_text
-from .stackfile import read_stack, stacks
+from . import plan_command
+
+# Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
+COMMANDS = [plan_command]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platformctl", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="print what a stack declares, evaluated offline with Pulumi's mocks")
-    plan.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.add_argument("--cluster-only", action="store_true",
-                      help="as before Vault is initialized (no vault:token): the cluster layer only")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    runners = {}
+    for command in COMMANDS:
+        command.configure(subcommands.add_parser(command.NAME, help=command.HELP, description=command.HELP))
+        runners[command.NAME] = command.run
     args = parser.parse_args(argv)
-    if args.command == "plan":
-        try:
-            stack = read_stack(args.stack, configured=not args.cluster_only)
-        except FileNotFoundError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        declaration = declare(stack.stack, stack.config, stack.secret_keys)
-        sys.stdout.write(plan_json(declaration) if args.json else plan_text(declaration, stack))
-        return 1 if declaration.error else 0
-    return 2
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":
