@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from . import plan_command
 
@@ -14,7 +15,7 @@ COMMANDS = [plan_command]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platformctl", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
-    runners = {}
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     for command in COMMANDS:
         command.configure(subcommands.add_parser(command.NAME, help=command.HELP, description=command.HELP))
         runners[command.NAME] = command.run
