@@ -1,0 +1,49 @@
+"""Vault Agent injector annotations: what an application team puts on its pod template."""
+
+from __future__ import annotations
+
+from components.render.annotations import injector_annotations
+from tests.support import spec_of
+
+A = "vault.hashicorp.com"
+
+
+def test_seed_app_annotations_exactly() -> None:
+    spec = spec_of("prod")
+    assert injector_annotations(spec.apps[0], spec) == {
+        f"{A}/agent-inject": "true",
+        f"{A}/role": "api-service",
+        f"{A}/auth-path": "auth/kubernetes",
+        f"{A}/tls-secret": "vault-ca",
+        f"{A}/ca-cert": "/vault/userconfig/vault-tls/ca.crt",
+        f"{A}/agent-inject-secret-production-api-service.env": "secret/data/production/api-service",
+        f"{A}/agent-inject-template-production-api-service.env": (
+            '{{- with secret "secret/data/production/api-service" -}}\n'
+            "{{- range $key, $value := .Data.data }}\n"
+            "{{ $key }}={{ $value }}\n"
+            "{{- end }}\n"
+            "{{- end }}\n"
+        ),
+        f"{A}/agent-inject-secret-db-creds.env": "database/creds/api-role",
+        f"{A}/agent-inject-template-db-creds.env": (
+            '{{- with secret "database/creds/api-role" -}}\n'
+            "PGHOST=postgres\nPGPORT=5432\nPGDATABASE=app\n"
+            "PGUSER={{ .Data.username }}\nPGPASSWORD={{ .Data.password }}\n"
+            "{{- end }}\n"
+        ),
+    }
+
+
+def test_without_tls_the_agent_needs_no_ca() -> None:
+    spec = spec_of("dev")
+    annotations = injector_annotations(spec.apps[0], spec)
+    assert f"{A}/tls-secret" not in annotations
+    assert f"{A}/ca-cert" not in annotations
+    assert "PGHOST=postgres.postgres.svc\n" in annotations[f"{A}/agent-inject-template-db-creds.env"]
+
+
+def test_an_app_with_only_kv_gets_no_database_file() -> None:
+    spec = spec_of("prod", {"vault-platform:apps[0].databaseRole": None})
+    annotations = injector_annotations(spec.apps[0], spec)
+    assert not any("db-creds" in key for key in annotations)
+    assert annotations[f"{A}/role"] == "api-service"

@@ -1,0 +1,220 @@
+"""The environment spec: what the committed stacks validate to, and every kind of bad input refused
+with one message naming the stack, the config key, what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.spec import SpecError, format_duration, parse_duration
+from tests.support import DELETE, spec_of
+
+P = "vault-platform:"
+
+
+class TestCommittedStacks:
+    def test_prod_is_the_seed_example(self) -> None:
+        spec = spec_of("prod")
+        assert spec.tier == "prod"
+        assert spec.protect is True
+        assert spec.cluster.replicas == 5
+        assert spec.cluster.chart_version == "0.34.1"
+        (app,) = spec.apps
+        assert (app.name, app.namespace, app.service_account, app.token_ttl) == (
+            "api-service", "production", "api-service-sa", 3600)
+        (policy,) = spec.policies
+        assert policy.name == "api-secrets"
+        assert [(r.path, r.capabilities) for r in policy.rules] == [
+            ("secret/data/production/api-service", ("read",))]
+        (secret,) = spec.kv.secrets
+        assert secret.path == "production/api-service"
+        assert [key for key, _ in secret.values] == ["api_key", "database_url"]
+        assert spec.database is not None
+        (connection,) = spec.database.connections
+        assert (connection.name, connection.host, connection.port, connection.database, connection.admin_user) == (
+            "postgres", "postgres", 5432, "app", "vault_admin")
+        (role,) = spec.database.roles
+        assert (role.name, role.default_ttl, role.max_ttl) == ("api-role", 3600, 86400)
+        assert [(g.privileges, g.schema) for g in role.grants] == [(("SELECT", "INSERT", "UPDATE"), "public")]
+
+    @pytest.mark.parametrize(("stack", "replicas", "tls", "injector"), [
+        ("dev", 1, False, 1), ("staging", 3, True, 2), ("prod", 5, True, 3)])
+    def test_sizes_per_environment(self, stack: str, replicas: int, tls: bool, injector: int) -> None:
+        cluster = spec_of(stack).cluster
+        assert (cluster.replicas, cluster.tls.enabled, cluster.injector_replicas) == (replicas, tls, injector)
+
+    def test_dev_brings_its_own_database_and_protects_nothing(self) -> None:
+        spec = spec_of("dev")
+        assert spec.protect is False
+        assert spec.database is not None
+        assert spec.database.connections[0].in_cluster is True
+        assert spec.database.connections[0].admin_password_key is None
+
+    def test_without_vault_token_there_is_no_configuration_layer(self) -> None:
+        assert spec_of("prod", configured=False).vault is None
+        access = spec_of("prod").vault
+        assert access is not None
+        assert (access.address, access.token_key) == ("https://127.0.0.1:8200", "vault:token")
+
+
+class TestDurations:
+    @pytest.mark.parametrize(("text", "seconds"), [
+        ("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("7d", 604800), ("3600", 3600), (0, 0)])
+    def test_parses(self, text: Any, seconds: int) -> None:
+        assert parse_duration(text) == seconds
+
+    @pytest.mark.parametrize("text", ["1x", "h", "-5", "1.5h", "", True, -1, "1h 30m"])
+    def test_refuses(self, text: Any) -> None:
+        with pytest.raises(ValueError, match=r"is not a duration|is negative"):
+            parse_duration(text)
+
+    @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (3600, "1h"), (5400, "1h30m"), (86400, "1d")])
+    def test_formats(self, seconds: int, text: str) -> None:
+        assert format_duration(seconds) == text
+
+
+# Each case: the stack, the change, then the exact key the message must name and words it must hold.
+BAD_INPUT = {
+    "unknown top-level key": (
+        "prod", {f"{P}clustr": {"replicas": 3}}, f"{P}clustr", "did you mean 'cluster'?"),
+    "unknown nested key": (
+        "prod", {f"{P}cluster.replica": 5}, f"{P}cluster.replica", "did you mean 'replicas'?"),
+    "unknown key in an app": (
+        "prod", {f"{P}apps[0].tokenTTL": "1h"}, f"{P}apps[0].tokenTTL", "did you mean 'tokenTtl'?"),
+    "even replicas": (
+        "prod", {f"{P}cluster.replicas": 4}, f"{P}cluster.replicas", "4 replicas is even"),
+    "even replicas in dev": (
+        "dev", {f"{P}cluster.replicas": 2}, f"{P}cluster.replicas", "2 replicas is even"),
+    "one replica in staging": (
+        "staging", {f"{P}cluster.replicas": 1}, f"{P}cluster.replicas", "cannot survive a node failure in staging"),
+    "TLS off in prod": (
+        "prod", {f"{P}cluster.tls.enabled": False}, f"{P}cluster.tls.enabled", "only be turned off in dev"),
+    "one injector in prod": (
+        "prod", {f"{P}cluster.injector.replicas": 1}, f"{P}cluster.injector.replicas", "single point of failure"),
+    "TTL that does not parse": (
+        "prod", {f"{P}database.roles[0].defaultTtl": "1 hour"}, f"{P}database.roles[0].defaultTtl",
+        "'1 hour' is not a duration"),
+    "default TTL above max TTL": (
+        "prod", {f"{P}database.roles[0].defaultTtl": "48h"}, f"{P}database.roles[0].defaultTtl",
+        "2d is above maxTtl (1d)"),
+    "token TTL above token max TTL": (
+        "prod", {f"{P}apps[0].tokenTtl": "8h"}, f"{P}apps[0].tokenTtl", "8h is above tokenMaxTtl (4h)"),
+    "role bound to every namespace": (
+        "prod", {f"{P}apps[0].namespace": "*"}, f"{P}apps[0].namespace", "binds every namespace ('*')"),
+    "role bound to every service account": (
+        "prod", {f"{P}apps[0].serviceAccount": "api-*"}, f"{P}apps[0].serviceAccount",
+        "binds every serviceAccount ('*')"),
+    "app reads an undeclared KV path": (
+        "prod", {f"{P}apps[0].kvPaths": ["production/billing"]}, f"{P}apps[0].kvPaths[0]",
+        "KV path 'production/billing' is not declared"),
+    "app uses an undeclared database role": (
+        "prod", {f"{P}apps[0].databaseRole": "billing-role"}, f"{P}apps[0].databaseRole",
+        "database role 'billing-role' is not declared"),
+    "app attaches an undeclared policy": (
+        "prod", {f"{P}apps[0].policies": ["billing-secrets"]}, f"{P}apps[0].policies[0]",
+        "policy 'billing-secrets' is not declared"),
+    "role on an undeclared connection": (
+        "prod", {f"{P}database.roles[0].connection": "billing"}, f"{P}database.roles[0].connection",
+        "connection 'billing' is not declared"),
+    "policy on an undeclared KV path": (
+        "prod", {f"{P}policies[0].rules[0].path": "secret/data/production/billing"},
+        f"{P}policies[0].rules[0].path", "refers to KV path 'production/billing', which is not declared"),
+    "policy on an undeclared database role": (
+        "prod", {f"{P}policies[0].rules[0].path": "database/creds/billing-role"},
+        f"{P}policies[0].rules[0].path", "refers to database role 'billing-role'"),
+    "unknown capability": (
+        "prod", {f"{P}policies[0].rules[0].capabilities": ["read", "write"]},
+        f"{P}policies[0].rules[0].capabilities[1]", "'write' is not a Vault capability"),
+    "policy named like a generated one": (
+        "prod", {f"{P}policies[0].name": "app-api-service"}, f"{P}policies[0].name", "is reserved"),
+    "policy named like a hand-written one": (
+        "prod", {f"{P}policies[0].name": "vault-iac"}, f"{P}policies[0].name", "is reserved"),
+    "plaintext value in place of a secret": (
+        "prod", {f"{P}database.connections[0].adminPassword": "hunter2"}, f"{P}database.connections[0].adminPassword",
+        "holds a plaintext value where a secret is required"),
+    "chart version range": (
+        "prod", {f"{P}cluster.chartVersion": "^0.34"}, f"{P}cluster.chartVersion", "'^0.34' is not an exact version"),
+    "chart version latest": (
+        "prod", {f"{P}cluster.chartVersion": "latest"}, f"{P}cluster.chartVersion", "'latest' is not an exact version"),
+    "namespace with capitals": (
+        "prod", {f"{P}apps[0].namespace": "Production"}, f"{P}apps[0].namespace", "'Production' is not a valid name"),
+    "app name with an underscore": (
+        "prod", {f"{P}apps[0].name": "api_service"}, f"{P}apps[0].name", "'api_service' is not a valid name"),
+    "policy name with a space": (
+        "prod", {f"{P}policies[0].name": "api secrets"}, f"{P}policies[0].name", "'api secrets' is not a valid name"),
+    "KV secret name with a slash": (
+        "prod", {f"{P}kv.secrets": {"api/service": {"data": {"k": {"random": {"length": 32}}}}}},
+        f"{P}kv.secrets.api/service", "'api/service' is not a valid name"),
+    "in-cluster database outside dev": (
+        "prod", {f"{P}database.connections[0].inCluster": True}, f"{P}database.connections[0].inCluster",
+        "for dev only"),
+    "check-and-set off in prod": (
+        "prod", {f"{P}kv.casRequired": False}, f"{P}kv.casRequired", "must use check-and-set"),
+    "replicas as a string": (
+        "prod", {f"{P}cluster.replicas": "five"}, f"{P}cluster.replicas", "expected a whole number"),
+    "missing chart version": (
+        "prod", {f"{P}cluster.chartVersion": DELETE}, f"{P}cluster.chartVersion", "is required but not set"),
+    "tier not known": (
+        "prod", {f"{P}tier": "production"}, f"{P}tier", "'production' is not one of dev, staging, prod"),
+    "short generated secret": (
+        "dev", {f"{P}kv.secrets.api-service.data.api_key.random.length": 8},
+        f"{P}kv.secrets.api-service.data.api_key.random.length", "below the minimum of 16"),
+    "auto-unseal role that is not an ARN": (
+        "prod", {f"{P}cluster.autoUnseal.roleArn": "vault-prod-unseal"}, f"{P}cluster.autoUnseal.roleArn",
+        "is not an IAM role ARN"),
+}
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(("stack", "changes", "key", "words"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+    def test_refused_with_one_clear_message(self, stack: str, changes: dict[str, Any], key: str, words: str) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of(stack, changes)
+        error = refused.value
+        assert (error.stack, error.key) == (stack, key)
+        assert words in error.problem + error.fix
+        assert str(error).startswith(f"stack {stack!r}, config key {key!r}: ")
+        assert ". Fix: " in str(error)
+
+    def test_two_apps_with_one_name(self) -> None:
+        app = spec_of("prod").apps[0]
+        twin = {"name": app.name, "namespace": "other", "serviceAccount": "other-sa"}
+        base = [{"name": "api-service", "namespace": "production", "serviceAccount": "api-service-sa",
+                 "kvPaths": ["production/api-service"], "databaseRole": "api-role", "policies": ["api-secrets"]}]
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {f"{P}apps": [*base, twin]})
+        assert refused.value.key == f"{P}apps[1].name"
+        assert refused.value.problem == "a second application is named 'api-service'"
+
+    def test_secret_set_in_plaintext(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {f"{P}postgresAdminPassword": "hunter2"},
+                    secret_keys={"vault:token", f"{P}apiServiceDatabaseUrl", f"{P}apiServiceApiKey"})
+        assert refused.value.key == f"{P}postgresAdminPassword"
+        assert "plaintext" in refused.value.problem
+        assert "pulumi config set --secret vault-platform:postgresAdminPassword" in refused.value.fix
+
+    def test_vault_token_in_plaintext(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", secret_keys={f"{P}postgresAdminPassword", f"{P}apiServiceDatabaseUrl",
+                                         f"{P}apiServiceApiKey"})
+        assert refused.value.key == "vault:token"
+        assert "plaintext" in refused.value.problem
+
+    def test_referenced_secret_not_set(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {f"{P}apiServiceApiKey": DELETE})
+        assert refused.value.key == f"{P}apiServiceApiKey"
+        assert refused.value.problem == "is not set, but a secret is required here"
+
+    def test_vault_address_required_with_a_token(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {"vault:address": DELETE})
+        assert refused.value.key == "vault:address"
+
+    def test_a_role_needs_grants_or_statements(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {f"{P}database.roles[0].grants": DELETE})
+        assert refused.value.key == f"{P}database.roles[0]"
+        assert "exactly one of grants and creationStatements" in refused.value.problem

@@ -1,0 +1,222 @@
+"""Each stack as a whole and every component, run by the real program under Pulumi's mock engine:
+the resources and the settings that matter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.render.sql import RENEW_STATEMENTS, REVOCATION_STATEMENTS, ROOT_ROTATION_STATEMENTS
+from platformctl.engine import GENERATED, Declaration, DeclaredResource, is_secret, masked, unwrap
+from platformctl.stackfile import PLACEHOLDER
+from tests.support import STACKS, declare_stack
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+MOUNT = "vault:index/mount:Mount"
+AUTH_BACKEND = "vault:index/authBackend:AuthBackend"
+ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+POLICY = "vault:index/policy:Policy"
+KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
+KV_SECRET = "vault:kv/secretV2:SecretV2"
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+DB_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+
+
+def one(declaration: Declaration, type_token: str) -> DeclaredResource:
+    (resource,) = declaration.of_type(type_token)
+    return resource
+
+
+def parent_type(declaration: Declaration, resource: DeclaredResource) -> str:
+    return next(r.type for r in declaration.resources if r.urn == resource.parent)
+
+
+class TestComponentTree:
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_components_own_their_resources(self, declared: dict[str, Declaration], stack: str) -> None:
+        declaration = declared[stack]
+        assert declaration.error is None
+        assert parent_type(declaration, one(declaration, RELEASE)) == "vault-platform:cluster:VaultCluster"
+        assert parent_type(declaration, one(declaration, ROLE)) == "vault-platform:auth:KubernetesAuth"
+        assert parent_type(declaration, one(declaration, KV_SECRET)) == "vault-platform:kv:KvEngine"
+        assert parent_type(declaration, one(declaration, DB_ROLE)) == "vault-platform:database:DatabaseEngine"
+        components = [r for r in declaration.resources if not r.custom]
+        assert all(r.type.startswith("vault-platform:") for r in components)
+        children = [r for r in declaration.resources if r.parent and r.type.startswith(("kubernetes:", "vault:"))]
+        for child in children:
+            parent_name = next(r.name for r in declaration.resources if r.urn == child.parent)
+            assert child.name.startswith(f"{parent_name}-"), child.name
+
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_explicit_providers(self, declared: dict[str, Declaration], stack: str) -> None:
+        declaration = declared[stack]
+        for resource in declaration.resources:
+            if resource.custom and resource.type.startswith(("kubernetes:", "vault:")):
+                assert resource.provider, f"{resource.name} uses a default provider"
+        provider = one(declaration, "pulumi:providers:vault")
+        assert provider.inputs["address"] == "https://127.0.0.1:8200"
+        assert is_secret(provider.inputs["token"])
+
+
+class TestCluster:
+    @pytest.mark.parametrize(("stack", "replicas"), [("dev", 1), ("staging", 3), ("prod", 5)])
+    def test_release_of_the_official_chart(self, declared: dict[str, Declaration], stack: str,
+                                           replicas: int) -> None:
+        release = one(declared[stack], RELEASE)
+        assert (release.inputs["chart"], release.inputs["version"], release.inputs["name"]) == (
+            "vault", "0.34.1", "vault")
+        assert release.inputs["repositoryOpts"] == {"repo": "https://helm.releases.hashicorp.com"}
+        assert release.inputs["namespace"] == "vault"
+        assert release.inputs["values"]["server"]["ha"]["replicas"] == replicas
+        assert release.inputs["atomic"] is False
+
+    def test_cert_manager_certificate_for_tls_stacks(self, declared: dict[str, Declaration]) -> None:
+        certificate = one(declared["prod"], "kubernetes:cert-manager.io/v1:Certificate")
+        assert certificate.inputs["spec"]["secretName"] == "vault-tls"
+        assert certificate.inputs["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "platform-ca"}
+        assert "*.vault-internal" in certificate.inputs["spec"]["dnsNames"]
+        assert declared["dev"].of_type("kubernetes:cert-manager.io/v1:Certificate") == []
+
+
+class TestProtection:
+    STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "kubernetes:core/v1:Namespace")
+
+    def test_prod_protects_the_release_and_the_mounts(self, declared: dict[str, Declaration]) -> None:
+        prod = declared["prod"]
+        stateful = [r for r in prod.resources if r.type in self.STATEFUL]
+        assert {r.name for r in stateful} >= {"vault-cluster-release", "vault-kv-mount", "vault-database-mount",
+                                              "vault-kubernetes-auth-backend"}
+        assert all(r.protect for r in stateful)
+
+    @pytest.mark.parametrize("stack", ["dev", "staging"])
+    def test_other_stacks_can_be_torn_down(self, declared: dict[str, Declaration], stack: str) -> None:
+        assert not any(r.protect for r in declared[stack].resources)
+
+
+class TestKubernetesAuth:
+    def test_backend_and_config(self, declared: dict[str, Declaration]) -> None:
+        prod = declared["prod"]
+        assert one(prod, AUTH_BACKEND).inputs["type"] == "kubernetes"
+        assert one(prod, AUTH_BACKEND).inputs["path"] == "kubernetes"
+        config = one(prod, "vault:kubernetes/authBackendConfig:AuthBackendConfig")
+        assert config.inputs["kubernetesHost"] == "https://kubernetes.default.svc:443"
+        assert config.inputs["disableLocalCaJwt"] is False
+
+    def test_role_binds_exactly_one_service_account(self, declared: dict[str, Declaration]) -> None:
+        role = one(declared["prod"], ROLE)
+        assert role.inputs["roleName"] == "api-service"
+        assert role.inputs["boundServiceAccountNames"] == ["api-service-sa"]
+        assert role.inputs["boundServiceAccountNamespaces"] == ["production"]
+        assert role.inputs["tokenPolicies"] == ["app-api-service", "api-secrets"]
+        assert (role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]) == (3600, 14400)
+        assert role.inputs["audience"] == "https://kubernetes.default.svc.cluster.local"
+
+
+class TestPolicies:
+    def test_hand_written_declared_and_generated(self, declared: dict[str, Declaration]) -> None:
+        names = sorted(r.inputs["name"] for r in declared["prod"].of_type(POLICY))
+        assert names == ["api-secrets", "app-api-service", "platform-admin", "vault-iac"]
+
+
+class TestKv:
+    @pytest.mark.parametrize(("stack", "cas", "versions"), [("dev", False, 5), ("prod", True, 20)])
+    def test_kv_v2_mount(self, declared: dict[str, Declaration], stack: str, cas: bool, versions: int) -> None:
+        mount = next(r for r in declared[stack].of_type(MOUNT) if r.inputs["type"] == "kv")
+        assert (mount.inputs["path"], mount.inputs["options"]) == ("secret", {"version": "2"})
+        config = one(declared[stack], KV_CONFIG)
+        assert (config.inputs["casRequired"], config.inputs["maxVersions"]) == (cas, versions)
+        assert config.inputs["deleteVersionAfter"] == 0
+
+    def test_static_secret_is_a_secret_from_stack_secrets(self, declared: dict[str, Declaration]) -> None:
+        secret = one(declared["prod"], KV_SECRET)
+        assert (secret.inputs["mount"], secret.inputs["name"]) == ("secret", "production/api-service")
+        assert secret.inputs["cas"] == 0
+        assert is_secret(secret.inputs["dataJson"])
+        assert json.loads(unwrap(secret.inputs["dataJson"])) == {"api_key": PLACEHOLDER, "database_url": PLACEHOLDER}
+
+    def test_dev_generates_its_values(self, declared: dict[str, Declaration]) -> None:
+        passwords = declared["dev"].of_type("random:index/randomPassword:RandomPassword")
+        assert {(p.name, p.inputs["length"]) for p in passwords} >= {
+            ("vault-kv-api-service-api_key", 40), ("vault-kv-api-service-database_url", 32)}
+        assert all(p.inputs["special"] is False for p in passwords)
+        assert is_secret(one(declared["dev"], KV_SECRET).inputs["dataJson"])
+
+
+class TestDatabase:
+    def test_connection(self, declared: dict[str, Declaration]) -> None:
+        connection = one(declared["prod"], CONNECTION)
+        assert connection.inputs["name"] == "postgres"
+        assert connection.inputs["allowedRoles"] == ["api-role"]
+        assert connection.inputs["verifyConnection"] is True
+        assert connection.inputs["rootRotationStatements"] == list(ROOT_ROTATION_STATEMENTS)
+        assert is_secret(connection.inputs["postgresql"])
+        postgresql = unwrap(connection.inputs["postgresql"])
+        assert postgresql["connectionUrl"] == (
+            "postgresql://{{username}}:{{password}}@postgres:5432/app?sslmode=require")
+        assert postgresql["username"] == "vault_admin"
+        assert postgresql["passwordAuthentication"] == "scram-sha-256"
+
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_dynamic_role(self, declared: dict[str, Declaration], stack: str) -> None:
+        role = one(declared[stack], DB_ROLE)
+        assert (role.inputs["name"], role.inputs["dbName"]) == ("api-role", "postgres")
+        assert (role.inputs["defaultTtl"], role.inputs["maxTtl"]) == (3600, 86400)
+        assert role.inputs["creationStatements"] == [
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            'GRANT USAGE ON SCHEMA "public" TO "{{name}}";',
+            'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "public" TO "{{name}}";',
+            'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "public" TO "{{name}}";',
+        ]
+        assert role.inputs["revocationStatements"] == list(REVOCATION_STATEMENTS)
+        assert role.inputs["renewStatements"] == list(RENEW_STATEMENTS)
+
+    def test_dev_database_runs_in_the_cluster_with_a_generated_password(self, declared: dict[str, Declaration]) -> None:
+        dev = declared["dev"]
+        deployment = one(dev, "kubernetes:apps/v1:Deployment")
+        container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "postgres:15.10-bookworm"
+        assert {"name": "POSTGRES_DB", "value": "app"} in container["env"]
+        postgresql = unwrap(one(dev, CONNECTION).inputs["postgresql"])
+        assert postgresql["connectionUrl"].endswith("@postgres.postgres.svc:5432/app?sslmode=disable")
+        credentials = one(dev, "kubernetes:core/v1:Secret")
+        assert is_secret(credentials.inputs["stringData"])
+        assert 'CREATE ROLE "vault_admin" WITH LOGIN CREATEROLE' in unwrap(credentials.inputs["stringData"])[
+            "10-vault-admin.sql"]
+
+
+class TestOutputs:
+    def test_annotations_are_a_stack_output_per_app(self, declared: dict[str, Declaration]) -> None:
+        outputs = declared["prod"].outputs
+        assert outputs["api-service-annotations"]["vault.hashicorp.com/role"] == "api-service"
+        assert outputs["vaultAddress"] == "https://vault.vault.svc:8200"
+        assert "nextSteps" not in outputs
+
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_no_secret_value_outside_a_secret(self, declared: dict[str, Declaration], stack: str) -> None:
+        declaration = declared[stack]
+        visible = json.dumps([masked(r.inputs) for r in declaration.resources] + [masked(declaration.outputs)])
+        secret_values = (GENERATED,) if stack == "dev" else (PLACEHOLDER,)
+        everything = json.dumps([unwrap(r.inputs) for r in declaration.resources])
+        for value in secret_values:
+            assert value in everything
+            assert value not in visible
+
+
+class TestBootstrap:
+    def test_without_a_token_only_the_cluster_layer(self) -> None:
+        declaration = declare_stack("prod", configured=False)
+        types = {r.type for r in declaration.resources}
+        assert RELEASE in types
+        assert not any(t.startswith("vault:") or t == "pulumi:providers:vault" for t in types)
+        assert declaration.outputs["nextSteps"].startswith("Vault is not configured yet")
+        assert declaration.warnings == (declaration.outputs["nextSteps"],)
+
+
+class TestRefusal:
+    def test_bad_input_declares_nothing(self) -> None:
+        declaration = declare_stack("prod", {"vault-platform:cluster.replicas": 2})
+        assert declaration.resources == ()
+        assert declaration.error == (
+            "stack 'prod', config key 'vault-platform:cluster.replicas': 2 replicas is even; Raft needs an odd "
+            "number to keep a majority through a failure. Fix: use 1 or 3")
