@@ -1,0 +1,54 @@
+"""``platformctl bootstrap-state <stack> --bucket-prefix <prefix> --region <region>``: creates or
+re-applies, idempotently, the stack's Pulumi state bucket ``<prefix>-<stack>`` and its secrets
+provider key ``alias/pulumi-<stack>`` (see :mod:`platformctl.aws_bootstrap`), then prints the
+``pulumi login`` and ``pulumi stack init`` lines to use. Exit 0 on success, 1 on an AWS failure,
+2 on bad arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .aws_bootstrap import bootstrap_state, bucket_name
+from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
+from .stackfile import stacks
+
+NAME = "bootstrap-state"
+HELP = "create (idempotently) a stack's S3 state bucket and KMS secrets key, and print how to use them"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    parser.add_argument("--bucket-prefix", required=True,
+                        help="the state bucket is <prefix>-<stack>; S3 bucket names are global, so include "
+                             "something unique to your organization")
+    parser.add_argument("--region", required=True, help="AWS region of the bucket and the key, e.g. eu-west-1")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stack not in stacks():
+        print(f"error: no stack {args.stack!r} (stacks: {', '.join(stacks())})", file=sys.stderr)
+        return 2
+    try:
+        bucket = bucket_name(args.bucket_prefix, args.stack)
+    except AwsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        backend = bootstrap_state(args.stack, bucket, args.region, s3=client("s3", args.region),
+                                  kms=client("kms", args.region), account=account_id(args.region))
+    except AwsError as error:
+        print(f"error: {args.stack}: {error}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: {args.stack}: {error}", file=sys.stderr)
+        return 1
+    print(f"{backend.stack}: S3 bucket {backend.bucket} in {backend.region}: "
+          f"{'created' if backend.bucket_created else 'exists, ours'}; versioning on, SSE-KMS with "
+          f"{backend.key_alias}, public access blocked, HTTPS only")
+    print(f"{backend.stack}: KMS key {backend.key_alias} ({backend.key_arn}): "
+          f"{'created' if backend.key_created else 'exists'}; rotation on")
+    print("\nUse it:")
+    print(f"  {backend.login_command}")
+    print(f"  {backend.stack_init_command}")
+    return 0
