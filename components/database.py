@@ -1,6 +1,10 @@
 """The PostgreSQL database secrets engine (``sys/mounts/database``): connections
 (``database/config/:name``), dynamic roles (``database/roles/:name``) and static roles
-(``database/static-roles/:name``)."""
+(``database/static-roles/:name``).
+
+The admin (root) password goes to Vault write-only, and only when the spec's password version
+changes; Vault then rotates it (``database/rotate-root/:name``) so that only Vault knows it, and no
+later run sends the old one again (see docs/rotation.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_vault as vault
 
+from components.audit import clear_request_keys, clear_response_keys
 from components.render import sql
 from components.spec import PROJECT, Connection, EnvironmentSpec
 
@@ -19,6 +24,26 @@ def connection_url(connection: Connection) -> str:
     """The URL template Vault fills with the admin's username and password at each connect."""
     return (f"postgresql://{{{{username}}}}:{{{{password}}}}@{connection.host}:{connection.port}/"
             f"{connection.database}?sslmode={connection.ssl_mode}")
+
+
+def rotate_root(name: str, mount: vault.Mount, connection: Connection,
+                configured: vault.database.SecretBackendConnection, opts: pulumi.ResourceOptions) -> None:
+    """``vault write -f <mount>/rotate-root/<connection>`` once per admin password version, right after
+    the connection is configured with that password.
+
+    The version is in the resource's name: the same spec declares the same resource, which Pulumi
+    leaves alone (nothing is written); a new version declares a new one, which rotates once, and
+    the old one goes away without a call (rotation cannot be undone). Reading the endpoint is
+    impossible (there is nothing to read), so drift detection is off.
+    """
+    vault.generic.Endpoint(
+        f"{name}-rotate-root-v{connection.admin_password_version}",
+        path=pulumi.Output.concat(mount.path, "/rotate-root/", connection.name),
+        data_json="{}",
+        disable_read=True,
+        disable_delete=True,
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[configured])),
+    )
 
 
 class DatabaseEngine(pulumi.ComponentResource):
@@ -40,6 +65,8 @@ class DatabaseEngine(pulumi.ComponentResource):
             path=database.mount,
             type="database",
             description="Dynamic and static PostgreSQL credentials.",
+            audit_non_hmac_request_keys=clear_request_keys(spec, database.mount),
+            audit_non_hmac_response_keys=clear_response_keys(spec, database.mount),
             opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
         )
         config = pulumi.Config(PROJECT)
@@ -66,12 +93,17 @@ class DatabaseEngine(pulumi.ComponentResource):
                 postgresql={
                     "connection_url": connection_url(connection),
                     "username": connection.admin_user,
-                    "password": password,
+                    # Write-only: never read back into state, and sent only when its version changes,
+                    # so an update (a new role in allowed_roles) never overwrites the rotated password.
+                    "password_wo": password,
+                    "password_wo_version": connection.admin_password_version,
                     "password_authentication": PASSWORD_AUTHENTICATION,
                     "max_open_connections": 4,
                 },
                 opts=child,
             )
+            if connection.rotate_root:
+                rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], child)
         for role in database.roles:
             vault.database.SecretBackendRole(
                 f"{name}-{role.name}",

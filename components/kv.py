@@ -9,6 +9,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
+from components.audit import clear_request_keys, clear_response_keys
 from components.spec import PROJECT, EnvironmentSpec, KvSecret
 
 
@@ -29,6 +30,8 @@ class KvEngine(pulumi.ComponentResource):
             type="kv",
             options={"version": "2"},
             description="Static secrets, versioned.",
+            audit_non_hmac_request_keys=clear_request_keys(spec, kv.mount),
+            audit_non_hmac_response_keys=clear_response_keys(spec, kv.mount),
             opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
         )
         engine_config = vault.kv.SecretBackendV2(

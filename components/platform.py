@@ -7,14 +7,17 @@ import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 
 from components.acl_policies import AclPolicies
+from components.audit import AuditDevices
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
+from components.pki import PkiEngine
 from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
 from components.spec import EnvironmentSpec
+from components.transit import TransitEngine
 
 NEXT_STEPS = (
     "Vault is not configured yet: no vault:token is set, so only the cluster layer was declared. "
@@ -64,9 +67,16 @@ class VaultPlatform(pulumi.ComponentResource):
                 opts=child,
             )
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster]))
+            # Audit devices first: nothing is configured before it can be audited.
+            audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
+            on_vault = on_vault.merge(pulumi.ResourceOptions(depends_on=[cluster, audit]))
             AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
             KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)
             if spec.database is not None:
                 DatabaseEngine(f"{name}-database", spec, dev_passwords, opts=on_vault)
+            if spec.transit is not None:
+                TransitEngine(f"{name}-transit", spec, opts=on_vault)
+            if spec.pki is not None:
+                PkiEngine(f"{name}-pki", spec, opts=on_vault)
         self.register_outputs({"address": self.address})

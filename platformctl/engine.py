@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "vault-platform"
 SECRET_SIG = rpc._special_secret_sig
 SECRET_MASK = "[secret]"
+UNKNOWN_MARK = "[known after apply]"
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,13 @@ def is_secret(value: Any) -> bool:
 
 
 def masked(value: Any) -> Any:
-    """``value`` with every secret replaced by ``[secret]``, for showing to a person or a diff."""
+    """``value`` with every secret replaced by ``[secret]`` and every value only Vault can compute
+    (an output of another resource, e.g. a CA's CSR) by ``[known after apply]``, for showing to a
+    person or a diff."""
     if is_secret(value):
         return SECRET_MASK
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN_MARK
     if isinstance(value, Mapping):
         return {key: masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -182,6 +187,8 @@ def unwrap(value: Any) -> Any:
     """``value`` with secrets unwrapped, for assertions on what a secret carries."""
     if is_secret(value):
         return unwrap(value["value"])
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN_MARK
     if isinstance(value, Mapping):
         return {key: unwrap(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -2,12 +2,13 @@
 
 The agent logs in with the pod's service account through the app's Kubernetes auth role, renders
 each secret to ``/vault/secrets/<file>`` and keeps it fresh: KV values are re-read, database
-credentials are renewed and replaced before their lease runs out.
+credentials are renewed and replaced before their lease runs out, static database credentials
+are re-read (Vault rotates them), and a certificate is issued again before it expires.
 """
 
 from __future__ import annotations
 
-from components.spec import App, Connection, EnvironmentSpec
+from components.spec import App, AppCertificate, Connection, EnvironmentSpec
 
 from .helm_values import TLS_MOUNT_PATH
 
@@ -31,7 +32,36 @@ def injector_annotations(app: App, spec: EnvironmentSpec) -> dict[str, str]:
         api_path = f"{spec.database.mount}/creds/{app.database_role}"
         connection = spec.database.connection[spec.database.role[app.database_role].connection]
         _add_file(annotations, "db-creds.env", api_path, database_template(api_path, connection))
+    if app.static_database_role is not None and spec.database is not None:
+        api_path = f"{spec.database.mount}/static-creds/{app.static_database_role}"
+        connection = spec.database.connection[spec.database.static_role[app.static_database_role].connection]
+        _add_file(annotations, "db-static-creds.env", api_path, database_template(api_path, connection))
+    if app.certificate is not None and spec.pki is not None:
+        api_path = f"{spec.pki.intermediate.mount}/issue/{app.certificate.role}"
+        for file, body in CERTIFICATE_FILES:
+            _add_file(annotations, file, api_path, certificate_template(api_path, app.certificate, body))
     return annotations
+
+
+# The certificate, its key and the CA chain, each in a file of its own. All three templates make the
+# same request (same path, same arguments), which the agent makes once and shares between them, so
+# the three files always hold one matching issuance. (``pkiCert`` is not used: the agent keys its
+# request by destination file, which would give each file a certificate of its own.)
+CERTIFICATE_FILES = (
+    ("tls.crt", "{{ .Data.certificate }}\n"),
+    ("tls.key", "{{ .Data.private_key }}\n"),
+    ("ca.crt", "{{- range .Data.ca_chain }}\n{{ . }}\n{{- end }}\n"),
+)
+
+
+def certificate_template(api_path: str, certificate: AppCertificate, body: str) -> str:
+    """One part of a certificate issued from ``api_path``; the agent issues a new one before this
+    one expires and renders all three files again."""
+    arguments = [f"common_name={certificate.common_name}", f"ttl={certificate.ttl}"]
+    if certificate.alt_names:
+        arguments.append(f"alt_names={','.join(certificate.alt_names)}")
+    quoted = " ".join(f'"{argument}"' for argument in arguments)
+    return f'{{{{- with secret "{api_path}" {quoted} -}}}}\n{body}{{{{- end }}}}\n'
 
 
 def kv_template(api_path: str) -> str:

@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Mapping, Set
 from typing import Any, cast
 
+from .. import rules
+from . import sections
 from ._reader import (
     AWS_REGION,
     CONFIG_KEY,
@@ -21,7 +23,6 @@ from ._reader import (
     Node,
     SpecError,
     check_name,
-    check_ttl_order,
 )
 from .model import (
     App,
@@ -34,6 +35,7 @@ from .model import (
     Grant,
     Kv,
     KvSecret,
+    Pki,
     Policy,
     PolicyRule,
     Resources,
@@ -41,6 +43,7 @@ from .model import (
     StaticRole,
     Tier,
     Tls,
+    Transit,
     VaultAccess,
 )
 
@@ -52,8 +55,8 @@ TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFEREN
 APP_POLICY_PREFIX = "app-"
 SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
-_CHART_VERSION = re.compile(r"\d+\.\d+\.\d+")
-_STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps")
+_STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps", "audit",
+                    "transit", "pki")
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
@@ -74,13 +77,20 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     kv = _kv(root.child("kv"), tier, secrets)
     database = _database(root.child("database"), tier, secrets) if root.has("database") else None
     root.raw("database")
+    transit = sections.load_transit(root.child("transit"), tier) if root.has("transit") else None
+    root.raw("transit")
+    pki = sections.load_pki(root.child("pki"), tier) if root.has("pki") else None
+    root.raw("pki")
     policies = _policies(root, kv, database, reserved_policies)
-    apps = _apps(root, kv, database, policies, audience)
+    apps = _apps(root, kv, database, policies, audience, transit, pki)
+    audit = sections.load_audit(root.child("audit"), tier, sections.mounts_of(
+        [kv.mount], [database.mount] if database else [], [transit.mount] if transit else [],
+        [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else []))
     secrets.refuse_unknown(root)
     return EnvironmentSpec(
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
         database=database, vault=_vault_access(stack, config, secret_keys),
-        policies=policies, apps=apps,
+        policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
     )
 
 
@@ -140,16 +150,14 @@ def _tier(stack: str, root: Node) -> Tier:
 
 def _cluster(node: Node, tier: Tier) -> Cluster:
     chart_version = node.string("chartVersion")
-    if not _CHART_VERSION.fullmatch(chart_version):
-        raise node.error("chartVersion", f"{chart_version!r} is not an exact version",
+    if (problem := rules.exact_version(chart_version)) is not None:
+        raise node.error("chartVersion", problem,
                          "pin an exact chart version such as 0.34.1 (no ranges, no 'latest')")
     replicas = node.integer("replicas", minimum=1)
-    if replicas % 2 == 0:
-        raise node.error("replicas", f"{replicas} replicas is even; Raft needs an odd number to keep "
-                         "a majority through a failure", f"use {replicas - 1} or {replicas + 1}")
-    if tier != "dev" and replicas < 3:
-        raise node.error("replicas", f"{replicas} replica(s) cannot survive a node failure in {tier}",
-                         "use 3 or 5 replicas")
+    if (problem := rules.odd_replicas(replicas)) is not None:
+        raise node.error("replicas", problem, f"use {replicas - 1} or {replicas + 1}")
+    if (problem := rules.enough_replicas(replicas, tier)) is not None:
+        raise node.error("replicas", problem, "use 3 or 5 replicas")
     tls_node = node.child("tls")
     tls = Tls(
         enabled=tls_node.boolean("enabled", True),
@@ -158,16 +166,15 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
         ca_secret_name=tls_node.string("caSecretName", "vault-ca", rule=K8S_SUBDOMAIN),
     )
     tls_node.done()
-    if not tls.enabled and tier != "dev":
-        raise tls_node.error("enabled", f"TLS may only be turned off in dev, not in {tier}",
+    if (problem := rules.tls_allowed(tls.enabled, tier)) is not None:
+        raise tls_node.error("enabled", problem,
                              "remove the setting or set it to true")
     injector = node.child("injector")
     injector_replicas = injector.integer("replicas", 1 if tier == "dev" else 2, minimum=1)
     injector_resources = _resources(injector.child("resources"), ("50m", "64Mi", "250m", "256Mi"))
     injector.done()
-    if tier != "dev" and injector_replicas < 2:
-        raise injector.error("replicas", f"one injector replica is a single point of failure in {tier}: "
-                             "no pod with injected secrets can start while it is down", "use 2 or more")
+    if (problem := rules.injector_replicas(injector_replicas, tier)) is not None:
+        raise injector.error("replicas", problem, "use 2 or more")
     storage = node.child("storage")
     data_storage = storage.string("data", "10Gi", rule=QUANTITY)
     audit_storage = storage.string("audit", "10Gi", rule=QUANTITY)
@@ -226,9 +233,8 @@ def _auto_unseal(node: Node) -> AutoUnseal:
 
 def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
     cas_required = node.boolean("casRequired", tier == "prod")
-    if tier == "prod" and not cas_required:
-        raise node.error("casRequired", "prod writes must use check-and-set, so that two writers "
-                         "cannot silently overwrite each other", "remove the setting or set it to true")
+    if (problem := rules.cas_required(cas_required, tier)) is not None:
+        raise node.error("casRequired", problem, "remove the setting or set it to true")
     path_prefix = node.string("pathPrefix", DEFAULT_PATH_PREFIX[tier], rule=K8S_LABEL)
     kv_secrets = []
     for name, body in sorted(node.mapping("secrets").items()):
@@ -318,7 +324,15 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
         admin_password_key=None if in_cluster else secrets.reference(node, "adminPassword"),
         in_cluster=in_cluster,
         ssl_mode=node.string("sslMode", "disable" if in_cluster else "require", choices=SSL_MODES),
+        admin_password_version=node.integer("adminPasswordVersion", 1, minimum=1),
+        rotate_root=node.boolean("rotateRoot", not in_cluster),
     )
+    if connection.rotate_root and in_cluster:
+        raise node.error("rotateRoot", "the in-cluster PostgreSQL resets the admin password to the generated "
+                         "one on every restart, which would cut Vault off after a rotation", "remove rotateRoot")
+    if not connection.rotate_root and tier != "dev":
+        raise node.error("rotateRoot", f"in {tier} only Vault may know the admin password once the connection "
+                         "is set up", "remove rotateRoot or set it to true")
     if in_cluster and node.has("adminPassword"):
         raise node.error("adminPassword", "the in-cluster PostgreSQL's password is generated",
                          "remove adminPassword")
@@ -351,7 +365,7 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
         grants=tuple(grants),
         creation_statements=statements,
     )
-    check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
+    _check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
     node.done()
     return role
 
@@ -410,16 +424,16 @@ def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], databa
 
 
 def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
-          default_audience: str) -> tuple[App, ...]:
+          default_audience: str, transit: Transit | None = None, pki: Pki | None = None) -> tuple[App, ...]:
     kv_paths = {secret.path for secret in kv.secrets}
     role_names = {role.name for role in database.roles} if database else set()
     policy_names = {policy.name for policy in policies}
     apps: dict[str, App] = {}
     for node in root.children("apps"):
         for key in ("namespace", "serviceAccount"):
-            if node.raw(key) == "*" or (isinstance(node.raw(key), str) and "*" in node.raw(key)):
-                raise node.error(key, f"binds every {key} ('*'), which lets any workload in the cluster "
-                                 "log in as this application", f"bind the application's own {key}")
+            value = node.raw(key)
+            if isinstance(value, str) and (problem := rules.wildcard_binding(key, value)) is not None:
+                raise node.error(key, problem, f"bind the application's own {key}")
         app = App(
             name=node.string("name", rule=K8S_LABEL),
             namespace=node.string("namespace", rule=K8S_LABEL),
@@ -430,8 +444,9 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
             database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
             policies=node.strings("policies", rule=VAULT_NAME),
             audience=node.string("audience", default_audience),
+            **_app_access(node, transit, pki, database),
         )
-        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
+        _check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
         if app.token_ttl == 0:
             raise node.error("tokenTtl", "0 would fall back to the mount's default of 32 days",
                              "set a short TTL such as 1h")
@@ -452,6 +467,14 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
     return tuple(sorted(apps.values(), key=lambda a: a.name))
 
 
+def _app_access(node: Node, transit: Transit | None, pki: Pki | None,
+                database: Database | None) -> dict[str, Any]:
+    """The application's transit keys, certificate and static database role (see ``sections``)."""
+    access = sections.load_app_access(node, transit, pki, database)
+    return {"transit": access.transit, "certificate": access.certificate,
+            "static_database_role": access.static_database_role}
+
+
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> VaultAccess | None:
     token_key = "vault:token"
     if config.get(token_key) is None:
@@ -467,6 +490,12 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) 
     ca_cert_file = config.get("vault:caCertFile")
     return VaultAccess(address=address, token_key=token_key,
                        ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
+
+
+def _check_ttl_order(node: Node, default_key: str, default: int, max_key: str, maximum: int) -> None:
+    if (problem := rules.ttl_order(default_key, default, max_key, maximum)) is not None:
+        raise node.error(default_key, problem,
+                         f"lower {default_key} or raise {max_key} so that {default_key} <= {max_key}")
 
 
 def _known(node: Node, key: str, declared: Mapping[str, object], what: str) -> str:

@@ -163,6 +163,12 @@ class Connection:
     """Deploy a small PostgreSQL next to Vault (``dev`` only) instead of using an existing server."""
     ssl_mode: str
     """libpq ``sslmode`` of Vault's connections: ``disable`` only for the dev in-cluster instance."""
+    admin_password_version: int = 1
+    """The admin password is sent to Vault only when this changes (write-only ``password_wo``): raise
+    it together with the stack secret to hand Vault a new password; otherwise Vault keeps its own."""
+    rotate_root: bool = False
+    """Vault rotates the admin password once the connection is set up (``rotate-root``), so that
+    only Vault knows it; off for the dev in-cluster instance, which resets it on restart."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,11 @@ class Database:
         """Connections by name."""
         return {connection.name: connection for connection in self.connections}
 
+    @cached_property
+    def static_role(self) -> dict[str, StaticRole]:
+        """Static roles by name."""
+        return {role.name: role for role in self.static_roles}
+
 
 @dataclass(frozen=True)
 class PolicyRule:
@@ -239,6 +250,190 @@ class Policy:
     """Policy name in Vault."""
     rules: tuple[PolicyRule, ...]
     """Path blocks, in the order declared."""
+
+
+AuditDeviceType = Literal["file", "socket"]
+"""Kinds of audit device the platform declares: a file (a path, or ``stdout``) or a socket."""
+
+
+@dataclass(frozen=True)
+class AuditDevice:
+    """One audit device (``sys/audit/<path>``). Every device HMACs secrets (``log_raw`` is false)."""
+
+    path: str
+    """Where the device is enabled, e.g. ``file`` or ``stdout``."""
+    type: AuditDeviceType
+    """``file`` or ``socket``."""
+    file_path: str | None
+    """For a file device: an absolute path on the audit volume (``/vault/audit/...``) or ``stdout``."""
+    address: str | None
+    """For a socket device: ``host:port`` of the log collector."""
+    socket_type: str | None
+    """For a socket device: ``tcp`` or ``udp``."""
+    description: str
+    """Shown by ``vault audit list``."""
+
+
+@dataclass(frozen=True)
+class ClearAuditKeys:
+    """Request and response fields of one mount that audit devices log in clear (not HMAC'd)."""
+
+    mount: str
+    """A mount this program declares, e.g. ``transit``."""
+    request_keys: tuple[str, ...]
+    """Mount tuning ``audit_non_hmac_request_keys``, sorted."""
+    response_keys: tuple[str, ...]
+    """Mount tuning ``audit_non_hmac_response_keys``, sorted."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Audit logging: every request and response, secrets HMAC'd; what is logged in clear is named."""
+
+    devices: tuple[AuditDevice, ...]
+    """Devices, in the order declared; at least two outside ``dev`` (Vault stops serving requests
+    when it cannot write to any audit device)."""
+    hmac_accessor: bool = True
+    """HMAC token accessors; ``False`` logs them in clear (to trace a token without its value)."""
+    clear_keys: tuple[ClearAuditKeys, ...] = ()
+    """Per-mount fields logged in clear, sorted by mount."""
+
+    @cached_property
+    def clear_keys_of(self) -> dict[str, ClearAuditKeys]:
+        """Fields logged in clear, by mount path."""
+        return {entry.mount: entry for entry in self.clear_keys}
+
+
+NO_AUDIT = Audit(devices=())
+"""Placeholder default of :attr:`EnvironmentSpec.audit`; :func:`load_spec` always sets the real one."""
+
+TransitOperation = Literal["encrypt", "decrypt", "rewrap", "sign", "verify"]
+"""What an application may do with a transit key (``transit/<operation>/<key>``)."""
+
+
+@dataclass(frozen=True)
+class TransitKey:
+    """A named key of the transit engine (``transit/keys/<name>``)."""
+
+    name: str
+    """Key name."""
+    type: str
+    """Key type, e.g. ``aes256-gcm96`` or ``ed25519``."""
+    auto_rotate_period: int
+    """Seconds between automatic rotations; 0 turns automatic rotation off."""
+    min_decryption_version: int
+    """Oldest key version that may still decrypt (or verify)."""
+    exportable: bool
+    """The key material may be exported; never in ``prod``."""
+    deletion_allowed: bool
+    """The key may be deleted; never in ``prod``."""
+    operations: tuple[TransitOperation, ...]
+    """Operations the key type supports."""
+
+
+@dataclass(frozen=True)
+class Transit:
+    """The transit secrets engine: encryption and signing as a service."""
+
+    mount: str
+    """Mount path, ``transit`` by default."""
+    keys: tuple[TransitKey, ...]
+    """Keys, sorted by name."""
+
+    @cached_property
+    def key(self) -> dict[str, TransitKey]:
+        """Keys by name."""
+        return {key.name: key for key in self.keys}
+
+
+@dataclass(frozen=True)
+class TransitGrant:
+    """An application's use of one transit key."""
+
+    key: str
+    """Key name."""
+    operations: tuple[TransitOperation, ...]
+    """Operations granted, in the order encrypt, decrypt, rewrap, sign, verify."""
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """One PKI mount holding a CA."""
+
+    mount: str
+    """Mount path, e.g. ``pki`` (root) or ``pki_int`` (intermediate)."""
+    common_name: str
+    """The CA certificate's common name."""
+    ttl: int
+    """Validity of the CA certificate in seconds; also the mount's max lease TTL."""
+    key_type: str
+    """``rsa`` or ``ec``."""
+    key_bits: int
+    """e.g. 4096 for RSA, 384 for EC."""
+
+
+@dataclass(frozen=True)
+class PkiRole:
+    """A role of the intermediate mount issuing leaf certificates (``pki_int/issue/<name>``)."""
+
+    name: str
+    """Role name."""
+    allowed_domains: tuple[str, ...]
+    """Domains certificates may be issued for."""
+    allow_subdomains: bool
+    """Names below an allowed domain are allowed (``a.b.<domain>``)."""
+    allow_bare_domains: bool
+    """The allowed domains themselves are allowed."""
+    server_flag: bool
+    """Certificates are valid for TLS servers."""
+    client_flag: bool
+    """Certificates are valid for TLS clients."""
+    ttl: int
+    """Default certificate lifetime in seconds."""
+    max_ttl: int
+    """Longest certificate lifetime in seconds."""
+    key_type: str
+    """``rsa`` or ``ec``."""
+    key_bits: int
+    """Key size of issued certificates."""
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A two-level CA: a root (in Vault, or external) and an intermediate issuing leaf certificates."""
+
+    root: CertificateAuthority | None
+    """The root CA mount; ``None`` when an external root signs the intermediate."""
+    intermediate: CertificateAuthority
+    """The issuing CA mount."""
+    external_signed_certificate: str | None
+    """With an external root: the signed intermediate certificate (PEM, with its chain), or ``None``
+    until the CSR has been signed (the program then declares the CSR only)."""
+    url_base: str
+    """Address clients reach Vault at, for the issuing, CRL and OCSP URLs (``<base>/v1/<mount>/...``)."""
+    crl_expiry: int
+    """Seconds a CRL is valid for; Vault rebuilds it before it expires."""
+    roles: tuple[PkiRole, ...]
+    """Roles, sorted by name."""
+
+    @cached_property
+    def role(self) -> dict[str, PkiRole]:
+        """Roles by name."""
+        return {role.name: role for role in self.roles}
+
+
+@dataclass(frozen=True)
+class AppCertificate:
+    """A certificate the injected agent issues for an application and keeps renewed."""
+
+    role: str
+    """PKI role it is issued from."""
+    common_name: str
+    """Common name; allowed by the role."""
+    alt_names: tuple[str, ...]
+    """DNS subject alternative names; allowed by the role."""
+    ttl: int
+    """Requested lifetime in seconds; at most the role's max TTL."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +458,12 @@ class App:
     """Declared policies attached besides its generated one."""
     audience: str
     """Audience its service account token must carry."""
+    transit: tuple[TransitGrant, ...] = ()
+    """Transit keys it uses and how, sorted by key."""
+    certificate: AppCertificate | None = None
+    """Certificate the agent issues for it from a PKI role, if any."""
+    static_database_role: str | None = None
+    """Static database role whose rotated credentials it reads."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +501,12 @@ class EnvironmentSpec:
     """Declared ACL policies, sorted by name."""
     apps: tuple[App, ...] = field(default=())
     """Applications, sorted by name."""
+    audit: Audit = field(default=NO_AUDIT)
+    """Audit devices and what they log in clear."""
+    transit: Transit | None = None
+    """Transit engine, or ``None`` when the stack has none."""
+    pki: Pki | None = None
+    """PKI engine, or ``None`` when the stack has none."""
 
     @property
     def protect(self) -> bool:

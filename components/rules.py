@@ -1,0 +1,85 @@
+"""Rules that both the environment spec (before anything is declared) and the guardrails policy pack
+(on what a preview or an update would send to the engine) enforce: one implementation for both.
+
+Each function is pure and returns ``None`` when the value passes, or the problem in words. The
+caller adds where the value came from (a config key, a resource) and how to fix it. ``tier`` is
+``dev``, ``staging`` or ``prod``; anything but ``dev`` gets the production rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
+
+
+def exact_version(version: str) -> str | None:
+    """A Helm chart version must be exact (``0.34.1``): no range, no ``latest``, nothing left out."""
+    if _EXACT_VERSION.fullmatch(version):
+        return None
+    return f"{version!r} is not an exact version"
+
+
+def odd_replicas(replicas: int) -> str | None:
+    """Raft keeps a majority through a failure only with an odd number of voters."""
+    if replicas % 2 == 1:
+        return None
+    return f"{replicas} replicas is even; Raft needs an odd number to keep a majority through a failure"
+
+
+def enough_replicas(replicas: int, tier: str) -> str | None:
+    """Outside dev, at least three Raft voters, so that losing a node keeps a quorum."""
+    if tier == "dev" or replicas >= 3:
+        return None
+    return f"{replicas} replica(s) cannot survive a node failure in {tier}"
+
+
+def tls_allowed(enabled: bool, tier: str) -> str | None:
+    """TLS may only be turned off in dev."""
+    if enabled or tier == "dev":
+        return None
+    return f"TLS may only be turned off in dev, not in {tier}"
+
+
+def injector_replicas(replicas: int, tier: str) -> str | None:
+    """Outside dev, at least two injector replicas: the injector's webhook is in every pod's path."""
+    if tier == "dev" or replicas >= 2:
+        return None
+    count = "one injector replica is" if replicas == 1 else f"{replicas} injector replicas are"
+    return (f"{count} a single point of failure in {tier}: no pod with injected secrets can start while "
+            "it is down")
+
+
+def cas_required(required: bool, tier: str) -> str | None:
+    """In prod, every KV write must use check-and-set."""
+    if required or tier != "prod":
+        return None
+    return "prod writes must use check-and-set, so that two writers cannot silently overwrite each other"
+
+
+def wildcard_binding(what: str, value: str) -> str | None:
+    """A Kubernetes auth role binds one namespace and one service account, never ``*``."""
+    if "*" not in value:
+        return None
+    return f"binds every {what} ('*'), which lets any workload in the cluster log in as this application"
+
+
+def ttl_order(default_name: str, default: int, max_name: str, maximum: int) -> str | None:
+    """A default TTL (seconds) must not be above its maximum TTL."""
+    if default <= maximum:
+        return None
+    return f"{_duration(default)} is above {max_name} ({_duration(maximum)})"
+
+
+def ttl_cap(name: str, seconds: int, cap: int) -> str | None:
+    """A TTL (seconds) must not be above ``cap``."""
+    if seconds <= cap:
+        return None
+    return f"{name} {_duration(seconds)} is above the cap of {_duration(cap)}"
+
+
+def _duration(seconds: int) -> str:
+    # Imported here, not at the top: components.spec imports this module.
+    from components.spec.durations import format_duration
+
+    return format_duration(seconds)

@@ -1,0 +1,48 @@
+"""The transit secrets engine (``sys/mounts/transit``) and its named keys (``transit/keys/:name``)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_vault as vault
+
+from components.audit import clear_request_keys, clear_response_keys
+from components.spec import EnvironmentSpec
+
+
+class TransitEngine(pulumi.ComponentResource):
+    """Encryption and signing as a service: applications send data, keys never leave Vault."""
+
+    mount: pulumi.Output[str]
+    """Mount path."""
+
+    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("vault-platform:transit:TransitEngine", name, None, opts)
+        assert spec.transit is not None
+        transit = spec.transit
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
+        mount = vault.Mount(
+            f"{name}-mount",
+            path=transit.mount,
+            type="transit",
+            description="Encryption and signing as a service.",
+            audit_non_hmac_request_keys=clear_request_keys(spec, transit.mount),
+            audit_non_hmac_response_keys=clear_response_keys(spec, transit.mount),
+            opts=stateful,
+        )
+        for key in transit.keys:
+            vault.transit.SecretBackendKey(
+                f"{name}-{key.name}",
+                backend=mount.path,
+                name=key.name,
+                type=key.type,
+                auto_rotate_period=key.auto_rotate_period,
+                min_decryption_version=key.min_decryption_version,
+                exportable=key.exportable,
+                deletion_allowed=key.deletion_allowed,
+                allow_plaintext_backup=False,
+                # Losing a key loses every ciphertext made with it.
+                opts=stateful,
+            )
+        self.mount = mount.path
+        self.register_outputs({"mount": self.mount})

@@ -1,0 +1,113 @@
+"""Rotation: Vault owns the database admin password after set-up, and no later run sends the old
+one again; static roles rotate on their period and applications read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.render.acl import app_policy_rules
+from components.render.annotations import injector_annotations
+from components.spec import PolicyRule, SpecError
+from platformctl.engine import GENERATED, Declaration, is_secret, unwrap
+from platformctl.plan import plan_text
+from platformctl.stackfile import PLACEHOLDER
+from tests.support import declare_stack, edited, spec_of
+
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+ENDPOINT = "vault:generic/endpoint:Endpoint"
+CONN = "vault-platform:database.connections[0]"
+STATIC = {"vault-platform:database.staticRoles": [{"name": "reporting", "connection": "postgres",
+                                                   "username": "reporting", "rotationPeriod": "24h"}]}
+
+
+def postgresql(declaration: Declaration) -> dict[str, Any]:
+    (connection,) = declaration.of_type(CONNECTION)
+    block = connection.inputs["postgresql"]
+    assert is_secret(block)  # it carries the password: the whole block is a secret in state and plan
+    return dict(unwrap(block))
+
+
+def rotations(declaration: Declaration) -> dict[str, dict[str, Any]]:
+    return {r.name: dict(unwrap(r.inputs)) for r in declaration.of_type(ENDPOINT)}
+
+
+class TestRootCredentials:
+    def test_the_password_is_sent_write_only_with_its_version(self, declared: dict[str, Declaration]) -> None:
+        block = postgresql(declared["prod"])
+        assert "password" not in block
+        assert (block["passwordWo"], block["passwordWoVersion"]) == (PLACEHOLDER, 1)
+
+    def test_vault_rotates_it_once_the_connection_is_set_up(self, declared: dict[str, Declaration]) -> None:
+        assert rotations(declared["prod"]) == {"vault-database-postgres-rotate-root-v1": {
+            "path": "database/rotate-root/postgres", "dataJson": "{}", "disableRead": True, "disableDelete": True}}
+
+    def test_two_runs_of_the_same_spec_send_the_same_inputs(self) -> None:
+        first, second = declare_stack("prod"), declare_stack("prod")
+        assert postgresql(first) == postgresql(second)
+        assert rotations(first) == rotations(second)  # same resource: Pulumi does not write it again
+
+    def test_a_change_elsewhere_on_the_connection_does_not_resend_the_password(self) -> None:
+        before = declare_stack("prod")
+        after = declare_stack("prod", {"vault-platform:database.roles[0].name": "api-role-v2",
+                                       "vault-platform:apps[0].databaseRole": "api-role-v2"})
+        (connection,) = after.of_type(CONNECTION)
+        assert connection.inputs["allowedRoles"] == ["api-role-v2"]  # the connection is updated ...
+        assert postgresql(after)["passwordWoVersion"] == postgresql(before)["passwordWoVersion"] == 1
+        assert set(rotations(after)) == set(rotations(before))  # ... and nothing is rotated again
+
+    def test_only_a_new_version_sends_a_new_password_and_rotates_it_again(self) -> None:
+        declaration = declare_stack("prod", {f"{CONN}.adminPasswordVersion": 2})
+        assert postgresql(declaration)["passwordWoVersion"] == 2
+        assert set(rotations(declaration)) == {"vault-database-postgres-rotate-root-v2"}
+
+    def test_dev_keeps_the_generated_password(self, declared: dict[str, Declaration]) -> None:
+        block = postgresql(declared["dev"])
+        assert (block["passwordWo"], block["passwordWoVersion"]) == (GENERATED, 1)
+        assert rotations(declared["dev"]) == {}
+
+    def test_the_plan_shows_the_rotation(self, declared: dict[str, Declaration]) -> None:
+        text = plan_text(declared["prod"], edited("prod"))
+        assert "+ vault:generic/endpoint:Endpoint  vault-database-postgres-rotate-root-v1" in text
+        assert "path: database/rotate-root/postgres" in text
+
+
+class TestStaticRoles:
+    def test_an_app_reads_its_static_credentials(self) -> None:
+        spec = spec_of("prod", {**STATIC, "vault-platform:apps[0].staticDatabaseRole": "reporting"})
+        assert PolicyRule("database/static-creds/reporting", ("read",)) in app_policy_rules(spec.apps[0], spec)
+        annotations = injector_annotations(spec.apps[0], spec)
+        assert annotations["vault.hashicorp.com/agent-inject-secret-db-static-creds.env"] == (
+            "database/static-creds/reporting")
+        assert annotations["vault.hashicorp.com/agent-inject-template-db-static-creds.env"] == (
+            '{{- with secret "database/static-creds/reporting" -}}\n'
+            "PGHOST=postgres\nPGPORT=5432\nPGDATABASE=app\n"
+            "PGUSER={{ .Data.username }}\nPGPASSWORD={{ .Data.password }}\n"
+            "{{- end }}\n")
+
+    def test_the_static_role_rotates_on_its_period(self) -> None:
+        declaration = declare_stack("prod", STATIC)
+        role = declaration.named("vault-database-reporting")
+        assert (role.inputs["username"], role.inputs["rotationPeriod"]) == ("reporting", 86400)
+
+
+@pytest.mark.parametrize(("stack", "changes", "key", "problem"), [
+    ("prod", {f"{CONN}.rotateRoot": False}, "database.connections[0].rotateRoot",
+     "only Vault may know the admin password"),
+    ("staging", {f"{CONN}.rotateRoot": False}, "database.connections[0].rotateRoot", "in staging"),
+    ("dev", {f"{CONN}.rotateRoot": True}, "database.connections[0].rotateRoot", "resets the admin password"),
+    ("prod", {f"{CONN}.adminPasswordVersion": 0}, "database.connections[0].adminPasswordVersion",
+     "below the minimum of 1"),
+    ("prod", {f"{CONN}.adminPasswordVersion": "2"}, "database.connections[0].adminPasswordVersion",
+     "expected a whole number"),
+    ("prod", {"vault-platform:apps[0].staticDatabaseRole": "reporting"}, "apps[0].staticDatabaseRole",
+     "static database role 'reporting' is not declared"),
+    ("prod", {**STATIC, "vault-platform:apps[0].staticDatabaseRole": "api-role"}, "apps[0].staticDatabaseRole",
+     "declared: reporting"),
+])
+def test_refused(stack: str, changes: dict[str, Any], key: str, problem: str) -> None:
+    with pytest.raises(SpecError) as refused:
+        spec_of(stack, changes)
+    assert refused.value.key == f"vault-platform:{key}"
+    assert problem in str(refused.value)
