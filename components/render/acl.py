@@ -3,6 +3,7 @@ stack config, or hand-written in ``policies/acl/*.hcl`` and checked before they 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,8 +111,12 @@ def parse_policy(text: str, source: str) -> tuple[PolicyRule, ...]:
     return tuple(rules)
 
 
+@functools.cache
 def load_policy_files(directory: Path = POLICY_DIR) -> tuple[PolicyDocument, ...]:
-    """Every ``<name>.hcl`` in ``directory``, checked, as policy ``<name>``; sorted by name."""
+    """Every ``<name>.hcl`` in ``directory``, checked, as policy ``<name>``; sorted by name.
+
+    Cached: the HCL parser is slow, and one run (or test session) reads the files several times.
+    """
     documents = []
     for file in sorted(directory.glob("*.hcl")):
         text = file.read_text()
