@@ -22,17 +22,37 @@ STATIC_ROTATION_STATEMENTS = ("ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password
 # Revocation must leave nothing behind even when the user still has sessions open, holds grants or
 # created objects of its own, and must succeed when run twice (Vault retries a failed revocation).
 # The admin is granted the user's role first: in PostgreSQL 15 a CREATEROLE admin needs membership
-# to terminate the user's sessions and to reassign its objects. Objects are reassigned to the admin,
-# not dropped, so that revoking a lease never deletes application data.
+# to terminate the user's sessions and to reassign its objects. Termination waits (up to 10s) for
+# each session to end, so that its temporary objects are gone before ownership is reassigned.
+# Objects are reassigned to the admin, not dropped, so that revoking a lease never deletes
+# application data. The privileges the admin granted are revoked one by one, exactly as held:
+# DROP OWNED alone revokes ALL, which on a sequence also revokes SELECT and UPDATE on its columns,
+# for which the admin holds no grant option (it holds only USAGE), and PostgreSQL refuses that.
+# Privileges granted to the user by anyone else cannot be revoked by the admin: DROP ROLE then
+# fails, the whole revocation rolls back and Vault retries; never grant to v-* users by hand.
 REVOCATION_STATEMENTS = (
     """DO $$
+DECLARE
+  granted record;
 BEGIN
   IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{{name}}') THEN
     EXECUTE format('ALTER ROLE %I NOLOGIN', '{{name}}');
     EXECUTE format('GRANT %I TO %I', '{{name}}', current_user);
-    PERFORM pg_catalog.pg_terminate_backend(pid)
+    PERFORM pg_catalog.pg_terminate_backend(pid, 10000)
       FROM pg_catalog.pg_stat_activity WHERE usename = '{{name}}';
     EXECUTE format('REASSIGN OWNED BY %I TO %I', '{{name}}', current_user);
+    FOR granted IN
+      SELECT c.oid::pg_catalog.regclass AS relation, c.relkind,
+             pg_catalog.string_agg(DISTINCT a.privilege_type, ', ') AS privileges
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+       WHERE a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = '{{name}}')
+         AND a.grantor = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+       GROUP BY c.oid, c.relkind
+    LOOP
+      EXECUTE format('REVOKE %s ON %s %s FROM %I', granted.privileges,
+                     CASE granted.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                     granted.relation, '{{name}}');
+    END LOOP;
     EXECUTE format('DROP OWNED BY %I', '{{name}}');
     EXECUTE format('DROP ROLE %I', '{{name}}');
   END IF;

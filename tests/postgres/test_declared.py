@@ -1,0 +1,51 @@
+"""The statements the tests run are the ones the program declares: the real program under the mock
+engine sends exactly what the renderers in ``components.render.sql`` return."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.render.sql import (
+    RENEW_STATEMENTS,
+    REVOCATION_STATEMENTS,
+    ROOT_ROTATION_STATEMENTS,
+    STATIC_ROTATION_STATEMENTS,
+    creation_statements,
+)
+from platformctl.engine import unwrap
+from tests.support import STACKS, declare_stack, spec_of
+
+ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
+STATIC = {"vault-platform:database.staticRoles": [
+    {"name": "reporting", "connection": "postgres", "username": "reporting_user"}]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -> None:
+    spec = spec_of(stack)
+    declaration = declare_stack(stack)
+    assert declaration.error is None
+    assert spec.database is not None
+    declared_roles = {
+        r.inputs["name"]: tuple(unwrap(r.inputs[key]) for key in
+                                ("creationStatements", "revocationStatements", "renewStatements"))
+        for r in declaration.of_type(ROLE)
+    }
+    assert declared_roles == {
+        role.name: (list(creation_statements(role)), list(REVOCATION_STATEMENTS), list(RENEW_STATEMENTS))
+        for role in spec.database.roles
+    }
+    declared_connections = {c.inputs["name"]: unwrap(c.inputs["rootRotationStatements"])
+                            for c in declaration.of_type(CONNECTION)}
+    assert declared_connections == {c.name: list(ROOT_ROTATION_STATEMENTS) for c in spec.database.connections}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_declared_static_role_statements_are_the_renderer(stack: str) -> None:
+    declaration = declare_stack(stack, STATIC)
+    assert declaration.error is None
+    assert {(r.inputs["name"], r.inputs["username"]): unwrap(r.inputs["rotationStatements"])
+            for r in declaration.of_type(STATIC_ROLE)} == {
+        ("reporting", "reporting_user"): list(STATIC_ROTATION_STATEMENTS)}
