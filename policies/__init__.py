@@ -1,0 +1,1 @@
+"""Hand-written Vault ACL policies (``acl/``) and the guardrails policy pack (``guardrails/``)."""

@@ -1,0 +1,1 @@
+"""The guardrails policy pack (Pulumi CrossGuard): its policies are in :mod:`.checks`."""

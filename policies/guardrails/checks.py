@@ -1,0 +1,423 @@
+"""The guardrails: what no stack of vault-platform may deploy, checked on what the program sends to the
+engine (``pulumi preview`` / ``pulumi up --policy-pack policies/guardrails``), independently of the
+program's own spec validation.
+
+Every check is a ``pulumi_policy`` policy in :data:`POLICIES`; ``__main__.py`` only builds the pack
+from them. The rules the spec enforces as well come from :mod:`components.rules`, so that the two
+can never disagree. A check reads resource properties as the engine sends them: camelCase keys,
+numbers as floats, secrets wrapped (``{<signature key>: <secret signature>, "value": ...}``) or as
+``pulumi_policy.Secret``.
+
+The environment (``dev``, ``staging``, ``prod``) is the stack's ``environment`` tag, else its name;
+a stack that is neither gets the production rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Secret,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from components import rules
+from components.render.acl import PolicyFileError, parse_policy
+
+TIERS = ("dev", "staging", "prod")
+HOUR = 3600
+DAY = 24 * HOUR
+# Vault's system default for a TTL left unset (0): the mount's max lease TTL, 32 days.
+VAULT_DEFAULT_TTL = 768 * HOUR
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+AUTH_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+DATABASE_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
+ACL_POLICY = "vault:index/policy:Policy"
+AUDIT = "vault:index/audit:Audit"
+STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend")
+
+# The wire form of a secret, as the engine marshals it (see pulumi.runtime.rpc).
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+# A property whose name ends like one of these holds a credential (the name is compared lowercased,
+# without '_' and '-': ``adminPassword``, ``token``, ``apiKey``, ``VAULT_TOKEN``, ``tokenReviewerJwt``),
+# also as a provider's write-only variant (``passwordWo``).
+_CREDENTIAL_NAME = re.compile(r"(password|passwd|passphrase|secret|token|apikey|privatekey|secretkey|accesskey|"
+                              r"jwt|credentials?)(wo)?$")
+# Properties that hold credentials whatever their name: (resource type, property).
+_CREDENTIAL_PROPERTIES = frozenset({("vault:kv/secretV2:SecretV2", "dataJson")})
+# ``scheme://user:password@`` with a literal password (a ``{{password}}`` template is fine).
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:(?!\{\{)[^@/\s]+@")
+
+_TOKEN_CAPS = {
+    "maxTokenTtl": {"type": "integer", "minimum": 1, "default": 4 * HOUR,
+                    "description": "Cap on a Kubernetes auth role's tokenTtl, in seconds (default 4h)."},
+    "maxTokenMaxTtl": {"type": "integer", "minimum": 1, "default": DAY,
+                       "description": "Cap on a Kubernetes auth role's tokenMaxTtl, in seconds (default 24h)."},
+}
+_DATABASE_CAPS = {
+    "maxTtl": {"type": "integer", "minimum": 1, "default": DAY,
+               "description": "Cap on a database role's maxTtl, in seconds (default 24h)."},
+}
+_ACL_EXEMPTIONS = {
+    "adminPolicies": {
+        "type": "array", "items": {"type": "string"}, "default": ["platform-admin"],
+        "description": "Policies exempt from this check: the platform team's break-glass administration.",
+    },
+    "allowedPaths": {
+        "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        # vault-iac is what `pulumi up` runs with: Vault requires sudo to enable auth methods and audit
+        # devices, and it sets up every PKI mount.
+        "default": {"vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "pki*"]},
+        "description": "Per policy, the exact paths that may grant sudo or a whole mount.",
+    },
+}
+_REQUIRED_TAGS = {
+    "requiredTags": {"type": "array", "items": {"type": "string"}, "default": ["owner", "environment"],
+                     "description": "Stack tags every stack carries."},
+}
+
+
+# --- reading what the engine sends --------------------------------------------------------------
+
+def is_secret(value: Any) -> bool:
+    """A secret, in the engine's wire form or as the policy SDK's :class:`Secret`."""
+    return isinstance(value, Secret) or (isinstance(value, Mapping) and value.get(SIG_KEY) == SECRET_SIG)
+
+
+def reveal(value: Any) -> Any:
+    """``value`` with a secret wrapper (not nested ones) removed."""
+    if isinstance(value, Secret):
+        return value.value
+    if is_secret(value):
+        return value["value"]
+    return value
+
+
+def lookup(props: Mapping[str, Any], path: str) -> Any:
+    """The property at dotted ``path`` (``values.server.ha.replicas``), or ``None``."""
+    value: Any = props
+    for step in path.split("."):
+        value = reveal(value)
+        if not isinstance(value, Mapping) or step not in value:
+            return None
+        value = value[step]
+    return reveal(value)
+
+
+def whole(value: Any) -> int | None:
+    """A whole number the engine sent as an int, a float (``3.0``) or a digit string; else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def environment(stack_tags: Mapping[str, str], urn: str) -> str:
+    """``dev``, ``staging`` or ``prod``: the ``environment`` tag, else the stack's name (from a URN of
+    the form ``urn:pulumi:<stack>::<project>::...``); anything else gets the production rules."""
+    tagged = stack_tags.get("environment")
+    if tagged in TIERS:
+        return str(tagged)
+    stack = urn.removeprefix("urn:pulumi:").split("::", 1)[0]
+    return stack if stack in TIERS else "prod"
+
+
+def settings(args: ResourceValidationArgs | StackValidationArgs, schema: Mapping[str, Mapping[str, Any]],
+             ) -> dict[str, Any]:
+    """The policy's config: each schema default, overridden by what the stack's policy config sets."""
+    configured = args.get_config() or {}
+    return {key: configured.get(key, spec["default"]) for key, spec in schema.items()}
+
+
+def _tier(args: ResourceValidationArgs) -> str:
+    return environment(args.stack_tags, args.urn)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or value == "true"
+
+
+# --- staging and prod: the cluster --------------------------------------------------------------
+
+def check_ha_raft(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod run Vault in HA mode with integrated (Raft) storage, an odd number of voters, 3+."""
+    tier = _tier(args)
+    if args.resource_type != RELEASE or tier == "dev":
+        return
+    values = lookup(args.props, "values") or {}
+    if not _flag(lookup(values, "server.ha.enabled")):
+        report(f"Vault must run in HA mode in {tier}: set server.ha.enabled to true", None)
+    if not _flag(lookup(values, "server.ha.raft.enabled")):
+        report(f"Vault must use Raft storage in {tier}: set server.ha.raft.enabled to true", None)
+    replicas = whole(lookup(values, "server.ha.replicas"))
+    if replicas is None:
+        report(f"server.ha.replicas is not set: {tier} needs an odd number of at least 3 (3 or 5)", None)
+        return
+    for problem in (rules.odd_replicas(replicas), rules.enough_replicas(replicas, tier)):
+        if problem is not None:
+            report(f"server.ha.replicas: {problem}; use 3 or 5", None)
+
+
+def check_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod serve Vault over TLS only."""
+    if args.resource_type != RELEASE:
+        return
+    disabled = lookup(args.props, "values.global.tlsDisable")
+    # The chart's own default is tlsDisable: true, so an unset value is plain HTTP too.
+    problem = rules.tls_allowed(disabled is False or disabled == "false", _tier(args))
+    if problem is not None:
+        report(f"global.tlsDisable: {problem}; set it to false", None)
+
+
+def check_injector(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod run the agent injector, with a spare replica."""
+    tier = _tier(args)
+    if args.resource_type != RELEASE or tier == "dev":
+        return
+    values = lookup(args.props, "values") or {}
+    if not _flag(lookup(values, "injector.enabled")):
+        report(f"the agent injector must run in {tier}: set injector.enabled to true", None)
+        return
+    replicas = whole(lookup(values, "injector.replicas"))
+    problem = rules.injector_replicas(1 if replicas is None else replicas, tier)  # the chart's default: 1
+    if problem is not None:
+        report(f"injector.replicas: {problem}; use 2 or more", None)
+
+
+def check_disruption_budget(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod give the Vault servers a PodDisruptionBudget, so a node drain keeps a quorum."""
+    tier = _tier(args)
+    if args.resource_type != RELEASE or tier == "dev":
+        return
+    if not _flag(lookup(args.props, "values.server.ha.disruptionBudget.enabled")):
+        report(f"the Vault servers need a disruption budget in {tier}: set "
+               "server.ha.disruptionBudget.enabled to true", None)
+
+
+def check_chart_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod install an exact chart version, so an upgrade is a reviewed change."""
+    if args.resource_type != RELEASE or _tier(args) == "dev":
+        return
+    version = lookup(args.props, "version")
+    if not isinstance(version, str) or not version:
+        report("the chart version is not pinned: set an exact version such as 0.34.1", None)
+        return
+    problem = rules.exact_version(version)
+    if problem is not None:
+        report(f"chart version {problem}: pin an exact version such as 0.34.1", None)
+
+
+# --- every stack: access ------------------------------------------------------------------------
+
+def check_auth_bindings(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A Kubernetes auth role binds named service accounts in named namespaces, never ``*``."""
+    if args.resource_type != AUTH_ROLE:
+        return
+    for prop, what in (("boundServiceAccountNames", "service account"),
+                       ("boundServiceAccountNamespaces", "namespace")):
+        for value in lookup(args.props, prop) or ():
+            problem = rules.wildcard_binding(what, str(reveal(value)))
+            if problem is not None:
+                report(f"{prop}: {problem}; bind the application's own {what}", None)
+
+
+def _ttl(props: Mapping[str, Any], name: str) -> int:
+    """A TTL property in seconds; unset or 0 is Vault's default (32 days)."""
+    return whole(lookup(props, name)) or VAULT_DEFAULT_TTL
+
+
+def check_token_ttls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A Kubernetes auth role's tokens are short-lived: tokenTtl and tokenMaxTtl set and under the caps."""
+    if args.resource_type != AUTH_ROLE:
+        return
+    caps = settings(args, _TOKEN_CAPS)
+    ttl, max_ttl = _ttl(args.props, "tokenTtl"), _ttl(args.props, "tokenMaxTtl")
+    for problem in (rules.ttl_cap("tokenTtl", ttl, caps["maxTokenTtl"]),
+                    rules.ttl_cap("tokenMaxTtl", max_ttl, caps["maxTokenMaxTtl"]),
+                    rules.ttl_order("tokenTtl", ttl, "tokenMaxTtl", max_ttl)):
+        if problem is not None:
+            report(f"{problem} (an unset TTL is Vault's default of 32 days)", None)
+
+
+def check_database_ttls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A database role's credentials live at most a day: defaultTtl <= maxTtl <= the cap."""
+    if args.resource_type != DATABASE_ROLE:
+        return
+    cap = settings(args, _DATABASE_CAPS)["maxTtl"]
+    default, maximum = _ttl(args.props, "defaultTtl"), _ttl(args.props, "maxTtl")
+    for problem in (rules.ttl_order("defaultTtl", default, "maxTtl", maximum), rules.ttl_cap("maxTtl", maximum, cap)):
+        if problem is not None:
+            report(f"{problem} (an unset TTL is Vault's default of 32 days)", None)
+
+
+def plaintext_credentials(resource_type: str, props: Mapping[str, Any]) -> Iterator[str]:
+    """Dotted paths of the credentials in ``props`` that are not secrets: a plain string under a
+    credential-like name (password, token, secret, key, ...), or a URL with a literal password."""
+    def walk(value: Any, path: str, name: str) -> Iterator[str]:
+        if is_secret(value):
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                yield from walk(item, f"{path}.{key}" if path else str(key), str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from walk(item, f"{path}[{index}]", name)
+        elif isinstance(value, str) and value and value not in ("true", "false"):
+            credential = bool(_CREDENTIAL_NAME.search(name.lower().replace("_", "").replace("-", "")))
+            if credential or (resource_type, path) in _CREDENTIAL_PROPERTIES or _URL_PASSWORD.search(value):
+                yield path
+
+    yield from walk(props, "", "")
+
+
+def check_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """No password, token or key is passed in plaintext: each must be a Pulumi secret."""
+    if type(args.props).__module__.startswith("pulumi_policy"):
+        # pulumi-policy's analyzer decrypts secrets before a policy sees them (pulumi/pulumi-policy#241),
+        # so under the CLI a secret cannot be told from plaintext. The test suite runs this check on
+        # what the program declares, with secrets still marked.
+        args.not_applicable("the policy SDK hands secrets to policies decrypted; checked by the test suite")
+    for path in plaintext_credentials(args.resource_type, args.props):
+        report(f"{path} is passed in plaintext: make it a secret (pulumi config set --secret, "
+               "{fromSecret: <key>} in the spec, or pulumi.Output.secret)", None)
+
+
+# --- prod: state --------------------------------------------------------------------------------
+
+def check_kv_cas(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """In prod, the KV v2 mount requires check-and-set on every write."""
+    if args.resource_type != KV_CONFIG:
+        return
+    problem = rules.cas_required(_flag(lookup(args.props, "casRequired")), _tier(args))
+    if problem is not None:
+        report(f"casRequired: {problem}; set casRequired to true", None)
+
+
+def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """In prod, the resources that hold state (the Helm release, the mounts, the auth method) are protected."""
+    if args.resource_type not in STATEFUL or _tier(args) != "prod":
+        return
+    if not args.opts.protect:
+        report(f"{args.name} holds state and must be protected in prod: declare it with "
+               "pulumi.ResourceOptions(protect=True)", None)
+
+
+# --- every stack: ACL policies ------------------------------------------------------------------
+
+def grants_whole_mount(path: str) -> bool:
+    """True for a path that reaches everything in one or more mounts: a glob in the first segment
+    (``*``, ``pki*``, ``+/data/x``) or nothing but globs after it (``secret/*``, ``sys/+/*``)."""
+    first, _, rest = path.partition("/")
+    return "*" in first or "+" in first or (bool(rest) and set(rest) <= {"*", "+", "/"})
+
+
+def acl_problems(name: str, text: str, admin_policies: frozenset[str],
+                 allowed_paths: Mapping[str, list[str]]) -> Iterator[str]:
+    """What is wrong with ACL policy ``name``: sudo, or a path that grants a whole mount."""
+    if name in admin_policies:
+        return
+    try:
+        parsed = parse_policy(text, f"policy {name!r}")
+    except PolicyFileError as error:
+        yield str(error)
+        return
+    allowed = set(allowed_paths.get(name, ()))
+    for rule in parsed:
+        if rule.path in allowed:
+            continue
+        if "sudo" in rule.capabilities:
+            yield f"policy {name!r} grants sudo on {rule.path!r}"
+        if grants_whole_mount(rule.path):
+            yield f"policy {name!r} grants {rule.path!r}, a whole mount or more"
+
+
+def check_acl_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """ACL policies grant no sudo and no whole mount (``*``, ``secret/*``), but for the exemptions."""
+    if args.resource_type != ACL_POLICY:
+        return
+    config = settings(args, _ACL_EXEMPTIONS)
+    name = str(lookup(args.props, "name") or args.name)
+    text = lookup(args.props, "policy")
+    for problem in acl_problems(name, str(text or ""), frozenset(config["adminPolicies"]), config["allowedPaths"]):
+        report(f"{problem}: grant the exact paths and capabilities the holder needs", None)
+
+
+# --- the stack as a whole -----------------------------------------------------------------------
+
+def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every stack says who owns it and which environment it is (``pulumi:tags`` in its stack file)."""
+    for tag in settings(args, _REQUIRED_TAGS)["requiredTags"]:
+        if not args.stack_tags.get(tag):
+            report(f"the stack has no {tag!r} tag: add it under pulumi:tags in its stack file", None)
+    tagged = args.stack_tags.get("environment")
+    if tagged and tagged not in TIERS:
+        report(f"the environment tag {tagged!r} is not one of {', '.join(TIERS)}", None)
+
+
+def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A prod Vault writes an audit log."""
+    urn = args.resources[0].urn if args.resources else ""
+    if environment(args.stack_tags, urn) != "prod":
+        return
+    if not any(resource.resource_type == AUDIT for resource in args.resources):
+        report(f"prod declares no audit device ({AUDIT}): every request to Vault must be audited", None)
+
+
+# --- the pack's policies ------------------------------------------------------------------------
+
+Validate = Callable[[Any, ReportViolation], None]
+
+
+def _resource(name: str, validate: Validate, schema: Mapping[str, Any] | None = None) -> ResourceValidationPolicy:
+    return ResourceValidationPolicy(
+        name=name, description=(validate.__doc__ or "").strip(), validate=validate,
+        config_schema=PolicyConfigSchema(properties=dict(schema)) if schema else None)
+
+
+POLICIES = (
+    _resource("vault-ha-raft", check_ha_raft),
+    _resource("vault-tls", check_tls),
+    _resource("vault-injector", check_injector),
+    _resource("vault-disruption-budget", check_disruption_budget),
+    _resource("chart-version-pinned", check_chart_pinned),
+    _resource("kubernetes-auth-bindings", check_auth_bindings),
+    _resource("token-ttl-caps", check_token_ttls, _TOKEN_CAPS),
+    _resource("database-role-ttls", check_database_ttls, _DATABASE_CAPS),
+    _resource("no-plaintext-secrets", check_plaintext_secrets),
+    _resource("kv-check-and-set", check_kv_cas),
+    _resource("protect-stateful", check_protected),
+    _resource("acl-least-privilege", check_acl_policy, _ACL_EXEMPTIONS),
+    StackValidationPolicy(
+        name="stack-tags", description=(check_stack_tags.__doc__ or "").strip(), validate=check_stack_tags,
+        config_schema=PolicyConfigSchema(properties=dict(_REQUIRED_TAGS))),
+    StackValidationPolicy(
+        # Advisory until audit devices are part of the program; then mandatory like the rest.
+        name="audit-device", description=(check_audit_device.__doc__ or "").strip(), validate=check_audit_device,
+        enforcement_level=EnforcementLevel.ADVISORY),
+)
+"""Every policy of the pack, mandatory unless it says otherwise."""
+
+
+def policy(name: str) -> ResourceValidationPolicy | StackValidationPolicy:
+    """The pack's policy called ``name``."""
+    for candidate in POLICIES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
