@@ -37,6 +37,25 @@ def clear_response_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
     return list(entry.response_keys) if entry is not None and entry.response_keys else None
 
 
+def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, description: str,
+                 opts: pulumi.ResourceOptions, options: dict[str, str] | None = None,
+                 max_lease_ttl_seconds: int | None = None) -> vault.Mount:
+    """A secrets engine mount (``sys/mounts/:path``) as every engine here declares it: the fields the
+    audit spec names logged in clear on it, and protected from deletion in prod (deleting a mount
+    deletes everything in it). ``opts`` carries the parent and any dependencies."""
+    return vault.Mount(
+        name,
+        path=path,
+        type=engine,
+        description=description,
+        options=options,
+        max_lease_ttl_seconds=max_lease_ttl_seconds,
+        audit_non_hmac_request_keys=clear_request_keys(spec, path),
+        audit_non_hmac_response_keys=clear_response_keys(spec, path),
+        opts=opts.merge(pulumi.ResourceOptions(protect=spec.protect)),
+    )
+
+
 class AuditDevices(pulumi.ComponentResource):
     """Every request and response Vault serves, written to each device with secrets HMAC'd.
 

@@ -4,7 +4,7 @@
 
 The admin (root) password goes to Vault write-only, and only when the spec's password version
 changes; Vault then rotates it (``database/rotate-root/:name``) so that only Vault knows it, and no
-later run sends the old one again (see docs/rotation.md)."""
+later run sends the old one again (see README, "Rotation")."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import clear_request_keys, clear_response_keys
+from components.audit import engine_mount
 from components.render import sql
 from components.spec import PROJECT, Connection, EnvironmentSpec
 
@@ -60,15 +60,8 @@ class DatabaseEngine(pulumi.ComponentResource):
         assert spec.database is not None
         database = spec.database
         child = pulumi.ResourceOptions(parent=self)
-        mount = vault.Mount(
-            f"{name}-mount",
-            path=database.mount,
-            type="database",
-            description="Dynamic and static PostgreSQL credentials.",
-            audit_non_hmac_request_keys=clear_request_keys(spec, database.mount),
-            audit_non_hmac_response_keys=clear_response_keys(spec, database.mount),
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
-        )
+        mount = engine_mount(f"{name}-mount", spec, path=database.mount, engine="database",
+                             description="Dynamic and static PostgreSQL credentials.", opts=child)
         config = pulumi.Config(PROJECT)
         role_names: dict[str, list[str]] = {c.name: [] for c in database.connections}
         for role_connection, role_name in [*((r.connection, r.name) for r in database.roles),

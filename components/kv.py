@@ -9,7 +9,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components.audit import clear_request_keys, clear_response_keys
+from components.audit import engine_mount
 from components.spec import PROJECT, EnvironmentSpec, KvSecret
 
 
@@ -24,16 +24,8 @@ class KvEngine(pulumi.ComponentResource):
         super().__init__("vault-platform:kv:KvEngine", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         kv = spec.kv
-        mount = vault.Mount(
-            f"{name}-mount",
-            path=kv.mount,
-            type="kv",
-            options={"version": "2"},
-            description="Static secrets, versioned.",
-            audit_non_hmac_request_keys=clear_request_keys(spec, kv.mount),
-            audit_non_hmac_response_keys=clear_response_keys(spec, kv.mount),
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
-        )
+        mount = engine_mount(f"{name}-mount", spec, path=kv.mount, engine="kv", options={"version": "2"},
+                             description="Static secrets, versioned.", opts=child)
         engine_config = vault.kv.SecretBackendV2(
             f"{name}-config",
             mount=mount.path,

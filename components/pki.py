@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import clear_request_keys, clear_response_keys
+from components.audit import engine_mount
 from components.spec import CertificateAuthority, EnvironmentSpec, Pki
 
 CRL_REBUILD_GRACE = "12h"
@@ -45,7 +45,7 @@ class PkiEngine(pulumi.ComponentResource):
         root_mount: vault.Mount | None = None
         if pki.root is not None:
             root_mount = self._mount(f"{name}-root-mount", spec, pki.root, "Root CA: signs the intermediate only.",
-                                     stateful)
+                                     child)
             root_cert = vault.pkisecret.SecretBackendRootCert(
                 f"{name}-root-cert",
                 backend=root_mount.path,
@@ -60,7 +60,7 @@ class PkiEngine(pulumi.ComponentResource):
             )
             self._settings(f"{name}-root", pki, pki.root.mount, root_mount, child)
         int_mount = self._mount(f"{name}-int-mount", spec, pki.intermediate,
-                                "Intermediate CA: issues leaf certificates.", stateful)
+                                "Intermediate CA: issues leaf certificates.", child)
         request = vault.pkisecret.SecretBackendIntermediateCertRequest(
             f"{name}-int-csr",
             backend=int_mount.path,
@@ -129,17 +129,9 @@ class PkiEngine(pulumi.ComponentResource):
     @staticmethod
     def _mount(name: str, spec: EnvironmentSpec, authority: CertificateAuthority, description: str,
                opts: pulumi.ResourceOptions) -> vault.Mount:
-        return vault.Mount(
-            name,
-            path=authority.mount,
-            type="pki",
-            description=description,
-            # Nothing issued here may outlive the CA certificate.
-            max_lease_ttl_seconds=authority.ttl,
-            audit_non_hmac_request_keys=clear_request_keys(spec, authority.mount),
-            audit_non_hmac_response_keys=clear_response_keys(spec, authority.mount),
-            opts=opts,
-        )
+        # Nothing issued here may outlive the CA certificate.
+        return engine_mount(name, spec, path=authority.mount, engine="pki", description=description,
+                            max_lease_ttl_seconds=authority.ttl, opts=opts)
 
     @staticmethod
     def _settings(name: str, pki: Pki, mount_path: str, mount: vault.Mount,

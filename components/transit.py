@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import clear_request_keys, clear_response_keys
+from components.audit import engine_mount
 from components.spec import EnvironmentSpec
 
 
@@ -21,15 +21,8 @@ class TransitEngine(pulumi.ComponentResource):
         transit = spec.transit
         child = pulumi.ResourceOptions(parent=self)
         stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
-        mount = vault.Mount(
-            f"{name}-mount",
-            path=transit.mount,
-            type="transit",
-            description="Encryption and signing as a service.",
-            audit_non_hmac_request_keys=clear_request_keys(spec, transit.mount),
-            audit_non_hmac_response_keys=clear_response_keys(spec, transit.mount),
-            opts=stateful,
-        )
+        mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
+                             description="Encryption and signing as a service.", opts=child)
         for key in transit.keys:
             vault.transit.SecretBackendKey(
                 f"{name}-{key.name}",

@@ -8,7 +8,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .durations import format_duration, parse_duration
+from components import rules
+
+from .durations import parse_duration
 
 
 class SpecError(Exception):
@@ -199,10 +201,16 @@ def check_name(node: Node, name: str, value: str, rule: Name) -> None:
                          f"use {rule.described}, at most {rule.max_length} characters")
 
 
+def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:
+    """Refuses a second ``what`` named ``value`` (``seen`` holds the earlier ones by name)."""
+    if value in seen:
+        raise node.error(key, f"a second {what} is named {value!r}", f"give each {what} its own name")
+
+
 def check_ttl_order(node: Node, default_key: str, default: int, max_key: str, maximum: int) -> None:
-    if default > maximum:
-        raise node.error(default_key, f"{format_duration(default)} is above {max_key} "
-                         f"({format_duration(maximum)})",
+    """Refuses a default TTL above its maximum (the rule the policy pack shares)."""
+    if (problem := rules.ttl_order(default_key, default, max_key, maximum)) is not None:
+        raise node.error(default_key, problem,
                          f"lower {default_key} or raise {max_key} so that {default_key} <= {max_key}")
 
 

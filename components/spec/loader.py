@@ -23,6 +23,8 @@ from ._reader import (
     Node,
     SpecError,
     check_name,
+    check_ttl_order,
+    refuse_duplicate,
 )
 from .model import (
     App,
@@ -279,12 +281,12 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
     connections: dict[str, Connection] = {}
     for item in node.children("connections"):
         connection = _connection(item, tier, secrets)
-        _refuse_duplicate(item, "name", connection.name, connections, "connection")
+        refuse_duplicate(item, "name", connection.name, connections, "connection")
         connections[connection.name] = connection
     roles: dict[str, DatabaseRole] = {}
     for item in node.children("roles"):
         role = _database_role(item, connections)
-        _refuse_duplicate(item, "name", role.name, roles, "database role")
+        refuse_duplicate(item, "name", role.name, roles, "database role")
         roles[role.name] = role
     static_roles: dict[str, StaticRole] = {}
     for item in node.children("staticRoles"):
@@ -297,7 +299,7 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
         if static_role.rotation_period < 60:
             raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more")
         item.done()
-        _refuse_duplicate(item, "name", static_role.name, {**roles, **static_roles}, "database role")
+        refuse_duplicate(item, "name", static_role.name, {**roles, **static_roles}, "database role")
         static_roles[static_role.name] = static_role
     database = Database(
         mount=node.string("mount", "database", rule=VAULT_NAME),
@@ -365,7 +367,7 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
         grants=tuple(grants),
         creation_statements=statements,
     )
-    _check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
+    check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
     node.done()
     return role
 
@@ -395,7 +397,7 @@ def _policies(root: Node, kv: Kv, database: Database | None, reserved: Iterable[
             rule_node.done()
         if not rules:
             raise node.error("rules", "is empty", "give the policy at least one path rule")
-        _refuse_duplicate(node, "name", name, policies, "policy")
+        refuse_duplicate(node, "name", name, policies, "policy")
         policies[name] = Policy(name=name, rules=tuple(rules))
         node.done()
     return tuple(sorted(policies.values(), key=lambda p: p.name))
@@ -446,7 +448,7 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
             audience=node.string("audience", default_audience),
             **_app_access(node, transit, pki, database),
         )
-        _check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
+        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
         if app.token_ttl == 0:
             raise node.error("tokenTtl", "0 would fall back to the mount's default of 32 days",
                              "set a short TTL such as 1h")
@@ -461,7 +463,7 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
             if policy not in policy_names:
                 raise node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
                                  f"declare it under policies ({_declared(policy_names)})")
-        _refuse_duplicate(node, "name", app.name, apps, "application")
+        refuse_duplicate(node, "name", app.name, apps, "application")
         apps[app.name] = app
         node.done()
     return tuple(sorted(apps.values(), key=lambda a: a.name))
@@ -492,12 +494,6 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) 
                        ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
 
 
-def _check_ttl_order(node: Node, default_key: str, default: int, max_key: str, maximum: int) -> None:
-    if (problem := rules.ttl_order(default_key, default, max_key, maximum)) is not None:
-        raise node.error(default_key, problem,
-                         f"lower {default_key} or raise {max_key} so that {default_key} <= {max_key}")
-
-
 def _known(node: Node, key: str, declared: Mapping[str, object], what: str) -> str:
     value = node.string(key, rule=VAULT_NAME)
     if value not in declared:
@@ -506,9 +502,6 @@ def _known(node: Node, key: str, declared: Mapping[str, object], what: str) -> s
     return value
 
 
-def _refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:
-    if value in seen:
-        raise node.error(key, f"a second {what} is named {value!r}", f"give each {what} its own name")
 
 
 def _matches(pattern: str, declared: Set[str]) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import cast
 
-from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name
+from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name, check_ttl_order, refuse_duplicate
 from .durations import format_duration
 from .model import (
     AppCertificate,
@@ -168,8 +168,7 @@ def load_transit(node: Node, tier: Tier) -> Transit:
     keys: dict[str, TransitKey] = {}
     for item in node.children("keys"):
         key = _transit_key(item, tier)
-        if key.name in keys:
-            raise item.error("name", f"a second transit key is named {key.name!r}", "give each key its own name")
+        refuse_duplicate(item, "name", key.name, keys, "transit key")
         keys[key.name] = key
     transit = Transit(mount=node.string("mount", "transit", rule=VAULT_NAME),
                       keys=tuple(sorted(keys.values(), key=lambda k: k.name)))
@@ -239,8 +238,7 @@ def load_pki(node: Node, tier: Tier) -> Pki:
     roles: dict[str, PkiRole] = {}
     for item in node.children("roles"):
         role = _pki_role(item, intermediate)
-        if role.name in roles:
-            raise item.error("name", f"a second PKI role is named {role.name!r}", "give each role its own name")
+        refuse_duplicate(item, "name", role.name, roles, "PKI role")
         roles[role.name] = role
     pki = Pki(
         root=root,
@@ -297,9 +295,7 @@ def _pki_role(node: Node, intermediate: CertificateAuthority) -> PkiRole:
                          "set serverFlag, clientFlag or both")
     if role.ttl == 0:
         raise node.error("ttl", "0 would fall back to the mount's maximum", "set a short TTL such as 24h")
-    if role.ttl > role.max_ttl:
-        raise node.error("ttl", f"{format_duration(role.ttl)} is above maxTtl ({format_duration(role.max_ttl)})",
-                         "lower ttl or raise maxTtl so that ttl <= maxTtl")
+    check_ttl_order(node, "ttl", role.ttl, "maxTtl", role.max_ttl)
     _check_shorter(node, "maxTtl", role.max_ttl, "pki.intermediate.ttl", intermediate.ttl)
     node.done()
     return role

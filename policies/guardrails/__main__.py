@@ -1,5 +1,5 @@
 """The guardrails policy pack, as the Pulumi CLI loads it:
-``pulumi preview --policy-pack policies/guardrails`` (see docs/delivery.md)."""
+``pulumi preview --policy-pack policies/guardrails`` (see README, "Delivery")."""
 
 import sys
 from pathlib import Path
