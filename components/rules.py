@@ -78,6 +78,17 @@ def ttl_cap(name: str, seconds: int, cap: int) -> str | None:
     return f"{name} {_duration(seconds)} is above the cap of {_duration(cap)}"
 
 
+def audit_devices(count: int, tier: str) -> str | None:
+    """Vault stops answering requests when it cannot write to any audit device: outside dev, one
+    failing device must not stop the service, so there are at least two."""
+    minimum = 1 if tier == "dev" else 2
+    if count >= minimum:
+        return None
+    reason = "" if tier == "dev" else (": Vault stops answering requests when it cannot write to any audit "
+                                       "device, so one failing device would stop the service")
+    return f"declares {count} audit device(s); {tier} needs at least {minimum}{reason}"
+
+
 def _duration(seconds: int) -> str:
     # Imported here, not at the top: components.spec imports this module.
     from components.spec.durations import format_duration

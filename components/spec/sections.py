@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import cast
 
+from components import rules
+
 from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name, check_ttl_order, refuse_duplicate
 from .durations import format_duration
 from .model import (
@@ -86,12 +88,8 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
         if device.file_path is not None:
             files[device.file_path] = device.path
         devices[device.path] = device
-    minimum = 1 if tier == "dev" else 2
-    if len(devices) < minimum:
-        raise node.error("devices", f"declares {len(devices)} audit device(s); {tier} needs at least "
-                         f"{minimum}" + ("" if tier == "dev" else ": Vault stops answering requests when "
-                                         "it cannot write to any audit device, so one failing device "
-                                         "would stop the service"),
+    if (problem := rules.audit_devices(len(devices), tier)) is not None:
+        raise node.error("devices", problem,
                          f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
     if tier != "dev" and not any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files):
         raise node.error("devices", f"no device writes to the audit volume ({AUDIT_DIRECTORY}) in {tier}",

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
@@ -372,12 +371,11 @@ def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None
 
 
 def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> None:
-    """A prod Vault writes an audit log."""
+    """Every request to Vault is audited: an audit device in dev, at least two in staging and prod."""
     urn = args.resources[0].urn if args.resources else ""
-    if environment(args.stack_tags, urn) != "prod":
-        return
-    if not any(resource.resource_type == AUDIT for resource in args.resources):
-        report(f"prod declares no audit device ({AUDIT}): every request to Vault must be audited", None)
+    count = sum(1 for resource in args.resources if resource.resource_type == AUDIT)
+    if (problem := rules.audit_devices(count, environment(args.stack_tags, urn))) is not None:
+        report(f"the stack {problem} ({AUDIT})", None)
 
 
 # --- the pack's policies ------------------------------------------------------------------------
@@ -408,9 +406,7 @@ POLICIES = (
         name="stack-tags", description=(check_stack_tags.__doc__ or "").strip(), validate=check_stack_tags,
         config_schema=PolicyConfigSchema(properties=dict(_REQUIRED_TAGS))),
     StackValidationPolicy(
-        # Advisory until audit devices are part of the program; then mandatory like the rest.
-        name="audit-device", description=(check_audit_device.__doc__ or "").strip(), validate=check_audit_device,
-        enforcement_level=EnforcementLevel.ADVISORY),
+        name="audit-device", description=(check_audit_device.__doc__ or "").strip(), validate=check_audit_device),
 )
 """Every policy of the pack, mandatory unless it says otherwise."""
 

@@ -272,9 +272,11 @@ class TestStackPolicies:
 
     @pytest.mark.parametrize(("stack", "drop_audit", "expected"), [
         ("prod", False, []),
-        ("prod", True, ["prod declares no audit device (vault:index/audit:Audit): every request to Vault must be "
-                        "audited"]),
-        ("dev", True, []),
+        ("prod", True, ["the stack declares 0 audit device(s); prod needs at least 2: Vault stops answering "
+                        "requests when it cannot write to any audit device, so one failing device would stop the "
+                        "service (vault:index/audit:Audit)"]),
+        ("dev", False, []),
+        ("dev", True, ["the stack declares 0 audit device(s); dev needs at least 1 (vault:index/audit:Audit)"]),
     ])
     def test_audit_device(self, declared: dict[str, Declaration], tags: dict[str, dict[str, str]], stack: str,
                           drop_audit: bool, expected: list[str]) -> None:

@@ -77,9 +77,9 @@ class TestPackFiles:
         assert len(names) == len(set(names)) == 14
         assert all(policy.description for policy in POLICIES)
 
-    def test_only_the_audit_device_is_advisory(self) -> None:
+    def test_every_policy_is_mandatory(self) -> None:
         advisory = [p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY]
-        assert advisory == ["audit-device"]
+        assert advisory == []
 
     def test_pulumi_policy_yaml(self) -> None:
         document = yaml.safe_load((PACK / "PulumiPolicy.yaml").read_text())
