@@ -15,7 +15,7 @@ import yaml
 from components.render.helm_values import helm_values, raft_config
 from tests.support import STACKS, spec_of
 
-CHART = Path(__file__).resolve().parents[2] / "shared" / "reference" / "vault-helm"
+CHART = Path(__file__).resolve().parent / "reference" / "vault-helm"
 # Keys whose values are free-form maps or lists in the chart (Kubernetes objects, annotations).
 FREE_FORM = ("affinity", "resources", "extraEnvironmentVars", "annotations", "volumes", "volumeMounts",
              "podDisruptionBudget")

@@ -14,7 +14,7 @@ from components.spec import SpecError
 from tests.support import STACKS, spec_of
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_SCHEMA = ROOT.parent / "shared" / "reference" / "pulumi" / "project.json"
+PROJECT_SCHEMA = ROOT / "tests" / "reference" / "pulumi" / "project.json"
 
 
 def project() -> dict[str, object]:
