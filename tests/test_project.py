@@ -54,6 +54,11 @@ class TestStackFiles:
         assert config["pulumi:tags"] == {"owner": "platform-team", "environment": stack}
 
     @pytest.mark.parametrize("stack", STACKS)
+    def test_default_providers_are_disabled(self, stack: str) -> None:
+        config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert config["pulumi:disable-default-providers"] == ["kubernetes", "vault"]
+
+    @pytest.mark.parametrize("stack", STACKS)
     def test_a_secret_written_in_plaintext_is_refused(self, stack: str) -> None:
         # The committed files only reference secrets; one written in as plain text must not load.
         with pytest.raises(SpecError, match="plaintext"):
