@@ -16,6 +16,8 @@ platform = VaultPlatform("vault", spec)
 pulumi.export("vaultAddress", platform.address)
 for app_name, annotations in platform.annotations.items():
     pulumi.export(f"{app_name}-annotations", annotations)
+if platform.pki_csr is not None:
+    pulumi.export("pkiIntermediateCsr", platform.pki_csr)
 if platform.next_steps is not None:
     pulumi.log.warn(platform.next_steps)
     pulumi.export("nextSteps", platform.next_steps)

@@ -17,7 +17,8 @@ BOOTSTRAP_SUPERUSER = "postgres"
 class DevPostgres(pulumi.ComponentResource):
     """PostgreSQL 15 with the Vault admin role set up exactly as the README tells operators to.
 
-    Its data lives in an ``emptyDir``: dev data is disposable, and a restart re-runs the set-up.
+    Its data lives in an ``emptyDir``: dev data is disposable, and a new pod (not a container restart)
+    starts empty and runs the set-up again.
     """
 
     admin_password: pulumi.Output[str]

@@ -36,6 +36,8 @@ class VaultPlatform(pulumi.ComponentResource):
     """Vault Agent injector annotations per application."""
     next_steps: str | None
     """What to do next while Vault is not configured yet, else ``None``."""
+    pki_csr: pulumi.Output[str] | None
+    """The intermediate CA's CSR, for an external root to sign, when the spec asks for one."""
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
@@ -53,23 +55,26 @@ class VaultPlatform(pulumi.ComponentResource):
         self.address = cluster.address
         self.annotations = {app.name: injector_annotations(app, spec) for app in spec.apps}
         self.next_steps = None
+        self.pki_csr = None
         if spec.vault is None:
             self.next_steps = NEXT_STEPS
         else:
+            token_namespace, _, token_key = spec.vault.token_key.partition(":")
             provider = vault.Provider(
                 f"{name}-vault",
                 address=spec.vault.address,
-                token=pulumi.Config("vault").require_secret("token"),
+                token=pulumi.Config(token_namespace).require_secret(token_key),
                 ca_cert_file=spec.vault.ca_cert_file,
-                # Each run works through a child token that expires with it.
+                # Each run works through a child token that expires with it: long enough to outlast
+                # a rolling upgrade of the release (its timeout is 15 minutes) and the rest of the run.
                 skip_child_token=False,
-                max_lease_ttl_seconds=1200,
+                max_lease_ttl_seconds=3600,
                 opts=child,
             )
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster]))
             # Audit devices first: nothing is configured before it can be audited.
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
-            on_vault = on_vault.merge(pulumi.ResourceOptions(depends_on=[cluster, audit]))
+            on_vault = on_vault.merge(pulumi.ResourceOptions(depends_on=[audit]))
             AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
             KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)
@@ -78,5 +83,7 @@ class VaultPlatform(pulumi.ComponentResource):
             if spec.transit is not None:
                 TransitEngine(f"{name}-transit", spec, opts=on_vault)
             if spec.pki is not None:
-                PkiEngine(f"{name}-pki", spec, opts=on_vault)
+                pki = PkiEngine(f"{name}-pki", spec, opts=on_vault)
+                if spec.pki.root is None:  # an external root signs the intermediate
+                    self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})

@@ -18,8 +18,9 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.spec import PROJECT
+
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "vault-platform"
 SECRET_SIG = rpc._special_secret_sig
 SECRET_MASK = "[secret]"
 UNKNOWN_MARK = "[known after apply]"

@@ -47,7 +47,8 @@ def plan_text(declaration: Declaration, stack: StackConfig) -> str:
     children: dict[str, list[DeclaredResource]] = {}
     for resource in declaration.resources:
         children.setdefault(resource.parent, []).append(resource)
-    roots = [r for r in declaration.resources if r.parent not in {x.urn for x in declaration.resources}]
+    urns = {resource.urn for resource in declaration.resources}
+    roots = [r for r in declaration.resources if r.parent not in urns]
     lines.append("")
     for resource in roots:
         lines += _tree(resource, children, 0)

@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
-from .engine import PROJECT, ROOT
+from components.spec import PROJECT
+
+from .engine import ROOT
 
 PLACEHOLDER = "placeholder-not-decrypted"
 PLACEHOLDER_VAULT_ADDRESS = "https://127.0.0.1:8200"

@@ -55,7 +55,10 @@ def _set_path(config: dict[str, Any], path: str, value: Any) -> None:
     keys: list[str | int] = [first, *steps[1:]]
     for step in keys[:-1]:
         node = node[step] if isinstance(step, int) else node.setdefault(step, {})
+    last = keys[-1]
     if value is DELETE:
-        del node[keys[-1]]
+        del node[last]
+    elif isinstance(node, list) and last == len(node):
+        node.append(value)  # "[n]" one past the end adds an item
     else:
-        node[keys[-1]] = value
+        node[last] = value

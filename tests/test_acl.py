@@ -73,6 +73,29 @@ class TestHandWrittenPolicies:
         assert "database/creds/*" not in paths
         assert not any(path.startswith(("transit/encrypt", "transit/decrypt")) for path in paths)
 
+    @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+    def test_the_iac_policy_reaches_every_mount_the_stack_declares(self, stack: str) -> None:
+        # vault-iac.hcl names the mount and auth paths: a stack that renames one must change it too.
+        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
+        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        spec = spec_of(stack)
+        mounts = [spec.kv.mount]
+        mounts += [spec.database.mount] if spec.database else []
+        mounts += [spec.transit.mount] if spec.transit else []
+        mounts += [ca.mount for ca in (spec.pki.root, spec.pki.intermediate) if ca] if spec.pki else []
+        assert [m for m in mounts if not any(path.startswith(f"{m}/") for path in paths)] == []
+        assert f"auth/{spec.kubernetes_auth_path}/role/*" in paths
+
+    def test_a_renamed_mount_is_not_reached(self) -> None:
+        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
+        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        assert not any(path.startswith("kv2/") for path in paths)
+
+    def test_the_iac_policy_never_issues_or_reads_secret_material(self) -> None:
+        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
+        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        assert [p for p in paths if "/issue/" in p or "/creds/" in p or p.startswith("pki*")] == []
+
     @pytest.mark.parametrize(("text", "words"), [
         ('path "secret/*" { capabilities = ["reed"] }', "capabilities ['reed'] must be some of"),
         ('path "secret/*" { capabilites = ["read"] }', "unknown setting 'capabilites'"),

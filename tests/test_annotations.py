@@ -15,7 +15,8 @@ def test_seed_app_annotations_exactly() -> None:
         f"{A}/role": "api-service",
         f"{A}/auth-path": "auth/kubernetes",
         f"{A}/tls-secret": "vault-ca",
-        f"{A}/ca-cert": "/vault/userconfig/vault-tls/ca.crt",
+        # The injector mounts tls-secret at /vault/tls in the agent, not where the servers mount theirs.
+        f"{A}/ca-cert": "/vault/tls/ca.crt",
         f"{A}/agent-inject-secret-production-api-service.env": "secret/data/production/api-service",
         f"{A}/agent-inject-template-production-api-service.env": (
             '{{- with secret "secret/data/production/api-service" -}}\n'

@@ -113,6 +113,10 @@ class TestDeclared:
      "audit.clearKeys[0].mount", "mount 'kv2' is not declared"),
     ("prod", {"vault-platform:audit.clearKeys": [{"mount": "database", "response": ["password"]}]},
      "audit.clearKeys[0].response[0]", "carries a secret and is never logged in clear"),
+    ("prod", {"vault-platform:audit.clearKeys": [{"mount": "secret", "request": ["data"]}]},
+     "audit.clearKeys[0].request[0]", "'data' carries a secret and is never logged in clear"),
+    ("prod", {"vault-platform:audit.clearKeys": [{"mount": "transit", "response": ["ciphertext"]}]},
+     "audit.clearKeys[0].response[0]", "'ciphertext' carries a secret and is never logged in clear"),
     ("prod", {"vault-platform:audit.clearKeys": [{"mount": "transit"}]}, "audit.clearKeys[0]", "lists no keys"),
     ("prod", {"vault-platform:audit.hmacAcessor": False}, "audit.hmacAcessor", "did you mean 'hmacAccessor'?"),
 ])

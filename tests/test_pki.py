@@ -84,6 +84,11 @@ class TestDeclared:
         assert not names & {"vault-pki-root-mount", "vault-pki-root-cert", "vault-pki-int-signed",
                             "vault-pki-int-set-signed"}
         assert any("waiting for the external root" in warning for warning in declaration.warnings)
+        # The CSR the external root signs is a stack output (known once Vault generates it).
+        assert "pkiIntermediateCsr" in declaration.outputs
+
+    def test_an_internal_root_exports_no_csr(self, declared: dict[str, Declaration]) -> None:
+        assert "pkiIntermediateCsr" not in declared["prod"].outputs
 
     def test_external_root_with_the_signed_certificate(self) -> None:
         declaration = declare_stack("prod", {f"{PKI}.root": {"external": True, "signedCertificate": PEM}})

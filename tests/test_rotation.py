@@ -46,15 +46,20 @@ class TestRootCredentials:
     def test_two_runs_of_the_same_spec_send_the_same_inputs(self) -> None:
         first, second = declare_stack("prod"), declare_stack("prod")
         assert postgresql(first) == postgresql(second)
-        assert rotations(first) == rotations(second)  # same resource: Pulumi does not write it again
+        # Same names and inputs on the second run: Pulumi finds nothing to update, so no password is
+        # sent and the rotation resource is not written again.
+        assert rotations(first) == rotations(second)
 
-    def test_a_change_elsewhere_on_the_connection_does_not_resend_the_password(self) -> None:
+    def test_a_change_elsewhere_on_the_connection_keeps_the_password_version(self) -> None:
+        # The provider sends password_wo only when password_wo_version changes; the rest of the
+        # connection is updated without it.
         before = declare_stack("prod")
         after = declare_stack("prod", {"vault-platform:database.roles[0].name": "api-role-v2",
                                        "vault-platform:apps[0].databaseRole": "api-role-v2"})
         (connection,) = after.of_type(CONNECTION)
         assert connection.inputs["allowedRoles"] == ["api-role-v2"]  # the connection is updated ...
         assert postgresql(after)["passwordWoVersion"] == postgresql(before)["passwordWoVersion"] == 1
+        assert "password" not in postgresql(after)
         assert set(rotations(after)) == set(rotations(before))  # ... and nothing is rotated again
 
     def test_only_a_new_version_sends_a_new_password_and_rotates_it_again(self) -> None:

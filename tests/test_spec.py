@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.spec import SpecError, format_duration, parse_duration
-from tests.support import DELETE, spec_of
+from components.spec import SpecError, format_duration, load_spec, parse_duration
+from tests.support import DELETE, edited, spec_of
 
 P = "vault-platform:"
 
@@ -155,8 +155,24 @@ BAD_INPUT = {
         "prod", {f"{P}cluster.replicas": "five"}, f"{P}cluster.replicas", "expected a whole number"),
     "missing chart version": (
         "prod", {f"{P}cluster.chartVersion": DELETE}, f"{P}cluster.chartVersion", "is required but not set"),
-    "tier not known": (
-        "prod", {f"{P}tier": "production"}, f"{P}tier", "'production' is not one of dev, staging, prod"),
+    "prod opting into dev's rules": (
+        "prod", {f"{P}tier": "dev"}, f"{P}tier", "stack 'prod' always has the prod rules, not 'dev'"),
+    "token audience not set": (
+        "prod", {f"{P}kubernetesAuth.audience": DELETE}, f"{P}kubernetesAuth.audience", "is required but not set"),
+    "empty token audience": (
+        "prod", {f"{P}kubernetesAuth.audience": ""}, f"{P}kubernetesAuth.audience", "'' is not a valid name"),
+    "engine mounted on a reserved path": (
+        "prod", {f"{P}transit.mount": "sys"}, f"{P}transit.mount", "'sys' is reserved by Vault"),
+    "two engines on one mount": (
+        "prod", {f"{P}transit.mount": "secret"}, f"{P}transit.mount",
+        "mount 'secret' is already vault-platform:kv.mount"),
+    "host for the in-cluster database": (
+        "dev", {f"{P}database.connections[0].host": "db.example.internal"}, f"{P}database.connections[0].host",
+        "reached at its own Service"),
+    "two in-cluster databases": (
+        "dev", {f"{P}database.connections[1]": {"name": "reports", "inCluster": True, "database": "reports",
+                                                "adminUser": "vault_admin"}},
+        f"{P}database.connections[1].inCluster", "would collide with the first"),
     "short generated secret": (
         "dev", {f"{P}kv.secrets.api-service.data.api_key.random.length": 8},
         f"{P}kv.secrets.api-service.data.api_key.random.length", "below the minimum of 16"),
@@ -212,6 +228,31 @@ class TestBadInput:
         with pytest.raises(SpecError) as refused:
             spec_of("prod", {"vault:address": DELETE})
         assert refused.value.key == "vault:address"
+
+    def test_a_stack_not_named_after_a_tier_says_its_tier(self) -> None:
+        config = dict(edited("staging").config)
+        assert load_spec("staging-eu", {**config, f"{P}tier": "staging"}, edited("staging").secret_keys).tier == (
+            "staging")
+        with pytest.raises(SpecError) as refused:
+            load_spec("staging-eu", {**config, f"{P}tier": "production"}, edited("staging").secret_keys)
+        assert refused.value.key == f"{P}tier"
+        assert refused.value.problem == "'production' is not one of dev, staging, prod"
+
+    @pytest.mark.parametrize(("quantity", "accepted"), [("50G", True), ("1.5Ti", True), ("500m", True),
+                                                        ("10 Gi", False), ("10GB", False)])
+    def test_storage_quantities(self, quantity: str, accepted: bool) -> None:
+        changes = {f"{P}cluster.storage.data": quantity}
+        if accepted:
+            assert spec_of("prod", changes).cluster.data_storage == quantity
+        else:
+            with pytest.raises(SpecError, match="is not a valid name"):
+                spec_of("prod", changes)
+
+    @pytest.mark.parametrize("key_id", ["alias/vault-prod-unseal", "mrk-1234abcd12ab34cd56ef1234567890ab",
+                                        "1234abcd-12ab-34cd-56ef-1234567890ab",
+                                        "arn:aws:kms:eu-west-1:222222222222:key/mrk-1234abcd12ab34cd56ef1234567890ab"])
+    def test_kms_key_ids(self, key_id: str) -> None:
+        assert spec_of("prod", {f"{P}cluster.autoUnseal.kmsKeyId": key_id}).cluster.auto_unseal is not None
 
     def test_a_role_needs_grants_or_statements(self) -> None:
         with pytest.raises(SpecError) as refused:

@@ -56,6 +56,7 @@ class TestComponentTree:
                 assert resource.provider, f"{resource.name} uses a default provider"
         provider = one(declaration, "pulumi:providers:vault")
         assert provider.inputs["address"] == "https://127.0.0.1:8200"
+        assert (provider.inputs["skipChildToken"], provider.inputs["maxLeaseTtlSeconds"]) == ("false", "3600")
         assert is_secret(provider.inputs["token"])
 
 
@@ -110,7 +111,7 @@ class TestKubernetesAuth:
         assert role.inputs["boundServiceAccountNamespaces"] == ["production"]
         assert role.inputs["tokenPolicies"] == ["app-api-service", "api-secrets"]
         assert (role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]) == (3600, 14400)
-        assert role.inputs["audience"] == "https://kubernetes.default.svc.cluster.local"
+        assert role.inputs["audience"] == "https://kubernetes.default.svc"
 
 
 class TestPolicies:

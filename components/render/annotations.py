@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from components.spec import App, AppCertificate, Connection, EnvironmentSpec
 
-from .helm_values import TLS_MOUNT_PATH
-
 PREFIX = "vault.hashicorp.com"
+AGENT_TLS_PATH = "/vault/tls"
+"""Where the injector mounts the ``tls-secret`` secret in the agent's containers (vault-k8s)."""
 
 
 def injector_annotations(app: App, spec: EnvironmentSpec) -> dict[str, str]:
@@ -24,7 +24,7 @@ def injector_annotations(app: App, spec: EnvironmentSpec) -> dict[str, str]:
     }
     if spec.cluster.tls.enabled:
         annotations[f"{PREFIX}/tls-secret"] = spec.cluster.tls.ca_secret_name
-        annotations[f"{PREFIX}/ca-cert"] = f"{TLS_MOUNT_PATH}/ca.crt"
+        annotations[f"{PREFIX}/ca-cert"] = f"{AGENT_TLS_PATH}/ca.crt"
     for path in app.kv_paths:
         api_path = f"{spec.kv.mount}/data/{path}"
         _add_file(annotations, f"{path.replace('/', '-')}.env", api_path, kv_template(api_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,10 @@ KV_PATH = Name(re.compile(r"[a-z0-9][-_a-z0-9]*(/[a-z0-9][-_a-z0-9]*)*"), "segme
 HOST = Name(re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"), "a DNS name of lowercase letters, digits, "
             "'-' and '.'", 253)
 AWS_REGION = Name(re.compile(r"[a-z]{2}(-[a-z]+)+-\d"), "an AWS region such as eu-west-1", 32)
-QUANTITY = Name(re.compile(r"\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?"), "a Kubernetes quantity such as 500m, 256Mi "
-                "or 10Gi", 32)
+QUANTITY = Name(re.compile(r"\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?"), "a Kubernetes quantity such "
+                "as 500m, 256Mi, 10Gi or 50G", 32)
+AUDIENCE = Name(re.compile(r"[A-Za-z0-9][A-Za-z0-9:/._-]*"), "the audience of the cluster's service account "
+                "tokens, e.g. https://kubernetes.default.svc", 253)
 
 
 class Node:
@@ -199,6 +201,11 @@ def check_name(node: Node, name: str, value: str, rule: Name) -> None:
     if len(value) > rule.max_length or not rule.pattern.fullmatch(value):
         raise node.error(name, f"{value!r} is not a valid name",
                          f"use {rule.described}, at most {rule.max_length} characters")
+
+
+def declared(names: Iterable[str]) -> str:
+    """``declared: a, b`` (or ``none``), for a fix that points at what exists."""
+    return f"declared: {', '.join(sorted(names)) or 'none'}"
 
 
 def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+HOUR = 3600
+DAY = 24 * HOUR
+YEAR = 365 * DAY
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": HOUR, "d": DAY}
 _DURATION = re.compile(r"^(?:\d+[smhd])+$")
 _PART = re.compile(r"(\d+)([smhd])")
 

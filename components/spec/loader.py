@@ -11,6 +11,7 @@ from typing import Any, cast
 from .. import rules
 from . import sections
 from ._reader import (
+    AUDIENCE,
     AWS_REGION,
     CONFIG_KEY,
     HOST,
@@ -24,8 +25,10 @@ from ._reader import (
     SpecError,
     check_name,
     check_ttl_order,
+    declared,
     refuse_duplicate,
 )
+from .durations import HOUR
 from .model import (
     App,
     AutoUnseal,
@@ -51,11 +54,13 @@ from .model import (
 
 PROJECT = "vault-platform"
 TIERS: tuple[Tier, ...] = ("dev", "staging", "prod")
-HOUR = 3600
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 APP_POLICY_PREFIX = "app-"
 SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+DEV_POSTGRES_NAMESPACE = "postgres"
+# Paths Vault itself owns: a secrets engine cannot be mounted there.
+RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
 _STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps", "audit",
                     "transit", "pki")
@@ -74,7 +79,9 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     cluster = _cluster(root.child("cluster"), tier)
     auth = root.child("kubernetesAuth")
     auth_path = auth.string("path", "kubernetes", rule=VAULT_NAME)
-    audience = auth.string("audience", "https://kubernetes.default.svc.cluster.local")
+    # Required: the audience of service account tokens differs between clusters (EKS, kind, ...),
+    # and a wrong one makes every agent login fail.
+    audience = auth.string("audience", rule=AUDIENCE)
     auth.done()
     kv = _kv(root.child("kv"), tier, secrets)
     database = _database(root.child("database"), tier, secrets) if root.has("database") else None
@@ -88,6 +95,12 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     audit = sections.load_audit(root.child("audit"), tier, sections.mounts_of(
         [kv.mount], [database.mount] if database else [], [transit.mount] if transit else [],
         [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else []))
+    _check_mounts(root, [("kv.mount", kv.mount)]
+                  + ([("database.mount", database.mount)] if database else [])
+                  + ([("transit.mount", transit.mount)] if transit else [])
+                  + ([(f"pki.{ca_key}.mount", ca.mount) for ca_key, ca in (("root", pki.root),
+                                                                            ("intermediate", pki.intermediate))
+                      if ca is not None] if pki else []))
     secrets.refuse_unknown(root)
     return EnvironmentSpec(
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
@@ -146,8 +159,15 @@ class _SecretRefs:
 
 
 def _tier(stack: str, root: Node) -> Tier:
-    default = stack if stack in TIERS else None
-    return cast(Tier, root.string("tier", default, choices=TIERS))
+    """The stack's name when it is a tier, which a stack file cannot override (a prod stack must not
+    opt into dev's rules); other stacks (``prod-eu``) say their tier."""
+    if stack in TIERS:
+        if root.has("tier") and root.raw("tier") != stack:
+            raise root.error("tier", f"stack {stack!r} always has the {stack} rules, not {root.raw('tier')!r}",
+                             "remove the setting")
+        root.raw("tier")
+        return stack
+    return cast(Tier, root.string("tier", choices=TIERS))
 
 
 def _cluster(node: Node, tier: Tier) -> Cluster:
@@ -225,7 +245,7 @@ def _auto_unseal(node: Node) -> AutoUnseal:
     if not re.fullmatch(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+", unseal.role_arn):
         raise node.error("roleArn", f"{unseal.role_arn!r} is not an IAM role ARN",
                          "use arn:aws:iam::<account>:role/<name>")
-    if not re.fullmatch(r"(alias/[\w/-]+|[0-9a-f-]{36}|arn:aws[-a-z]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+)",
+    if not re.fullmatch(r"(alias/[\w/-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[-a-z]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+)",
                         unseal.kms_key_id):
         raise node.error("kmsKeyId", f"{unseal.kms_key_id!r} is not a KMS key id, ARN or alias",
                          "use the key id, its ARN, or alias/<name>")
@@ -279,10 +299,15 @@ def _secret_value(node: Node, key: str, secrets: _SecretRefs) -> SecretValue:
 
 def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
     connections: dict[str, Connection] = {}
+    in_cluster_seen = False
     for item in node.children("connections"):
         connection = _connection(item, tier, secrets)
         refuse_duplicate(item, "name", connection.name, connections, "connection")
+        if connection.in_cluster and in_cluster_seen:
+            raise item.error("inCluster", "a second in-cluster PostgreSQL would collide with the first "
+                             f"(one namespace, {DEV_POSTGRES_NAMESPACE!r})", "use one in-cluster connection")
         connections[connection.name] = connection
+        in_cluster_seen |= connection.in_cluster
     roles: dict[str, DatabaseRole] = {}
     for item in node.children("roles"):
         role = _database_role(item, connections)
@@ -319,7 +344,7 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
     name = node.string("name", rule=VAULT_NAME)
     connection = Connection(
         name=name,
-        host=node.string("host", f"{name}.postgres.svc" if in_cluster else None, rule=HOST),
+        host=_in_cluster_host(node, name) if in_cluster else node.string("host", rule=HOST),
         port=node.integer("port", 5432, minimum=1),
         database=node.string("database", rule=SQL_IDENTIFIER),
         admin_user=node.string("adminUser", rule=SQL_IDENTIFIER),
@@ -340,6 +365,26 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
                          "remove adminPassword")
     node.done()
     return connection
+
+
+def _check_mounts(root: Node, mounts: list[tuple[str, str]]) -> None:
+    """Each secrets engine needs a mount path of its own, outside the paths Vault reserves."""
+    seen: dict[str, str] = {}
+    for key, path in mounts:
+        if path in RESERVED_MOUNTS:
+            raise root.error(key, f"{path!r} is reserved by Vault", "choose another mount path")
+        if path in seen:
+            raise root.error(key, f"mount {path!r} is already {root.path(seen[path])}",
+                             "give each secrets engine its own mount path")
+        seen[path] = key
+
+
+def _in_cluster_host(node: Node, name: str) -> str:
+    if node.has("host"):
+        raise node.error("host", "the in-cluster PostgreSQL is reached at its own Service",
+                         "remove host")
+    node.raw("host")
+    return f"{name}.{DEV_POSTGRES_NAMESPACE}.svc"
 
 
 def _database_role(node: Node, connections: Mapping[str, Connection]) -> DatabaseRole:
@@ -414,15 +459,14 @@ def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], databa
             target = path[len(kv_prefix):]
             if not _matches(target, kv_paths):
                 raise node.error("path", f"{path!r} refers to KV path {target!r}, which is not declared",
-                                 f"declare it under kv.secrets, or fix the path ({_declared(kv_paths)})")
+                                 f"declare it under kv.secrets, or fix the path ({declared(kv_paths)})")
     if database is not None:
         creds_prefix = f"{database.mount}/creds/"
         if path.startswith(creds_prefix):
             role = path[len(creds_prefix):]
-            declared = {r.name for r in database.roles}
-            if not _matches(role, declared):
+            if not _matches(role, database.role.keys()):
                 raise node.error("path", f"{path!r} refers to database role {role!r}, which is not "
-                                 "declared", f"declare it under database.roles ({_declared(declared)})")
+                                 "declared", f"declare it under database.roles ({declared(database.role)})")
 
 
 def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
@@ -455,14 +499,14 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
         for index, path in enumerate(app.kv_paths):
             if path not in kv_paths:
                 raise node.error(f"kvPaths[{index}]", f"KV path {path!r} is not declared",
-                                 f"declare it under kv.secrets ({_declared(kv_paths)})")
+                                 f"declare it under kv.secrets ({declared(kv_paths)})")
         if app.database_role is not None and app.database_role not in role_names:
             raise node.error("databaseRole", f"database role {app.database_role!r} is not declared",
-                             f"declare it under database.roles ({_declared(role_names)})")
+                             f"declare it under database.roles ({declared(role_names)})")
         for index, policy in enumerate(app.policies):
             if policy not in policy_names:
                 raise node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
-                                 f"declare it under policies ({_declared(policy_names)})")
+                                 f"declare it under policies ({declared(policy_names)})")
         refuse_duplicate(node, "name", app.name, apps, "application")
         apps[app.name] = app
         node.done()
@@ -494,26 +538,24 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) 
                        ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
 
 
-def _known(node: Node, key: str, declared: Mapping[str, object], what: str) -> str:
+def _known(node: Node, key: str, names: Mapping[str, object], what: str) -> str:
     value = node.string(key, rule=VAULT_NAME)
-    if value not in declared:
+    if value not in names:
         raise node.error(key, f"{what} {value!r} is not declared",
-                         f"declare it, or use a declared one ({_declared(declared)})")
+                         f"declare it, or use a declared one ({declared(names)})")
     return value
 
 
 
 
-def _matches(pattern: str, declared: Set[str]) -> bool:
+def _matches(pattern: str, names: Set[str]) -> bool:
     """``pattern`` names a declared item; a glob (``*``, ``+``) must match at least one.
 
     The exact case is a set lookup, so checking every policy of hundreds of apps stays linear.
     """
     if "*" not in pattern and "+" not in pattern:
-        return pattern in declared
+        return pattern in names
     glob = pattern.replace("+", "*")
-    return any(fnmatch.fnmatchcase(name, glob) for name in declared)
+    return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
 
-def _declared(names: Iterable[str]) -> str:
-    return f"declared: {', '.join(sorted(names)) or 'none'}"

@@ -15,8 +15,6 @@ from typing import Literal
 Tier = Literal["dev", "staging", "prod"]
 """Which rules apply: ``dev`` may run a single replica without TLS; ``staging`` and ``prod`` may not."""
 
-KV_CAPABILITIES = ("read",)
-
 
 @dataclass(frozen=True)
 class AutoUnseal:
@@ -222,14 +220,14 @@ class Database:
         return {role.name: role for role in self.roles}
 
     @cached_property
-    def connection(self) -> dict[str, Connection]:
-        """Connections by name."""
-        return {connection.name: connection for connection in self.connections}
-
-    @cached_property
     def static_role(self) -> dict[str, StaticRole]:
         """Static roles by name."""
         return {role.name: role for role in self.static_roles}
+
+    @cached_property
+    def connection(self) -> dict[str, Connection]:
+        """Connections by name."""
+        return {connection.name: connection for connection in self.connections}
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ names the exact key. Lookups go through dicts, so checking every application sta
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import cast
 
 from components import rules
 
-from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name, check_ttl_order, refuse_duplicate
-from .durations import format_duration
+from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name, check_ttl_order, declared, refuse_duplicate
+from .durations import DAY, HOUR, YEAR, format_duration
 from .model import (
     AppCertificate,
     Audit,
@@ -32,19 +32,18 @@ from .model import (
     TransitOperation,
 )
 
-HOUR = 3600
-DAY = 24 * HOUR
-YEAR = 365 * DAY
-
 # The chart mounts each server's audit volume here (server.auditStorage); a file device anywhere
 # else writes to the container's filesystem, or to the Raft data volume. Same value as
 # components.render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
 AUDIT_DIRECTORY = "/vault/audit"
 STDOUT = "stdout"
 SOCKET_TYPES = ("tcp", "udp")
-# Fields that always carry a secret: never logged in clear, whatever the spec asks.
-ALWAYS_HMAC = frozenset({"password", "plaintext", "private_key", "token", "client_token", "secret_id",
-                         "secret_key", "key"})
+# Fields that carry secrets (KV values, credentials, keys, transit input and output): never logged
+# in clear, whatever the spec asks.
+ALWAYS_HMAC = frozenset({
+    "data", "password", "password_wo", "plaintext", "ciphertext", "batch_input", "batch_results", "context",
+    "private_key", "signed_key", "token", "client_token", "secret", "secret_id", "secret_key", "key",
+})
 _AUDIT_KEY = re.compile(r"[a-z][a-z0-9_]*")
 _SOCKET_ADDRESS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?:\d{1,5}")
 
@@ -330,13 +329,13 @@ def load_app_access(node: Node, transit: Transit | None, pki: Pki | None,
     grants: dict[str, TransitGrant] = {}
     for item in node.children("transitKeys"):
         key_name = item.string("key", rule=VAULT_NAME)
-        declared = transit.key if transit is not None else {}
-        if key_name not in declared:
+        keys = transit.key if transit is not None else {}
+        if key_name not in keys:
             raise item.error("key", f"transit key {key_name!r} is not declared",
-                             f"declare it under transit.keys ({_declared(declared)})")
+                             f"declare it under transit.keys ({declared(keys)})")
         if key_name in grants:
             raise item.error("key", f"transit key {key_name!r} is listed twice", "list each key once")
-        key = declared[key_name]
+        key = keys[key_name]
         operations = item.strings("operations")
         if not operations:
             raise item.error("operations", "is empty", f"list some of {', '.join(key.operations)}")
@@ -355,10 +354,10 @@ def load_app_access(node: Node, transit: Transit | None, pki: Pki | None,
     node.raw("certificate")
     static_role = node.optional_string("staticDatabaseRole", rule=VAULT_NAME)
     if static_role is not None:
-        declared_static = {r.name for r in database.static_roles} if database is not None else set()
-        if static_role not in declared_static:
+        static_roles = database.static_role if database is not None else {}
+        if static_role not in static_roles:
             raise node.error("staticDatabaseRole", f"static database role {static_role!r} is not declared",
-                             f"declare it under database.staticRoles ({_declared(declared_static)})")
+                             f"declare it under database.staticRoles ({declared(static_roles)})")
     return AppAccess(transit=tuple(sorted(grants.values(), key=lambda g: g.key)), certificate=certificate,
                      static_database_role=static_role)
 
@@ -368,7 +367,7 @@ def _app_certificate(node: Node, pki: Pki | None) -> AppCertificate:
     roles = pki.role if pki is not None else {}
     if role_name not in roles:
         raise node.error("role", f"PKI role {role_name!r} is not declared",
-                         f"declare it under pki.roles ({_declared(roles)})")
+                         f"declare it under pki.roles ({declared(roles)})")
     role = roles[role_name]
     certificate = AppCertificate(
         role=role_name,
@@ -410,5 +409,3 @@ def mounts_of(*groups: Iterable[str]) -> frozenset[str]:
     return frozenset(mount for group in groups for mount in group)
 
 
-def _declared(names: Mapping[str, object] | Set[str]) -> str:
-    return f"declared: {', '.join(sorted(names)) or 'none'}"

@@ -1,6 +1,8 @@
 # The policy the IaC (pulumi up) runs with once the root token is revoked: it manages mounts, auth
-# methods, policies, roles and audit devices, and writes static secrets. It cannot read dynamic
-# database credentials or encrypt and decrypt with transit keys: those are the applications' own.
+# methods, policies, roles and audit devices, and writes static secrets. It never reads dynamic
+# database credentials, encrypts or decrypts with transit keys, or issues certificates: those are the
+# applications' own. Note that a holder who writes policies and auth roles can grant itself anything:
+# this token is admin-equivalent, so it lives only in the stacks' encrypted config and in CI.
 
 # Mounts, auth methods and audit devices.
 path "sys/mounts" {
@@ -75,9 +77,45 @@ path "transit/keys/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }
 
-# PKI: CA set-up, URLs and roles.
-path "pki*" {
+# PKI: the root and intermediate CAs' set-up, URLs, CRL settings and roles; never issue/*.
+path "pki/root/generate/internal" {
+  capabilities = ["update"]
+}
+
+path "pki/root/sign-intermediate" {
+  capabilities = ["update"]
+}
+
+path "pki/root" {
+  capabilities = ["delete"]
+}
+
+path "pki_int/intermediate/generate/internal" {
+  capabilities = ["update"]
+}
+
+path "pki_int/intermediate/set-signed" {
+  capabilities = ["update"]
+}
+
+path "pki/config/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "pki_int/config/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "pki_int/roles/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+path "pki/issuer/*" {
+  capabilities = ["read"]
+}
+
+path "pki_int/issuer/*" {
+  capabilities = ["read"]
 }
 
 # The provider creates a short-lived child token for each run.
