@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from .plan import flatten
 
 UNSET = "(unset)"
+_BACKTICKS = re.compile(r"`+")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _flat(value: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 def render_markdown(diff: PlanDiff, base_label: str) -> str:
     """The diff as Markdown: a heading, a summary line, then each added, removed and changed
     resource; multi-line settings (Raft config, ACL policy HCL) as a fenced unified diff."""
-    lines = [f"### Stack `{diff.stack}`: branch vs `{base_label}`", ""]
+    lines = [f"### Stack {_inline(diff.stack)}: branch vs {_inline(base_label)}", ""]
     if diff.head_error is not None:
         lines += [f"**The program refuses this branch's config:** {_inline(diff.head_error)}", ""]
     if diff.base_error is not None and diff.base_error != diff.head_error:
@@ -124,12 +126,12 @@ def render_markdown(diff: PlanDiff, base_label: str) -> str:
     for title, sign, entries in (("Added", "+", diff.added), ("Removed", "-", diff.removed)):
         if entries:
             lines += [f"#### {title}", ""]
-            lines += [f"- {sign} `{name}` ({_inline(type_token)})" for name, type_token in entries]
+            lines += [f"- {sign} {_inline(name)} ({_inline(type_token)})" for name, type_token in entries]
             lines.append("")
     if diff.changed:
         lines += ["#### Changed", ""]
         for resource in diff.changed:
-            lines += [f"- `{resource.name}` ({_inline(resource.type)})", ""]
+            lines += [f"- {_inline(resource.name)} ({_inline(resource.type)})", ""]
             lines += _changes(resource.settings)
     if diff.outputs:
         lines += ["#### Stack outputs", ""]
@@ -148,9 +150,19 @@ def _changes(settings: tuple[SettingChange, ...]) -> list[str]:
         if _multiline(change):
             before = "" if change.base == UNSET else str(change.base)
             after = "" if change.head == UNSET else str(change.head)
-            body = difflib.unified_diff(before.splitlines(), after.splitlines(), "base", "branch", lineterm="", n=2)
-            lines += [f"  `{_cell(change.key)}`:", "", "  ```diff", *(f"  {line}" for line in body), "  ```", ""]
+            body = list(difflib.unified_diff(before.splitlines(), after.splitlines(), "base", "branch",
+                                             lineterm="", n=2))
+            fence = _fence(body)
+            lines += [f"  `{_cell(change.key)}`:", "", f"  {fence}diff", *(f"  {line}" for line in body),
+                      f"  {fence}", ""]
     return lines
+
+
+def _fence(body: list[str]) -> str:
+    """A backtick fence longer than any run of backticks in ``body`` (at least three), so that no line
+    of a value can close the fenced block early and be read as Markdown."""
+    longest = max((len(run) for line in body for run in _BACKTICKS.findall(line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _multiline(change: SettingChange) -> bool:

@@ -87,6 +87,73 @@ class TestDiffPlans:
         assert "  | `inputs.a` | `x\\|y` | `z` |" in render_markdown(diff_plans(base, head), "main")
 
 
+def one_setting(before: str, after: str) -> str:
+    """The Markdown diff of resource ``r`` whose setting ``a`` goes from ``before`` to ``after``."""
+    base = {"stack": "s", "resources": {"r": {"type": "t", "inputs": {"a": before}}}}
+    head = {"stack": "s", "resources": {"r": {"type": "t", "inputs": {"a": after}}}}
+    return render_markdown(diff_plans(base, head), "main")
+
+
+def fenced_blocks(markdown: str) -> list[list[str]]:
+    """The fenced code blocks of ``markdown`` as CommonMark reads them: a fence opens with 3+ backticks
+    and closes at the first line of backticks only, at least as long (indentation up to the list's); a
+    block left open runs to the end."""
+    blocks: list[list[str]] = []
+    fence = ""
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if not fence:
+            if stripped.startswith("```"):
+                fence = stripped[:len(stripped) - len(stripped.lstrip("`"))]
+                blocks.append([])
+        elif stripped and set(stripped) == {"`"} and len(stripped) >= len(fence):
+            fence = ""
+        else:
+            blocks[-1].append(line)
+    return blocks
+
+
+class TestFences:
+    def test_plain_multiline_value_gets_three_backticks(self) -> None:
+        markdown = one_setting("a\nb", "a\nc")
+        assert "  ```diff\n  --- base\n  +++ branch\n  @@ -1,2 +1,2 @@\n   a\n  -b\n  +c\n  ```\n" in markdown
+        assert fenced_blocks(markdown) == [["  --- base", "  +++ branch", "  @@ -1,2 +1,2 @@", "   a", "  -b", "  +c"]]
+
+    def test_a_fence_in_a_value_cannot_close_the_block(self) -> None:
+        # A value (unchanged lines show as diff context, indented by one space) that tries to end the
+        # code block and write its own Markdown into the comment.
+        escape = "x\n```\n**Approved by the platform team** <img src=x>\n"
+        markdown = one_setting(escape + "a", escape + "b")
+        assert markdown.endswith("  ````diff\n  --- base\n  +++ branch\n  @@ -2,3 +2,3 @@\n   ```\n"
+                                 "   **Approved by the platform team** <img src=x>\n  -a\n  +b\n  ````\n")
+        [block] = fenced_blocks(markdown)
+        assert block[-4:] == ["   ```", "   **Approved by the platform team** <img src=x>", "  -a", "  +b"]
+
+    def test_three_backticks_would_have_let_it_out(self) -> None:
+        # What the fixed three-backtick fence did with the same value: the value's first ``` line
+        # closed the block, and its next line was read as Markdown.
+        escape = "x\n```\n**Approved by the platform team**\n"
+        naive = one_setting(escape + "a", escape + "b").replace("````", "```")
+        blocks = fenced_blocks(naive)
+        assert blocks[0][-1] == "  @@ -2,3 +2,3 @@"
+        assert all("Approved" not in line for block in blocks for line in block)
+        assert "   **Approved by the platform team**" in naive.splitlines()
+
+    def test_the_fence_outgrows_the_longest_run(self) -> None:
+        markdown = one_setting("a\n`````` six", "a\n`` two")
+        assert "  ```````diff\n" in markdown  # seven: one more than the longest run
+        assert markdown.count("  ```````\n") == 1
+        [block] = fenced_blocks(markdown)
+        assert block[-2:] == ["  -`````` six", "  +`` two"]
+
+    def test_names_and_labels_are_inline_code_without_backticks(self) -> None:
+        base = {"stack": "s`x", "resources": {}}
+        head = {"stack": "s`x", "resources": {"r`1": {"type": "t`2", "inputs": {}}}}
+        markdown = render_markdown(diff_plans(base, head), "ma`in")
+        assert markdown.splitlines()[0] == "### Stack `s'x`: branch vs `ma'in`"
+        assert "- + `r'1` (`t'2`)" in markdown
+
+
 class TestBasePlan:
     def test_plans_a_ref_in_a_worktree_and_removes_it(self) -> None:
         document = base_plan("prod", "HEAD", ROOT)

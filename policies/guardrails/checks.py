@@ -5,7 +5,8 @@ program's own spec validation.
 Every check is a ``pulumi_policy`` policy in :data:`POLICIES`; ``__main__.py`` only builds the pack
 from them. The rules the spec enforces as well come from :mod:`components.rules`, so that the two
 can never disagree. A check reads resource properties as the engine sends them: camelCase keys,
-numbers as floats, secrets wrapped (``{<signature key>: <secret signature>, "value": ...}``) or as
+numbers as floats, secrets wrapped (``{<signature key>: <secret signature>, "value": ...}``, recognised
+by :func:`platformctl.engine.is_secret`, the one implementation of the wire form) or as
 ``pulumi_policy.Secret``.
 
 The environment (``dev``, ``staging``, ``prod``) is the stack's ``environment`` tag, else its name;
@@ -30,10 +31,10 @@ from pulumi_policy import (
 
 from components import rules
 from components.render.acl import PolicyFileError, parse_policy
+from components.spec.durations import DAY, HOUR
+from platformctl import engine
 
 TIERS = ("dev", "staging", "prod")
-HOUR = 3600
-DAY = 24 * HOUR
 # Vault's system default for a TTL left unset (0): the mount's max lease TTL, 32 days.
 VAULT_DEFAULT_TTL = 768 * HOUR
 
@@ -43,11 +44,8 @@ DATABASE_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
 ACL_POLICY = "vault:index/policy:Policy"
 AUDIT = "vault:index/audit:Audit"
+VAULT_PROVIDER = "pulumi:providers:vault"
 STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend")
-
-# The wire form of a secret, as the engine marshals it (see pulumi.runtime.rpc).
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # A property whose name ends like one of these holds a credential (the name is compared lowercased,
 # without '_' and '-': ``adminPassword``, ``token``, ``apiKey``, ``VAULT_TOKEN``, ``tokenReviewerJwt``),
@@ -69,6 +67,12 @@ _DATABASE_CAPS = {
     "maxTtl": {"type": "integer", "minimum": 1, "default": DAY,
                "description": "Cap on a database role's maxTtl, in seconds (default 24h)."},
 }
+ALLOWED_PATHS: dict[str, list[str]] = {
+    # What `pulumi up` runs with (policies/acl/vault-iac.hcl): Vault requires sudo to enable auth methods
+    # and audit devices, and the program writes the static KV secrets (data and metadata).
+    "vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "secret/data/*", "secret/metadata/*"],
+}
+"""The default ``allowedPaths`` of ``acl-least-privilege``: exactly what the committed policies need."""
 _ACL_EXEMPTIONS = {
     "adminPolicies": {
         "type": "array", "items": {"type": "string"}, "default": ["platform-admin"],
@@ -76,10 +80,9 @@ _ACL_EXEMPTIONS = {
     },
     "allowedPaths": {
         "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        # vault-iac is what `pulumi up` runs with: Vault requires sudo to enable auth methods and audit
-        # devices, and it sets up every PKI mount.
-        "default": {"vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "pki*"]},
-        "description": "Per policy, the exact paths that may grant sudo or a whole mount.",
+        "default": ALLOWED_PATHS,
+        "description": "Per policy, the exact paths that may grant sudo, a whole mount or a whole area of "
+                       "secret material.",
     },
 }
 _REQUIRED_TAGS = {
@@ -92,7 +95,7 @@ _REQUIRED_TAGS = {
 
 def is_secret(value: Any) -> bool:
     """A secret, in the engine's wire form or as the policy SDK's :class:`Secret`."""
-    return isinstance(value, Secret) or (isinstance(value, Mapping) and value.get(SIG_KEY) == SECRET_SIG)
+    return isinstance(value, Secret) or engine.is_secret(value)
 
 
 def reveal(value: Any) -> Any:
@@ -320,11 +323,33 @@ def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 # --- every stack: ACL policies ------------------------------------------------------------------
 
+SECRET_AREAS = frozenset({
+    "data", "metadata",  # KV v2: every secret, and its versions and deletion
+    "creds", "static-creds",  # database: every role's credentials
+    "issue", "sign",  # PKI: a certificate for any role
+    "encrypt", "decrypt", "rewrap", "export",  # transit: any key's data, or the key itself
+})
+"""The second segment of a path under which a mount keeps its secret material (``<mount>/<area>/...``)."""
+
+
+def _only_globs(text: str) -> bool:
+    return bool(text) and set(text) <= {"*", "+", "/"}
+
+
 def grants_whole_mount(path: str) -> bool:
     """True for a path that reaches everything in one or more mounts: a glob in the first segment
-    (``*``, ``pki*``, ``+/data/x``) or nothing but globs after it (``secret/*``, ``sys/+/*``)."""
+    (``*``, ``pki*``, ``+/data/x``) or nothing but globs after it (``secret/*``, ``sys/+/*``); or the
+    whole of a mount's secret material, which is as good as the mount: nothing but globs after an
+    area of :data:`SECRET_AREAS` (``secret/data/*``, ``database/creds/+``), or a ``*`` that cuts into
+    such an area's name (``secret/d*``, ``database/creds*``)."""
     first, _, rest = path.partition("/")
-    return "*" in first or "+" in first or (bool(rest) and set(rest) <= {"*", "+", "/"})
+    if "*" in first or "+" in first or _only_globs(rest):
+        return True
+    area, slash, tail = rest.partition("/")
+    if area in SECRET_AREAS and slash and _only_globs(tail):
+        return True
+    # A trailing * is a prefix match: ``secret/d*`` reaches ``secret/data/...``.
+    return not slash and area.endswith("*") and any(name.startswith(area.rstrip("*")) for name in SECRET_AREAS)
 
 
 def acl_problems(name: str, text: str, admin_policies: frozenset[str],
@@ -344,11 +369,12 @@ def acl_problems(name: str, text: str, admin_policies: frozenset[str],
         if "sudo" in rule.capabilities:
             yield f"policy {name!r} grants sudo on {rule.path!r}"
         if grants_whole_mount(rule.path):
-            yield f"policy {name!r} grants {rule.path!r}, a whole mount or more"
+            yield f"policy {name!r} grants {rule.path!r}, a whole mount or all of its secret material"
 
 
 def check_acl_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """ACL policies grant no sudo and no whole mount (``*``, ``secret/*``), but for the exemptions."""
+    """ACL policies grant no sudo, no whole mount (``*``, ``secret/*``) and no whole area of secret material
+    (``secret/data/*``, ``database/creds/*``), but for the exemptions."""
     if args.resource_type != ACL_POLICY:
         return
     config = settings(args, _ACL_EXEMPTIONS)
@@ -370,8 +396,18 @@ def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None
         report(f"the environment tag {tagged!r} is not one of {', '.join(TIERS)}", None)
 
 
+def declares_vault(args: StackValidationArgs) -> bool:
+    """The stack talks to Vault: it declares a Vault provider. A new environment's first ``pulumi up``
+    declares only the cluster (no ``vault:token`` yet: Vault is not initialized), so no Vault resource."""
+    return any(resource.resource_type == VAULT_PROVIDER for resource in args.resources)
+
+
 def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Every request to Vault is audited: an audit device in dev, at least two in staging and prod."""
+    """Every request to Vault is audited: an audit device in dev, at least two in staging and prod (not
+    applicable before Vault is configured: a stack that declares no Vault provider has nothing to audit)."""
+    if not declares_vault(args):
+        args.not_applicable("the stack declares no Vault provider (Vault is not configured yet): "
+                            "no Vault resource, nothing to audit")
     urn = args.resources[0].urn if args.resources else ""
     count = sum(1 for resource in args.resources if resource.resource_type == AUDIT)
     if (problem := rules.audit_devices(count, environment(args.stack_tags, urn))) is not None:

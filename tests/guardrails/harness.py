@@ -16,6 +16,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
     StackValidationArgs,
 )
+from pulumi_policy.policy import _NotApplicableError
 
 from platformctl.engine import Declaration, DeclaredResource
 from policies.guardrails.checks import POLICIES, policy
@@ -61,7 +62,8 @@ def declared_args(resource: DeclaredResource, tags: Mapping[str, str],
 
 
 def reported(name: str, args: ResourceValidationArgs | StackValidationArgs) -> list[str]:
-    """What policy ``name`` reports for ``args``."""
+    """What policy ``name`` reports for ``args`` (a policy that calls ``args.not_applicable`` raises
+    ``_NotApplicableError`` here; :func:`run_pack` treats it as the analyzer does)."""
     messages: list[str] = []
 
     def report(message: str, urn: str | None = None) -> None:
@@ -69,6 +71,23 @@ def reported(name: str, args: ResourceValidationArgs | StackValidationArgs) -> l
 
     policy(name).validate(args, report)  # type: ignore[arg-type]  # the policy's own kind of args
     return messages
+
+
+def not_applicable(name: str, args: ResourceValidationArgs | StackValidationArgs) -> str | None:
+    """The reason policy ``name`` gives for not applying to ``args``, or ``None`` when it applies."""
+    try:
+        reported(name, args)
+    except _NotApplicableError as skipped:
+        return skipped.reason or ""
+    return None
+
+
+def _reported_if_applicable(name: str, args: ResourceValidationArgs | StackValidationArgs) -> list[str]:
+    # The analyzer records a not-applicable policy as such, never as a violation.
+    try:
+        return reported(name, args)
+    except _NotApplicableError:
+        return []
 
 
 def stack_args(declaration: Declaration, tags: Mapping[str, str],
@@ -87,8 +106,9 @@ def run_pack(declaration: Declaration, tags: Mapping[str, str]) -> list[Violatio
             for resource in declaration.resources:
                 if resource.custom:
                     violations += [Violation(candidate.name, resource.name, message, advisory)
-                                   for message in reported(candidate.name, declared_args(resource, tags))]
+                                   for message in _reported_if_applicable(candidate.name,
+                                                                          declared_args(resource, tags))]
         else:
             violations += [Violation(candidate.name, "", message, advisory)
-                           for message in reported(candidate.name, stack_args(declaration, tags))]
+                           for message in _reported_if_applicable(candidate.name, stack_args(declaration, tags))]
     return violations

@@ -17,7 +17,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, grants_whole_mount
 
-from .harness import declared_args, reported, resource_args, stack_args
+from .harness import declared_args, not_applicable, reported, resource_args, stack_args
 
 RELEASE = "vault-cluster-release"
 ROLE = "vault-kubernetes-auth-api-service"
@@ -211,6 +211,7 @@ class TestPlaintextSecrets:
 
 
 ADMIN = 'path "sys/*" {\n  capabilities = ["create", "read", "update", "sudo"]\n}\n'
+FIX_ACL = "grant the exact paths and capabilities the holder needs"
 
 
 def acl(paths: dict[str, list[str]]) -> str:
@@ -218,21 +219,28 @@ def acl(paths: dict[str, list[str]]) -> str:
                    for path, capabilities in paths.items())
 
 
+def whole(name: str, path: str) -> str:
+    return f"policy {name!r} grants {path!r}, a whole mount or all of its secret material: {FIX_ACL}"
+
+
 class TestAclPolicies:
     @pytest.mark.parametrize(("name", "text", "expected"), [
         ("api-secrets", acl({"secret/data/production/api-service": ["read"]}), []),
         ("ops", acl({"sys/seal": ["update", "sudo"]}), [
             "policy 'ops' grants sudo on 'sys/seal': grant the exact paths and capabilities the holder needs"]),
-        ("ops", acl({"*": ["read"]}), [
-            "policy 'ops' grants '*', a whole mount or more: grant the exact paths and capabilities the holder needs"]),
-        ("ops", acl({"secret/*": ["read"]}), [
-            "policy 'ops' grants 'secret/*', a whole mount or more: grant the exact paths and capabilities the "
-            "holder needs"]),
+        ("ops", acl({"*": ["read"]}), [whole("ops", "*")]),
+        ("ops", acl({"secret/*": ["read"]}), [whole("ops", "secret/*")]),
+        # every KV secret, every database credential: as good as the whole mount
+        ("ops", acl({"secret/data/*": ["read"]}), [whole("ops", "secret/data/*")]),
+        ("ops", acl({"database/creds/*": ["read"]}), [whole("ops", "database/creds/*")]),
+        ("ops", acl({"secret/data/production/*": ["read"], "database/creds/api-role": ["read"]}), []),
         ("platform-admin", ADMIN + acl({"secret/*": ["read"]}), []),
-        ("vault-iac", acl({"sys/auth/*": ["create", "sudo"], "pki*": ["read"]}), []),
-        ("vault-iac", acl({"secret/*": ["read"]}), [
-            "policy 'vault-iac' grants 'secret/*', a whole mount or more: grant the exact paths and capabilities "
-            "the holder needs"]),
+        # vault-iac's exemptions: sudo where Vault requires it, and the static secrets it writes
+        ("vault-iac", acl({"sys/auth/*": ["create", "sudo"], "secret/data/*": ["create", "update", "read"],
+                           "secret/metadata/*": ["read"]}), []),
+        ("vault-iac", acl({"secret/*": ["read"]}), [whole("vault-iac", "secret/*")]),
+        ("vault-iac", acl({"pki*": ["read"]}), [whole("vault-iac", "pki*")]),
+        ("vault-iac", acl({"database/creds/*": ["read"]}), [whole("vault-iac", "database/creds/*")]),
     ])
     def test_policy(self, name: str, text: str, expected: list[str]) -> None:
         args = resource_args("vault:index/policy:Policy", {"name": name, "policy": text}, name=f"vault-policies-{name}")
@@ -247,13 +255,38 @@ class TestAclPolicies:
         args = resource_args("vault:index/policy:Policy", {"name": "platform-admin", "policy": ADMIN},
                              config={"adminPolicies": []})
         assert reported("acl-least-privilege", args) == [
-            "policy 'platform-admin' grants sudo on 'sys/*': grant the exact paths and capabilities the holder needs",
-            "policy 'platform-admin' grants 'sys/*', a whole mount or more: grant the exact paths and capabilities "
-            "the holder needs"]
+            f"policy 'platform-admin' grants sudo on 'sys/*': {FIX_ACL}", whole("platform-admin", "sys/*")]
+
+    def test_allowed_paths_are_configurable(self) -> None:
+        text = acl({"secret/data/*": ["read"]})
+        config = {"allowedPaths": {"ops": ["secret/data/*"]}}
+        assert reported("acl-least-privilege", resource_args(
+            "vault:index/policy:Policy", {"name": "ops", "policy": text}, config=config)) == []
+        assert reported("acl-least-privilege", resource_args(
+            "vault:index/policy:Policy", {"name": "vault-iac", "policy": text}, config=config)) == [
+            whole("vault-iac", "secret/data/*")]
 
     @pytest.mark.parametrize(("path", "whole"), [
+        # a whole mount or more
         ("*", True), ("+/data/app", True), ("pki*", True), ("secret/*", True), ("secret/+/*", True),
-        ("secret/data/*", False), ("sys/mounts/*", False), ("secret/data/production/api", False),
+        ("secret/+", True),
+        # a whole area of secret material: KV, database, PKI, transit
+        ("secret/data/*", True), ("secret/data/+", True), ("secret/metadata/*", True),
+        ("secret/data/+/*", True), ("kv/data/*", True),
+        ("database/creds/*", True), ("database/static-creds/+", True),
+        ("pki_int/issue/*", True), ("pki/sign/+", True),
+        ("transit/encrypt/*", True), ("transit/decrypt/+", True), ("transit/rewrap/*", True),
+        ("transit/export/*", True),
+        # a * that cuts into an area's name
+        ("secret/d*", True), ("secret/data*", True), ("database/creds*", True), ("pki/iss*", True),
+        # narrower than an area, or not secret material
+        ("secret/data/production/*", False), ("secret/data/production/api", False),
+        ("secret/data/+/api", False), ("secret/+/api", False), ("database/creds/api-role", False),
+        ("database/roles/*", False), ("database/static-roles/*", False), ("database/config/*", False),
+        ("pki_int/issue/web", False), ("pki/issuer/*", False), ("pki_int/roles/*", False),
+        ("pki/sign-intermediate", False), ("pki/root/sign-intermediate", False),
+        ("transit/keys/*", False), ("transit/keys*", False), ("transit/encrypt/api", False),
+        ("sys/mounts/*", False), ("sys/policies/acl/*", False), ("auth/kubernetes/role/*", False),
     ])
     def test_grants_whole_mount(self, path: str, whole: bool) -> None:
         assert grants_whole_mount(path) is whole
@@ -284,6 +317,38 @@ class TestStackPolicies:
         if drop_audit:
             args.resources = [r for r in args.resources if r.resource_type != "vault:index/audit:Audit"]
         assert reported("audit-device", args) == expected
+
+    @pytest.mark.parametrize(("keep", "expected"), [
+        (2, []),
+        (1, ["the stack declares 1 audit device(s); staging needs at least 2: Vault stops answering requests when "
+             "it cannot write to any audit device, so one failing device would stop the service "
+             "(vault:index/audit:Audit)"]),
+    ])
+    def test_staging_needs_two_audit_devices(self, declared: dict[str, Declaration],
+                                             tags: dict[str, dict[str, str]], keep: int,
+                                             expected: list[str]) -> None:
+        args = stack_args(declared["staging"], tags["staging"])
+        audits = [r for r in args.resources if r.resource_type == "vault:index/audit:Audit"]
+        assert len(audits) == 2
+        args.resources = [r for r in args.resources if r not in audits[keep:]]
+        assert reported("audit-device", args) == expected
+
+    @pytest.mark.parametrize("stack", ["dev", "prod"])
+    def test_audit_device_before_vault_is_configured(self, declared: dict[str, Declaration],
+                                                     cluster_only: dict[str, Declaration],
+                                                     tags: dict[str, dict[str, str]], stack: str) -> None:
+        # The first `pulumi up` declares the cluster only: no Vault provider, so nothing to audit.
+        assert not_applicable("audit-device", stack_args(cluster_only[stack], tags[stack])) == (
+            "the stack declares no Vault provider (Vault is not configured yet): no Vault resource, nothing to audit")
+        # With the Vault provider declared, a missing audit device is reported again.
+        args = stack_args(declared[stack], tags[stack])
+        args.resources = [r for r in args.resources if r.resource_type != "vault:index/audit:Audit"]
+        assert not_applicable("audit-device", args) is None
+        assert reported("audit-device", args) == [
+            "the stack declares 0 audit device(s); dev needs at least 1 (vault:index/audit:Audit)" if stack == "dev"
+            else "the stack declares 0 audit device(s); prod needs at least 2: Vault stops answering requests when "
+                 "it cannot write to any audit device, so one failing device would stop the service "
+                 "(vault:index/audit:Audit)"]
 
 
 def test_every_policy_is_tested() -> None:

@@ -3,23 +3,56 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
+import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pulumi_policy import EnforcementLevel
 
 from components import rules
 from platformctl.engine import Declaration, unwrap
-from policies.guardrails.checks import POLICIES
+from policies.guardrails.checks import _ACL_EXEMPTIONS, ALLOWED_PATHS, POLICIES, VAULT_PROVIDER, acl_problems
 from tests.support import STACKS, declare_stack
 
 from .harness import Violation, run_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "policies" / "guardrails"
+
+
+def imported_by(module: str) -> tuple[set[str], set[str]]:
+    """(the distributions, the repository modules) that importing ``module`` loads in a fresh interpreter."""
+    script = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    modules: list[str] = json.loads(result.stdout)
+    owners = importlib.metadata.packages_distributions()
+    distributions = {str(canonicalize_name(d)) for m in modules for d in owners.get(m.split(".")[0], ())}
+    local = {m for m in modules if m.split(".")[0] in ("components", "platformctl", "policies")}
+    return distributions, local
+
+
+def requirement_closure(names: list[str]) -> set[str]:
+    """``names`` and every distribution they require, as installed here."""
+    seen: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in importlib.metadata.requires(name) or ():
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return seen
 
 
 def with_inputs(declaration: Declaration, name: str, change: Mapping[str, Any]) -> Declaration:
@@ -35,6 +68,27 @@ class TestCommittedStacks:
                                    stack: str) -> None:
         assert declared[stack].error is None
         assert run_pack(declared[stack], tags[stack]) == []
+
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_cluster_only_passes_the_whole_pack(self, cluster_only: dict[str, Declaration],
+                                                tags: dict[str, dict[str, str]], stack: str) -> None:
+        # A new environment's first `pulumi up`: the cluster, no Vault provider and no Vault resource.
+        declaration = cluster_only[stack]
+        assert declaration.error is None
+        assert declaration.of_type("kubernetes:helm.sh/v3:Release") != []
+        assert [r for r in declaration.resources if r.type.startswith("vault:") or r.type == VAULT_PROVIDER] == []
+        assert run_pack(declaration, tags[stack]) == []
+
+    def test_vault_iac_exemptions_are_exactly_what_its_file_needs(self) -> None:
+        # Every path of the committed vault-iac policy that the check would refuse is exempted by
+        # default, and nothing else is.
+        text = (ROOT / "policies" / "acl" / "vault-iac.hcl").read_text()
+        refused = {problem.split("'")[3] for problem in acl_problems("vault-iac", text, frozenset(), {})}
+        defaults = _ACL_EXEMPTIONS["allowedPaths"]["default"]
+        assert defaults is ALLOWED_PATHS
+        assert sorted(refused) == sorted(ALLOWED_PATHS["vault-iac"]) == [
+            "secret/data/*", "secret/metadata/*", "sys/audit", "sys/audit/*", "sys/auth/*"]
+        assert list(acl_problems("vault-iac", text, frozenset(), ALLOWED_PATHS)) == []
 
 
 class TestPullRequests:
@@ -95,3 +149,15 @@ class TestPackFiles:
         project = pins(ROOT / "constraints.txt")
         assert sorted(pack) == ["pulumi", "pulumi-policy", "python-hcl2"]
         assert {name: project[name] for name in pack} == pack
+
+    def test_pack_imports_only_what_its_venv_installs(self) -> None:
+        # The CLI runs the pack in policies/guardrails/venv, with its requirements.txt only: what the
+        # checks import from the repository (the shared rules, the ACL parser, the engine's secret
+        # marker) must need nothing more.
+        allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2"])
+        distributions, local = imported_by("policies.guardrails.checks")
+        assert distributions - allowed == set()
+        assert {"components.rules", "components.render.acl", "platformctl.engine"} <= local
+        # The AWS commands need boto3, which the pack's venv does not have.
+        distributions, _ = imported_by("platformctl.aws_clients")
+        assert {"boto3", "botocore"} <= distributions - allowed
