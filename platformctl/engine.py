@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -21,6 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.spec import PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
+SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
 SECRET_MASK = "[secret]"
 UNKNOWN_MARK = "[known after apply]"
@@ -102,7 +104,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 type=request.type,
                 name=request.name,
                 urn=response.urn,
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=_inputs(request.object),
                 custom=request.custom,
                 parent=request.parent,
                 provider=request.provider,
@@ -110,6 +112,25 @@ class _RecordingMonitor(mocks.MockMonitor):
                 aliases=tuple(str(alias) for alias in request.aliases),
             ))
         return response
+
+
+def _inputs(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """The inputs as the engine receives them. Unlike ``rpc.deserialize_properties``, a secret stays
+    marked where it is (``postgresql.passwordWo``) instead of making its whole property secret, so
+    the plan and the diff still show the settings beside it."""
+    return {key: value for key, item in struct.items() if (value := _value(item)) is not None}
+
+
+def _value(item: Any) -> Any:
+    if isinstance(item, struct_pb2.Struct):
+        if SECRET_SIG_KEY in item and item[SECRET_SIG_KEY] == SECRET_SIG:
+            return {SECRET_SIG_KEY: SECRET_SIG, "value": _value(item["value"])}
+        if SECRET_SIG_KEY in item:  # an asset, a resource reference or an output value
+            return rpc.deserialize_property(item)
+        return _inputs(item)
+    if isinstance(item, struct_pb2.ListValue):
+        return [_value(element) for element in item]
+    return rpc.deserialize_property(item)
 
 
 class _WarningCollector(logging.Handler):
@@ -162,7 +183,6 @@ def _resolve(value: Any) -> Any:
     return resolved
 
 
-SECRET_SIG_KEY = rpc._special_sig_key
 
 
 def is_secret(value: Any) -> bool:

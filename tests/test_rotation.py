@@ -25,7 +25,9 @@ STATIC = {"vault-platform:database.staticRoles": [{"name": "reporting", "connect
 def postgresql(declaration: Declaration) -> dict[str, Any]:
     (connection,) = declaration.of_type(CONNECTION)
     block = connection.inputs["postgresql"]
-    assert is_secret(block)  # it carries the password: the whole block is a secret in state and plan
+    # The password is a secret where it stands; the settings beside it stay readable in the plan.
+    assert is_secret(block["passwordWo"])
+    assert not is_secret(block["connectionUrl"])
     return dict(unwrap(block))
 
 

@@ -151,7 +151,7 @@ class TestDatabase:
         assert connection.inputs["allowedRoles"] == ["api-role"]
         assert connection.inputs["verifyConnection"] is True
         assert connection.inputs["rootRotationStatements"] == list(ROOT_ROTATION_STATEMENTS)
-        assert is_secret(connection.inputs["postgresql"])
+        assert is_secret(connection.inputs["postgresql"]["passwordWo"])
         postgresql = unwrap(connection.inputs["postgresql"])
         assert postgresql["connectionUrl"] == (
             "postgresql://{{username}}:{{password}}@postgres:5432/app?sslmode=require")
