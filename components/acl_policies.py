@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
+from components.options import children_of
 from components.render.acl import PolicyDocument, app_policy, declared_policies
 from components.spec import EnvironmentSpec
 
@@ -18,7 +19,7 @@ class AclPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, spec: EnvironmentSpec, files: tuple[PolicyDocument, ...],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:acl:AclPolicies", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         documents = [*files, *declared_policies(spec), *(app_policy(app, spec) for app in spec.apps)]
         for document in documents:
             vault.Policy(f"{name}-{document.name}", name=document.name, policy=document.hcl, opts=child)

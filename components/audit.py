@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
+from components.options import children_of
 from components.spec import AuditDevice, EnvironmentSpec
 
 
@@ -67,7 +68,7 @@ class AuditDevices(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:audit:AuditDevices", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, protect=spec.protect)
+        child = children_of(self, opts).merge(pulumi.ResourceOptions(protect=spec.protect))
         devices = []
         for device in spec.audit.devices:
             devices.append(vault.Audit(

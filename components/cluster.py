@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.options import children_of
 from components.render.helm_values import CHART, CHART_REPOSITORY, helm_values, service_address
 from components.spec import EnvironmentSpec
 
@@ -24,7 +25,7 @@ class VaultCluster(pulumi.ComponentResource):
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
         cluster = spec.cluster
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
@@ -69,6 +70,7 @@ class VaultCluster(pulumi.ComponentResource):
         dns_names = [
             release, f"{release}.{ns}", f"{release}.{ns}.svc", f"{release}.{ns}.svc.cluster.local",
             f"{release}-active.{ns}.svc", f"*.{release}-internal", f"*.{release}-internal.{ns}.svc",
+            *cluster.tls.extra_dns_names,
         ]
         return k8s.apiextensions.CustomResource(
             f"{name}-certificate",

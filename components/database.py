@@ -14,6 +14,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.audit import engine_mount
+from components.options import children_of
 from components.render import sql
 from components.spec import PROJECT, Connection, EnvironmentSpec
 
@@ -59,7 +60,7 @@ class DatabaseEngine(pulumi.ComponentResource):
         super().__init__("vault-platform:database:DatabaseEngine", name, None, opts)
         assert spec.database is not None
         database = spec.database
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         mount = engine_mount(f"{name}-mount", spec, path=database.mount, engine="database",
                              description="Dynamic and static PostgreSQL credentials.", opts=child)
         config = pulumi.Config(PROJECT)

@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.options import children_of
 from components.render.sql import admin_setup_statements, quote_identifier
 from components.spec import Connection, DatabaseRole
 
@@ -27,7 +28,7 @@ class DevPostgres(pulumi.ComponentResource):
     def __init__(self, name: str, connection: Connection, roles: tuple[DatabaseRole, ...],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:database:DevPostgres", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         labels: dict[str, pulumi.Input[str]] = {
             "app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": connection.name}
         superuser_password = random.RandomPassword(f"{name}-superuser-password", length=32, special=False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
+from components.options import children_of
 from components.render.acl import app_policy_name
 from components.spec import EnvironmentSpec
 
@@ -21,7 +22,7 @@ class KubernetesAuth(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:auth:KubernetesAuth", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         backend = vault.AuthBackend(
             f"{name}-backend",
             type="kubernetes",

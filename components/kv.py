@@ -10,6 +10,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from components.audit import engine_mount
+from components.options import children_of
 from components.spec import PROJECT, EnvironmentSpec, KvSecret
 
 
@@ -22,7 +23,7 @@ class KvEngine(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:kv:KvEngine", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         kv = spec.kv
         mount = engine_mount(f"{name}-mount", spec, path=kv.mount, engine="kv", options={"version": "2"},
                              description="Static secrets, versioned.", opts=child)

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.audit import engine_mount
+from components.options import children_of
 from components.spec import CertificateAuthority, EnvironmentSpec, Pki
 
 CRL_REBUILD_GRACE = "12h"
@@ -38,7 +39,7 @@ class PkiEngine(pulumi.ComponentResource):
         super().__init__("vault-platform:pki:PkiEngine", name, None, opts)
         assert spec.pki is not None
         pki = spec.pki
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
         signed_certificate: pulumi.Input[str] | None = pki.external_signed_certificate
         root_cert: vault.pkisecret.SecretBackendRootCert | None = None

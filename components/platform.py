@@ -13,6 +13,7 @@ from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
+from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
@@ -41,17 +42,19 @@ class VaultPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child)
         on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
         cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
         dev_passwords: dict[str, pulumi.Output[str]] = {}
+        dev_databases: list[pulumi.Resource] = []
         if spec.database is not None:
             for connection in spec.database.connections:
                 if connection.in_cluster:
                     postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
                                            spec.database.roles, opts=on_cluster)
                     dev_passwords[connection.name] = postgres.admin_password
+                    dev_databases.append(postgres)
         self.address = cluster.address
         self.annotations = {app.name: injector_annotations(app, spec) for app in spec.apps}
         self.next_steps = None
@@ -79,7 +82,9 @@ class VaultPlatform(pulumi.ComponentResource):
             KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)
             if spec.database is not None:
-                DatabaseEngine(f"{name}-database", spec, dev_passwords, opts=on_vault)
+                # verify_connection needs the dev database up before the connection is written.
+                DatabaseEngine(f"{name}-database", spec, dev_passwords,
+                               opts=on_vault.merge(pulumi.ResourceOptions(depends_on=dev_databases)))
             if spec.transit is not None:
                 TransitEngine(f"{name}-transit", spec, opts=on_vault)
             if spec.pki is not None:

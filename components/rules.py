@@ -71,6 +71,14 @@ def ttl_order(default_name: str, default: int, max_name: str, maximum: int) -> s
     return f"{_duration(default)} is above {max_name} ({_duration(maximum)})"
 
 
+TOKEN_TTL_CAP = 4 * 3600
+"""An application's Vault token lives at most one renewal window of a few hours."""
+TOKEN_MAX_TTL_CAP = 24 * 3600
+"""A leaked token dies within a day."""
+DATABASE_MAX_TTL_CAP = 24 * 3600
+"""Dynamic database credentials live at most a day."""
+
+
 def ttl_cap(name: str, seconds: int, cap: int) -> str | None:
     """A TTL (seconds) must not be above ``cap``."""
     if seconds <= cap:
@@ -87,6 +95,35 @@ def audit_devices(count: int, tier: str) -> str | None:
     reason = "" if tier == "dev" else (": Vault stops answering requests when it cannot write to any audit "
                                        "device, so one failing device would stop the service")
     return f"declares {count} audit device(s); {tier} needs at least {minimum}{reason}"
+
+
+SECRET_AREAS = frozenset({
+    "data", "metadata",  # KV v2: every secret, and its versions and deletion
+    "creds", "static-creds",  # database: every role's credentials
+    "issue", "sign",  # PKI: a certificate for any role
+    "encrypt", "decrypt", "rewrap", "export",  # transit: any key's data, or the key itself
+})
+"""The second segment of a path under which a mount keeps its secret material (``<mount>/<area>/...``)."""
+
+
+def _only_globs(text: str) -> bool:
+    return bool(text) and set(text) <= {"*", "+", "/"}
+
+
+def grants_whole_mount(path: str) -> bool:
+    """True for a path that reaches everything in one or more mounts: a glob in the first segment
+    (``*``, ``pki*``, ``+/data/x``) or nothing but globs after it (``secret/*``, ``sys/+/*``); or the
+    whole of a mount's secret material, which is as good as the mount: nothing but globs after an
+    area of :data:`SECRET_AREAS` (``secret/data/*``, ``database/creds/+``), or a ``*`` that cuts into
+    such an area's name (``secret/d*``, ``database/creds*``)."""
+    first, _, rest = path.partition("/")
+    if "*" in first or "+" in first or _only_globs(rest):
+        return True
+    area, slash, tail = rest.partition("/")
+    if area in SECRET_AREAS and slash and _only_globs(tail):
+        return True
+    # A trailing * is a prefix match: ``secret/d*`` reaches ``secret/data/...``.
+    return not slash and area.endswith("*") and any(name.startswith(area.rstrip("*")) for name in SECRET_AREAS)
 
 
 def _duration(seconds: int) -> str:

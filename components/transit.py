@@ -6,6 +6,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.audit import engine_mount
+from components.options import children_of
 from components.spec import EnvironmentSpec
 
 
@@ -19,7 +20,7 @@ class TransitEngine(pulumi.ComponentResource):
         super().__init__("vault-platform:transit:TransitEngine", name, None, opts)
         assert spec.transit is not None
         transit = spec.transit
-        child = pulumi.ResourceOptions(parent=self)
+        child = children_of(self, opts)
         stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
         mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
                              description="Encryption and signing as a service.", opts=child)

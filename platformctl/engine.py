@@ -50,6 +50,8 @@ class DeclaredResource:
     """Protected from deletion."""
     aliases: tuple[str, ...] = field(default=())
     """Former names (alias URNs) the resource keeps its identity from."""
+    dependencies: tuple[str, ...] = field(default=())
+    """URNs of the resources it waits for (``depends_on``, components expanded to their children)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 provider=request.provider,
                 protect=request.protect,
                 aliases=tuple(str(alias) for alias in request.aliases),
+                dependencies=tuple(request.dependencies),
             ))
         return response
 

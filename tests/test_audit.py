@@ -117,6 +117,8 @@ class TestDeclared:
      "audit.clearKeys[0].request[0]", "'data' carries a secret and is never logged in clear"),
     ("prod", {"vault-platform:audit.clearKeys": [{"mount": "transit", "response": ["ciphertext"]}]},
      "audit.clearKeys[0].response[0]", "'ciphertext' carries a secret and is never logged in clear"),
+    ("prod", {"vault-platform:audit.clearKeys": [{"mount": "transit", "request": ["input"]}]},
+     "audit.clearKeys[0].request[0]", "'input' carries a secret and is never logged in clear"),
     ("prod", {"vault-platform:audit.clearKeys": [{"mount": "transit"}]}, "audit.clearKeys[0]", "lists no keys"),
     ("prod", {"vault-platform:audit.hmacAcessor": False}, "audit.hmacAcessor", "did you mean 'hmacAccessor'?"),
 ])

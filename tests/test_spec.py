@@ -176,6 +176,55 @@ BAD_INPUT = {
     "short generated secret": (
         "dev", {f"{P}kv.secrets.api-service.data.api_key.random.length": 8},
         f"{P}kv.secrets.api-service.data.api_key.random.length", "below the minimum of 16"),
+    "token TTL above the cap": (
+        "prod", {f"{P}apps[0].tokenTtl": "6h", f"{P}apps[0].tokenMaxTtl": "8h"}, f"{P}apps[0].tokenTtl",
+        "tokenTtl 6h is above the cap of 4h"),
+    "token max TTL above the cap": (
+        "prod", {f"{P}apps[0].tokenMaxTtl": "48h"}, f"{P}apps[0].tokenMaxTtl", "tokenMaxTtl 2d is above the cap of 1d"),
+    "database max TTL above the cap": (
+        "prod", {f"{P}database.roles[0].maxTtl": "720h"}, f"{P}database.roles[0].maxTtl",
+        "maxTtl 30d is above the cap of 1d"),
+    "database default TTL of 0": (
+        "prod", {f"{P}database.roles[0].defaultTtl": 0}, f"{P}database.roles[0].defaultTtl",
+        "0 would fall back to the mount's default of 32 days"),
+    "policy granting everything": (
+        "prod", {f"{P}policies[0].rules[0].path": "*"}, f"{P}policies[0].rules[0].path",
+        "'*' grants a whole mount or all of its secret material"),
+    "policy granting every KV secret": (
+        "prod", {f"{P}policies[0].rules[0].path": "secret/data/*"}, f"{P}policies[0].rules[0].path",
+        "'secret/data/*' grants a whole mount"),
+    "policy granting every database credential": (
+        "prod", {f"{P}policies[0].rules[0].path": "database/creds/*"}, f"{P}policies[0].rules[0].path",
+        "'database/creds/*' grants a whole mount"),
+    "policy with sudo": (
+        "prod", {f"{P}policies[0].rules[0].capabilities": ["read", "sudo"]},
+        f"{P}policies[0].rules[0].capabilities[1]", "sudo is for the platform admin policy only"),
+    "policy on an undeclared static role": (
+        "prod", {f"{P}policies[0].rules[0].path": "database/static-creds/reporting"},
+        f"{P}policies[0].rules[0].path", "refers to static database role 'reporting'"),
+    "policy on an undeclared transit key": (
+        "prod", {f"{P}policies[0].rules[0].path": "transit/encrypt/billing"}, f"{P}policies[0].rules[0].path",
+        "refers to transit key 'billing', which is not declared"),
+    "auth method on Vault's token path": (
+        "prod", {f"{P}kubernetesAuth.path": "token"}, f"{P}kubernetesAuth.path", "auth/token is Vault's own"),
+    "in-cluster database on another port": (
+        "dev", {f"{P}database.connections[0].port": 5433}, f"{P}database.connections[0].port",
+        "the in-cluster PostgreSQL listens on 5432"),
+    "port out of range": (
+        "prod", {f"{P}database.connections[0].port": 70000}, f"{P}database.connections[0].port",
+        "70000 is above the maximum of 65535"),
+    "static role on the admin user": (
+        "prod", {f"{P}database.staticRoles": [{"name": "admin", "connection": "postgres", "username": "vault_admin"}]},
+        f"{P}database.staticRoles[0].username", "is the connection's admin user"),
+    "Vault in the dev database's namespace": (
+        "dev", {f"{P}cluster.namespace": "postgres"}, f"{P}cluster.namespace",
+        "'postgres' is the in-cluster PostgreSQL's namespace"),
+    "app audience that is not one": (
+        "prod", {f"{P}apps[0].audience": "bad audience !"}, f"{P}apps[0].audience",
+        "'bad audience !' is not a valid name"),
+    "certificate name that is not a host name": (
+        "prod", {f"{P}cluster.tls.extraDnsNames": ["vault prod"]}, f"{P}cluster.tls.extraDnsNames[0]",
+        "'vault prod' is not a valid name"),
     "auto-unseal role that is not an ARN": (
         "prod", {f"{P}cluster.autoUnseal.roleArn": "vault-prod-unseal"}, f"{P}cluster.autoUnseal.roleArn",
         "is not an IAM role ARN"),

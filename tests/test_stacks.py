@@ -79,6 +79,28 @@ class TestCluster:
         assert "*.vault-internal" in certificate.inputs["spec"]["dnsNames"]
         assert declared["dev"].of_type("kubernetes:cert-manager.io/v1:Certificate") == []
 
+    def test_the_certificate_covers_the_address_ci_uses(self) -> None:
+        declaration = declare_stack("prod", {"vault-platform:cluster.tls.extraDnsNames": ["vault.prod.internal"]})
+        certificate = one(declaration, "kubernetes:cert-manager.io/v1:Certificate")
+        assert certificate.inputs["spec"]["dnsNames"][-1] == "vault.prod.internal"
+
+
+class TestOrdering:
+    def test_vault_configuration_waits_for_the_release_and_the_audit_devices(
+            self, declared: dict[str, Declaration]) -> None:
+        prod = declared["prod"]
+        waits_for = set(prod.named("vault-kv-mount").dependencies)
+        assert prod.named("vault-cluster-release").urn in waits_for
+        assert {r.urn for r in prod.of_type("vault:index/audit:Audit")} <= waits_for
+        assert prod.named("vault-cluster-release").urn in prod.named("vault-audit-file").dependencies
+
+    def test_the_dev_connection_waits_for_the_dev_database(self, declared: dict[str, Declaration]) -> None:
+        dev = declared["dev"]
+        assert dev.named("vault-postgres-postgres-deployment").urn in dev.named("vault-database-postgres").dependencies
+
+    def test_the_cluster_layer_waits_for_nothing(self, declared: dict[str, Declaration]) -> None:
+        assert declared["prod"].named("vault-cluster-namespace").dependencies == ()
+
 
 class TestProtection:
     STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "kubernetes:core/v1:Namespace")

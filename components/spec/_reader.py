@@ -10,7 +10,7 @@ from typing import Any
 
 from components import rules
 
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 
 
 class SpecError(Exception):
@@ -121,7 +121,7 @@ class Node:
             return None
         return self.string(name, rule=rule)
 
-    def integer(self, name: str, default: int | None = None, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int | None = None, minimum: int = 0, maximum: int | None = None) -> int:
         value = self.raw(name)
         if value is None:
             if default is None:
@@ -132,6 +132,8 @@ class Node:
                              "write a whole number without quotes")
         if value < minimum:
             raise self.error(name, f"{value} is below the minimum of {minimum}", f"use {minimum} or more")
+        if maximum is not None and value > maximum:
+            raise self.error(name, f"{value} is above the maximum of {maximum}", f"use {maximum} or less")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -219,6 +221,15 @@ def check_ttl_order(node: Node, default_key: str, default: int, max_key: str, ma
     if (problem := rules.ttl_order(default_key, default, max_key, maximum)) is not None:
         raise node.error(default_key, problem,
                          f"lower {default_key} or raise {max_key} so that {default_key} <= {max_key}")
+
+
+def check_ttl_cap(node: Node, key: str, seconds: int, cap: int) -> None:
+    """Refuses a TTL of 0 (Vault's default of 32 days) or above ``cap`` (the rule the policy pack
+    shares, at its default cap)."""
+    if seconds == 0:
+        raise node.error(key, "0 would fall back to the mount's default of 32 days", "set a short TTL such as 1h")
+    if (problem := rules.ttl_cap(key, seconds, cap)) is not None:
+        raise node.error(key, problem, f"use at most {format_duration(cap)}")
 
 
 def _kind(value: Any) -> str:

@@ -24,6 +24,7 @@ from ._reader import (
     Node,
     SpecError,
     check_name,
+    check_ttl_cap,
     check_ttl_order,
     declared,
     refuse_duplicate,
@@ -61,6 +62,11 @@ SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 DEV_POSTGRES_NAMESPACE = "postgres"
 # Paths Vault itself owns: a secrets engine cannot be mounted there.
 RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
+RESERVED_AUTH_PATHS = ("token",)
+# Transit endpoints that name a key: <mount>/<endpoint>/<key>.
+TRANSIT_KEY_PATHS = ("keys", "encrypt", "decrypt", "rewrap", "sign", "verify", "hmac", "datakey", "export",
+                     "backup", "restore")
+DEV_POSTGRES_PORT = 5432
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
 _STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps", "audit",
                     "transit", "pki")
@@ -79,6 +85,8 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     cluster = _cluster(root.child("cluster"), tier)
     auth = root.child("kubernetesAuth")
     auth_path = auth.string("path", "kubernetes", rule=VAULT_NAME)
+    if auth_path in RESERVED_AUTH_PATHS:
+        raise auth.error("path", f"auth/{auth_path} is Vault's own", "choose another path, e.g. kubernetes")
     # Required: the audience of service account tokens differs between clusters (EKS, kind, ...),
     # and a wrong one makes every agent login fail.
     audience = auth.string("audience", rule=AUDIENCE)
@@ -90,7 +98,7 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     root.raw("transit")
     pki = sections.load_pki(root.child("pki"), tier) if root.has("pki") else None
     root.raw("pki")
-    policies = _policies(root, kv, database, reserved_policies)
+    policies = _policies(root, kv, database, transit, reserved_policies)
     apps = _apps(root, kv, database, policies, audience, transit, pki)
     audit = sections.load_audit(root.child("audit"), tier, sections.mounts_of(
         [kv.mount], [database.mount] if database else [], [transit.mount] if transit else [],
@@ -101,6 +109,10 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
                   + ([(f"pki.{ca_key}.mount", ca.mount) for ca_key, ca in (("root", pki.root),
                                                                             ("intermediate", pki.intermediate))
                       if ca is not None] if pki else []))
+    if database is not None and any(c.in_cluster for c in database.connections) and (
+            cluster.namespace == DEV_POSTGRES_NAMESPACE):
+        raise root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's namespace",
+                         "keep Vault in a namespace of its own, e.g. vault")
     secrets.refuse_unknown(root)
     return EnvironmentSpec(
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
@@ -186,6 +198,7 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
         secret_name=tls_node.string("secretName", "vault-tls", rule=K8S_SUBDOMAIN),
         cert_manager_issuer=tls_node.optional_string("certManagerIssuer", rule=K8S_SUBDOMAIN),
         ca_secret_name=tls_node.string("caSecretName", "vault-ca", rule=K8S_SUBDOMAIN),
+        extra_dns_names=tls_node.strings("extraDnsNames", rule=HOST),
     )
     tls_node.done()
     if (problem := rules.tls_allowed(tls.enabled, tier)) is not None:
@@ -321,6 +334,10 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
             username=item.string("username", rule=SQL_IDENTIFIER),
             rotation_period=item.duration("rotationPeriod", 24 * HOUR),
         )
+        if static_role.username == connections[static_role.connection].admin_user:
+            raise item.error("username", f"{static_role.username!r} is the connection's admin user, whose "
+                             "password Vault already rotates as the connection's root credential",
+                             "give the static role a user of its own")
         if static_role.rotation_period < 60:
             raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more")
         item.done()
@@ -345,7 +362,7 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
     connection = Connection(
         name=name,
         host=_in_cluster_host(node, name) if in_cluster else node.string("host", rule=HOST),
-        port=node.integer("port", 5432, minimum=1),
+        port=node.integer("port", DEV_POSTGRES_PORT, minimum=1, maximum=65535),
         database=node.string("database", rule=SQL_IDENTIFIER),
         admin_user=node.string("adminUser", rule=SQL_IDENTIFIER),
         admin_password_key=None if in_cluster else secrets.reference(node, "adminPassword"),
@@ -360,6 +377,8 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
     if not connection.rotate_root and tier != "dev":
         raise node.error("rotateRoot", f"in {tier} only Vault may know the admin password once the connection "
                          "is set up", "remove rotateRoot or set it to true")
+    if in_cluster and connection.port != DEV_POSTGRES_PORT:
+        raise node.error("port", f"the in-cluster PostgreSQL listens on {DEV_POSTGRES_PORT}", "remove port")
     if in_cluster and node.has("adminPassword"):
         raise node.error("adminPassword", "the in-cluster PostgreSQL's password is generated",
                          "remove adminPassword")
@@ -413,11 +432,14 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
         creation_statements=statements,
     )
     check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
+    check_ttl_cap(node, "defaultTtl", role.default_ttl, rules.DATABASE_MAX_TTL_CAP)
+    check_ttl_cap(node, "maxTtl", role.max_ttl, rules.DATABASE_MAX_TTL_CAP)
     node.done()
     return role
 
 
-def _policies(root: Node, kv: Kv, database: Database | None, reserved: Iterable[str]) -> tuple[Policy, ...]:
+def _policies(root: Node, kv: Kv, database: Database | None, transit: Transit | None,
+              reserved: Iterable[str]) -> tuple[Policy, ...]:
     reserved_names = set(reserved)
     policies: dict[str, Policy] = {}
     kv_paths = {secret.path for secret in kv.secrets}
@@ -427,7 +449,7 @@ def _policies(root: Node, kv: Kv, database: Database | None, reserved: Iterable[
             raise node.error("name", f"{name!r} is reserved (built-in, hand-written in policies/acl, or "
                              f"the {APP_POLICY_PREFIX}<app> policies generated per application)",
                              "choose another name")
-        rules = []
+        path_rules = []
         for rule_node in node.children("rules"):
             path = rule_node.string("path")
             capabilities = rule_node.strings("capabilities")
@@ -435,20 +457,27 @@ def _policies(root: Node, kv: Kv, database: Database | None, reserved: Iterable[
                 if capability not in CAPABILITIES:
                     raise rule_node.error(f"capabilities[{index}]", f"{capability!r} is not a Vault "
                                           "capability", f"use some of {', '.join(CAPABILITIES)}")
+                if capability == "sudo":
+                    raise rule_node.error(f"capabilities[{index}]", "sudo is for the platform admin policy only",
+                                          "grant the capabilities the holder needs without sudo")
             if not capabilities:
                 raise rule_node.error("capabilities", "is empty", "list at least one capability")
-            _check_policy_path(rule_node, path, kv, kv_paths, database)
-            rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
+            if rules.grants_whole_mount(path):
+                raise rule_node.error("path", f"{path!r} grants a whole mount or all of its secret material",
+                                      "grant the exact paths the holder needs")
+            _check_policy_path(rule_node, path, kv, kv_paths, database, transit)
+            path_rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
             rule_node.done()
-        if not rules:
+        if not path_rules:
             raise node.error("rules", "is empty", "give the policy at least one path rule")
         refuse_duplicate(node, "name", name, policies, "policy")
-        policies[name] = Policy(name=name, rules=tuple(rules))
+        policies[name] = Policy(name=name, rules=tuple(path_rules))
         node.done()
     return tuple(sorted(policies.values(), key=lambda p: p.name))
 
 
-def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], database: Database | None) -> None:
+def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], database: Database | None,
+                       transit: Transit | None) -> None:
     """A path into the KV or database mount must name something the spec declares."""
     if not re.fullmatch(r"[A-Za-z0-9_+*/.-]+", path) or path.startswith("/"):
         raise node.error("path", f"{path!r} is not a Vault API path",
@@ -467,6 +496,19 @@ def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], databa
             if not _matches(role, database.role.keys()):
                 raise node.error("path", f"{path!r} refers to database role {role!r}, which is not "
                                  "declared", f"declare it under database.roles ({declared(database.role)})")
+        static_prefix = f"{database.mount}/static-creds/"
+        if path.startswith(static_prefix):
+            role = path[len(static_prefix):]
+            if not _matches(role, database.static_role.keys()):
+                raise node.error("path", f"{path!r} refers to static database role {role!r}, which is not "
+                                 "declared",
+                                 f"declare it under database.staticRoles ({declared(database.static_role)})")
+    if transit is not None:
+        operation, _, key = path.removeprefix(f"{transit.mount}/").partition("/")
+        if (path.startswith(f"{transit.mount}/") and operation in TRANSIT_KEY_PATHS and key
+                and not _matches(key, transit.key.keys())):
+            raise node.error("path", f"{path!r} refers to transit key {key!r}, which is not declared",
+                             f"declare it under transit.keys ({declared(transit.key)})")
 
 
 def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
@@ -489,13 +531,12 @@ def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy,
             kv_paths=node.strings("kvPaths", rule=KV_PATH),
             database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
             policies=node.strings("policies", rule=VAULT_NAME),
-            audience=node.string("audience", default_audience),
+            audience=node.string("audience", default_audience, rule=AUDIENCE),
             **_app_access(node, transit, pki, database),
         )
         check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
-        if app.token_ttl == 0:
-            raise node.error("tokenTtl", "0 would fall back to the mount's default of 32 days",
-                             "set a short TTL such as 1h")
+        check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)
+        check_ttl_cap(node, "tokenMaxTtl", app.token_max_ttl, rules.TOKEN_MAX_TTL_CAP)
         for index, path in enumerate(app.kv_paths):
             if path not in kv_paths:
                 raise node.error(f"kvPaths[{index}]", f"KV path {path!r} is not declared",

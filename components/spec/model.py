@@ -41,6 +41,8 @@ class Tls:
     when unset, the secret is provisioned out of band before ``pulumi up``."""
     ca_secret_name: str
     """Secret holding ``ca.crt`` in each application namespace, for the injected agent to trust Vault."""
+    extra_dns_names: tuple[str, ...] = ()
+    """Further names the certificate covers, e.g. the internal load balancer CI reaches Vault at."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ SOCKET_TYPES = ("tcp", "udp")
 # Fields that carry secrets (KV values, credentials, keys, transit input and output): never logged
 # in clear, whatever the spec asks.
 ALWAYS_HMAC = frozenset({
-    "data", "password", "password_wo", "plaintext", "ciphertext", "batch_input", "batch_results", "context",
+    "data", "password", "password_wo", "plaintext", "ciphertext", "input", "batch_input", "batch_results",
+    "context", "keys", "backup",
     "private_key", "signed_key", "token", "client_token", "secret", "secret_id", "secret_key", "key",
 })
 _AUDIT_KEY = re.compile(r"[a-z][a-z0-9_]*")

@@ -31,7 +31,7 @@ from pulumi_policy import (
 
 from components import rules
 from components.render.acl import PolicyFileError, parse_policy
-from components.spec.durations import DAY, HOUR
+from components.spec.durations import HOUR
 from platformctl import engine
 
 TIERS = ("dev", "staging", "prod")
@@ -58,13 +58,13 @@ _CREDENTIAL_PROPERTIES = frozenset({("vault:kv/secretV2:SecretV2", "dataJson")})
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:(?!\{\{)[^@/\s]+@")
 
 _TOKEN_CAPS = {
-    "maxTokenTtl": {"type": "integer", "minimum": 1, "default": 4 * HOUR,
+    "maxTokenTtl": {"type": "integer", "minimum": 1, "default": rules.TOKEN_TTL_CAP,
                     "description": "Cap on a Kubernetes auth role's tokenTtl, in seconds (default 4h)."},
-    "maxTokenMaxTtl": {"type": "integer", "minimum": 1, "default": DAY,
+    "maxTokenMaxTtl": {"type": "integer", "minimum": 1, "default": rules.TOKEN_MAX_TTL_CAP,
                        "description": "Cap on a Kubernetes auth role's tokenMaxTtl, in seconds (default 24h)."},
 }
 _DATABASE_CAPS = {
-    "maxTtl": {"type": "integer", "minimum": 1, "default": DAY,
+    "maxTtl": {"type": "integer", "minimum": 1, "default": rules.DATABASE_MAX_TTL_CAP,
                "description": "Cap on a database role's maxTtl, in seconds (default 24h)."},
 }
 ALLOWED_PATHS: dict[str, list[str]] = {
@@ -132,13 +132,18 @@ def whole(value: Any) -> int | None:
 
 
 def environment(stack_tags: Mapping[str, str], urn: str) -> str:
-    """``dev``, ``staging`` or ``prod``: the ``environment`` tag, else the stack's name (from a URN of
-    the form ``urn:pulumi:<stack>::<project>::...``); anything else gets the production rules."""
+    """``dev``, ``staging`` or ``prod``: the stack's name (from a URN of the form
+    ``urn:pulumi:<stack>::<project>::...``) when it is one, as the spec decides it, so that a stack
+    file cannot tag prod into dev's rules; else the ``environment`` tag; else the production rules."""
+    stack = _stack_name(urn)
+    if stack in TIERS:
+        return stack
     tagged = stack_tags.get("environment")
-    if tagged in TIERS:
-        return str(tagged)
-    stack = urn.removeprefix("urn:pulumi:").split("::", 1)[0]
-    return stack if stack in TIERS else "prod"
+    return str(tagged) if tagged in TIERS else "prod"
+
+
+def _stack_name(urn: str) -> str:
+    return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
 
 
 def settings(args: ResourceValidationArgs | StackValidationArgs, schema: Mapping[str, Mapping[str, Any]],
@@ -323,35 +328,6 @@ def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 # --- every stack: ACL policies ------------------------------------------------------------------
 
-SECRET_AREAS = frozenset({
-    "data", "metadata",  # KV v2: every secret, and its versions and deletion
-    "creds", "static-creds",  # database: every role's credentials
-    "issue", "sign",  # PKI: a certificate for any role
-    "encrypt", "decrypt", "rewrap", "export",  # transit: any key's data, or the key itself
-})
-"""The second segment of a path under which a mount keeps its secret material (``<mount>/<area>/...``)."""
-
-
-def _only_globs(text: str) -> bool:
-    return bool(text) and set(text) <= {"*", "+", "/"}
-
-
-def grants_whole_mount(path: str) -> bool:
-    """True for a path that reaches everything in one or more mounts: a glob in the first segment
-    (``*``, ``pki*``, ``+/data/x``) or nothing but globs after it (``secret/*``, ``sys/+/*``); or the
-    whole of a mount's secret material, which is as good as the mount: nothing but globs after an
-    area of :data:`SECRET_AREAS` (``secret/data/*``, ``database/creds/+``), or a ``*`` that cuts into
-    such an area's name (``secret/d*``, ``database/creds*``)."""
-    first, _, rest = path.partition("/")
-    if "*" in first or "+" in first or _only_globs(rest):
-        return True
-    area, slash, tail = rest.partition("/")
-    if area in SECRET_AREAS and slash and _only_globs(tail):
-        return True
-    # A trailing * is a prefix match: ``secret/d*`` reaches ``secret/data/...``.
-    return not slash and area.endswith("*") and any(name.startswith(area.rstrip("*")) for name in SECRET_AREAS)
-
-
 def acl_problems(name: str, text: str, admin_policies: frozenset[str],
                  allowed_paths: Mapping[str, list[str]]) -> Iterator[str]:
     """What is wrong with ACL policy ``name``: sudo, or a path that grants a whole mount."""
@@ -368,7 +344,7 @@ def acl_problems(name: str, text: str, admin_policies: frozenset[str],
             continue
         if "sudo" in rule.capabilities:
             yield f"policy {name!r} grants sudo on {rule.path!r}"
-        if grants_whole_mount(rule.path):
+        if rules.grants_whole_mount(rule.path):
             yield f"policy {name!r} grants {rule.path!r}, a whole mount or all of its secret material"
 
 
@@ -394,6 +370,9 @@ def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None
     tagged = args.stack_tags.get("environment")
     if tagged and tagged not in TIERS:
         report(f"the environment tag {tagged!r} is not one of {', '.join(TIERS)}", None)
+    stack = _stack_name(args.resources[0].urn) if args.resources else ""
+    if tagged in TIERS and stack in TIERS and tagged != stack:
+        report(f"the environment tag {tagged!r} contradicts the stack {stack!r}: tag it {stack!r}", None)
 
 
 def declares_vault(args: StackValidationArgs) -> bool:

@@ -14,8 +14,9 @@ from pulumi_policy import Secret
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
+from components.rules import grants_whole_mount
 from platformctl.engine import Declaration, unwrap
-from policies.guardrails.checks import POLICIES, grants_whole_mount
+from policies.guardrails.checks import POLICIES, environment
 
 from .harness import declared_args, not_applicable, reported, resource_args, stack_args
 
@@ -292,6 +293,17 @@ class TestAclPolicies:
         assert grants_whole_mount(path) is whole
 
 
+class TestEnvironment:
+    @pytest.mark.parametrize(("tags", "stack", "expected"), [
+        ({"environment": "dev"}, "prod", "prod"),  # a stack file cannot tag prod into dev's rules
+        ({"environment": "staging"}, "prod-eu", "staging"),
+        ({}, "prod-eu", "prod"),
+        ({}, "dev", "dev"),
+    ])
+    def test_the_stack_name_decides_when_it_is_a_tier(self, tags: dict[str, str], stack: str, expected: str) -> None:
+        assert environment(tags, f"urn:pulumi:{stack}::vault-platform::pulumi:pulumi:Stack::x") == expected
+
+
 class TestStackPolicies:
     @pytest.mark.parametrize(("stack_tags", "expected"), [
         ({"owner": "platform-team", "environment": "prod"}, []),
@@ -299,6 +311,8 @@ class TestStackPolicies:
               "the stack has no 'environment' tag: add it under pulumi:tags in its stack file"]),
         ({"owner": "platform-team", "environment": "qa"},
          ["the environment tag 'qa' is not one of dev, staging, prod"]),
+        ({"owner": "platform-team", "environment": "dev"},
+         ["the environment tag 'dev' contradicts the stack 'prod': tag it 'prod'"]),
     ])
     def test_tags(self, declared: dict[str, Declaration], stack_tags: dict[str, str], expected: list[str]) -> None:
         assert reported("stack-tags", stack_args(declared["prod"], stack_tags)) == expected

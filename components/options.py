@@ -1,0 +1,15 @@
+"""Resource options every component gives its children."""
+
+from __future__ import annotations
+
+import pulumi
+
+
+def children_of(component: pulumi.ComponentResource, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """Options for ``component``'s children: parented to it, and waiting for what it waits for.
+
+    Pulumi does not hand a component's ``depends_on`` down to its children, so without this the
+    Vault configuration would not wait for the Helm release, nor the secrets engines for the audit
+    devices.
+    """
+    return pulumi.ResourceOptions(parent=component, depends_on=opts.depends_on if opts is not None else None)
