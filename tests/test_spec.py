@@ -225,6 +225,12 @@ BAD_INPUT = {
     "certificate name that is not a host name": (
         "prod", {f"{P}cluster.tls.extraDnsNames": ["vault prod"]}, f"{P}cluster.tls.extraDnsNames[0]",
         "'vault prod' is not a valid name"),
+    "CPU request above its limit": (
+        "prod", {f"{P}cluster.resources.requests.cpu": "2500m"}, f"{P}cluster.resources.requests.cpu",
+        "the request 2500m is above the limit 2"),
+    "memory request above its limit": (
+        "staging", {f"{P}cluster.injector.resources.requests.memory": "1Gi"},
+        f"{P}cluster.injector.resources.requests.memory", "the request 1Gi is above the limit 256Mi"),
     "auto-unseal role that is not an ARN": (
         "prod", {f"{P}cluster.autoUnseal.roleArn": "vault-prod-unseal"}, f"{P}cluster.autoUnseal.roleArn",
         "is not an IAM role ARN"),
@@ -286,6 +292,10 @@ class TestBadInput:
             load_spec("staging-eu", {**config, f"{P}tier": "production"}, edited("staging").secret_keys)
         assert refused.value.key == f"{P}tier"
         assert refused.value.problem == "'production' is not one of dev, staging, prod"
+
+    def test_a_request_equal_to_its_limit_is_fine(self) -> None:
+        resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "4096Mi"}).cluster.server_resources
+        assert (resources.memory_request, resources.memory_limit) == ("4096Mi", "4Gi")
 
     @pytest.mark.parametrize(("quantity", "accepted"), [("50G", True), ("1.5Ti", True), ("500m", True),
                                                         ("10 Gi", False), ("10GB", False)])

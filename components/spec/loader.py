@@ -242,10 +242,25 @@ def _resources(node: Node, defaults: tuple[str, str, str, str]) -> Resources:
         cpu_limit=limits.string("cpu", defaults[2], rule=QUANTITY),
         memory_limit=limits.string("memory", defaults[3], rule=QUANTITY),
     )
+    for key, request, limit in (("cpu", resources.cpu_request, resources.cpu_limit),
+                                ("memory", resources.memory_request, resources.memory_limit)):
+        if _quantity(request) > _quantity(limit):
+            raise requests.error(key, f"the request {request} is above the limit {limit}",
+                                 f"request at most {limit}, or raise limits.{key}")
     requests.done()
     limits.done()
     node.done()
     return resources
+
+
+_QUANTITY_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def _quantity(text: str) -> float:
+    """The value of a Kubernetes quantity already checked against ``QUANTITY``: ``500m`` -> 0.5."""
+    number = text.rstrip("kmMGTPEi")
+    return float(number) * _QUANTITY_SUFFIX[text[len(number):]]
 
 
 def _auto_unseal(node: Node) -> AutoUnseal:

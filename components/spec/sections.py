@@ -6,6 +6,7 @@ names the exact key. Lookups go through dicts, so checking every application sta
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
@@ -127,9 +128,11 @@ def _audit_device(node: Node) -> AuditDevice:
     file_path = address = socket_type = None
     if kind == "file":
         file_path = node.string("filePath")
-        if file_path != STDOUT and (not file_path.startswith(f"{AUDIT_DIRECTORY}/")
-                                    or ".." in file_path.split("/")
-                                    or not re.fullmatch(r"[-_./a-zA-Z0-9]+", file_path)):
+        # A plain file right under the volume: no "..", ".", "//" or trailing "/" that would name a
+        # directory or let two devices write one file under two spellings.
+        if file_path != STDOUT and (posixpath.dirname(file_path) != AUDIT_DIRECTORY
+                                    or posixpath.normpath(file_path) != file_path
+                                    or not re.fullmatch(r"[-_.a-zA-Z0-9]+", posixpath.basename(file_path))):
             raise node.error("filePath", f"{file_path!r} is not on the audit volume",
                              f"write to a file under {AUDIT_DIRECTORY}/ or to {STDOUT!r}")
     else:
