@@ -34,6 +34,12 @@ path "secret/metadata/production/api-service" {
 '''
 
 
+def iac_paths() -> list[str]:
+    """The paths of the policy ``pulumi up`` runs with."""
+    (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
+    return [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+
+
 class TestGeneratedPolicies:
     def test_seed_app_gets_exactly_its_kv_path_and_credentials(self) -> None:
         spec = spec_of("prod")
@@ -68,16 +74,14 @@ class TestHandWrittenPolicies:
         assert names == ["platform-admin", "vault-iac"]
 
     def test_the_iac_policy_cannot_read_credentials_or_use_transit(self) -> None:
-        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
-        paths = {rule.path for rule in parse_policy(iac.hcl, "vault-iac")}
+        paths = set(iac_paths())
         assert "database/creds/*" not in paths
         assert not any(path.startswith(("transit/encrypt", "transit/decrypt")) for path in paths)
 
     @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
     def test_the_iac_policy_reaches_every_mount_the_stack_declares(self, stack: str) -> None:
         # vault-iac.hcl names the mount and auth paths: a stack that renames one must change it too.
-        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
-        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        paths = iac_paths()
         spec = spec_of(stack)
         mounts = [spec.kv.mount]
         mounts += [spec.database.mount] if spec.database else []
@@ -87,13 +91,11 @@ class TestHandWrittenPolicies:
         assert f"auth/{spec.kubernetes_auth_path}/role/*" in paths
 
     def test_a_renamed_mount_is_not_reached(self) -> None:
-        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
-        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        paths = iac_paths()
         assert not any(path.startswith("kv2/") for path in paths)
 
     def test_the_iac_policy_never_issues_or_reads_secret_material(self) -> None:
-        (iac,) = [d for d in load_policy_files() if d.name == "vault-iac"]
-        paths = [rule.path for rule in parse_policy(iac.hcl, "vault-iac")]
+        paths = iac_paths()
         assert [p for p in paths if "/issue/" in p or "/creds/" in p or p.startswith("pki*")] == []
 
     @pytest.mark.parametrize(("text", "words"), [
