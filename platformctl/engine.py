@@ -8,7 +8,7 @@ import contextvars
 import json
 import logging
 import runpy
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,25 +196,22 @@ def masked(value: Any) -> Any:
     """``value`` with every secret replaced by ``[secret]`` and every value only Vault can compute
     (an output of another resource, e.g. a CA's CSR) by ``[known after apply]``, for showing to a
     person or a diff."""
-    if is_secret(value):
-        return SECRET_MASK
-    if isinstance(value, pulumi.output.Unknown):
-        return UNKNOWN_MARK
-    if isinstance(value, Mapping):
-        return {key: masked(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [masked(item) for item in value]
-    return value
+    return _map_secrets(value, lambda secret: SECRET_MASK)
 
 
 def unwrap(value: Any) -> Any:
     """``value`` with secrets unwrapped, for assertions on what a secret carries."""
+    return _map_secrets(value, lambda secret: unwrap(secret["value"]))
+
+
+def _map_secrets(value: Any, on_secret: Callable[[Mapping[str, Any]], Any]) -> Any:
+    """``value`` rebuilt with ``on_secret`` applied to each secret and unknowns marked."""
     if is_secret(value):
-        return unwrap(value["value"])
+        return on_secret(value)
     if isinstance(value, pulumi.output.Unknown):
         return UNKNOWN_MARK
     if isinstance(value, Mapping):
-        return {key: unwrap(item) for key, item in value.items()}
+        return {key: _map_secrets(item, on_secret) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [unwrap(item) for item in value]
+        return [_map_secrets(item, on_secret) for item in value]
     return value

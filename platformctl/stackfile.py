@@ -45,9 +45,8 @@ def read_stack(stack: str, root: Path = ROOT, *, configured: bool = True) -> Sta
     set), so that the whole program is declared."""
     path = stack_file(stack, root)
     if not path.is_file():
-        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in path.parent.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
-                                f"(stacks: {', '.join(known)})")
+                                f"(stacks: {', '.join(stacks(root))})")
     document = yaml.safe_load(path.read_text()) or {}
     raw: dict[str, Any] = dict(document.get("config") or {})
     tags = raw.pop("pulumi:tags", {}) or {}
