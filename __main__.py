@@ -2,9 +2,9 @@
 
 import pulumi
 
+from components.environment import SpecError
+from components.environment.runtime import load_stack_spec
 from components.platform import VaultPlatform
-from components.spec import SpecError
-from components.spec.runtime import load_stack_spec
 
 try:
     spec = load_stack_spec()

@@ -14,8 +14,8 @@ import time
 import tracemalloc
 from typing import Any
 
+from components.environment import load_spec
 from components.render.acl import load_policy_files
-from components.spec import load_spec
 from platformctl.engine import declare
 from tests.support import edited
 

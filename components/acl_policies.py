@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
+from components.environment import EnvironmentSpec
 from components.options import children_of
 from components.render.acl import PolicyDocument, app_policy, declared_policies
-from components.spec import EnvironmentSpec
 
 
 class AclPolicies(pulumi.ComponentResource):

@@ -1,12 +1,13 @@
-"""Audit devices (``sys/audit/:path``) and the per-mount list of fields logged in clear."""
+"""Audit devices (``sys/audit/:path``). The fields logged in clear per mount go on each mount
+(:mod:`components.mounts`)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_vault as vault
 
+from components.environment import AuditDevice, EnvironmentSpec
 from components.options import children_of
-from components.spec import AuditDevice, EnvironmentSpec
 
 
 def device_options(device: AuditDevice, hmac_accessor: bool) -> dict[str, str]:
@@ -24,37 +25,6 @@ def device_options(device: AuditDevice, hmac_accessor: bool) -> dict[str, str]:
         options["address"] = device.address
         options["socket_type"] = device.socket_type
     return dict(sorted(options.items()))
-
-
-def clear_request_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
-    """Mount tuning ``audit_non_hmac_request_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
-    entry = spec.audit.clear_keys_of.get(mount)
-    return list(entry.request_keys) if entry is not None and entry.request_keys else None
-
-
-def clear_response_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
-    """Mount tuning ``audit_non_hmac_response_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
-    entry = spec.audit.clear_keys_of.get(mount)
-    return list(entry.response_keys) if entry is not None and entry.response_keys else None
-
-
-def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, description: str,
-                 opts: pulumi.ResourceOptions, options: dict[str, str] | None = None,
-                 max_lease_ttl_seconds: int | None = None) -> vault.Mount:
-    """A secrets engine mount (``sys/mounts/:path``) as every engine here declares it: the fields the
-    audit spec names logged in clear on it, and protected from deletion in prod (deleting a mount
-    deletes everything in it). ``opts`` carries the parent and any dependencies."""
-    return vault.Mount(
-        name,
-        path=path,
-        type=engine,
-        description=description,
-        options=options,
-        max_lease_ttl_seconds=max_lease_ttl_seconds,
-        audit_non_hmac_request_keys=clear_request_keys(spec, path),
-        audit_non_hmac_response_keys=clear_response_keys(spec, path),
-        opts=opts.merge(pulumi.ResourceOptions(protect=spec.protect)),
-    )
 
 
 class AuditDevices(pulumi.ComponentResource):

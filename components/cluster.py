@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.environment import EnvironmentSpec
 from components.options import children_of
 from components.render.helm_values import CHART, CHART_REPOSITORY, helm_values, service_address
-from components.spec import EnvironmentSpec
 
 CERT_MANAGER_API = "cert-manager.io/v1"
 

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import engine_mount
+from components.environment import PROJECT, Connection, EnvironmentSpec
+from components.mounts import engine_mount
 from components.options import children_of
 from components.render import sql
-from components.spec import PROJECT, Connection, EnvironmentSpec
 
 PASSWORD_AUTHENTICATION = "scram-sha-256"
 

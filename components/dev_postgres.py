@@ -6,9 +6,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.environment import Connection, DatabaseRole
 from components.options import children_of
 from components.render.sql import admin_setup_statements, quote_identifier
-from components.spec import Connection, DatabaseRole
 
 NAMESPACE = "postgres"
 IMAGE = "postgres:15.10-bookworm"

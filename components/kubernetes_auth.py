@@ -6,9 +6,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
+from components.environment import EnvironmentSpec
 from components.options import children_of
 from components.render.acl import app_policy_name
-from components.spec import EnvironmentSpec
 
 KUBERNETES_HOST = "https://kubernetes.default.svc:443"
 

@@ -9,9 +9,9 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components.audit import engine_mount
+from components.environment import PROJECT, EnvironmentSpec, KvSecret
+from components.mounts import engine_mount
 from components.options import children_of
-from components.spec import PROJECT, EnvironmentSpec, KvSecret
 
 
 class KvEngine(pulumi.ComponentResource):

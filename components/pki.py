@@ -8,9 +8,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import engine_mount
+from components.environment import CertificateAuthority, EnvironmentSpec, Pki
+from components.mounts import engine_mount
 from components.options import children_of
-from components.spec import CertificateAuthority, EnvironmentSpec, Pki
 
 CRL_REBUILD_GRACE = "12h"
 

@@ -11,13 +11,13 @@ from components.audit import AuditDevices
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
+from components.environment import EnvironmentSpec
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
 from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
-from components.spec import EnvironmentSpec
 from components.transit import TransitEngine
 
 NEXT_STEPS = (

@@ -127,7 +127,7 @@ def grants_whole_mount(path: str) -> bool:
 
 
 def _duration(seconds: int) -> str:
-    # Imported here, not at the top: components.spec imports this module.
-    from components.spec.durations import format_duration
+    # Imported here, not at the top: components.environment imports this module.
+    from components.environment.durations import format_duration
 
     return format_duration(seconds)

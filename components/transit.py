@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.audit import engine_mount
+from components.environment import EnvironmentSpec
+from components.mounts import engine_mount
 from components.options import children_of
-from components.spec import EnvironmentSpec
 
 
 class TransitEngine(pulumi.ComponentResource):

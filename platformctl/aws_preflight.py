@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.spec import AutoUnseal
+from components.environment import AutoUnseal
 
 from .aws_clients import BotoCoreError, ClientError, error_code
 from .aws_keypolicy import VAULT_ACTIONS, ActionAccess, KeyAccess, evaluate

@@ -19,7 +19,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.spec import PROJECT
+from components.environment import PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_SIG_KEY = rpc._special_sig_key

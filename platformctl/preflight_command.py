@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.spec import SpecError, load_spec
+from components.environment import SpecError, load_spec
 
 from .aws_clients import client
 from .aws_preflight import check_auto_unseal

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.spec import PROJECT
+from components.environment import PROJECT
 
 from .engine import ROOT
 

@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from components.environment import EnvironmentSpec, load_spec
 from components.render.acl import load_policy_files
-from components.spec import EnvironmentSpec, load_spec
 from platformctl.engine import Declaration, declare
 from platformctl.stackfile import StackConfig, read_stack
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from components.audit import device_options
+from components.environment import SpecError
+from components.environment.sections import AUDIT_DIRECTORY
 from components.render.helm_values import AUDIT_MOUNT_PATH, helm_values
-from components.spec import SpecError
-from components.spec.sections import AUDIT_DIRECTORY
 from platformctl.engine import Declaration, unwrap
 from platformctl.plan import plan_text
 from tests.support import STACKS, declare_stack, edited, spec_of

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from components.environment import PolicyRule, SpecError
 from components.render.acl import app_policy_rules
 from components.render.annotations import injector_annotations
-from components.spec import PolicyRule, SpecError
 from platformctl.engine import UNKNOWN_MARK, Declaration, unwrap
 from platformctl.plan import plan_text
 from tests.support import STACKS, declare_stack, edited, spec_of

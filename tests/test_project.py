@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.spec import SpecError
+from components.environment import SpecError
 from tests.support import STACKS, spec_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.spec import SpecError, format_duration, load_spec, parse_duration
+from components.environment import SpecError, format_duration, load_spec, parse_duration
 from tests.support import DELETE, edited, spec_of
 
 P = "vault-platform:"

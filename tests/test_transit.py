@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from components.environment import PolicyRule, SpecError
 from components.render.acl import app_policy, app_policy_rules
-from components.spec import PolicyRule, SpecError
 from platformctl.engine import Declaration
 from platformctl.plan import plan_text
 from tests.support import STACKS, declare_stack, edited, spec_of

@@ -12,7 +12,7 @@ from typing import Any
 
 import hcl2
 
-from components.spec import APP_POLICY_PREFIX, CAPABILITIES, App, EnvironmentSpec, PolicyRule
+from components.environment import APP_POLICY_PREFIX, CAPABILITIES, App, EnvironmentSpec, PolicyRule
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "acl"
 

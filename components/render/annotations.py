@@ -8,7 +8,7 @@ are re-read (Vault rotates them), and a certificate is issued again before it ex
 
 from __future__ import annotations
 
-from components.spec import App, AppCertificate, Connection, EnvironmentSpec
+from components.environment import App, AppCertificate, Connection, EnvironmentSpec
 
 PREFIX = "vault.hashicorp.com"
 AGENT_TLS_PATH = "/vault/tls"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.spec import Cluster, EnvironmentSpec, Resources
+from components.environment import Cluster, EnvironmentSpec, Resources
 
 CHART = "vault"
 CHART_REPOSITORY = "https://helm.releases.hashicorp.com"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.spec import DatabaseRole, Grant
+from components.environment import DatabaseRole, Grant
 
 # Vault's own defaults for the connection (root rotation) and renewal, kept explicit in the spec so
 # that they show up in the plan and are exercised by the PostgreSQL tests.

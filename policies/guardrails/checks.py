@@ -30,8 +30,8 @@ from pulumi_policy import (
 )
 
 from components import rules
+from components.environment.durations import HOUR
 from components.render.acl import PolicyFileError, parse_policy
-from components.spec.durations import HOUR
 from platformctl import engine
 
 TIERS = ("dev", "staging", "prod")

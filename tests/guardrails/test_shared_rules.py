@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components import rules
-from components.spec import SpecError
+from components.environment import SpecError
 from tests.support import spec_of
 
 from .harness import reported, resource_args

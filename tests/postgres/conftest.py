@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from components.environment import Connection, DatabaseRole, EnvironmentSpec
 from components.render.sql import admin_setup_statements, creation_statements
-from components.spec import Connection, DatabaseRole, EnvironmentSpec
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
 from tests.support import STACKS, spec_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.spec.loader import TABLE_PRIVILEGES
+from components.environment.loader import TABLE_PRIVILEGES
 from tests.postgres.conftest import UNGRANTED_SCHEMA, World, create_later_table, error_of
 
 DENIED = "42501"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from components.environment import DatabaseRole
 from components.render.sql import creation_statements
-from components.spec import DatabaseRole
 from tests.postgres.conftest import World
 from tests.support import edited, spec_of
 

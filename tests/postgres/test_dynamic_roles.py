@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from components.spec import DatabaseRole
-from components.spec.loader import TABLE_PRIVILEGES
+from components.environment import DatabaseRole
+from components.environment.loader import TABLE_PRIVILEGES
 from tests.postgres.conftest import (
     DISPLAY_NAME,
     SEEDED_EMAILS,

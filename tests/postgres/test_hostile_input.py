@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from components.environment import SpecError
 from components.render.sql import admin_setup_statements, creation_statements
-from components.spec import SpecError
 from tests.support import spec_of
 
 DB = "vault-platform:database"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from components.environment import DatabaseRole
 from components.render.sql import RENEW_STATEMENTS
-from components.spec import DatabaseRole
 from tests.postgres.conftest import World
 from tests.postgres.vault_plugin import change_expiration
 

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from components.environment import DatabaseRole
 from components.render.sql import REVOCATION_STATEMENTS
-from components.spec import DatabaseRole
 from tests.postgres.conftest import SEEDED_EMAILS, TABLE_OWNER, UNGRANTED_SCHEMA, Credentials, World
 from tests.postgres.vault_plugin import delete_user
 

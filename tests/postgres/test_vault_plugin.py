@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
+from components.environment import DatabaseRole
 from components.render.sql import (
     RENEW_STATEMENTS,
     REVOCATION_STATEMENTS,
@@ -18,7 +19,6 @@ from components.render.sql import (
     STATIC_ROTATION_STATEMENTS,
     creation_statements,
 )
-from components.spec import DatabaseRole
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
 

@@ -1,0 +1,39 @@
+"""Secrets engine mounts (``sys/mounts/:path``), declared the same way by every engine."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_vault as vault
+
+from components.environment import EnvironmentSpec
+
+
+def clear_request_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
+    """Mount tuning ``audit_non_hmac_request_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
+    entry = spec.audit.clear_keys_of.get(mount)
+    return list(entry.request_keys) if entry is not None and entry.request_keys else None
+
+
+def clear_response_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
+    """Mount tuning ``audit_non_hmac_response_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
+    entry = spec.audit.clear_keys_of.get(mount)
+    return list(entry.response_keys) if entry is not None and entry.response_keys else None
+
+
+def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, description: str,
+                 opts: pulumi.ResourceOptions, options: dict[str, str] | None = None,
+                 max_lease_ttl_seconds: int | None = None) -> vault.Mount:
+    """A secrets engine mount (``sys/mounts/:path``) as every engine here declares it: the fields the
+    audit spec names logged in clear on it, and protected from deletion in prod (deleting a mount
+    deletes everything in it). ``opts`` carries the parent and any dependencies."""
+    return vault.Mount(
+        name,
+        path=path,
+        type=engine,
+        description=description,
+        options=options,
+        max_lease_ttl_seconds=max_lease_ttl_seconds,
+        audit_non_hmac_request_keys=clear_request_keys(spec, path),
+        audit_non_hmac_response_keys=clear_response_keys(spec, path),
+        opts=opts.merge(pulumi.ResourceOptions(protect=spec.protect)),
+    )
