@@ -42,11 +42,20 @@ class KvEngine(pulumi.ComponentResource):
                 mount=mount.path,
                 name=secret.path,
                 data_json=_data_json(f"{name}-{secret.name}", secret, config, child),
-                cas=secret.cas_version if kv.cas_required else None,
+                options=_check_and_set(secret) if kv.cas_required else None,
                 opts=child.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
             )
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})
+
+
+def _check_and_set(secret: KvSecret) -> dict[str, str]:
+    """The write's ``options``: KV v2 reads the version only from ``options.cas`` (path_data.go of
+    hashicorp/vault-plugin-secrets-kv, ``validateCheckAndSetOption``, decoded weakly, so a string
+    is fine). The provider's own ``cas`` input is sent beside ``options`` at the top level of the
+    write, where Vault never reads it (terraform-provider-vault ``kvSecretV2Write``; its issues 1727
+    and 2472), and the ``options`` map is strings only (schema ``TypeMap``)."""
+    return {"cas": str(secret.cas_version)}
 
 
 def _data_json(name: str, secret: KvSecret, config: pulumi.Config,

@@ -154,9 +154,29 @@ class TestKv:
     def test_static_secret_is_a_secret_from_stack_secrets(self, declared: dict[str, Declaration]) -> None:
         secret = one(declared["prod"], KV_SECRET)
         assert (secret.inputs["mount"], secret.inputs["name"]) == ("secret", "production/api-service")
-        assert secret.inputs["cas"] == 0
         assert is_secret(secret.inputs["dataJson"])
         assert json.loads(unwrap(secret.inputs["dataJson"])) == {"api_key": PLACEHOLDER, "database_url": PLACEHOLDER}
+
+    # Vault's KV v2 reads the check-and-set version only from the write's `options.cas`
+    # (vault-plugin-secrets-kv path_data.go, validateCheckAndSetOption); the provider writes its
+    # `cas` input beside `options`, where Vault ignores it (terraform-provider-vault
+    # resource_kv_secret_v2.go, kvSecretV2Write; issues 1727 and 2472).
+    @pytest.mark.parametrize(("changes", "options"), [
+        ({}, {"cas": "0"}),
+        ({"vault-platform:kv.secrets.api-service.casVersion": 3}, {"cas": "3"}),
+    ])
+    def test_check_and_set_goes_where_vault_reads_it(self, changes: dict[str, object],
+                                                     options: dict[str, str]) -> None:
+        secret = one(declare_stack("prod", changes), KV_SECRET)
+        assert secret.inputs["options"] == options
+        assert "cas" not in secret.inputs
+
+    @pytest.mark.parametrize("stack", ["dev", "staging"])
+    def test_no_check_and_set_where_the_mount_does_not_require_it(self, declared: dict[str, Declaration],
+                                                                  stack: str) -> None:
+        secret = one(declared[stack], KV_SECRET)
+        assert "options" not in secret.inputs
+        assert "cas" not in secret.inputs
 
     def test_dev_generates_its_values(self, declared: dict[str, Declaration]) -> None:
         passwords = declared["dev"].of_type("random:index/randomPassword:RandomPassword")
