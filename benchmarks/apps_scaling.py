@@ -1,72 +1,157 @@
-"""How the program scales with the number of applications a stack onboards.
+"""How the plan scales with the number of applications a stack onboards, against a floor.
 
-Runs the prod stack with N generated applications (each with its own KV secret, database role and
-policy) through spec validation and through the whole program under Pulumi's mock engine, and
-prints seconds and peak Python memory per N. Linear growth shows as a flat "per app" column.
+For each N, the prod stack file gets N generated applications (each with its own KV secret, database
+role, declared policy and auth role), written into a throwaway copy of the project. Three numbers
+are measured there, each in a process of its own so that none inherits another's heap:
 
-    venv/bin/python -m benchmarks.apps_scaling [N ...]
+- ``floor``: a flat program declaring the same resource types, names and inputs (no components, no
+  ``depends_on``) under the same mock engine: what registering that many resources costs at least;
+- ``program``: the real program under the mock engine (spec, components, resources);
+- ``plan``: ``python -m platformctl plan prod`` from start to end, as ``bin/plan`` runs it: the stack
+  file read, the program, the text rendered.
+
+With ``--before REF`` the program and plan are measured at that commit too, in the same run. No
+tracing is on (``tracemalloc`` slows the SDK three to four times). Times are the process's CPU
+seconds, which other load on the machine does not inflate; memory is the peak resident size.
+
+    venv/bin/python -m benchmarks.apps_scaling [--before REF] [N ...]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
+from pathlib import Path
 from typing import Any
 
-from components.environment import load_spec
-from components.render.acl import load_policy_files
-from platformctl.engine import declare
-from tests.support import edited
+import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
 P = "vault-platform:"
 
 
-def prod_with_apps(count: int) -> tuple[dict[str, Any], frozenset[str]]:
-    base = edited("prod")
-    config = dict(base.config)
+def stack_with_apps(count: int) -> dict[str, Any]:
+    """The committed prod stack file with ``count`` generated applications added."""
+    document: dict[str, Any] = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    config = document["config"]
     secrets = {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}} for i in range(count)}
-    config[f"{P}kv"] = {**config[f"{P}kv"], "secrets": {**config[f"{P}kv"]["secrets"], **secrets}}
-    database = dict(config[f"{P}database"])
-    database["roles"] = [
+    config[f"{P}kv"]["secrets"].update(secrets)
+    config[f"{P}database"]["roles"] += [
         {"name": f"role-{i}", "connection": "postgres", "grants": [{"privileges": ["SELECT"], "schema": "public"}]}
         for i in range(count)
     ]
-    config[f"{P}database"] = database
-    config[f"{P}policies"] = [
+    config[f"{P}policies"] = [*config.get(f"{P}policies", []), *(
         {"name": f"policy-{i}", "rules": [{"path": f"secret/data/production/app-{i}", "capabilities": ["read"]}]}
         for i in range(count)
-    ]
-    config[f"{P}apps"] = [
+    )]
+    config[f"{P}apps"] += [
         {"name": f"app-{i}", "namespace": f"team-{i % 50}", "serviceAccount": f"app-{i}",
          "kvPaths": [f"production/app-{i}"], "databaseRole": f"role-{i}", "policies": [f"policy-{i}"]}
         for i in range(count)
     ]
-    return config, base.secret_keys
+    return document
 
 
-def measure(count: int) -> tuple[float, float, float, int]:
-    config, secret_keys = prod_with_apps(count)
-    reserved = [d.name for d in load_policy_files()]
-    started = time.perf_counter()
-    load_spec("prod", config, secret_keys, reserved)
-    validate = time.perf_counter() - started
-    tracemalloc.start()
-    started = time.perf_counter()
-    declaration = declare("prod", config, secret_keys)
-    program = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+def _copy_of(ref: str | None, into: Path) -> Path:
+    """The project at ``ref`` (``None``: the working tree) in ``into``, without its virtualenv."""
+    if ref is None:
+        shutil.copytree(ROOT, into, ignore=shutil.ignore_patterns("venv", ".git", "*_cache", "__pycache__"))
+    else:
+        into.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _child(root: Path, argv: list[str]) -> dict[str, float]:
+    """Runs ``argv`` with ``root``'s code first on the path; the child reports its own numbers."""
+    done = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed in {root}:\n{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(done.stderr.strip().splitlines()[-1])
+    return result
+
+
+_TIMED_PLAN = """
+import json, resource, runpy, sys, time
+sys.argv = ["platformctl", "plan", "prod"]
+started = time.process_time()
+try:
+    runpy.run_module("platformctl", run_name="__main__")
+except SystemExit as exit_:
+    assert not exit_.code, exit_.code
+print(json.dumps({"seconds": time.process_time() - started,
+                  "mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+"""
+
+
+def measure_in_child(kind: str) -> None:
+    """In a child process: declares the stack written under the current directory, as ``kind``."""
+    from platformctl.engine import declare
+    from platformctl.stackfile import read_stack
+
+    stack = read_stack("prod", Path.cwd())
+    if kind == "program":
+        started = time.process_time()
+        declaration = declare(stack.stack, stack.config, stack.secret_keys)
+        seconds = time.process_time() - started
+    else:
+        import pulumi
+
+        from platformctl.engine import declare_with, unwrap  # the floor runs on this side only
+
+        real = declare(stack.stack, stack.config, stack.secret_keys)
+        flat = [(r.type, r.name, unwrap(r.inputs)) for r in real.resources if r.custom]
+        del real
+
+        def flat_program() -> None:
+            for type_token, name, inputs in flat:
+                pulumi.CustomResource(type_token, name, inputs)
+
+        started = time.process_time()
+        declaration = declare_with(flat_program, stack.stack, stack.config, stack.secret_keys)
+        seconds = time.process_time() - started
     assert declaration.error is None, declaration.error
-    return validate, program, peak / 2**20, len(declaration.resources)
+    print(json.dumps({"seconds": seconds, "resources": len([r for r in declaration.resources if r.custom]),
+                      "mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
 
 
-def main(counts: list[int]) -> None:
-    print(f"{'apps':>6} {'resources':>9} {'spec s':>8} {'program s':>10} {'ms/app':>7} {'peak MiB':>9}")
-    for count in counts:
-        validate, program, peak, resources = measure(count)
-        print(f"{count:6d} {resources:9d} {validate:8.3f} {program:10.2f} {1000 * program / count:7.1f} {peak:9.1f}")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("counts", nargs="*", type=int, default=[250, 500, 750, 1000])
+    parser.add_argument("--before", metavar="REF", help="also measure the program and plan at this commit")
+    parser.add_argument("--measure", choices=["program", "floor"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure_in_child(args.measure)
+        return
+    me = str(Path(__file__).resolve().relative_to(ROOT))
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {"after": _copy_of(None, Path(scratch) / "after")}
+        if args.before:
+            trees["before"] = _copy_of(args.before, Path(scratch) / "before")
+            shutil.copy(__file__, trees["before"] / me)  # the same measuring code on both sides
+        print(f"{'apps':>5} {'resources':>9} {'floor s':>8} " + " ".join(
+            f"{label + ' ' + what:>16}" for label in trees for what in ("program s", "plan s", "plan MiB")))
+        for count in args.counts:
+            document = yaml.safe_dump(stack_with_apps(count), sort_keys=False)
+            for tree in trees.values():
+                (tree / "stacks" / "Pulumi.prod.yaml").write_text(document)
+            floor = _child(trees["after"], [me, "--measure", "floor"])
+            cells = [f"{count:5d}", f"{int(floor['resources']):9d}", f"{floor['seconds']:8.2f}"]
+            for tree in trees.values():
+                program = _child(tree, [me, "--measure", "program"])
+                plan = _child(tree, ["-c", _TIMED_PLAN])
+                cells += [f"{program['seconds']:16.2f}", f"{plan['seconds']:16.2f}", f"{plan['mib']:16.0f}"]
+            print(" ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
-    main([int(n) for n in sys.argv[1:]] or [50, 100, 200, 400])
+    main()

@@ -35,6 +35,8 @@ class AuditDevices(pulumi.ComponentResource):
 
     paths: pulumi.Output[list[str]]
     """Paths the devices are enabled at."""
+    devices: list[vault.Audit]
+    """The devices: what every other Vault resource waits for."""
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:audit:AuditDevices", name, None, opts)
@@ -50,5 +52,6 @@ class AuditDevices(pulumi.ComponentResource):
                 options=device_options(device, spec.audit.hmac_accessor),
                 opts=child,
             ))
+        self.devices = devices
         self.paths = pulumi.Output.all(*(device.path for device in devices)).apply(list)
         self.register_outputs({"paths": self.paths})

@@ -19,6 +19,8 @@ class VaultCluster(pulumi.ComponentResource):
     """The namespace Vault runs in."""
     release_name: pulumi.Output[str]
     """The Helm release's name."""
+    release: k8s.helm.v3.Release
+    """The Helm release: what the Vault configuration waits for (the servers are up)."""
     address: pulumi.Output[str]
     """Vault's in-cluster API address."""
 
@@ -56,6 +58,7 @@ class VaultCluster(pulumi.ComponentResource):
             timeout=900,
             opts=child.merge(pulumi.ResourceOptions(protect=spec.protect, depends_on=depends_on)),
         )
+        self.release = release
         self.namespace = namespace.metadata["name"]
         self.release_name = release.name.apply(lambda value: value or cluster.release_name)
         self.address = pulumi.Output.from_input(service_address(cluster))

@@ -15,7 +15,7 @@ import pulumi_vault as vault
 
 from components.environment import PROJECT, Connection, EnvironmentSpec
 from components.mounts import engine_mount
-from components.options import children_of
+from components.options import children_of, parented_to
 from components.render import sql
 
 PASSWORD_AUTHENTICATION = "scram-sha-256"
@@ -61,6 +61,7 @@ class DatabaseEngine(pulumi.ComponentResource):
         assert spec.database is not None
         database = spec.database
         child = children_of(self, opts)
+        dependent = parented_to(self)
         mount = engine_mount(f"{name}-mount", spec, path=database.mount, engine="database",
                              description="Dynamic and static PostgreSQL credentials.", opts=child)
         config = pulumi.Config(PROJECT)
@@ -94,10 +95,11 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "password_authentication": PASSWORD_AUTHENTICATION,
                     "max_open_connections": 4,
                 },
+                # Everything the component waits for: a dev database must be up for verify_connection.
                 opts=child,
             )
             if connection.rotate_root:
-                rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], child)
+                rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], dependent)
         for role in database.roles:
             vault.database.SecretBackendRole(
                 f"{name}-{role.name}",
@@ -109,7 +111,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                 renew_statements=list(sql.RENEW_STATEMENTS),
                 default_ttl=role.default_ttl,
                 max_ttl=role.max_ttl,
-                opts=child,
+                opts=dependent,
             )
         for static_role in database.static_roles:
             vault.database.SecretBackendStaticRole(
@@ -120,7 +122,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                 username=static_role.username,
                 rotation_period=static_role.rotation_period,
                 rotation_statements=list(sql.STATIC_ROTATION_STATEMENTS),
-                opts=child,
+                opts=dependent,
             )
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.environment import EnvironmentSpec
-from components.options import children_of
+from components.options import children_of, parented_to
 from components.render.acl import app_policy_name
 
 KUBERNETES_HOST = "https://kubernetes.default.svc:443"
@@ -23,6 +23,7 @@ class KubernetesAuth(pulumi.ComponentResource):
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:auth:KubernetesAuth", name, None, opts)
         child = children_of(self, opts)
+        dependent = parented_to(self)
         backend = vault.AuthBackend(
             f"{name}-backend",
             type="kubernetes",
@@ -36,7 +37,7 @@ class KubernetesAuth(pulumi.ComponentResource):
             kubernetes_host=KUBERNETES_HOST,
             # Vault reads its own pod's token and CA to call the TokenReview API.
             disable_local_ca_jwt=False,
-            opts=child,
+            opts=dependent,
         )
         for app in spec.apps:
             vault.kubernetes.AuthBackendRole(
@@ -50,7 +51,7 @@ class KubernetesAuth(pulumi.ComponentResource):
                 token_ttl=app.token_ttl,
                 token_max_ttl=app.token_max_ttl,
                 token_type="service",
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[config])),
+                opts=dependent.merge(pulumi.ResourceOptions(depends_on=[config])),
             )
         self.path = backend.path
         self.register_outputs({"path": self.path})

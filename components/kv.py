@@ -11,7 +11,7 @@ import pulumi_vault as vault
 
 from components.environment import PROJECT, EnvironmentSpec, KvSecret
 from components.mounts import engine_mount
-from components.options import children_of
+from components.options import children_of, parented_to
 
 
 class KvEngine(pulumi.ComponentResource):
@@ -24,6 +24,7 @@ class KvEngine(pulumi.ComponentResource):
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:kv:KvEngine", name, None, opts)
         child = children_of(self, opts)
+        dependent = parented_to(self)
         kv = spec.kv
         mount = engine_mount(f"{name}-mount", spec, path=kv.mount, engine="kv", options={"version": "2"},
                              description="Static secrets, versioned.", opts=child)
@@ -33,7 +34,7 @@ class KvEngine(pulumi.ComponentResource):
             max_versions=kv.max_versions,
             cas_required=kv.cas_required,
             delete_version_after=kv.delete_version_after,
-            opts=child,
+            opts=dependent,
         )
         config = pulumi.Config(PROJECT)
         for secret in kv.secrets:
@@ -41,9 +42,9 @@ class KvEngine(pulumi.ComponentResource):
                 f"{name}-{secret.name}",
                 mount=mount.path,
                 name=secret.path,
-                data_json=_data_json(f"{name}-{secret.name}", secret, config, child),
+                data_json=_data_json(f"{name}-{secret.name}", secret, config, dependent),
                 options=_check_and_set(secret) if kv.cas_required else None,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
+                opts=dependent.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
             )
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})

@@ -13,3 +13,10 @@ def children_of(component: pulumi.ComponentResource, opts: pulumi.ResourceOption
     devices.
     """
     return pulumi.ResourceOptions(parent=component, depends_on=opts.depends_on if opts is not None else None)
+
+
+def parented_to(component: pulumi.ComponentResource) -> pulumi.ResourceOptions:
+    """Options for a child that takes an input from a sibling declared with :func:`children_of`
+    (a mount's path, a backend's path): it waits through that input, so an explicit ``depends_on``
+    would only repeat the wait, at the SDK's cost of resolving it once more per resource."""
+    return pulumi.ResourceOptions(parent=component)

@@ -10,7 +10,7 @@ import pulumi_vault as vault
 
 from components.environment import CertificateAuthority, EnvironmentSpec, Pki
 from components.mounts import engine_mount
-from components.options import children_of
+from components.options import children_of, parented_to
 
 CRL_REBUILD_GRACE = "12h"
 
@@ -40,7 +40,8 @@ class PkiEngine(pulumi.ComponentResource):
         assert spec.pki is not None
         pki = spec.pki
         child = children_of(self, opts)
-        stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
+        dependent = parented_to(self)
+        stateful = dependent.merge(pulumi.ResourceOptions(protect=spec.protect))
         signed_certificate: pulumi.Input[str] | None = pki.external_signed_certificate
         root_cert: vault.pkisecret.SecretBackendRootCert | None = None
         root_mount: vault.Mount | None = None
@@ -59,7 +60,7 @@ class PkiEngine(pulumi.ComponentResource):
                 issuer_name="root",
                 opts=stateful,
             )
-            self._settings(f"{name}-root", pki, pki.root.mount, root_mount, child)
+            self._settings(f"{name}-root", pki, pki.root.mount, root_mount, dependent)
         int_mount = self._mount(f"{name}-int-mount", spec, pki.intermediate,
                                 "Intermediate CA: issues leaf certificates.", child)
         request = vault.pkisecret.SecretBackendIntermediateCertRequest(
@@ -81,7 +82,7 @@ class PkiEngine(pulumi.ComponentResource):
                 exclude_cn_from_sans=True,
                 max_path_length=0,  # the intermediate signs leaf certificates, never another CA
                 format="pem_bundle",
-                opts=child.merge(pulumi.ResourceOptions(protect=spec.protect, depends_on=[root_cert])),
+                opts=stateful.merge(pulumi.ResourceOptions(depends_on=[root_cert])),
             )
             signed_certificate = signed.certificate_bundle  # the intermediate and the root
         issuing: list[pulumi.Resource] = []
@@ -97,7 +98,7 @@ class PkiEngine(pulumi.ComponentResource):
                 f"PKI: the intermediate CA on {pki.intermediate.mount!r} is waiting for the external root to "
                 "sign its CSR (stack output pkiIntermediateCsr). Put the signed certificate with its chain in "
                 "pki.root.signedCertificate and run `pulumi up` again; until then it issues nothing.", self)
-        issuing += self._settings(f"{name}-int", pki, pki.intermediate.mount, int_mount, child)
+        issuing += self._settings(f"{name}-int", pki, pki.intermediate.mount, int_mount, dependent)
         for role in pki.roles:
             vault.pkisecret.SecretBackendRole(
                 f"{name}-{role.name}",
@@ -121,7 +122,7 @@ class PkiEngine(pulumi.ComponentResource):
                 require_cn=True,
                 # Issued certificates are stored, so that they can be listed and revoked.
                 no_store=False,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=issuing)),
+                opts=dependent.merge(pulumi.ResourceOptions(depends_on=issuing)),
             )
         self.issuing_mount = int_mount.path
         self.csr = request.csr

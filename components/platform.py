@@ -74,10 +74,12 @@ class VaultPlatform(pulumi.ComponentResource):
                 max_lease_ttl_seconds=3600,
                 opts=child,
             )
-            on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster]))
+            # Waits name resources, not components: a component in depends_on is expanded into all its
+            # children again for every resource that waits, and these are the ones that matter.
+            on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster.release]))
             # Audit devices first: nothing is configured before it can be audited.
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
-            on_vault = on_vault.merge(pulumi.ResourceOptions(depends_on=[audit]))
+            on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
             AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
             KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)

@@ -7,7 +7,7 @@ import pulumi_vault as vault
 
 from components.environment import EnvironmentSpec
 from components.mounts import engine_mount
-from components.options import children_of
+from components.options import children_of, parented_to
 
 
 class TransitEngine(pulumi.ComponentResource):
@@ -21,7 +21,7 @@ class TransitEngine(pulumi.ComponentResource):
         assert spec.transit is not None
         transit = spec.transit
         child = children_of(self, opts)
-        stateful = child.merge(pulumi.ResourceOptions(protect=spec.protect))
+        stateful = parented_to(self).merge(pulumi.ResourceOptions(protect=spec.protect))
         mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
                              description="Encryption and signing as a service.", opts=child)
         for key in transit.keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Callable
 
@@ -23,5 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     return runners[args.command](args)
 
 
+def collect_for_a_short_run() -> None:
+    """Tunes Python's cyclic garbage collector for a process that runs one command and exits.
+
+    The Pulumi SDK allocates many short-lived objects per resource; with the default thresholds the
+    collector took about 40% of a large plan, and its full collections grow faster than linearly
+    with the stack. What import allocated is frozen (never scanned again) and collections are rarer:
+    measured on a 500-app plan, half the CPU time for 2% more peak memory (benchmarks/apps_scaling.py).
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+
+
 if __name__ == "__main__":
+    collect_for_a_short_run()
     sys.exit(main())

@@ -4,6 +4,7 @@ stack outputs and the warnings. Nothing reaches a cluster or a Vault server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -147,10 +148,21 @@ class _WarningCollector(logging.Handler):
 
 def declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = frozenset()) -> Declaration:
     """Runs the program for ``stack`` with ``config`` (full keys; objects as Python values)."""
-    return contextvars.Context().run(_declare, stack, config, secret_keys)
+    return declare_with(_run_main, stack, config, secret_keys)
 
 
-def _declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> Declaration:
+def declare_with(program: Callable[[], None], stack: str, config: Mapping[str, Any],
+                 secret_keys: Set[str] = frozenset()) -> Declaration:
+    """Runs ``program`` as the Pulumi program of ``stack``: :func:`declare` with the project's program,
+    the benchmarks with a flat one for comparison."""
+    return contextvars.Context().run(_declare, program, stack, config, secret_keys)
+
+
+def _run_main() -> None:
+    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+def _declare(program: Callable[[], None], stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> Declaration:
     recorder = _Mocks()
     monitor = _RecordingMonitor(recorder)
     logger = logging.getLogger(f"vault-platform.engine.{stack}")
@@ -162,9 +174,6 @@ def _declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> De
         {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
         list(secret_keys),
     )
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
     error = None
     try:
         _sync_await(run_pulumi_func(program))
@@ -173,19 +182,18 @@ def _declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> De
     root = pulumi.runtime.get_root_resource()
     outputs: dict[str, Any] = {}
     if error is None and root is not None:
-        outputs = {key: _resolve(value) for key, value in getattr(root, "outputs", {}).items()}
+        outputs = _sync_await(_resolve_all(getattr(root, "outputs", {})))
     return Declaration(stack=stack, resources=tuple(monitor.declared), outputs=outputs,
                        warnings=tuple(warnings.messages), error=error)
 
 
-def _resolve(value: Any) -> Any:
-    output = pulumi.Output.from_input(value)
-    resolved = _sync_await(output.future())
-    if _sync_await(output.is_secret()):
-        return {SECRET_SIG_KEY: SECRET_SIG, "value": resolved}
-    return resolved
-
-
+async def _resolve_all(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack outputs' values, secrets marked; awaited together, not one event-loop run each."""
+    outputs = [pulumi.Output.from_input(value) for value in values.values()]
+    resolved = await asyncio.gather(*(output.future() for output in outputs))
+    secret = await asyncio.gather(*(output.is_secret() for output in outputs))
+    return {key: {SECRET_SIG_KEY: SECRET_SIG, "value": value} if is_secret_ else value
+            for key, value, is_secret_ in zip(values, resolved, secret, strict=True)}
 
 
 def is_secret(value: Any) -> bool:

@@ -44,11 +44,14 @@ def plan_text(declaration: Declaration, stack: StackConfig) -> str:
     if declaration.error is not None:
         lines += ["", f"REFUSED: {declaration.error}"]
         return "\n".join(lines) + "\n"
+    # By name, not in registration order: the engine registers resources in whatever order their
+    # inputs resolve, which changes from run to run, and two plans must compare line by line.
+    by_name = sorted(declaration.resources, key=lambda resource: resource.name)
     children: dict[str, list[DeclaredResource]] = {}
-    for resource in declaration.resources:
+    for resource in by_name:
         children.setdefault(resource.parent, []).append(resource)
     urns = {resource.urn for resource in declaration.resources}
-    roots = [r for r in declaration.resources if r.parent not in urns]
+    roots = [r for r in by_name if r.parent not in urns]
     lines.append("")
     for resource in roots:
         lines += _tree(resource, children, 0)

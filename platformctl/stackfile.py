@@ -47,7 +47,8 @@ def read_stack(stack: str, root: Path = ROOT, *, configured: bool = True) -> Sta
     if not path.is_file():
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
                                 f"(stacks: {', '.join(stacks(root))})")
-    document = yaml.safe_load(path.read_text()) or {}
+    # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
+    document = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
     raw: dict[str, Any] = dict(document.get("config") or {})
     tags = raw.pop("pulumi:tags", {}) or {}
     config: dict[str, Any] = {}

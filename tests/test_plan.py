@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from platformctl.__main__ import main
+from platformctl.plan import plan_text
+from platformctl.stackfile import read_stack
+from tests.support import declare_stack
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -58,3 +62,10 @@ class TestPlanJson:
         assert (release["type"], release["protect"], release["parent"]) == (
             "kubernetes:helm.sh/v3:Release", True, "vault-cluster")
         assert document["resources"]["vault-kv-api-service"]["inputs"]["dataJson"] == "[secret]"
+
+
+def test_the_text_plan_does_not_depend_on_registration_order() -> None:
+    """The engine registers resources as their inputs resolve, in an order that changes between runs."""
+    declaration = declare_stack("prod")
+    shuffled = replace(declaration, resources=tuple(reversed(declaration.resources)))
+    assert plan_text(shuffled, read_stack("prod")) == plan_text(declaration, read_stack("prod"))

@@ -86,13 +86,7 @@ class TestCluster:
 
 
 class TestOrdering:
-    def test_vault_configuration_waits_for_the_release_and_the_audit_devices(
-            self, declared: dict[str, Declaration]) -> None:
-        prod = declared["prod"]
-        waits_for = set(prod.named("vault-kv-mount").dependencies)
-        assert prod.named("vault-cluster-release").urn in waits_for
-        assert {r.urn for r in prod.of_type("vault:index/audit:Audit")} <= waits_for
-        assert prod.named("vault-cluster-release").urn in prod.named("vault-audit-file").dependencies
+    """The Vault configuration waits for the release and the audit devices: tests/test_ordering.py."""
 
     def test_the_dev_connection_waits_for_the_dev_database(self, declared: dict[str, Declaration]) -> None:
         dev = declared["dev"]

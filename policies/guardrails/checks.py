@@ -331,12 +331,12 @@ def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> No
 def acl_problems(name: str, text: str, admin_policies: frozenset[str],
                  allowed_paths: Mapping[str, list[str]]) -> Iterator[str]:
     """What is wrong with ACL policy ``name``: sudo, or a path that grants a whole mount."""
-    if name in admin_policies:
-        return
     try:
         parsed = parse_policy(text, f"policy {name!r}")
-    except PolicyFileError as error:
+    except PolicyFileError as error:  # admin policies too: the program uploads hand-written text unparsed
         yield str(error)
+        return
+    if name in admin_policies:
         return
     allowed = set(allowed_paths.get(name, ()))
     for rule in parsed:

@@ -252,6 +252,11 @@ class TestAclPolicies:
         [message] = reported("acl-least-privilege", args)
         assert message.startswith("policy 'ops': not valid HCL: ")
 
+    def test_unparseable_admin_policy_is_reported(self) -> None:
+        args = resource_args("vault:index/policy:Policy", {"name": "platform-admin", "policy": 'path "x" {'})
+        [message] = reported("acl-least-privilege", args)
+        assert message.startswith("policy 'platform-admin': not valid HCL: ")
+
     def test_admin_policies_are_configurable(self) -> None:
         args = resource_args("vault:index/policy:Policy", {"name": "platform-admin", "policy": ADMIN},
                              config={"adminPolicies": []})
