@@ -8,17 +8,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import hcl2
-
-from components.environment import APP_POLICY_PREFIX, CAPABILITIES, App, EnvironmentSpec, PolicyRule
+from components.environment import APP_POLICY_PREFIX, App, EnvironmentSpec, PolicyRule
+from components.vault_acl import PolicyParseError, parse_rules
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "acl"
 
 
-class PolicyFileError(Exception):
-    """A hand-written policy file does not parse or uses something Vault would reject."""
+PolicyFileError = PolicyParseError
+"""A policy text does not parse or uses something Vault would reject."""
 
 
 @dataclass(frozen=True)
@@ -84,31 +82,7 @@ def declared_policies(spec: EnvironmentSpec) -> tuple[PolicyDocument, ...]:
 def parse_policy(text: str, source: str) -> tuple[PolicyRule, ...]:
     """The rules of a policy text; raises :class:`PolicyFileError` naming ``source`` when it does
     not parse, has anything but ``path`` blocks, or a capability Vault does not know."""
-    try:
-        document: dict[str, Any] = hcl2.loads(text)
-    except Exception as error:  # the parser raises several unrelated types
-        raise PolicyFileError(f"{source}: not valid HCL: {error}") from None
-    rules = []
-    for key, blocks in document.items():
-        if key.startswith("__"):  # the parser's own metadata (comments, block markers)
-            continue
-        if key != "path":
-            raise PolicyFileError(f"{source}: unexpected {key!r}; a policy has only path blocks")
-        for block in blocks:
-            for raw_path, body in block.items():
-                path = _unquote(raw_path)
-                for setting in body:
-                    if setting != "capabilities" and not setting.startswith("__"):
-                        raise PolicyFileError(f"{source}: path {path!r}: unknown setting {setting!r}")
-                capabilities = tuple(_unquote(c) for c in body.get("capabilities", ()))
-                unknown = [c for c in capabilities if c not in CAPABILITIES]
-                if unknown or not capabilities:
-                    raise PolicyFileError(f"{source}: path {path!r}: capabilities {list(capabilities)} "
-                                          f"must be some of {', '.join(CAPABILITIES)}")
-                rules.append(PolicyRule(path=path, capabilities=capabilities))
-    if not rules:
-        raise PolicyFileError(f"{source}: no path blocks")
-    return tuple(rules)
+    return tuple(PolicyRule(path=rule.path, capabilities=rule.capabilities) for rule in parse_rules(text, source))
 
 
 @functools.cache
@@ -120,10 +94,3 @@ def load_policy_files(directory: Path = POLICY_DIR) -> tuple[PolicyDocument, ...
     policy a preview or an update would upload, so a broken file is refused before it reaches Vault.
     """
     return tuple(PolicyDocument(file.stem, file.read_text()) for file in sorted(directory.glob("*.hcl")))
-
-
-def _unquote(value: Any) -> str:
-    text = str(value)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return str(json.loads(text))
-    return text
