@@ -209,6 +209,6 @@ class TestParsing:
         ('path "a" {', "not valid HCL"),
     ])
     def test_what_vault_or_this_project_refuses(self, text: str, words: str) -> None:
-        with pytest.raises(PolicyParseError, match="^x: ") as refused:
+        with pytest.raises(PolicyParseError, match=r"^x: ") as refused:
             parse_rules(text, "x")
         assert words in str(refused.value)
