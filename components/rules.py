@@ -9,6 +9,9 @@ caller adds where the value came from (a config key, a resource) and how to fix 
 from __future__ import annotations
 
 import re
+from functools import cache
+
+from publicsuffixlist import PublicSuffixList
 
 _EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 
@@ -25,6 +28,23 @@ def odd_replicas(replicas: int) -> str | None:
     if replicas % 2 == 1:
         return None
     return f"{replicas} replicas is even; Raft needs an odd number to keep a majority through a failure"
+
+
+MAX_RAFT_VOTERS = 7
+"""Vault's integrated storage documentation recommends 3 or 5 voters and tabulates clusters up to 7:
+every voter more adds a round trip to each write's quorum and one more Raft join block to the
+server config, and 7 already survives three failures."""
+MAX_RAFT_VOTERS_WHY = "Vault recommends 3 or 5 Raft voters; more slow every write"
+
+
+def replica_counts_near(replicas: int, tier: str) -> list[int]:
+    """The nearest replica counts the rules accept (odd, enough for the tier, at most
+    :data:`MAX_RAFT_VOTERS`): what a message suggests instead of ``replicas``."""
+    accepted = [n for n in range(1, MAX_RAFT_VOTERS + 1)
+                if odd_replicas(n) is None and enough_replicas(n, tier) is None]
+    distance = min(abs(n - replicas) for n in accepted)
+    near = [n for n in accepted if abs(n - replicas) == distance]
+    return near if replicas >= min(accepted) else accepted[:2]
 
 
 def enough_replicas(replicas: int, tier: str) -> str | None:
@@ -64,11 +84,13 @@ def wildcard_binding(what: str, value: str) -> str | None:
     return f"binds every {what} ('*'), which lets any workload in the cluster log in as this application"
 
 
-def ttl_order(default_name: str, default: int, max_name: str, maximum: int) -> str | None:
-    """A default TTL (seconds) must not be above its maximum TTL."""
+def ttl_order(default_name: str, default: int, max_name: str, maximum: int, *,
+              shown: tuple[str, str] | None = None) -> str | None:
+    """A default TTL (seconds) must not be above its maximum TTL; ``shown`` is how both were written."""
     if default <= maximum:
         return None
-    return f"{_duration(default)} is above {max_name} ({_duration(maximum)})"
+    default_text, max_text = shown or (_duration(default), _duration(maximum))
+    return f"{default_text} is above {max_name} ({max_text})"
 
 
 TOKEN_TTL_CAP = 4 * 3600
@@ -79,11 +101,11 @@ DATABASE_MAX_TTL_CAP = 24 * 3600
 """Dynamic database credentials live at most a day."""
 
 
-def ttl_cap(name: str, seconds: int, cap: int) -> str | None:
-    """A TTL (seconds) must not be above ``cap``."""
+def ttl_cap(name: str, seconds: int, cap: int, *, shown: str | None = None) -> str | None:
+    """A TTL (seconds) must not be above ``cap``; ``shown`` is how it was written."""
     if seconds <= cap:
         return None
-    return f"{name} {_duration(seconds)} is above the cap of {_duration(cap)}"
+    return f"{name} {shown or _duration(seconds)} is above the cap of {_duration(cap)}"
 
 
 def audit_devices(count: int, tier: str) -> str | None:
@@ -95,6 +117,40 @@ def audit_devices(count: int, tier: str) -> str | None:
     reason = "" if tier == "dev" else (": Vault stops answering requests when it cannot write to any audit "
                                        "device, so one failing device would stop the service")
     return f"declares {count} audit device(s); {tier} needs at least {minimum}{reason}"
+
+
+SECRET_AUDIT_FIELDS = frozenset({
+    "data", "plaintext", "ciphertext", "input", "batch_input", "batch_results", "context", "keys", "key",
+    "backup", "signed_key", "certificate_bundle", "ca_chain_bundle", "csr_private_key",
+})
+"""Request and response fields that carry secrets (KV values, transit input and output, key material)."""
+SECRET_AUDIT_WORDS = ("password", "passphrase", "secret", "token", "private", "pem", "bundle", "credential")
+"""A field whose name holds one of these may carry a secret or a private key (``pem_bundle``,
+``private_key``, ``client_token``, ``secret_id``, ``db_password``, ...)."""
+
+
+def secret_audit_field(field: str) -> str | None:
+    """An audit device logs a field in clear only when it cannot carry a secret or a private key."""
+    if field in SECRET_AUDIT_FIELDS or any(word in field for word in SECRET_AUDIT_WORDS):
+        return f"{field!r} can carry a secret or a private key and is never logged in clear"
+    return None
+
+
+@cache
+def _public_suffixes(accept_unknown: bool) -> PublicSuffixList:
+    # The list bundled with the package: no download at run time, updated with the pin.
+    return PublicSuffixList(accept_unknown=accept_unknown)
+
+
+def owned_domain(domain: str, subdomains: bool) -> str | None:
+    """A PKI role issues only for names the organisation owns: never for a public suffix (``com``,
+    ``co.uk``, ``github.io``), whose names belong to whoever registers them; with subdomains, not for
+    a single label either (``internal`` would cover every ``*.internal``)."""
+    if _public_suffixes(False).is_public(domain):
+        return f"{domain!r} is a public suffix: names under it belong to whoever registers them"
+    if subdomains and _public_suffixes(True).is_public(domain):
+        return f"{domain!r} is a top-level name: with subdomains allowed, the role would issue for every *.{domain}"
+    return None
 
 
 SECRET_AREAS = frozenset({

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError, format_duration, load_spec, parse_duration
+from components.environment import SpecError, StackRefused, format_duration, load_spec, parse_duration
 from tests.support import DELETE, edited, spec_of
 
 P = "vault-platform:"
@@ -81,7 +81,7 @@ BAD_INPUT = {
     "unknown nested key": (
         "prod", {f"{P}cluster.replica": 5}, f"{P}cluster.replica", "did you mean 'replicas'?"),
     "unknown key in an app": (
-        "prod", {f"{P}apps[0].tokenTTL": "1h"}, f"{P}apps[0].tokenTTL", "did you mean 'tokenTtl'?"),
+        "prod", {f"{P}apps[0].tokenTTL": "1h"}, f"{P}apps[api-service].tokenTTL", "did you mean 'tokenTtl'?"),
     "even replicas": (
         "prod", {f"{P}cluster.replicas": 4}, f"{P}cluster.replicas", "4 replicas is even"),
     "even replicas in dev": (
@@ -93,61 +93,65 @@ BAD_INPUT = {
     "one injector in prod": (
         "prod", {f"{P}cluster.injector.replicas": 1}, f"{P}cluster.injector.replicas", "single point of failure"),
     "TTL that does not parse": (
-        "prod", {f"{P}database.roles[0].defaultTtl": "1 hour"}, f"{P}database.roles[0].defaultTtl",
+        "prod", {f"{P}database.roles[0].defaultTtl": "1 hour"}, f"{P}database.roles[api-role].defaultTtl",
         "'1 hour' is not a duration"),
     "default TTL above max TTL": (
-        "prod", {f"{P}database.roles[0].defaultTtl": "48h"}, f"{P}database.roles[0].defaultTtl",
-        "2d is above maxTtl (1d)"),
+        "prod", {f"{P}database.roles[0].defaultTtl": "48h"}, f"{P}database.roles[api-role].defaultTtl",
+        "48h is above maxTtl (24h)"),
     "token TTL above token max TTL": (
-        "prod", {f"{P}apps[0].tokenTtl": "8h"}, f"{P}apps[0].tokenTtl", "8h is above tokenMaxTtl (4h)"),
+        "prod", {f"{P}apps[0].tokenTtl": "8h"}, f"{P}apps[api-service].tokenTtl", "8h is above tokenMaxTtl (4h)"),
     "role bound to every namespace": (
-        "prod", {f"{P}apps[0].namespace": "*"}, f"{P}apps[0].namespace", "binds every namespace ('*')"),
+        "prod", {f"{P}apps[0].namespace": "*"}, f"{P}apps[api-service].namespace", "binds every namespace ('*')"),
     "role bound to every service account": (
-        "prod", {f"{P}apps[0].serviceAccount": "api-*"}, f"{P}apps[0].serviceAccount",
+        "prod", {f"{P}apps[0].serviceAccount": "api-*"}, f"{P}apps[api-service].serviceAccount",
         "binds every serviceAccount ('*')"),
     "app reads an undeclared KV path": (
-        "prod", {f"{P}apps[0].kvPaths": ["production/billing"]}, f"{P}apps[0].kvPaths[0]",
+        "prod", {f"{P}apps[0].kvPaths": ["production/billing"]}, f"{P}apps[api-service].kvPaths[0]",
         "KV path 'production/billing' is not declared"),
     "app uses an undeclared database role": (
-        "prod", {f"{P}apps[0].databaseRole": "billing-role"}, f"{P}apps[0].databaseRole",
+        "prod", {f"{P}apps[0].databaseRole": "billing-role"}, f"{P}apps[api-service].databaseRole",
         "database role 'billing-role' is not declared"),
     "app attaches an undeclared policy": (
-        "prod", {f"{P}apps[0].policies": ["billing-secrets"]}, f"{P}apps[0].policies[0]",
+        "prod", {f"{P}apps[0].policies": ["billing-secrets"]}, f"{P}apps[api-service].policies[0]",
         "policy 'billing-secrets' is not declared"),
     "role on an undeclared connection": (
-        "prod", {f"{P}database.roles[0].connection": "billing"}, f"{P}database.roles[0].connection",
+        "prod", {f"{P}database.roles[0].connection": "billing"}, f"{P}database.roles[api-role].connection",
         "connection 'billing' is not declared"),
     "policy on an undeclared KV path": (
         "prod", {f"{P}policies[0].rules[0].path": "secret/data/production/billing"},
-        f"{P}policies[0].rules[0].path", "refers to KV path 'production/billing', which is not declared"),
+        f"{P}policies[api-secrets].rules[secret/data/production/billing].path",
+        "refers to KV path 'production/billing', which is not declared"),
     "policy on an undeclared database role": (
         "prod", {f"{P}policies[0].rules[0].path": "database/creds/billing-role"},
-        f"{P}policies[0].rules[0].path", "refers to database role 'billing-role'"),
+        f"{P}policies[api-secrets].rules[database/creds/billing-role].path", "refers to database role 'billing-role'"),
     "unknown capability": (
         "prod", {f"{P}policies[0].rules[0].capabilities": ["read", "write"]},
-        f"{P}policies[0].rules[0].capabilities[1]", "'write' is not a Vault capability"),
+        f"{P}policies[api-secrets].rules[secret/data/production/api-service].capabilities[1]",
+        "'write' is not a Vault capability"),
     "policy named like a generated one": (
-        "prod", {f"{P}policies[0].name": "app-api-service"}, f"{P}policies[0].name", "is reserved"),
+        "prod", {f"{P}policies[0].name": "app-api-service"}, f"{P}policies[app-api-service].name", "is reserved"),
     "policy named like a hand-written one": (
-        "prod", {f"{P}policies[0].name": "vault-iac"}, f"{P}policies[0].name", "is reserved"),
+        "prod", {f"{P}policies[0].name": "vault-iac"}, f"{P}policies[vault-iac].name", "is reserved"),
     "plaintext value in place of a secret": (
-        "prod", {f"{P}database.connections[0].adminPassword": "hunter2"}, f"{P}database.connections[0].adminPassword",
+        "prod", {f"{P}database.connections[0].adminPassword": "hunter2"},
+        f"{P}database.connections[postgres].adminPassword",
         "holds a plaintext value where a secret is required"),
     "chart version range": (
         "prod", {f"{P}cluster.chartVersion": "^0.34"}, f"{P}cluster.chartVersion", "'^0.34' is not an exact version"),
     "chart version latest": (
         "prod", {f"{P}cluster.chartVersion": "latest"}, f"{P}cluster.chartVersion", "'latest' is not an exact version"),
     "namespace with capitals": (
-        "prod", {f"{P}apps[0].namespace": "Production"}, f"{P}apps[0].namespace", "'Production' is not a valid name"),
+        "prod", {f"{P}apps[0].namespace": "Production"},
+        f"{P}apps[api-service].namespace", "'Production' is not a valid name"),
     "app name with an underscore": (
-        "prod", {f"{P}apps[0].name": "api_service"}, f"{P}apps[0].name", "'api_service' is not a valid name"),
+        "prod", {f"{P}apps[0].name": "api_service"}, f"{P}apps[api_service].name", "'api_service' is not a valid name"),
     "policy name with a space": (
         "prod", {f"{P}policies[0].name": "api secrets"}, f"{P}policies[0].name", "'api secrets' is not a valid name"),
     "KV secret name with a slash": (
         "prod", {f"{P}kv.secrets": {"api/service": {"data": {"k": {"random": {"length": 32}}}}}},
         f"{P}kv.secrets.api/service", "'api/service' is not a valid name"),
     "in-cluster database outside dev": (
-        "prod", {f"{P}database.connections[0].inCluster": True}, f"{P}database.connections[0].inCluster",
+        "prod", {f"{P}database.connections[0].inCluster": True}, f"{P}database.connections[postgres].inCluster",
         "for dev only"),
     "check-and-set off in prod": (
         "prod", {f"{P}kv.casRequired": False}, f"{P}kv.casRequired", "must use check-and-set"),
@@ -167,60 +171,66 @@ BAD_INPUT = {
         "prod", {f"{P}transit.mount": "secret"}, f"{P}transit.mount",
         "mount 'secret' is already vault-platform:kv.mount"),
     "host for the in-cluster database": (
-        "dev", {f"{P}database.connections[0].host": "db.example.internal"}, f"{P}database.connections[0].host",
+        "dev", {f"{P}database.connections[0].host": "db.example.internal"}, f"{P}database.connections[postgres].host",
         "reached at its own Service"),
     "two in-cluster databases": (
         "dev", {f"{P}database.connections[1]": {"name": "reports", "inCluster": True, "database": "reports",
                                                 "adminUser": "vault_admin"}},
-        f"{P}database.connections[1].inCluster", "would collide with the first"),
+        f"{P}database.connections[reports].inCluster", "would collide with the first"),
     "short generated secret": (
         "dev", {f"{P}kv.secrets.api-service.data.api_key.random.length": 8},
         f"{P}kv.secrets.api-service.data.api_key.random.length", "below the minimum of 16"),
     "token TTL above the cap": (
-        "prod", {f"{P}apps[0].tokenTtl": "6h", f"{P}apps[0].tokenMaxTtl": "8h"}, f"{P}apps[0].tokenTtl",
+        "prod", {f"{P}apps[0].tokenTtl": "6h", f"{P}apps[0].tokenMaxTtl": "8h"}, f"{P}apps[api-service].tokenTtl",
         "tokenTtl 6h is above the cap of 4h"),
     "token max TTL above the cap": (
-        "prod", {f"{P}apps[0].tokenMaxTtl": "48h"}, f"{P}apps[0].tokenMaxTtl", "tokenMaxTtl 2d is above the cap of 1d"),
+        "prod", {f"{P}apps[0].tokenMaxTtl": "48h"},
+        f"{P}apps[api-service].tokenMaxTtl", "tokenMaxTtl 48h is above the cap of 1d"),
     "database max TTL above the cap": (
-        "prod", {f"{P}database.roles[0].maxTtl": "720h"}, f"{P}database.roles[0].maxTtl",
-        "maxTtl 30d is above the cap of 1d"),
+        "prod", {f"{P}database.roles[0].maxTtl": "720h"}, f"{P}database.roles[api-role].maxTtl",
+        "maxTtl 720h is above the cap of 1d"),
     "database default TTL of 0": (
-        "prod", {f"{P}database.roles[0].defaultTtl": 0}, f"{P}database.roles[0].defaultTtl",
+        "prod", {f"{P}database.roles[0].defaultTtl": 0}, f"{P}database.roles[api-role].defaultTtl",
         "0 would fall back to the mount's default of 32 days"),
     "policy granting everything": (
-        "prod", {f"{P}policies[0].rules[0].path": "*"}, f"{P}policies[0].rules[0].path",
+        "prod", {f"{P}policies[0].rules[0].path": "*"}, f"{P}policies[api-secrets].rules[*].path",
         "'*' grants a whole mount or all of its secret material"),
     "policy granting every KV secret": (
-        "prod", {f"{P}policies[0].rules[0].path": "secret/data/*"}, f"{P}policies[0].rules[0].path",
+        "prod", {f"{P}policies[0].rules[0].path": "secret/data/*"},
+        f"{P}policies[api-secrets].rules[secret/data/*].path",
         "'secret/data/*' grants a whole mount"),
     "policy granting every database credential": (
-        "prod", {f"{P}policies[0].rules[0].path": "database/creds/*"}, f"{P}policies[0].rules[0].path",
+        "prod", {f"{P}policies[0].rules[0].path": "database/creds/*"},
+        f"{P}policies[api-secrets].rules[database/creds/*].path",
         "'database/creds/*' grants a whole mount"),
     "policy with sudo": (
         "prod", {f"{P}policies[0].rules[0].capabilities": ["read", "sudo"]},
-        f"{P}policies[0].rules[0].capabilities[1]", "sudo is for the platform admin policy only"),
+        f"{P}policies[api-secrets].rules[secret/data/production/api-service].capabilities[1]",
+        "sudo is for the platform admin policy only"),
     "policy on an undeclared static role": (
         "prod", {f"{P}policies[0].rules[0].path": "database/static-creds/reporting"},
-        f"{P}policies[0].rules[0].path", "refers to static database role 'reporting'"),
+        f"{P}policies[api-secrets].rules[database/static-creds/reporting].path",
+        "refers to static database role 'reporting'"),
     "policy on an undeclared transit key": (
-        "prod", {f"{P}policies[0].rules[0].path": "transit/encrypt/billing"}, f"{P}policies[0].rules[0].path",
+        "prod", {f"{P}policies[0].rules[0].path": "transit/encrypt/billing"},
+        f"{P}policies[api-secrets].rules[transit/encrypt/billing].path",
         "refers to transit key 'billing', which is not declared"),
     "auth method on Vault's token path": (
         "prod", {f"{P}kubernetesAuth.path": "token"}, f"{P}kubernetesAuth.path", "auth/token is Vault's own"),
     "in-cluster database on another port": (
-        "dev", {f"{P}database.connections[0].port": 5433}, f"{P}database.connections[0].port",
+        "dev", {f"{P}database.connections[0].port": 5433}, f"{P}database.connections[postgres].port",
         "the in-cluster PostgreSQL listens on 5432"),
     "port out of range": (
-        "prod", {f"{P}database.connections[0].port": 70000}, f"{P}database.connections[0].port",
+        "prod", {f"{P}database.connections[0].port": 70000}, f"{P}database.connections[postgres].port",
         "70000 is above the maximum of 65535"),
     "static role on the admin user": (
         "prod", {f"{P}database.staticRoles": [{"name": "admin", "connection": "postgres", "username": "vault_admin"}]},
-        f"{P}database.staticRoles[0].username", "is the connection's admin user"),
+        f"{P}database.staticRoles[admin].username", "is the connection's admin user"),
     "Vault in the dev database's namespace": (
         "dev", {f"{P}cluster.namespace": "postgres"}, f"{P}cluster.namespace",
         "'postgres' is the in-cluster PostgreSQL's namespace"),
     "app audience that is not one": (
-        "prod", {f"{P}apps[0].audience": "bad audience !"}, f"{P}apps[0].audience",
+        "prod", {f"{P}apps[0].audience": "bad audience !"}, f"{P}apps[api-service].audience",
         "'bad audience !' is not a valid name"),
     "certificate name that is not a host name": (
         "prod", {f"{P}cluster.tls.extraDnsNames": ["vault prod"]}, f"{P}cluster.tls.extraDnsNames[0]",
@@ -240,13 +250,14 @@ BAD_INPUT = {
 class TestBadInput:
     @pytest.mark.parametrize(("stack", "changes", "key", "words"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
     def test_refused_with_one_clear_message(self, stack: str, changes: dict[str, Any], key: str, words: str) -> None:
-        with pytest.raises(SpecError) as refused:
+        with pytest.raises(StackRefused) as refused:
             spec_of(stack, changes)
-        error = refused.value
-        assert (error.stack, error.key) == (stack, key)
-        assert words in error.problem + error.fix
-        assert str(error).startswith(f"stack {stack!r}, config key {key!r}: ")
-        assert ". Fix: " in str(error)
+        (problem,) = [problem for problem in refused.value.problems if problem.key == key]
+        assert problem.stack == stack
+        assert words in problem.problem + problem.fix
+        message = f"config key {key!r}: {problem.problem}. Fix: {problem.fix}"
+        assert message in str(refused.value)
+        assert str(refused.value).startswith(f"stack {stack!r}")
 
     def test_two_apps_with_one_name(self) -> None:
         app = spec_of("prod").apps[0]
@@ -297,14 +308,17 @@ class TestBadInput:
         resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "4096Mi"}).cluster.server_resources
         assert (resources.memory_request, resources.memory_limit) == ("4096Mi", "4Gi")
 
-    @pytest.mark.parametrize(("quantity", "accepted"), [("50G", True), ("1.5Ti", True), ("500m", True),
-                                                        ("10 Gi", False), ("10GB", False)])
-    def test_storage_quantities(self, quantity: str, accepted: bool) -> None:
+    @pytest.mark.parametrize(("quantity", "refusal"), [
+        ("50G", None), ("1.5Ti", None), ("1Gi", None), ("16Ti", None),
+        ("500m", "is outside the 1Gi to 16Ti"), ("50", "is outside the 1Gi to 16Ti"),
+        ("1023Mi", "is outside the 1Gi to 16Ti"), ("17Ti", "is outside the 1Gi to 16Ti"), ("0", "is outside"),
+        ("10 Gi", "is not a valid name"), ("10GB", "is not a valid name")])
+    def test_storage_quantities(self, quantity: str, refusal: str | None) -> None:
         changes = {f"{P}cluster.storage.data": quantity}
-        if accepted:
+        if refusal is None:
             assert spec_of("prod", changes).cluster.data_storage == quantity
         else:
-            with pytest.raises(SpecError, match="is not a valid name"):
+            with pytest.raises(SpecError, match=refusal):
                 spec_of("prod", changes)
 
     @pytest.mark.parametrize("key_id", ["alias/vault-prod-unseal", "mrk-1234abcd12ab34cd56ef1234567890ab",
@@ -316,5 +330,5 @@ class TestBadInput:
     def test_a_role_needs_grants_or_statements(self) -> None:
         with pytest.raises(SpecError) as refused:
             spec_of("prod", {f"{P}database.roles[0].grants": DELETE})
-        assert refused.value.key == f"{P}database.roles[0]"
+        assert refused.value.key == f"{P}database.roles[api-role]"
         assert "exactly one of grants and creationStatements" in refused.value.problem

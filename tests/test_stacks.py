@@ -256,4 +256,4 @@ class TestRefusal:
         assert declaration.resources == ()
         assert declaration.error == (
             "stack 'prod', config key 'vault-platform:cluster.replicas': 2 replicas is even; Raft needs an odd "
-            "number to keep a majority through a failure. Fix: use 1 or 3")
+            "number to keep a majority through a failure. Fix: use 3 or 5")

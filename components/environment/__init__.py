@@ -1,6 +1,6 @@
 """The environment spec: stack config -> one validated, typed model (see :func:`load_spec`)."""
 
-from ._reader import SpecError
+from ._reader import SpecError, StackRefused
 from .durations import format_duration, parse_duration
 from .loader import APP_POLICY_PREFIX, CAPABILITIES, PROJECT, load_spec
 from .model import (
@@ -60,6 +60,7 @@ __all__ = [
     "Resources",
     "SecretValue",
     "SpecError",
+    "StackRefused",
     "StaticRole",
     "Tier",
     "Tls",

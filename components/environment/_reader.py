@@ -1,27 +1,159 @@
-"""Typed reading of untrusted config values, with errors that name the exact config key."""
+"""Typed reading of untrusted config values, with errors that name the exact config key.
+
+Problems are collected, not raised one at a time: :func:`collecting` records the first problem of one
+item (an application, a role, a section) and goes on with the next, and :func:`load_spec` raises
+them all at once as one :class:`StackRefused`.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from components import rules
 
 from .durations import format_duration, parse_duration
 
+T = TypeVar("T")
+REMOVE = object()
+"""The value of an edit that removes the key."""
+
 
 class SpecError(Exception):
-    """A stack's config is refused: which stack, which key, what is wrong, and how to fix it."""
+    """A stack's config is refused: which stack, which key, what is wrong, and how to fix it.
 
-    def __init__(self, stack: str, key: str, problem: str, fix: str) -> None:
+    ``edits`` is the fix in machine form when it is concrete: ``(key, value)`` pairs that, applied
+    in order (``REMOVE`` deletes the key), make the spec accept this value. ``refers_to`` names the
+    declared item a reference points at (``transit.keys:payments``), so that a reference to an item
+    that is itself refused is not reported twice.
+    """
+
+    def __init__(self, stack: str, key: str, problem: str, fix: str, *,
+                 edits: tuple[tuple[str, Any], ...] = (), refers_to: str | None = None,
+                 unknown_key: bool = False) -> None:
         self.stack = stack
         self.key = key
         self.problem = problem
         self.fix = fix
+        self.edits = edits
+        self.refers_to = refers_to
+        self.unknown_key = unknown_key
         super().__init__(f"stack {stack!r}, config key {key!r}: {problem}. Fix: {fix}")
+
+
+class StackRefused(SpecError):
+    """Every problem of a stack's config, in one message; its stack, key, problem and fix are the
+    first problem's (unknown keys come first: a misspelt key is usually why another is missing)."""
+
+    def __init__(self, problems: Iterable[SpecError]) -> None:
+        found = tuple(problems)
+        self.problems = tuple(sorted(found, key=lambda error: not error.unknown_key))
+        first = self.problems[0]
+        super().__init__(first.stack, first.key, first.problem, first.fix, edits=first.edits,
+                         refers_to=first.refers_to, unknown_key=first.unknown_key)
+        if len(self.problems) > 1:
+            lines = [f"stack {first.stack!r}: {len(self.problems)} problems in the config"]
+            lines += [f"  {index}. config key {error.key!r}: {error.problem}. Fix: {error.fix}"
+                      for index, error in enumerate(self.problems, 1)]
+            self.args = ("\n".join(lines),)
+
+
+class _Problems:
+    """The problems found so far in one stack, and the items they made unusable."""
+
+    def __init__(self) -> None:
+        self.found: list[SpecError] = []
+        self._keys: set[str] = set()
+        self._broken: set[str] = set()
+
+    def add(self, error: SpecError) -> None:
+        if isinstance(error, StackRefused):
+            for problem in error.problems:
+                self.add(problem)
+            return
+        # One problem per key (a value that is wrong is not also reported as out of range), and none
+        # for a reference to an item that is refused itself.
+        if error.key in self._keys or (error.refers_to is not None and self._is_broken(error.refers_to)):
+            return
+        self._keys.add(error.key)
+        self.found.append(error)
+
+    def mark_broken(self, item: str) -> None:
+        self._broken.add(item)
+
+    def _is_broken(self, reference: str) -> bool:
+        kind = reference.partition(":")[0]
+        parts = kind.split(".")
+        return (reference in self._broken or f"{kind}:*" in self._broken
+                or any(".".join(parts[:n]) in self._broken for n in range(1, len(parts) + 1)))
+
+
+_PROBLEMS: ContextVar[_Problems | None] = ContextVar("spec_problems", default=None)
+
+
+class _Stop(Exception):
+    """Raised by :func:`stop_if_refused` to leave :func:`collected` with what it has."""
+
+
+@contextmanager
+def collected() -> Iterator[None]:
+    """Collects every problem raised inside, then raises them all as one :class:`StackRefused`."""
+    problems = _Problems()
+    token = _PROBLEMS.set(problems)
+    try:
+        yield
+    except SpecError as error:
+        problems.add(error)
+    except _Stop:
+        pass
+    finally:
+        _PROBLEMS.reset(token)
+    if problems.found:
+        raise StackRefused(problems.found)
+
+
+def stop_if_refused() -> None:
+    """Ends the load when problems were found: what follows needs every part of the spec."""
+    problems = _PROBLEMS.get()
+    if problems is not None and problems.found:
+        raise _Stop
+
+
+@contextmanager
+def collecting(broken: str | None = None) -> Iterator[None]:
+    """Records the first problem of the block and goes on after it, so that one bad item does not
+    hide the problems of the others. ``broken`` names what the block declares (``transit.keys:x``,
+    ``database``): references to it are then not reported as undeclared. Outside :func:`collected`
+    the problem is raised as it is."""
+    problems = _PROBLEMS.get()
+    try:
+        yield
+    except SpecError as error:
+        if problems is None:
+            raise
+        problems.add(error)
+        if broken is not None:
+            problems.mark_broken(broken)
+
+
+def attempt(load: Callable[[], T], broken: str | None = None) -> T | None:
+    """``load()``, or ``None`` once its problem is recorded (see :func:`collecting`)."""
+    with collecting(broken):
+        return load()
+    return None
+
+
+def report(error: SpecError) -> None:
+    """Records a problem and goes on (raises it outside :func:`collected`)."""
+    problems = _PROBLEMS.get()
+    if problems is None:
+        raise error
+    problems.add(error)
 
 
 @dataclass(frozen=True)
@@ -79,8 +211,12 @@ class Node:
                             "write it as a YAML mapping of keys to values")
         return cls(stack, key, value)
 
-    def error(self, name: str | None, problem: str, fix: str) -> SpecError:
-        return SpecError(self.stack, self.path(name), problem, fix)
+    def error(self, name: str | None, problem: str, fix: str, *, edit: Any = None,
+              refers_to: str | None = None) -> SpecError:
+        """The problem with ``name`` (the object itself for ``None``); ``edit`` is the value the fix
+        sets there, when the fix is that concrete."""
+        edits = () if edit is None else ((self.path(name), edit),)
+        return SpecError(self.stack, self.path(name), problem, fix, edits=edits, refers_to=refers_to)
 
     def path(self, name: str | None) -> str:
         if name is None:
@@ -98,19 +234,35 @@ class Node:
         self._used.add(name)
         return self._value.get(name)
 
+    def written(self, name: str, seconds: int) -> str:
+        """A duration as the stack file writes it (``48h`` stays ``48h``), or its default's form."""
+        value = self._value.get(name)
+        return value if isinstance(value, str) else format_duration(seconds)
+
+    def missing(self, name: str) -> SpecError:
+        """A required key that is not set; when a key of this object is a misspelling of it, that
+        key is the problem (reported as unknown, with the rename as its fix)."""
+        unused = [key for key in self._value if key not in self._used and isinstance(key, str)]
+        close = difflib.get_close_matches(name, unused, n=1, cutoff=0.7)
+        if close:
+            return self._unknown(close[0], name, f"rename it to {name!r}, which is required")
+        return self.error(name, "is required but not set", f"set {self.path(name)!r}")
+
     def string(self, name: str, default: str | None = None, rule: Name | None = None,
                choices: tuple[str, ...] = ()) -> str:
         value = self.raw(name)
         if value is None:
             if default is None:
-                raise self.error(name, "is required but not set", f"set {self.path(name)!r}")
+                raise self.missing(name)
             return default
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self.error(name, f"expected a string, got {_kind(value)}", "write it as a string")
         text = str(value)
         if choices and text not in choices:
+            close = difflib.get_close_matches(text, choices, n=1)
             raise self.error(name, f"{text!r} is not one of {', '.join(choices)}",
-                             f"use one of {', '.join(choices)}")
+                             f"use {close[0]!r}" if close else f"use one of {', '.join(choices)}",
+                             edit=close[0] if close else None)
         if rule is not None:
             check_name(self, name, text, rule)
         return text
@@ -121,19 +273,23 @@ class Node:
             return None
         return self.string(name, rule=rule)
 
-    def integer(self, name: str, default: int | None = None, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int | None = None, minimum: int = 0, maximum: int | None = None,
+                why: str = "") -> int:
+        """A whole number in ``minimum..maximum``; ``why`` says where the range comes from."""
         value = self.raw(name)
         if value is None:
             if default is None:
-                raise self.error(name, "is required but not set", f"set {self.path(name)!r}")
+                raise self.missing(name)
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(name, f"expected a whole number, got {_kind(value)}",
                              "write a whole number without quotes")
-        if value < minimum:
-            raise self.error(name, f"{value} is below the minimum of {minimum}", f"use {minimum} or more")
-        if maximum is not None and value > maximum:
-            raise self.error(name, f"{value} is above the maximum of {maximum}", f"use {maximum} or less")
+        reason = f" ({why})" if why else ""
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = minimum if value < minimum else maximum
+            accepted = f"{minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            raise self.error(name, f"{value} is {'below the minimum' if value < minimum else 'above the maximum'} "
+                             f"of {bound}{reason}", f"use {accepted}", edit=bound)
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -145,22 +301,38 @@ class Node:
         return value
 
     def duration(self, name: str, default: int) -> int:
+        """A duration with its unit (``90s``, ``30m``, ``1h30m``, ``7d``); a bare number is refused, as
+        ``tokenTtl: 60`` may mean minutes to whoever wrote it. ``0`` needs none."""
         value = self.raw(name)
         if value is None:
             return default
+        if (value == 0 and not isinstance(value, bool)) or value == "0":
+            return 0
+        if (isinstance(value, int) and not isinstance(value, bool) and value > 0) or (
+                isinstance(value, str) and value.strip().isdigit()):
+            seconds = int(value)
+            same = f" (= {format_duration(seconds)})" if format_duration(seconds) != f"{seconds}s" else ""
+            raise self.error(name, f"{value!r} has no unit", f"write it with its unit: {seconds}s{same} for "
+                             f"seconds, {seconds}m for minutes", edit=f"{seconds}s")
         try:
             return parse_duration(value)
         except ValueError:
             raise self.error(name, f"{value!r} is not a duration",
-                             "write whole seconds or units like 90s, 30m, 1h, 1h30m or 7d") from None
+                             "write it with units, like 90s, 30m, 1h, 1h30m or 7d") from None
 
     def child(self, name: str) -> Node:
         return Node.of(self.stack, self.path(name), self.raw(name))
 
     def children(self, name: str) -> Iterator[Node]:
-        """The objects of a list, each with its index in its key path."""
+        """The objects of a list, each named in its key path by its ``name`` (or ``key``, ``mount``,
+        ``path``): ``apps[api-service]``; by its index when it has none or shares it."""
+        seen: set[str] = set()
         for index, item in enumerate(self.strings_or_items(name)):
-            yield Node.of(self.stack, f"{self.path(name)}[{index}]", item)
+            label = label_of(item)
+            if label is None or label in seen:
+                label = str(index)
+            seen.add(label)
+            yield Node.of(self.stack, f"{self.path(name)}[{label}]", item)
 
     def strings(self, name: str, rule: Name | None = None) -> tuple[str, ...]:
         items = self.strings_or_items(name)
@@ -190,19 +362,58 @@ class Node:
         return value
 
     def done(self) -> None:
-        """Refuses keys this object does not know: a typo must not be silently ignored."""
+        """Refuses keys this object does not know, every one of them: a typo must not be silently
+        ignored."""
+        known = sorted(self._used)
         for name in self._value:
             if name not in self._used:
-                known = sorted(self._used)
                 close = difflib.get_close_matches(name, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"the known keys are {', '.join(known)}"
-                raise self.error(name, "is not a known key", f"remove it or rename it; {hint}")
+                report(self._unknown(name, close[0] if close else None,
+                                     f"rename it to {close[0]!r}" if close else
+                                     f"remove it; the known keys are {', '.join(known)}"))
+
+    def _unknown(self, name: str, meant: str | None, fix: str) -> SpecError:
+        edits: tuple[tuple[str, Any], ...] = ((self.path(name), REMOVE),)
+        if meant is not None:
+            edits += ((self.path(meant), self._value[name]),)
+        hint = f"; did you mean {meant!r}?" if meant is not None else ""
+        return SpecError(self.stack, self.path(name), f"is not a known key{hint}", fix, edits=edits,
+                         unknown_key=True)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_.:/*+-]{1,128}")
+
+
+def label_of(item: Any) -> str | None:
+    """How an item of a list is named in messages: by its name, not its position."""
+    if isinstance(item, Mapping):
+        for key in ("name", "key", "mount", "path"):
+            value = item.get(key)
+            if isinstance(value, str) and _LABEL.fullmatch(value) and not value.isdigit():
+                return value
+    return None
+
+
+PORTS = (1, 65535)
+"""TCP and UDP ports."""
+
+
+def port_problem(port: int) -> str | None:
+    if PORTS[0] <= port <= PORTS[1]:
+        return None
+    return f"port {port} is outside {PORTS[0]} to {PORTS[1]}"
 
 
 def check_name(node: Node, name: str, value: str, rule: Name) -> None:
     if len(value) > rule.max_length or not rule.pattern.fullmatch(value):
         raise node.error(name, f"{value!r} is not a valid name",
                          f"use {rule.described}, at most {rule.max_length} characters")
+
+
+def name_of(item: Node) -> str:
+    """The item's name as written, for marking it refused (``*`` when it has none)."""
+    name = item.raw("name")
+    return name if isinstance(name, str) else "*"
 
 
 def declared(names: Iterable[str]) -> str:
@@ -218,18 +429,29 @@ def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object
 
 def check_ttl_order(node: Node, default_key: str, default: int, max_key: str, maximum: int) -> None:
     """Refuses a default TTL above its maximum (the rule the policy pack shares)."""
-    if (problem := rules.ttl_order(default_key, default, max_key, maximum)) is not None:
-        raise node.error(default_key, problem,
-                         f"lower {default_key} or raise {max_key} so that {default_key} <= {max_key}")
+    shown = (node.written(default_key, default), node.written(max_key, maximum))
+    if (problem := rules.ttl_order(default_key, default, max_key, maximum, shown=shown)) is not None:
+        raise node.error(default_key, problem, f"use at most {shown[1]} (the {max_key}), or raise {max_key}",
+                         edit=shown[1])
+
+
+def check_min_ttl(node: Node, key: str, seconds: int, minimum: int) -> None:
+    """Refuses a TTL so short that whoever holds it spends its life renewing it."""
+    if 0 < seconds < minimum:
+        raise node.error(key, f"{node.written(key, seconds)} is below the minimum of {format_duration(minimum)}: "
+                         "the agent renews at two thirds of a TTL and could not keep up",
+                         f"use at least {format_duration(minimum)}", edit=format_duration(minimum))
 
 
 def check_ttl_cap(node: Node, key: str, seconds: int, cap: int) -> None:
     """Refuses a TTL of 0 (Vault's default of 32 days) or above ``cap`` (the rule the policy pack
     shares, at its default cap)."""
     if seconds == 0:
-        raise node.error(key, "0 would fall back to the mount's default of 32 days", "set a short TTL such as 1h")
-    if (problem := rules.ttl_cap(key, seconds, cap)) is not None:
-        raise node.error(key, problem, f"use at most {format_duration(cap)}")
+        short = format_duration(min(cap, 3600))
+        raise node.error(key, "0 would fall back to the mount's default of 32 days",
+                         f"set a short TTL such as {short}", edit=short)
+    if (problem := rules.ttl_cap(key, seconds, cap, shown=node.written(key, seconds))) is not None:
+        raise node.error(key, problem, f"use at most {format_duration(cap)}", edit=format_duration(cap))
 
 
 def _kind(value: Any) -> str:

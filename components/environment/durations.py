@@ -1,4 +1,5 @@
-"""Durations as Vault writes them (``90s``, ``30m``, ``1h``, ``1h30m``, ``7d``) or whole seconds."""
+"""Durations as Vault writes them (``90s``, ``30m``, ``1h``, ``1h30m``, ``7d``) or whole seconds (the stack
+config requires the unit: see ``Node.duration``)."""
 
 from __future__ import annotations
 

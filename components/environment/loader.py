@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, cast
 
 from .. import rules
@@ -19,17 +19,25 @@ from ._reader import (
     K8S_SUBDOMAIN,
     KV_PATH,
     QUANTITY,
+    REMOVE,
     SQL_IDENTIFIER,
     VAULT_NAME,
     Node,
     SpecError,
+    attempt,
+    check_min_ttl,
     check_name,
     check_ttl_cap,
     check_ttl_order,
+    collected,
+    collecting,
     declared,
+    name_of,
     refuse_duplicate,
+    report,
+    stop_if_refused,
 )
-from .durations import HOUR
+from .durations import DAY, HOUR, format_duration
 from .model import (
     App,
     AutoUnseal,
@@ -68,57 +76,107 @@ TRANSIT_KEY_PATHS = ("keys", "encrypt", "decrypt", "rewrap", "sign", "verify", "
                      "backup", "restore")
 DEV_POSTGRES_PORT = 5432
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
+# Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
+# its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
+KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
 _STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps", "audit",
                     "transit", "pki")
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
               reserved_policies: Iterable[str] = ()) -> EnvironmentSpec:
-    """Validates a stack's whole config and returns its spec, or raises one :class:`SpecError`.
+    """Validates a stack's whole config and returns its spec, or raises one :class:`StackRefused`
+    (a :class:`SpecError`) listing every problem found.
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
     the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies.
     """
+    with collected():
+        return _load(stack, config, secret_keys, reserved_policies)
+
+
+def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
+          reserved_policies: Iterable[str]) -> EnvironmentSpec:
+    _refuse_foreign_namespaces(stack, config)
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
     tier = _tier(stack, root)
-    cluster = _cluster(root.child("cluster"), tier)
-    auth = root.child("kubernetesAuth")
+    cluster = attempt(lambda: _cluster(root.child("cluster"), tier))
+    auth_path, audience = attempt(lambda: _kubernetes_auth(root.child("kubernetesAuth")),
+                                  broken="kubernetesAuth") or ("kubernetes", "")
+    kv = attempt(lambda: _kv(root.child("kv"), tier, secrets), broken="kv")
+    database = attempt(lambda: _database(root.child("database"), tier, secrets), broken="database") if (
+        root.has("database")) else None
+    root.raw("database")
+    transit = attempt(lambda: sections.load_transit(root.child("transit"), tier), broken="transit") if (
+        root.has("transit")) else None
+    root.raw("transit")
+    pki = attempt(lambda: sections.load_pki(root.child("pki"), tier), broken="pki") if root.has("pki") else None
+    root.raw("pki")
+    kv_or_none = kv or Kv(mount="secret", max_versions=1, cas_required=False, delete_version_after=0,
+                          path_prefix=DEFAULT_PATH_PREFIX[tier], secrets=())
+    policies = attempt(lambda: _policies(root, kv_or_none, database, transit, reserved_policies),
+                       broken="policies") or ()
+    apps = attempt(lambda: _apps(root, kv_or_none, database, policies, audience, transit, pki)) or ()
+    audit = attempt(lambda: sections.load_audit(root.child("audit"), tier, sections.mounts_of(
+        [kv_or_none.mount], [database.mount] if database else [], [transit.mount] if transit else [],
+        [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else [])))
+    with collecting():
+        _check_mounts(root, [("kv.mount", kv_or_none.mount)]
+                      + ([("database.mount", database.mount)] if database else [])
+                      + ([("transit.mount", transit.mount)] if transit else [])
+                      + ([(f"pki.{ca_key}.mount", ca.mount) for ca_key, ca in (("root", pki.root),
+                                                                                ("intermediate", pki.intermediate))
+                          if ca is not None] if pki else []))
+    if database is not None and cluster is not None and any(c.in_cluster for c in database.connections) and (
+            cluster.namespace == DEV_POSTGRES_NAMESPACE):
+        report(root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's "
+                          "namespace", "keep Vault in a namespace of its own, e.g. vault", edit="vault"))
+    secrets.refuse_unknown(root)
+    vault = attempt(lambda: _vault_access(stack, config, secret_keys))
+    stop_if_refused()
+    # A section that failed was reported, and stop_if_refused ended the load.
+    assert cluster is not None
+    assert kv is not None
+    assert audit is not None
+    return EnvironmentSpec(
+        stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
+        database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
+    )
+
+
+def _kubernetes_auth(auth: Node) -> tuple[str, str]:
+    """The auth method's path and the audience of the cluster's service account tokens."""
     auth_path = auth.string("path", "kubernetes", rule=VAULT_NAME)
     if auth_path in RESERVED_AUTH_PATHS:
-        raise auth.error("path", f"auth/{auth_path} is Vault's own", "choose another path, e.g. kubernetes")
+        raise auth.error("path", f"auth/{auth_path} is Vault's own", "choose another path, e.g. kubernetes",
+                         edit="kubernetes")
     # Required: the audience of service account tokens differs between clusters (EKS, kind, ...),
     # and a wrong one makes every agent login fail.
     audience = auth.string("audience", rule=AUDIENCE)
     auth.done()
-    kv = _kv(root.child("kv"), tier, secrets)
-    database = _database(root.child("database"), tier, secrets) if root.has("database") else None
-    root.raw("database")
-    transit = sections.load_transit(root.child("transit"), tier) if root.has("transit") else None
-    root.raw("transit")
-    pki = sections.load_pki(root.child("pki"), tier) if root.has("pki") else None
-    root.raw("pki")
-    policies = _policies(root, kv, database, transit, reserved_policies)
-    apps = _apps(root, kv, database, policies, audience, transit, pki)
-    audit = sections.load_audit(root.child("audit"), tier, sections.mounts_of(
-        [kv.mount], [database.mount] if database else [], [transit.mount] if transit else [],
-        [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else []))
-    _check_mounts(root, [("kv.mount", kv.mount)]
-                  + ([("database.mount", database.mount)] if database else [])
-                  + ([("transit.mount", transit.mount)] if transit else [])
-                  + ([(f"pki.{ca_key}.mount", ca.mount) for ca_key, ca in (("root", pki.root),
-                                                                            ("intermediate", pki.intermediate))
-                      if ca is not None] if pki else []))
-    if database is not None and any(c.in_cluster for c in database.connections) and (
-            cluster.namespace == DEV_POSTGRES_NAMESPACE):
-        raise root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's namespace",
-                         "keep Vault in a namespace of its own, e.g. vault")
-    secrets.refuse_unknown(root)
-    return EnvironmentSpec(
-        stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
-        database=database, vault=_vault_access(stack, config, secret_keys),
-        policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
-    )
+    return auth_path, audience
+
+
+def _refuse_foreign_namespaces(stack: str, config: Mapping[str, Any]) -> None:
+    """A key outside the project's, the providers' and Pulumi's namespaces is read by nobody: a
+    misspelt ``vault-platfrom:transit`` would silently drop the section, and the next ``up`` would
+    delete everything it declared."""
+    for key in config:
+        namespace, colon, rest = key.partition(":")
+        if colon and namespace in KNOWN_NAMESPACES:
+            continue
+        close = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6) if colon else []
+        meant = f"{close[0]}:{rest}" if close else None
+        if meant is None and not colon:
+            close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
+            meant = f"{PROJECT}:{close[0]}" if close else None
+        hint = f"; did you mean {meant!r}?" if meant else ""
+        report(SpecError(stack, key, f"is in no namespace this program or its providers read{hint}",
+                         f"rename it to {meant!r}" if meant else
+                         f"remove it, or move it under {PROJECT}: (namespaces read: {', '.join(KNOWN_NAMESPACES)})",
+                         edits=((key, REMOVE), (meant, config[key])) if meant else ((key, REMOVE),),
+                         unknown_key=True))
 
 
 def _project_root(stack: str, config: Mapping[str, Any]) -> Node:
@@ -160,14 +218,32 @@ class _SecretRefs:
         return key
 
     def refuse_unknown(self, root: Node) -> None:
+        # Every {fromSecret: key} of the file counts, also in an item refused for another problem.
+        referenced = set(_secret_references([value for key, value in self._config.items()
+                                             if key.startswith(f"{PROJECT}:")]))
         for key in root.keys():  # noqa: SIM118 (a Node, not a dict)
-            if key not in _STRUCTURED_KEYS and key not in self.used:
+            if key not in _STRUCTURED_KEYS and key not in self.used and key not in referenced:
                 close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else (
-                    f"the known keys are {', '.join(_STRUCTURED_KEYS)}, and secrets referenced as "
-                    "{fromSecret: <key>}")
-                raise SpecError(self._stack, f"{PROJECT}:{key}", "is not a known key",
-                                f"remove it or rename it; {hint}")
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                full = f"{PROJECT}:{key}"
+                report(SpecError(self._stack, full, f"is not a known key{hint}",
+                                 f"rename it to '{PROJECT}:{close[0]}'" if close else
+                                 f"remove it; the known keys are {', '.join(_STRUCTURED_KEYS)}, and secrets "
+                                 "referenced as {fromSecret: <key>}",
+                                 edits=((full, REMOVE), (f"{PROJECT}:{close[0]}", self._config[full])) if close
+                                 else ((full, REMOVE),), unknown_key=True))
+
+
+def _secret_references(value: Any) -> Iterator[str]:
+    """Every ``{fromSecret: key}`` in a config value."""
+    if isinstance(value, Mapping):
+        if isinstance(value.get("fromSecret"), str):
+            yield value["fromSecret"]
+        for item in value.values():
+            yield from _secret_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secret_references(item)
 
 
 def _tier(stack: str, root: Node) -> Tier:
@@ -187,11 +263,11 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
     if (problem := rules.exact_version(chart_version)) is not None:
         raise node.error("chartVersion", problem,
                          "pin an exact chart version such as 0.34.1 (no ranges, no 'latest')")
-    replicas = node.integer("replicas", minimum=1)
-    if (problem := rules.odd_replicas(replicas)) is not None:
-        raise node.error("replicas", problem, f"use {replicas - 1} or {replicas + 1}")
-    if (problem := rules.enough_replicas(replicas, tier)) is not None:
-        raise node.error("replicas", problem, "use 3 or 5 replicas")
+    replicas = node.integer("replicas", minimum=1, maximum=rules.MAX_RAFT_VOTERS, why=rules.MAX_RAFT_VOTERS_WHY)
+    for problem in (rules.odd_replicas(replicas), rules.enough_replicas(replicas, tier)):
+        if problem is not None:
+            fixes = rules.replica_counts_near(replicas, tier)
+            raise node.error("replicas", problem, f"use {' or '.join(map(str, fixes))}", edit=fixes[0])
     tls_node = node.child("tls")
     tls = Tls(
         enabled=tls_node.boolean("enabled", True),
@@ -202,17 +278,17 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
     )
     tls_node.done()
     if (problem := rules.tls_allowed(tls.enabled, tier)) is not None:
-        raise tls_node.error("enabled", problem,
-                             "remove the setting or set it to true")
+        raise tls_node.error("enabled", problem, "remove the setting or set it to true", edit=True)
     injector = node.child("injector")
-    injector_replicas = injector.integer("replicas", 1 if tier == "dev" else 2, minimum=1)
+    injector_replicas = injector.integer("replicas", 1 if tier == "dev" else 2, minimum=1,
+                                         maximum=MAX_INJECTOR_REPLICAS, why=MAX_INJECTOR_REPLICAS_WHY)
     injector_resources = _resources(injector.child("resources"), ("50m", "64Mi", "250m", "256Mi"))
     injector.done()
     if (problem := rules.injector_replicas(injector_replicas, tier)) is not None:
-        raise injector.error("replicas", problem, "use 2 or more")
+        raise injector.error("replicas", problem, "use 2 or more", edit=2)
     storage = node.child("storage")
-    data_storage = storage.string("data", "10Gi", rule=QUANTITY)
-    audit_storage = storage.string("audit", "10Gi", rule=QUANTITY)
+    data_storage = _volume_size(storage, "data")
+    audit_storage = _volume_size(storage, "audit")
     storage_class = storage.optional_string("storageClass", rule=K8S_SUBDOMAIN)
     storage.done()
     cluster = Cluster(
@@ -234,6 +310,31 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
     return cluster
 
 
+# The injector is a webhook Deployment that mostly waits: two or three replicas carry any cluster,
+# and a count in the dozens is a typo, not a plan.
+MAX_INJECTOR_REPLICAS = 10
+MAX_INJECTOR_REPLICAS_WHY = "the injector webhook is light; more replicas only add pods"
+GI = 2.0**30
+MI = 2.0**20
+# A Raft volume below 1Gi fills with the first snapshots; EBS, the volume type of the EKS stacks,
+# tops out at 16TiB per volume (gp3, io2), so a larger claim never binds.
+VOLUME_SIZE = (1 * GI, 16 * 2.0**40, "1Gi", "16Ti")
+# Neither Vault nor the injector starts in less memory; a bare number is bytes to Kubernetes, so
+# `memory: 256` would ask for 256 bytes.
+MIN_MEMORY = (64 * MI, "64Mi")
+
+
+def _volume_size(node: Node, key: str) -> str:
+    """A volume claim's size: a Kubernetes quantity between 1Gi and 16Ti (``50`` is 50 bytes)."""
+    size = node.string(key, "10Gi", rule=QUANTITY)
+    low, high, low_text, high_text = VOLUME_SIZE
+    if not low <= _quantity(size) <= high:
+        raise node.error(key, f"{size} is outside the {low_text} to {high_text} a volume can have",
+                         f"use a size from {low_text} to {high_text}, e.g. 10Gi",
+                         edit=low_text if _quantity(size) < low else high_text)
+    return size
+
+
 def _resources(node: Node, defaults: tuple[str, str, str, str]) -> Resources:
     requests, limits = node.child("requests"), node.child("limits")
     resources = Resources(
@@ -242,11 +343,19 @@ def _resources(node: Node, defaults: tuple[str, str, str, str]) -> Resources:
         cpu_limit=limits.string("cpu", defaults[2], rule=QUANTITY),
         memory_limit=limits.string("memory", defaults[3], rule=QUANTITY),
     )
+    for where, cpu, memory in ((requests, resources.cpu_request, resources.memory_request),
+                               (limits, resources.cpu_limit, resources.memory_limit)):
+        if _quantity(cpu) < 0.001:
+            raise where.error("cpu", f"{cpu} is less than the 1m (a thousandth of a CPU) Kubernetes counts",
+                              "use at least 1m, e.g. 50m", edit="50m")
+        if _quantity(memory) < MIN_MEMORY[0]:
+            raise where.error("memory", f"{memory} is below the {MIN_MEMORY[1]} a container here needs to start",
+                              f"use at least {MIN_MEMORY[1]}, with its unit (Mi, Gi)", edit=MIN_MEMORY[1])
     for key, request, limit in (("cpu", resources.cpu_request, resources.cpu_limit),
                                 ("memory", resources.memory_request, resources.memory_limit)):
         if _quantity(request) > _quantity(limit):
             raise requests.error(key, f"the request {request} is above the limit {limit}",
-                                 f"request at most {limit}, or raise limits.{key}")
+                                 f"request at most {limit}, or raise limits.{key}", edit=limit)
     requests.done()
     limits.done()
     node.done()
@@ -288,24 +397,22 @@ def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
     path_prefix = node.string("pathPrefix", DEFAULT_PATH_PREFIX[tier], rule=K8S_LABEL)
     kv_secrets = []
     for name, body in sorted(node.mapping("secrets").items()):
-        check_name(node, f"secrets.{name}", name, K8S_LABEL)
-        secret_node = Node.of(node.stack, node.path(f"secrets.{name}"), body)
-        data = secret_node.child("data")
-        sources = []
-        for key in sorted(data.keys()):
-            check_name(data, key, key, SQL_IDENTIFIER)
-            sources.append((key, _secret_value(data, key, secrets)))
-        if not sources:
-            raise secret_node.error("data", "declares no keys", "give the secret at least one key")
-        kv_secrets.append(KvSecret(name=name, path=f"{path_prefix}/{name}", values=tuple(sources),
-                                   cas_version=secret_node.integer("casVersion", 0)))
-        data.done()
-        secret_node.done()
+        with collecting(broken=f"kv.secrets:{path_prefix}/{name}"):
+            kv_secrets.append(_kv_secret(node, name, body, path_prefix, secrets))
+    delete_after = node.duration("deleteVersionAfter", 0)
+    minimum = MIN_DELETE_VERSION_AFTER[tier != "dev"]
+    if 0 < delete_after < minimum:
+        raise node.error("deleteVersionAfter", f"{node.written('deleteVersionAfter', delete_after)} would "
+                         "soft-delete every version, the current one too, that soon after it is written; "
+                         f"{tier} keeps a version at least {format_duration(minimum)}",
+                         f"use 0 (keep versions until maxVersions drops them) or at least {format_duration(minimum)}",
+                         edit="0")
     kv = Kv(
         mount=node.string("mount", "secret", rule=VAULT_NAME),
-        max_versions=node.integer("maxVersions", 10, minimum=1),
+        max_versions=node.integer("maxVersions", 10, minimum=1, maximum=MAX_KV_VERSIONS,
+                                  why="every version is kept in Raft storage and in every snapshot"),
         cas_required=cas_required,
-        delete_version_after=node.duration("deleteVersionAfter", 0),
+        delete_version_after=delete_after,
         path_prefix=path_prefix,
         secrets=tuple(kv_secrets),
     )
@@ -313,12 +420,39 @@ def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
     return kv
 
 
+# Vault's KV v2 gives every new version a deletion time of its write time plus delete_version_after
+# (vault-plugin-secrets-kv, path_data.go), the current version included: a short value makes the
+# secret unreadable soon after each write. Dev may try it out; elsewhere a month is the floor.
+MIN_DELETE_VERSION_AFTER = (HOUR, 30 * DAY)
+MAX_KV_VERSIONS = 100
+# Generated secrets: 16 characters (about 95 bits) at least; beyond 256 a length is a typo (an extra
+# zero), not a requirement of any client.
+GENERATED_LENGTH = (16, 256)
+
+
+def _kv_secret(node: Node, name: str, body: Any, path_prefix: str, secrets: _SecretRefs) -> KvSecret:
+    check_name(node, f"secrets.{name}", name, K8S_LABEL)
+    secret_node = Node.of(node.stack, node.path(f"secrets.{name}"), body)
+    data = secret_node.child("data")
+    sources = []
+    for key in sorted(data.keys()):
+        check_name(data, key, key, SQL_IDENTIFIER)
+        sources.append((key, _secret_value(data, key, secrets)))
+    if not sources:
+        raise secret_node.error("data", "declares no keys", "give the secret at least one key")
+    secret = KvSecret(name=name, path=f"{path_prefix}/{name}", values=tuple(sources),
+                      cas_version=secret_node.integer("casVersion", 0))
+    data.done()
+    secret_node.done()
+    return secret
+
+
 def _secret_value(node: Node, key: str, secrets: _SecretRefs) -> SecretValue:
     value = node.raw(key)
     if isinstance(value, Mapping) and "random" in value:
         source = node.child(key)
         generator = source.child("random")
-        length = generator.integer("length", 32, minimum=16)
+        length = generator.integer("length", 32, minimum=GENERATED_LENGTH[0], maximum=GENERATED_LENGTH[1])
         generator.done()
         source.done()
         return SecretValue(config_key=None, random_length=length)
@@ -329,35 +463,24 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
     connections: dict[str, Connection] = {}
     in_cluster_seen = False
     for item in node.children("connections"):
-        connection = _connection(item, tier, secrets)
-        refuse_duplicate(item, "name", connection.name, connections, "connection")
-        if connection.in_cluster and in_cluster_seen:
-            raise item.error("inCluster", "a second in-cluster PostgreSQL would collide with the first "
-                             f"(one namespace, {DEV_POSTGRES_NAMESPACE!r})", "use one in-cluster connection")
-        connections[connection.name] = connection
-        in_cluster_seen |= connection.in_cluster
+        with collecting(broken=f"database.connections:{name_of(item)}"):
+            connection = _connection(item, tier, secrets)
+            refuse_duplicate(item, "name", connection.name, connections, "connection")
+            if connection.in_cluster and in_cluster_seen:
+                raise item.error("inCluster", "a second in-cluster PostgreSQL would collide with the first "
+                                 f"(one namespace, {DEV_POSTGRES_NAMESPACE!r})", "use one in-cluster connection")
+            connections[connection.name] = connection
+            in_cluster_seen |= connection.in_cluster
     roles: dict[str, DatabaseRole] = {}
     for item in node.children("roles"):
-        role = _database_role(item, connections)
-        refuse_duplicate(item, "name", role.name, roles, "database role")
-        roles[role.name] = role
+        with collecting(broken=f"database.roles:{name_of(item)}"):
+            role = _database_role(item, connections)
+            refuse_duplicate(item, "name", role.name, roles, "database role")
+            roles[role.name] = role
     static_roles: dict[str, StaticRole] = {}
     for item in node.children("staticRoles"):
-        static_role = StaticRole(
-            name=item.string("name", rule=VAULT_NAME),
-            connection=_known(item, "connection", connections, "connection"),
-            username=item.string("username", rule=SQL_IDENTIFIER),
-            rotation_period=item.duration("rotationPeriod", 24 * HOUR),
-        )
-        if static_role.username == connections[static_role.connection].admin_user:
-            raise item.error("username", f"{static_role.username!r} is the connection's admin user, whose "
-                             "password Vault already rotates as the connection's root credential",
-                             "give the static role a user of its own")
-        if static_role.rotation_period < 60:
-            raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more")
-        item.done()
-        refuse_duplicate(item, "name", static_role.name, {**roles, **static_roles}, "database role")
-        static_roles[static_role.name] = static_role
+        with collecting(broken=f"database.staticRoles:{name_of(item)}"):
+            _static_role(item, connections, roles, static_roles)
     database = Database(
         mount=node.string("mount", "database", rule=VAULT_NAME),
         connections=tuple(sorted(connections.values(), key=lambda c: c.name)),
@@ -366,6 +489,26 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
     )
     node.done()
     return database
+
+
+def _static_role(item: Node, connections: Mapping[str, Connection], roles: Mapping[str, DatabaseRole],
+                 static_roles: dict[str, StaticRole]) -> None:
+    """A static role, into ``static_roles``: a database user whose password Vault rotates."""
+    static_role = StaticRole(
+        name=item.string("name", rule=VAULT_NAME),
+        connection=_known(item, "connection", connections, "connection"),
+        username=item.string("username", rule=SQL_IDENTIFIER),
+        rotation_period=item.duration("rotationPeriod", 24 * HOUR),
+    )
+    if static_role.username == connections[static_role.connection].admin_user:
+        raise item.error("username", f"{static_role.username!r} is the connection's admin user, whose "
+                         "password Vault already rotates as the connection's root credential",
+                         "give the static role a user of its own")
+    if static_role.rotation_period < 60:
+        raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more", edit="1m")
+    item.done()
+    refuse_duplicate(item, "name", static_role.name, {**roles, **static_roles}, "database role")
+    static_roles[static_role.name] = static_role
 
 
 def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
@@ -448,6 +591,7 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
     )
     check_ttl_order(node, "defaultTtl", role.default_ttl, "maxTtl", role.max_ttl)
     check_ttl_cap(node, "defaultTtl", role.default_ttl, rules.DATABASE_MAX_TTL_CAP)
+    check_min_ttl(node, "defaultTtl", role.default_ttl, MIN_TOKEN_TTL)
     check_ttl_cap(node, "maxTtl", role.max_ttl, rules.DATABASE_MAX_TTL_CAP)
     node.done()
     return role
@@ -459,19 +603,30 @@ def _policies(root: Node, kv: Kv, database: Database | None, transit: Transit | 
     policies: dict[str, Policy] = {}
     kv_paths = {secret.path for secret in kv.secrets}
     for node in root.children("policies"):
-        name = node.string("name", rule=VAULT_NAME)
-        if name in reserved_names or name.startswith(APP_POLICY_PREFIX) or name in ("root", "default"):
-            raise node.error("name", f"{name!r} is reserved (built-in, hand-written in policies/acl, or "
-                             f"the {APP_POLICY_PREFIX}<app> policies generated per application)",
-                             "choose another name")
-        path_rules = []
-        for rule_node in node.children("rules"):
+        with collecting(broken=f"policies:{name_of(node)}"):
+            policy = _policy(node, kv, kv_paths, database, transit, reserved_names)
+            refuse_duplicate(node, "name", policy.name, policies, "policy")
+            policies[policy.name] = policy
+    return tuple(sorted(policies.values(), key=lambda p: p.name))
+
+
+def _policy(node: Node, kv: Kv, kv_paths: set[str], database: Database | None, transit: Transit | None,
+            reserved: Set[str]) -> Policy:
+    name = node.string("name", rule=VAULT_NAME)
+    if (why := _reserved_policy(name, reserved)) is not None:
+        raise node.error("name", f"{name!r} is reserved: {why}", "choose a name of its own for this policy, "
+                         "and use it in the apps' policies")
+    path_rules = []
+    for rule_node in node.children("rules"):
+        with collecting():
             path = rule_node.string("path")
             capabilities = rule_node.strings("capabilities")
             for index, capability in enumerate(capabilities):
                 if capability not in CAPABILITIES:
-                    raise rule_node.error(f"capabilities[{index}]", f"{capability!r} is not a Vault "
-                                          "capability", f"use some of {', '.join(CAPABILITIES)}")
+                    close = difflib.get_close_matches(capability, CAPABILITIES, n=1)
+                    raise rule_node.error(f"capabilities[{index}]", f"{capability!r} is not a Vault capability",
+                                          f"use some of {', '.join(CAPABILITIES)}"
+                                          + (f"; did you mean {close[0]!r}?" if close else ""))
                 if capability == "sudo":
                     raise rule_node.error(f"capabilities[{index}]", "sudo is for the platform admin policy only",
                                           "grant the capabilities the holder needs without sudo")
@@ -483,12 +638,25 @@ def _policies(root: Node, kv: Kv, database: Database | None, transit: Transit | 
             _check_policy_path(rule_node, path, kv, kv_paths, database, transit)
             path_rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
             rule_node.done()
-        if not path_rules:
-            raise node.error("rules", "is empty", "give the policy at least one path rule")
-        refuse_duplicate(node, "name", name, policies, "policy")
-        policies[name] = Policy(name=name, rules=tuple(path_rules))
-        node.done()
-    return tuple(sorted(policies.values(), key=lambda p: p.name))
+    if not path_rules and not node.strings_or_items("rules"):
+        raise node.error("rules", "is empty", "give the policy at least one path rule")
+    node.done()
+    return Policy(name=name, rules=tuple(path_rules))
+
+
+def _reserved_policy(name: str, reserved: Set[str]) -> str | None:
+    """Why ``name`` cannot be a spec policy's, or ``None``."""
+    if name == "root":
+        return "Vault's built-in policy that grants everything, held only by root tokens"
+    if name == "default":
+        return "Vault's built-in policy, attached to every token; a spec policy cannot replace it"
+    if name in reserved:
+        return (f"the hand-written policy in policies/acl/{name}.hcl, declared as it is; a spec policy of the "
+                "same name would overwrite it")
+    if name.startswith(APP_POLICY_PREFIX):
+        return (f"names starting with {APP_POLICY_PREFIX!r} are the policies generated per application "
+                f"({APP_POLICY_PREFIX}<app>), which a spec policy would overwrite")
+    return None
 
 
 def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], database: Database | None,
@@ -502,71 +670,117 @@ def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], databa
         if path.startswith(kv_prefix):
             target = path[len(kv_prefix):]
             if not _matches(target, kv_paths):
-                raise node.error("path", f"{path!r} refers to KV path {target!r}, which is not declared",
-                                 f"declare it under kv.secrets, or fix the path ({declared(kv_paths)})")
+                what, why, fix, meant = _undeclared_kv_path(target, kv, kv_paths)
+                raise node.error("path", f"{path!r} refers to {what}, which {why}", fix,
+                                 edit=f"{kv_prefix}{meant}" if meant else None, refers_to=f"kv.secrets:{target}")
     if database is not None:
         creds_prefix = f"{database.mount}/creds/"
         if path.startswith(creds_prefix):
             role = path[len(creds_prefix):]
             if not _matches(role, database.role.keys()):
                 raise node.error("path", f"{path!r} refers to database role {role!r}, which is not "
-                                 "declared", f"declare it under database.roles ({declared(database.role)})")
+                                 "declared", f"declare it under database.roles ({declared(database.role)})",
+                                 refers_to=f"database.roles:{role}")
         static_prefix = f"{database.mount}/static-creds/"
         if path.startswith(static_prefix):
             role = path[len(static_prefix):]
             if not _matches(role, database.static_role.keys()):
                 raise node.error("path", f"{path!r} refers to static database role {role!r}, which is not "
                                  "declared",
-                                 f"declare it under database.staticRoles ({declared(database.static_role)})")
+                                 f"declare it under database.staticRoles ({declared(database.static_role)})",
+                                 refers_to=f"database.staticRoles:{role}")
     if transit is not None:
         operation, _, key = path.removeprefix(f"{transit.mount}/").partition("/")
         if (path.startswith(f"{transit.mount}/") and operation in TRANSIT_KEY_PATHS and key
                 and not _matches(key, transit.key.keys())):
             raise node.error("path", f"{path!r} refers to transit key {key!r}, which is not declared",
-                             f"declare it under transit.keys ({declared(transit.key)})")
+                             f"declare it under transit.keys ({declared(transit.key)})",
+                             refers_to=f"transit.keys:{key}")
+
+
+def _undeclared_kv_path(target: str, kv: Kv, kv_paths: Set[str]) -> tuple[str, str, str, str | None]:
+    """A reference to an undeclared KV path: what it names, what is wrong, the fix, and the path meant
+    when there is one.
+
+    Secrets are declared by name and live under the environment's prefix: ``api-service`` is
+    ``production/api-service`` in prod, and saying so is the whole fix."""
+    what = f"KV path {target!r}"
+    prefixed = f"{kv.path_prefix}/{target}"
+    if _matches(prefixed, kv_paths):
+        return what, f"misses the environment's prefix {kv.path_prefix + '/'!r}", f"write {prefixed!r}", prefixed
+    _, _, tail = target.partition("/")
+    if tail and _matches(f"{kv.path_prefix}/{tail}", kv_paths):
+        meant = f"{kv.path_prefix}/{tail}"
+        return what, f"has another environment's prefix (this stack's is {kv.path_prefix!r})", \
+            f"write {meant!r}", meant
+    close = difflib.get_close_matches(target, sorted(kv_paths), n=1)
+    if close:
+        return what, "is not declared", f"did you mean {close[0]!r}? ({declared(kv_paths)})", close[0]
+    return what, "is not declared", f"declare it under kv.secrets, or fix the path ({declared(kv_paths)})", None
 
 
 def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
           default_audience: str, transit: Transit | None = None, pki: Pki | None = None) -> tuple[App, ...]:
     kv_paths = {secret.path for secret in kv.secrets}
-    role_names = {role.name for role in database.roles} if database else set()
-    policy_names = {policy.name for policy in policies}
+    role_names = {role.name: role for role in database.roles} if database else {}
+    policy_names = {policy.name: policy for policy in policies}
     apps: dict[str, App] = {}
     for node in root.children("apps"):
-        for key in ("namespace", "serviceAccount"):
-            value = node.raw(key)
-            if isinstance(value, str) and (problem := rules.wildcard_binding(key, value)) is not None:
-                raise node.error(key, problem, f"bind the application's own {key}")
-        app = App(
-            name=node.string("name", rule=K8S_LABEL),
-            namespace=node.string("namespace", rule=K8S_LABEL),
-            service_account=node.string("serviceAccount", rule=K8S_SUBDOMAIN),
-            token_ttl=node.duration("tokenTtl", HOUR),
-            token_max_ttl=node.duration("tokenMaxTtl", 4 * HOUR),
-            kv_paths=node.strings("kvPaths", rule=KV_PATH),
-            database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
-            policies=node.strings("policies", rule=VAULT_NAME),
-            audience=node.string("audience", default_audience, rule=AUDIENCE),
-            **_app_access(node, transit, pki, database),
-        )
-        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
-        check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)
-        check_ttl_cap(node, "tokenMaxTtl", app.token_max_ttl, rules.TOKEN_MAX_TTL_CAP)
-        for index, path in enumerate(app.kv_paths):
-            if path not in kv_paths:
-                raise node.error(f"kvPaths[{index}]", f"KV path {path!r} is not declared",
-                                 f"declare it under kv.secrets ({declared(kv_paths)})")
-        if app.database_role is not None and app.database_role not in role_names:
-            raise node.error("databaseRole", f"database role {app.database_role!r} is not declared",
-                             f"declare it under database.roles ({declared(role_names)})")
-        for index, policy in enumerate(app.policies):
-            if policy not in policy_names:
-                raise node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
-                                 f"declare it under policies ({declared(policy_names)})")
-        refuse_duplicate(node, "name", app.name, apps, "application")
-        apps[app.name] = app
-        node.done()
+        with collecting():
+            app = _app(node, kv, kv_paths, database, role_names, policy_names, default_audience, transit, pki)
+            refuse_duplicate(node, "name", app.name, apps, "application")
+            apps[app.name] = app
     return tuple(sorted(apps.values(), key=lambda a: a.name))
+
+
+def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role_names: Mapping[str, object],
+         policy_names: Mapping[str, object], default_audience: str, transit: Transit | None,
+         pki: Pki | None) -> App:
+    for key in ("namespace", "serviceAccount"):
+        value = node.raw(key)
+        if isinstance(value, str) and (problem := rules.wildcard_binding(key, value)) is not None:
+            raise node.error(key, problem, f"bind the application's own {key}")
+    app = App(
+        name=node.string("name", rule=K8S_LABEL),
+        namespace=node.string("namespace", rule=K8S_LABEL),
+        service_account=node.string("serviceAccount", rule=K8S_SUBDOMAIN),
+        token_ttl=node.duration("tokenTtl", HOUR),
+        token_max_ttl=node.duration("tokenMaxTtl", 4 * HOUR),
+        kv_paths=node.strings("kvPaths", rule=KV_PATH),
+        database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
+        policies=node.strings("policies", rule=VAULT_NAME),
+        audience=node.string("audience", default_audience, rule=AUDIENCE),
+        **_app_access(node, transit, pki, database),
+    )
+    with collecting():
+        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
+    with collecting():
+        check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)
+    with collecting():
+        check_ttl_cap(node, "tokenMaxTtl", app.token_max_ttl, rules.TOKEN_MAX_TTL_CAP)
+    with collecting():
+        check_min_ttl(node, "tokenTtl", app.token_ttl, MIN_TOKEN_TTL)
+    for index, path in enumerate(app.kv_paths):
+        if path not in kv_paths:
+            what, why, fix, meant = _undeclared_kv_path(path, kv, kv_paths)
+            report(node.error(f"kvPaths[{index}]", f"{what} {why}", fix, edit=meant,
+                              refers_to=f"kv.secrets:{path}"))
+    if app.database_role is not None and app.database_role not in role_names:
+        report(node.error("databaseRole", f"database role {app.database_role!r} is not declared",
+                          f"declare it under database.roles ({declared(role_names)})",
+                          refers_to=f"database.roles:{app.database_role}"))
+    for index, policy in enumerate(app.policies):
+        if policy not in policy_names:
+            report(node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
+                              f"declare it under policies ({declared(policy_names)})",
+                              refers_to=f"policies:{policy}"))
+    node.done()
+    return app
+
+
+# The agent renews its token at about two thirds of its TTL and logs in again once it cannot: below a
+# minute it would spend its life logging in.
+MIN_TOKEN_TTL = 60
 
 
 def _app_access(node: Node, transit: Transit | None, pki: Pki | None,
@@ -594,11 +808,13 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) 
                        ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
 
 
-def _known(node: Node, key: str, names: Mapping[str, object], what: str) -> str:
+def _known(node: Node, key: str, names: Mapping[str, object], what: str, kind: str = "database.connections") -> str:
     value = node.string(key, rule=VAULT_NAME)
     if value not in names:
+        close = difflib.get_close_matches(value, list(names), n=1)
         raise node.error(key, f"{what} {value!r} is not declared",
-                         f"declare it, or use a declared one ({declared(names)})")
+                         f"use {close[0]!r}" if close else f"declare it, or use a declared one ({declared(names)})",
+                         edit=close[0] if close else None, refers_to=f"{kind}:{value}")
     return value
 
 

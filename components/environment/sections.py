@@ -14,7 +14,22 @@ from typing import cast
 
 from components import rules
 
-from ._reader import HOST, K8S_SUBDOMAIN, VAULT_NAME, Node, check_name, check_ttl_order, declared, refuse_duplicate
+from ._reader import (
+    HOST,
+    K8S_SUBDOMAIN,
+    PORTS,
+    VAULT_NAME,
+    Node,
+    SpecError,
+    check_name,
+    check_ttl_order,
+    collecting,
+    declared,
+    name_of,
+    port_problem,
+    refuse_duplicate,
+    report,
+)
 from .durations import DAY, HOUR, YEAR, format_duration
 from .model import (
     AppCertificate,
@@ -39,15 +54,8 @@ from .model import (
 AUDIT_DIRECTORY = "/vault/audit"
 STDOUT = "stdout"
 SOCKET_TYPES = ("tcp", "udp")
-# Fields that carry secrets (KV values, credentials, keys, transit input and output): never logged
-# in clear, whatever the spec asks.
-ALWAYS_HMAC = frozenset({
-    "data", "password", "password_wo", "plaintext", "ciphertext", "input", "batch_input", "batch_results",
-    "context", "keys", "backup",
-    "private_key", "signed_key", "token", "client_token", "secret", "secret_id", "secret_key", "key",
-})
 _AUDIT_KEY = re.compile(r"[a-z][a-z0-9_]*")
-_SOCKET_ADDRESS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?:\d{1,5}")
+_SOCKET_ADDRESS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?:(\d{1,5})")
 
 TRANSIT_OPERATIONS: tuple[TransitOperation, ...] = ("encrypt", "decrypt", "rewrap", "sign", "verify")
 _ENCRYPT: tuple[TransitOperation, ...] = ("encrypt", "decrypt", "rewrap")
@@ -69,7 +77,7 @@ TRANSIT_KEY_TYPES: dict[str, tuple[TransitOperation, ...]] = {
 MIN_AUTO_ROTATE = HOUR  # Vault refuses a shorter auto_rotate_period (other than 0)
 
 PKI_KEY_BITS: dict[str, tuple[int, ...]] = {"rsa": (2048, 3072, 4096), "ec": (256, 384, 521)}
-_URL_BASE = re.compile(r"(https?)://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?")
+_URL_BASE = re.compile(r"(https?)://[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?(?::(\d{1,5}))?")
 
 
 # -- audit ------------------------------------------------------------------------------------------
@@ -79,16 +87,17 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
     devices: dict[str, AuditDevice] = {}
     files: dict[str, str] = {}
     for item in node.children("devices"):
-        device = _audit_device(item)
-        if device.path in devices:
-            raise item.error("path", f"a second audit device is enabled at {device.path!r}",
-                             "give each device its own path")
-        if device.file_path is not None and device.file_path in files:
-            raise item.error("filePath", f"{device.file_path!r} is already written by device "
-                             f"{files[device.file_path]!r}", "give each file device its own file")
-        if device.file_path is not None:
-            files[device.file_path] = device.path
-        devices[device.path] = device
+        with collecting():
+            device = _audit_device(item)
+            if device.path in devices:
+                raise item.error("path", f"a second audit device is enabled at {device.path!r}",
+                                 "give each device its own path")
+            if device.file_path is not None and device.file_path in files:
+                raise item.error("filePath", f"{device.file_path!r} is already written by device "
+                                 f"{files[device.file_path]!r}", "give each file device its own file")
+            if device.file_path is not None:
+                files[device.file_path] = device.path
+            devices[device.path] = device
     if (problem := rules.audit_devices(len(devices), tier)) is not None:
         raise node.error("devices", problem,
                          f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
@@ -97,19 +106,20 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
                          f"declare a file device with filePath {AUDIT_DIRECTORY}/vault-audit.log")
     clear: dict[str, ClearAuditKeys] = {}
     for item in node.children("clearKeys"):
-        mount = item.string("mount", rule=VAULT_NAME)
-        if mount not in mounts:
-            raise item.error("mount", f"mount {mount!r} is not declared by this stack",
-                             f"use one of {', '.join(sorted(mounts))}")
-        if mount in clear:
-            raise item.error("mount", f"a second clearKeys entry names mount {mount!r}",
-                             "list all of the mount's keys in one entry")
-        entry = ClearAuditKeys(mount=mount, request_keys=_clear_keys(item, "request"),
-                               response_keys=_clear_keys(item, "response"))
-        if not entry.request_keys and not entry.response_keys:
-            raise item.error(None, "lists no keys", "list request or response keys, or remove the entry")
-        item.done()
-        clear[mount] = entry
+        with collecting():
+            mount = item.string("mount", rule=VAULT_NAME)
+            if mount not in mounts:
+                raise item.error("mount", f"mount {mount!r} is not declared by this stack",
+                                 f"use one of {', '.join(sorted(mounts))}")
+            if mount in clear:
+                raise item.error("mount", f"a second clearKeys entry names mount {mount!r}",
+                                 "list all of the mount's keys in one entry")
+            entry = ClearAuditKeys(mount=mount, request_keys=_clear_keys(item, "request"),
+                                   response_keys=_clear_keys(item, "response"))
+            if not item.strings_or_items("request") and not item.strings_or_items("response"):
+                raise item.error(None, "lists no keys", "list request or response keys, or remove the entry")
+            item.done()
+            clear[mount] = entry
     audit = Audit(
         devices=tuple(devices.values()),
         hmac_accessor=node.boolean("hmacAccessor", True),
@@ -137,8 +147,11 @@ def _audit_device(node: Node) -> AuditDevice:
                              f"write to a file under {AUDIT_DIRECTORY}/ or to {STDOUT!r}")
     else:
         address = node.string("address")
-        if not _SOCKET_ADDRESS.fullmatch(address):
+        match = _SOCKET_ADDRESS.fullmatch(address)
+        if match is None:
             raise node.error("address", f"{address!r} is not host:port", "write it like fluent-bit.logging:5170")
+        if (problem := port_problem(int(match.group(2)))) is not None:
+            raise node.error("address", f"{address!r}: {problem}", f"use a port from {PORTS[0]} to {PORTS[1]}")
         socket_type = node.string("socketType", "tcp", choices=SOCKET_TYPES)
     for name in ("filePath", "address", "socketType"):
         if node.has(name) and (kind == "file") == (name != "filePath"):
@@ -157,10 +170,14 @@ def _clear_keys(node: Node, name: str) -> tuple[str, ...]:
         if not _AUDIT_KEY.fullmatch(key):
             raise node.error(f"{name}[{index}]", f"{key!r} is not a request or response field name",
                              "use the field's name, e.g. key_version")
-        if key in ALWAYS_HMAC:
-            raise node.error(f"{name}[{index}]", f"{key!r} carries a secret and is never logged in clear",
-                             "remove it")
-    return tuple(sorted(set(keys)))
+    remaining = [key for key in keys if rules.secret_audit_field(key) is None]
+    for index, key in enumerate(keys):
+        if (problem := rules.secret_audit_field(key)) is not None:
+            # Each such field is reported; the fix (for all of them) is the list without them.
+            report(SpecError(node.stack, node.path(f"{name}[{index}]"), problem,
+                             "remove it: the audit log shows its HMAC, which still tells equal values apart",
+                             edits=((node.path(name), remaining),)))
+    return tuple(sorted(set(remaining)))
 
 
 # -- transit ----------------------------------------------------------------------------------------
@@ -168,9 +185,10 @@ def _clear_keys(node: Node, name: str) -> tuple[str, ...]:
 def load_transit(node: Node, tier: Tier) -> Transit:
     keys: dict[str, TransitKey] = {}
     for item in node.children("keys"):
-        key = _transit_key(item, tier)
-        refuse_duplicate(item, "name", key.name, keys, "transit key")
-        keys[key.name] = key
+        with collecting(broken=f"transit.keys:{name_of(item)}"):
+            key = _transit_key(item, tier)
+            refuse_duplicate(item, "name", key.name, keys, "transit key")
+            keys[key.name] = key
     transit = Transit(mount=node.string("mount", "transit", rule=VAULT_NAME),
                       keys=tuple(sorted(keys.values(), key=lambda k: k.name)))
     node.done()
@@ -184,8 +202,9 @@ def _transit_key(node: Node, tier: Tier) -> TransitKey:
                          f"use one of {', '.join(TRANSIT_KEY_TYPES)}")
     period = node.duration("autoRotatePeriod", 0)
     if 0 < period < MIN_AUTO_ROTATE:
-        raise node.error("autoRotatePeriod", f"{format_duration(period)} is shorter than Vault allows",
-                         "use 1h or more, or 0 to rotate by hand")
+        raise node.error("autoRotatePeriod", f"{node.written('autoRotatePeriod', period)} is shorter than the "
+                         f"{format_duration(MIN_AUTO_ROTATE)} Vault allows", "use 1h or more, or 0 to rotate by hand",
+                         edit=format_duration(MIN_AUTO_ROTATE))
     key = TransitKey(
         name=node.string("name", rule=VAULT_NAME),
         type=key_type,
@@ -201,7 +220,7 @@ def _transit_key(node: Node, tier: Tier) -> TransitKey:
                                  ("deletionAllowed", key.deletion_allowed, "deleting a key destroys every "
                                   "ciphertext made with it")):
             if value:
-                raise node.error(name, f"is not allowed in prod: {why}", "remove it or set it to false")
+                raise node.error(name, f"is not allowed in prod: {why}", "remove it or set it to false", edit=False)
     node.done()
     return key
 
@@ -235,12 +254,17 @@ def load_pki(node: Node, tier: Tier) -> Pki:
         raise node.error("urlBase", f"{url_base!r} is not a base URL",
                          "write the address clients reach Vault at, like https://vault.example.internal:8200")
     if match.group(1) != "https" and tier != "dev":
-        raise node.error("urlBase", f"plain http in {tier}", "use the https address of Vault")
+        raise node.error("urlBase", f"plain http in {tier}", "use the https address of Vault",
+                         edit="https" + url_base[len("http"):])
+    if match.group(2) and (problem := port_problem(int(match.group(2)))) is not None:
+        raise node.error("urlBase", f"{url_base!r}: {problem}", f"use a port from {PORTS[0]} to {PORTS[1]}, "
+                         "usually 8200")
     roles: dict[str, PkiRole] = {}
     for item in node.children("roles"):
-        role = _pki_role(item, intermediate)
-        refuse_duplicate(item, "name", role.name, roles, "PKI role")
-        roles[role.name] = role
+        with collecting(broken=f"pki.roles:{name_of(item)}"):
+            role = _pki_role(item, intermediate)
+            refuse_duplicate(item, "name", role.name, roles, "PKI role")
+            roles[role.name] = role
     pki = Pki(
         root=root,
         intermediate=intermediate,
@@ -250,8 +274,8 @@ def load_pki(node: Node, tier: Tier) -> Pki:
         roles=tuple(sorted(roles.values(), key=lambda r: r.name)),
     )
     if pki.crl_expiry < DAY:
-        raise node.error("crlExpiry", f"{format_duration(pki.crl_expiry)} leaves no room to rebuild the CRL "
-                         "12h before it expires", "use 24h or more")
+        raise node.error("crlExpiry", f"{node.written('crlExpiry', pki.crl_expiry)} leaves no room to rebuild the "
+                         "CRL 12h before it expires", "use 24h or more", edit="24h")
     node.done()
     return pki
 
@@ -288,6 +312,11 @@ def _pki_role(node: Node, intermediate: CertificateAuthority) -> PkiRole:
         key_bits=node.integer("keyBits", 256, minimum=1),
     )
     _check_key_bits(node, role.key_type, role.key_bits)
+    for index, domain in enumerate(role.allowed_domains):
+        if (problem := rules.owned_domain(domain, role.allow_subdomains)) is not None:
+            report(node.error(f"allowedDomains[{index}]", problem,
+                              "list the organisation's own domains (e.g. payments.example.com), or the names of "
+                              "the services themselves"))
     if not role.allow_subdomains and not role.allow_bare_domains:
         raise node.error("allowBareDomains", "with allowSubdomains also false, no name can be issued",
                          "allow bare domains, subdomains, or both")
@@ -295,7 +324,8 @@ def _pki_role(node: Node, intermediate: CertificateAuthority) -> PkiRole:
         raise node.error("serverFlag", "with clientFlag also false, certificates are good for nothing",
                          "set serverFlag, clientFlag or both")
     if role.ttl == 0:
-        raise node.error("ttl", "0 would fall back to the mount's maximum", "set a short TTL such as 24h")
+        raise node.error("ttl", "0 would fall back to the mount's maximum", "set a short TTL such as 24h",
+                         edit=node.written("maxTtl", role.max_ttl) if role.max_ttl < DAY else "24h")
     check_ttl_order(node, "ttl", role.ttl, "maxTtl", role.max_ttl)
     _check_shorter(node, "maxTtl", role.max_ttl, "pki.intermediate.ttl", intermediate.ttl)
     node.done()
@@ -305,15 +335,16 @@ def _pki_role(node: Node, intermediate: CertificateAuthority) -> PkiRole:
 def _check_key_bits(node: Node, key_type: str, key_bits: int) -> None:
     if key_bits not in PKI_KEY_BITS[key_type]:
         raise node.error("keyBits", f"{key_bits} is not a {key_type} key size",
-                         f"use one of {', '.join(map(str, PKI_KEY_BITS[key_type]))}")
+                         f"use one of {', '.join(map(str, PKI_KEY_BITS[key_type]))}", edit=PKI_KEY_BITS[key_type][0])
 
 
 def _check_shorter(node: Node, key: str, value: int, outer_key: str, outer: int) -> None:
     """A certificate must expire before the CA that signs it."""
     if value >= outer:
-        raise node.error(key, f"{format_duration(value)} is not shorter than {outer_key} "
+        shorter = format_duration(outer - DAY if outer > 2 * DAY else outer // 2)
+        raise node.error(key, f"{node.written(key, value)} is not shorter than {outer_key} "
                          f"({format_duration(outer)}): a certificate cannot outlive the CA that signs it",
-                         f"lower {key} below {format_duration(outer)}")
+                         f"lower {key} below {format_duration(outer)}, e.g. {shorter}", edit=shorter)
 
 
 # -- what an application asks of them ---------------------------------------------------------------
@@ -336,7 +367,7 @@ def load_app_access(node: Node, transit: Transit | None, pki: Pki | None,
         keys = transit.key if transit is not None else {}
         if key_name not in keys:
             raise item.error("key", f"transit key {key_name!r} is not declared",
-                             f"declare it under transit.keys ({declared(keys)})")
+                             f"declare it under transit.keys ({declared(keys)})", refers_to=f"transit.keys:{key_name}")
         if key_name in grants:
             raise item.error("key", f"transit key {key_name!r} is listed twice", "list each key once")
         key = keys[key_name]
@@ -361,7 +392,8 @@ def load_app_access(node: Node, transit: Transit | None, pki: Pki | None,
         static_roles = database.static_role if database is not None else {}
         if static_role not in static_roles:
             raise node.error("staticDatabaseRole", f"static database role {static_role!r} is not declared",
-                             f"declare it under database.staticRoles ({declared(static_roles)})")
+                             f"declare it under database.staticRoles ({declared(static_roles)})",
+                             refers_to=f"database.staticRoles:{static_role}")
     return AppAccess(transit=tuple(sorted(grants.values(), key=lambda g: g.key)), certificate=certificate,
                      static_database_role=static_role)
 
@@ -371,7 +403,7 @@ def _app_certificate(node: Node, pki: Pki | None) -> AppCertificate:
     roles = pki.role if pki is not None else {}
     if role_name not in roles:
         raise node.error("role", f"PKI role {role_name!r} is not declared",
-                         f"declare it under pki.roles ({declared(roles)})")
+                         f"declare it under pki.roles ({declared(roles)})", refers_to=f"pki.roles:{role_name}")
     role = roles[role_name]
     certificate = AppCertificate(
         role=role_name,
@@ -383,9 +415,9 @@ def _app_certificate(node: Node, pki: Pki | None) -> AppCertificate:
     for index, name in enumerate(certificate.alt_names):
         _check_allowed(node, f"altNames[{index}]", name, role)
     if not 0 < certificate.ttl <= role.max_ttl:
-        raise node.error("ttl", f"{format_duration(certificate.ttl)} is above role {role.name!r}'s maxTtl "
+        raise node.error("ttl", f"{node.written('ttl', certificate.ttl)} is above role {role.name!r}'s maxTtl "
                          f"({format_duration(role.max_ttl)})" if certificate.ttl else "is 0",
-                         f"use at most {format_duration(role.max_ttl)}")
+                         f"use at most {format_duration(role.max_ttl)}", edit=format_duration(role.max_ttl))
     node.done()
     return certificate
 

@@ -147,14 +147,14 @@ class TestPackFiles:
 
         pack = pins(PACK / "requirements.txt")
         project = pins(ROOT / "constraints.txt")
-        assert sorted(pack) == ["pulumi", "pulumi-policy", "python-hcl2"]
+        assert sorted(pack) == ["publicsuffixlist", "pulumi", "pulumi-policy", "python-hcl2"]
         assert {name: project[name] for name in pack} == pack
 
     def test_pack_imports_only_what_its_venv_installs(self) -> None:
         # The CLI runs the pack in policies/guardrails/venv, with its requirements.txt only: what the
         # checks import from the repository (the shared rules, the ACL parser, the engine's secret
         # marker) must need nothing more.
-        allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2"])
+        allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2", "publicsuffixlist"])
         distributions, local = imported_by("policies.guardrails.checks")
         assert distributions - allowed == set()
         assert {"components.rules", "components.render.acl", "platformctl.engine"} <= local
