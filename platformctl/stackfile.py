@@ -49,6 +49,11 @@ def read_stack(stack: str, root: Path = ROOT, *, configured: bool = True) -> Sta
                                 f"(stacks: {', '.join(stacks(root))})")
     # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
     document = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
+    return stack_config(stack, document, configured=configured)
+
+
+def stack_config(stack: str, document: Mapping[str, Any], *, configured: bool = True) -> StackConfig:
+    """The config of a parsed stack file ``document``, as :func:`read_stack` returns it."""
     raw: dict[str, Any] = dict(document.get("config") or {})
     tags = raw.pop("pulumi:tags", {}) or {}
     config: dict[str, Any] = {}

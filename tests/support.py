@@ -1,5 +1,15 @@
-"""Helpers the test modules share: the committed stacks' config, edited copies of it, and runs of
-the real program under Pulumi's mock engine."""
+"""Helpers the test modules share: the stacks the tests run, edited copies of them, and runs of the
+real program under Pulumi's mock engine.
+
+Two kinds of stack:
+
+- the test stacks under ``tests/stacks/`` (``STACKS``): the exact shapes tests assert (one auth
+  role, its TTLs, the SQL of its database role...) are pinned on these, and :func:`edited`,
+  :func:`spec_of` and :func:`declare_stack` read them;
+- the committed stacks under ``stacks/`` and each of them with an application onboarded with every
+  kind of access (``ANY_STACK``): the platform team edits these every week, so tests over them
+  assert only what holds for every resource of each kind in any valid stack.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +19,109 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import yaml
 
 from components.environment import EnvironmentSpec, SpecError, StackRefused, load_spec
 from components.environment._reader import REMOVE, label_of
 from components.render.acl import load_policy_files
-from platformctl.engine import Declaration, declare
-from platformctl.stackfile import StackConfig, read_stack
+from platformctl.engine import ROOT, Declaration, declare
+from platformctl.stackfile import StackConfig, read_stack, stack_config, stack_file, stacks
 
+TEST_STACKS = ROOT / "tests"
+"""Root whose ``stacks/`` directory holds the test stacks."""
 STACKS = ("dev", "staging", "prod")
+"""The test stacks, one per tier."""
+COMMITTED = tuple(stacks())
+"""The committed stacks (``stacks/Pulumi.<name>.yaml``), whatever they are this week."""
+ONBOARDED = "+onboarded"
+"""Suffix of a committed stack's name with :data:`ONBOARDED_APP` onboarded."""
+ANY_STACK = (*COMMITTED, *(f"{stack}{ONBOARDED}" for stack in COMMITTED))
+"""What the stack-level properties are asserted on: every committed stack, and a copy of each with
+an application onboarded."""
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
+_P = "vault-platform:"
+
+
+def any_stack(name: str, *, configured: bool = True) -> StackConfig:
+    """A member of :data:`ANY_STACK`: a committed stack, or (``<stack>+onboarded``) a copy of it with
+    an application onboarded."""
+    stack, _, onboarded = name.partition("+")
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    if onboarded:
+        document = onboard(document, spec_of_config(stack_config(stack, document)))
+    return stack_config(stack, document, configured=configured)
+
+
+def onboarded_app(spec: EnvironmentSpec) -> str:
+    """The name :func:`onboard` gives the new application: ``orders-api``, or the first of
+    ``orders-api-2``, ``orders-api-3``... whose names are all free in ``spec``."""
+    taken = {app.name for app in spec.apps} | {secret.name for secret in spec.kv.secrets}
+    if spec.database is not None:
+        taken |= {role.name for role in spec.database.roles} | {role.name for role in spec.database.static_roles}
+    taken |= {key.name for key in spec.transit.keys} if spec.transit else set()
+    taken |= {role.name for role in spec.pki.roles} if spec.pki else set()
+    for number in range(1, len(taken) + 2):
+        name = "orders-api" if number == 1 else f"orders-api-{number}"
+        if not {name, f"{name}-reader", f"{name}-reporting", f"{name}-data"} & taken:
+            return name
+    raise AssertionError("unreachable: one of len(taken) + 1 candidates is free")
+
+
+def onboard(document: Mapping[str, Any], spec: EnvironmentSpec) -> dict[str, Any]:
+    """The stack file ``document`` (whose spec is ``spec``) with one more application, given every
+    kind of access the stack can offer, as a platform engineer would write it: a KV secret from a new
+    stack secret, a read-only dynamic database role on a schema of its own and a static role, a
+    transit key, and a certificate from a PKI role of its own (when the stack has PKI)."""
+    name = onboarded_app(spec)
+    snake = name.replace("-", "_")
+    onboarded: dict[str, Any] = copy.deepcopy(dict(document))
+    config = onboarded.setdefault("config", {})
+    kv = config.setdefault(f"{_P}kv", {})
+    secret_key = "".join(word.capitalize() if i else word for i, word in enumerate(name.split("-"))) + "Token"
+    kv.setdefault("secrets", {})[name] = {"data": {"api_token": {"fromSecret": secret_key}}}
+    app: dict[str, Any] = {"name": name, "namespace": "orders", "serviceAccount": name,
+                           "tokenTtl": "15m", "kvPaths": [f"{spec.kv.path_prefix}/{name}"]}
+    if spec.database is not None and spec.database.connections:
+        connection = spec.database.connections[0].name
+        database = config[f"{_P}database"]
+        database.setdefault("roles", []).append({
+            "name": f"{name}-reader", "connection": connection, "defaultTtl": "15m", "maxTtl": "1h",
+            "grants": [{"privileges": ["SELECT"], "schema": snake}]})
+        database.setdefault("staticRoles", []).append({
+            "name": f"{name}-reporting", "connection": connection, "username": f"{snake}_reporting"})
+        app |= {"databaseRole": f"{name}-reader", "staticDatabaseRole": f"{name}-reporting"}
+    transit = config.get(f"{_P}transit") or {}
+    transit.setdefault("keys", []).append({"name": f"{name}-data", "type": "aes256-gcm96"})
+    config[f"{_P}transit"] = transit
+    app["transitKeys"] = [{"key": f"{name}-data", "operations": ["encrypt", "decrypt"]}]
+    if spec.pki is not None:
+        service = f"{name}.{app['namespace']}.svc"
+        config[f"{_P}pki"].setdefault("roles", []).append({
+            "name": name, "allowedDomains": [service, f"{service}.cluster.local"],
+            "allowBareDomains": True, "ttl": "24h", "maxTtl": "72h", "serverFlag": True})
+        app["certificate"] = {"role": name, "commonName": service}
+    config.setdefault(f"{_P}apps", []).append(app)
+    return onboarded
+
+
+def spec_of_config(stack: StackConfig) -> EnvironmentSpec:
+    reserved = [document.name for document in load_policy_files()]
+    return load_spec(stack.stack, stack.config, stack.secret_keys, reserved)
+
+
+def declare_config(stack: StackConfig) -> Declaration:
+    return declare(stack.stack, stack.config, stack.secret_keys)
 
 
 def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: bool = True,
            secret_keys: set[str] | None = None) -> StackConfig:
-    """The committed stack's config with ``changes`` applied.
+    """The test stack's config with ``changes`` applied.
 
     A change's key is a full key with an optional ``--path``-style tail
     (``vault-platform:cluster.replicas``, ``vault-platform:apps[0].namespace``); the value
     ``DELETE`` removes the key. ``secret_keys`` replaces the set of keys stored as secrets.
     """
-    base = read_stack(stack, configured=configured)
+    base = read_stack(stack, TEST_STACKS, configured=configured)
     config = copy.deepcopy(dict(base.config))
     for path, value in (changes or {}).items():
         _set_path(config, path, value)
@@ -37,9 +130,8 @@ def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: 
 
 
 def spec_of(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> EnvironmentSpec:
-    edit = edited(stack, changes, **kwargs)
-    reserved = [document.name for document in load_policy_files()]
-    return load_spec(edit.stack, edit.config, edit.secret_keys, reserved)
+    """The spec of the test stack ``stack`` with ``changes`` (see :func:`edited`)."""
+    return spec_of_config(edited(stack, changes, **kwargs))
 
 
 def refusal(stack: str, changes: Mapping[str, Any] | None, key: str, **kwargs: Any) -> SpecError:
@@ -83,8 +175,8 @@ def apply_edits(stack: str, changes: Mapping[str, Any] | None, edits: tuple[tupl
 
 
 def declare_stack(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> Declaration:
-    edit = edited(stack, changes, **kwargs)
-    return declare(edit.stack, edit.config, edit.secret_keys)
+    """What the test stack ``stack`` with ``changes`` (see :func:`edited`) declares."""
+    return declare_config(edited(stack, changes, **kwargs))
 
 
 DELETE = object()

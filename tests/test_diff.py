@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,13 +157,26 @@ class TestFences:
 
 
 class TestBasePlan:
-    def test_plans_a_ref_in_a_worktree_and_removes_it(self) -> None:
+    def test_plans_a_ref_in_a_worktree_and_removes_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Only this call's own worktree is looked for: other checkouts of the repository may be
+        # running a diff at the same moment.
+        scratch: list[str] = []
+        make = tempfile.mkdtemp
+
+        def recorded_mkdtemp(prefix: str) -> str:
+            scratch.append(make(prefix=prefix))
+            return scratch[-1]
+
+        monkeypatch.setattr(tempfile, "mkdtemp", recorded_mkdtemp)
         document = base_plan("prod", "HEAD", ROOT)
         assert document["stack"] == "prod"
         assert RELEASE in document["resources"]
         worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True,
                                    text=True, check=True).stdout
-        assert "platformctl-diff-" not in worktrees
+        (directory,) = scratch
+        assert directory.startswith(tempfile.gettempdir())
+        assert directory not in worktrees
+        assert not Path(directory).exists()
 
     def test_unknown_ref_is_refused(self) -> None:
         with pytest.raises(RuntimeError, match=r"^git rev-parse --verify --quiet no-such-ref\^\{commit\}"):

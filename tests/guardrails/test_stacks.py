@@ -20,7 +20,7 @@ from pulumi_policy import EnforcementLevel
 from components import rules
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails.checks import _ACL_EXEMPTIONS, ALLOWED_PATHS, POLICIES, VAULT_PROVIDER, acl_problems
-from tests.support import STACKS, declare_stack
+from tests.support import ANY_STACK, any_stack, declare_config, declare_stack
 
 from .harness import Violation, run_pack
 
@@ -63,21 +63,22 @@ def with_inputs(declaration: Declaration, name: str, change: Mapping[str, Any]) 
 
 
 class TestCommittedStacks:
-    @pytest.mark.parametrize("stack", STACKS)
-    def test_passes_the_whole_pack(self, declared: dict[str, Declaration], tags: dict[str, dict[str, str]],
-                                   stack: str) -> None:
-        assert declared[stack].error is None
-        assert run_pack(declared[stack], tags[stack]) == []
+    """Each committed stack, and each with an application onboarded, passes the whole pack."""
 
-    @pytest.mark.parametrize("stack", STACKS)
-    def test_cluster_only_passes_the_whole_pack(self, cluster_only: dict[str, Declaration],
-                                                tags: dict[str, dict[str, str]], stack: str) -> None:
+    @pytest.mark.parametrize("stack", ANY_STACK)
+    def test_passes_the_whole_pack(self, any_declared: dict[str, Declaration], stack: str) -> None:
+        assert any_declared[stack].error is None
+        assert run_pack(any_declared[stack], any_stack(stack).tags) == []
+
+    @pytest.mark.parametrize("stack", ANY_STACK)
+    def test_cluster_only_passes_the_whole_pack(self, stack: str) -> None:
         # A new environment's first `pulumi up`: the cluster, no Vault provider and no Vault resource.
-        declaration = cluster_only[stack]
+        config = any_stack(stack, configured=False)
+        declaration = declare_config(config)
         assert declaration.error is None
         assert declaration.of_type("kubernetes:helm.sh/v3:Release") != []
         assert [r for r in declaration.resources if r.type.startswith("vault:") or r.type == VAULT_PROVIDER] == []
-        assert run_pack(declaration, tags[stack]) == []
+        assert run_pack(declaration, config.tags) == []
 
     def test_vault_iac_exemptions_are_exactly_what_its_file_needs(self) -> None:
         # Every path of the committed vault-iac policy that the check would refuse is exempted by

@@ -19,7 +19,7 @@ from components.environment import Connection, DatabaseRole, EnvironmentSpec
 from components.render.sql import admin_setup_statements, creation_statements
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
-from tests.support import STACKS, spec_of
+from tests.support import ANY_STACK, any_stack, spec_of_config
 
 TABLE_OWNER = "app_owner"
 UNGRANTED_SCHEMA = "private"
@@ -28,7 +28,8 @@ SEEDED_EMAILS = ("ada@example.com", "grace@example.com")
 
 
 def declared_roles() -> list[Any]:
-    """One test case per distinct dynamic role across the committed stacks.
+    """One test case per distinct dynamic role across the committed stacks and their copies with an
+    application onboarded (see ``tests.support.ANY_STACK``).
 
     Stacks whose role runs the very same SQL (creation statements, and the admin set-up, database
     and admin of its connection) share one case, named after all of them, e.g.
@@ -36,8 +37,8 @@ def declared_roles() -> list[Any]:
     differs in any of these gets a case of its own.
     """
     cases: dict[tuple[object, ...], list[tuple[str, str]]] = {}
-    for stack in STACKS:
-        database = spec_of(stack).database
+    for stack in ANY_STACK:
+        database = spec_of_config(any_stack(stack)).database
         for role in database.roles if database else ():
             connection = database.connection[role.connection] if database else None
             assert connection is not None
@@ -125,7 +126,7 @@ def postgres(request: pytest.FixtureRequest) -> PostgresServer:
 @pytest.fixture(params=declared_roles())
 def declared(request: pytest.FixtureRequest) -> tuple[EnvironmentSpec, DatabaseRole]:
     stack, role_name = request.param
-    spec = spec_of(stack)
+    spec = spec_of_config(any_stack(stack))
     assert spec.database is not None
     return spec, spec.database.role[role_name]
 

@@ -3,18 +3,14 @@ transaction, rolled back on error."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import pytest
 
 from components.environment import DatabaseRole
 from components.render.sql import creation_statements
 from tests.postgres.conftest import World
-from tests.support import edited, spec_of
-
-
-def config_index(stack: str, role_name: str) -> int:
-    roles = edited(stack).config["vault-platform:database"]["roles"]
-    return next(index for index, item in enumerate(roles) if item["name"] == role_name)
 
 
 def v_roles(world: World) -> list[tuple[object, ...]]:
@@ -22,11 +18,8 @@ def v_roles(world: World) -> list[tuple[object, ...]]:
 
 
 def test_grant_on_a_missing_schema_leaves_no_user(world: World, role: DatabaseRole) -> None:
-    index = config_index(world.spec.stack, role.name)
-    broken_spec = spec_of(world.spec.stack, {
-        f"vault-platform:database.roles[{index}].grants[0].schema": "missing_schema"})
-    assert broken_spec.database is not None
-    broken = broken_spec.database.role[role.name]
+    first, *others = role.grants
+    broken = dataclasses.replace(role, grants=(dataclasses.replace(first, schema="missing_schema"), *others))
     dependencies = world.query("SELECT count(*) FROM pg_shdepend")
     with pytest.raises(psycopg.errors.InvalidSchemaName, match='schema "missing_schema" does not exist'):
         world.create_user(broken)

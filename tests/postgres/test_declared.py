@@ -13,7 +13,7 @@ from components.render.sql import (
     creation_statements,
 )
 from platformctl.engine import unwrap
-from tests.support import STACKS, declare_stack, spec_of
+from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of_config
 
 ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
@@ -22,10 +22,10 @@ STATIC = {"vault-platform:database.staticRoles": [
     {"name": "reporting", "connection": "postgres", "username": "reporting_user"}]}
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ANY_STACK)
 def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -> None:
-    spec = spec_of(stack)
-    declaration = declare_stack(stack)
+    spec = spec_of_config(any_stack(stack))
+    declaration = declare_config(any_stack(stack))
     assert declaration.error is None
     assert spec.database is not None
     declared_roles = {
@@ -40,6 +40,9 @@ def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -
     declared_connections = {c.inputs["name"]: unwrap(c.inputs["rootRotationStatements"])
                             for c in declaration.of_type(CONNECTION)}
     assert declared_connections == {c.name: list(ROOT_ROTATION_STATEMENTS) for c in spec.database.connections}
+    declared_static = {r.inputs["name"]: unwrap(r.inputs["rotationStatements"])
+                       for r in declaration.of_type(STATIC_ROLE)}
+    assert declared_static == {role.name: list(STATIC_ROTATION_STATEMENTS) for role in spec.database.static_roles}
 
 
 @pytest.mark.parametrize("stack", STACKS)
