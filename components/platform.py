@@ -21,10 +21,11 @@ from components.render.annotations import injector_annotations
 from components.transit import TransitEngine
 
 NEXT_STEPS = (
-    "Vault is not configured yet: no vault:token is set, so only the cluster layer was declared. "
-    "Initialize Vault (README, 'Bringing up a new environment'), then run "
-    "`pulumi config set vault:address <address>` and `pulumi config set --secret vault:token <token>` "
-    "and run `pulumi up` again to declare auth, policies and secrets engines."
+    "Vault is not configured yet: the stack states vault-platform:clusterOnly, so only the cluster layer "
+    "was declared. Initialize Vault (README, 'Bringing up a new environment'), then run "
+    "`pulumi config set vault:address <address>` and `pulumi config set --secret vault:token <token>`, "
+    "remove vault-platform:clusterOnly from the stack file, and run `pulumi up` again to declare auth, "
+    "policies and secrets engines."
 )
 
 

@@ -7,7 +7,7 @@ import sys
 
 from .engine import declare
 from .plan import plan_json, plan_text
-from .stackfile import read_stack, stacks
+from .stackfile import as_first_up, read_stack, stacks
 
 NAME = "plan"
 HELP = "print what a stack declares, evaluated offline by the real program with Pulumi's mock engine"
@@ -17,12 +17,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
     parser.add_argument("--json", action="store_true", help="machine-readable output (secrets masked)")
     parser.add_argument("--cluster-only", action="store_true",
-                        help="as before Vault is initialized (no vault:token): the cluster layer only")
+                        help="as on a new environment's first `up` (no Vault login, clusterOnly stated): "
+                             "the cluster layer only")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        stack = read_stack(args.stack, configured=not args.cluster_only)
+        stack = read_stack(args.stack)
+        if args.cluster_only:
+            stack = as_first_up(stack)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        stack = read_stack(args.stack, configured=False)
+        stack = read_stack(args.stack)
         # The hand-written policies' names only matter to the policy rules, which ``plan`` checks.
         spec = load_spec(stack.stack, stack.config, stack.secret_keys)
     except (FileNotFoundError, SpecError) as error:

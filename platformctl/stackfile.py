@@ -1,7 +1,9 @@
 """Reads ``stacks/Pulumi.<stack>.yaml`` the way the Pulumi CLI hands it to the program, for runs
 without the CLI. Encrypted (``secure:``) values cannot be decrypted here, and the secrets the spec
 references are usually set only on the machines that deploy: both are replaced by placeholders,
-which stay secrets and are shown masked."""
+which stay secrets and are shown masked. Nothing else is filled in: a stack file without a Vault
+login plans as the program would run it (refused, or cluster-only when it says so), so that a
+pull request that drops the login shows in the plan diff."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from typing import Any
 
 import yaml
 
-from components.environment import PROJECT
+from components.environment import LOGIN_KEYS, PROJECT
 
 from .engine import ROOT
 
 PLACEHOLDER = "placeholder-not-decrypted"
-PLACEHOLDER_VAULT_ADDRESS = "https://127.0.0.1:8200"
+CLUSTER_ONLY = f"{PROJECT}:clusterOnly"
 
 
 @dataclass(frozen=True)
@@ -40,19 +42,18 @@ def stack_file(stack: str, root: Path = ROOT) -> Path:
     return root / "stacks" / f"Pulumi.{stack}.yaml"
 
 
-def read_stack(stack: str, root: Path = ROOT, *, configured: bool = True) -> StackConfig:
-    """The stack's config; with ``configured``, as it is once Vault is initialized (``vault:token``
-    set), so that the whole program is declared."""
+def read_stack(stack: str, root: Path = ROOT) -> StackConfig:
+    """The stack's config, secrets replaced by placeholders."""
     path = stack_file(stack, root)
     if not path.is_file():
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
                                 f"(stacks: {', '.join(stacks(root))})")
     # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
     document = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
-    return stack_config(stack, document, configured=configured)
+    return stack_config(stack, document)
 
 
-def stack_config(stack: str, document: Mapping[str, Any], *, configured: bool = True) -> StackConfig:
+def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
     """The config of a parsed stack file ``document``, as :func:`read_stack` returns it."""
     raw: dict[str, Any] = dict(document.get("config") or {})
     tags = raw.pop("pulumi:tags", {}) or {}
@@ -72,12 +73,15 @@ def stack_config(stack: str, document: Mapping[str, Any], *, configured: bool = 
             config[key] = PLACEHOLDER
             secret_keys.add(key)
             placeholders.append(key)
-    if configured and "vault:token" not in config:
-        config["vault:token"] = PLACEHOLDER
-        secret_keys.add("vault:token")
-        placeholders.append("vault:token")
-        config.setdefault("vault:address", PLACEHOLDER_VAULT_ADDRESS)
     return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags))
+
+
+def as_first_up(stack: StackConfig) -> StackConfig:
+    """``stack`` as on a new environment's first ``pulumi up``: no Vault login yet, cluster-only stated."""
+    config = {key: value for key, value in stack.config.items() if key not in LOGIN_KEYS}
+    config[CLUSTER_ONLY] = True
+    return StackConfig(stack.stack, config, stack.secret_keys - set(LOGIN_KEYS),
+                       tuple(key for key in stack.placeholders if key not in LOGIN_KEYS), stack.tags)
 
 
 def _secret_references(value: Any) -> Iterator[str]:

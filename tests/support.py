@@ -25,7 +25,7 @@ from components.environment import EnvironmentSpec, SpecError, StackRefused, loa
 from components.environment._reader import REMOVE, label_of
 from components.render.acl import load_policy_files
 from platformctl.engine import ROOT, Declaration, declare
-from platformctl.stackfile import StackConfig, read_stack, stack_config, stack_file, stacks
+from platformctl.stackfile import StackConfig, as_first_up, read_stack, stack_config, stack_file, stacks
 
 TEST_STACKS = ROOT / "tests"
 """Root whose ``stacks/`` directory holds the test stacks."""
@@ -49,7 +49,8 @@ def any_stack(name: str, *, configured: bool = True) -> StackConfig:
     document = yaml.safe_load(stack_file(stack).read_text()) or {}
     if onboarded:
         document = onboard(document, spec_of_config(stack_config(stack, document)))
-    return stack_config(stack, document, configured=configured)
+    config = stack_config(stack, document)
+    return config if configured else as_first_up(config)
 
 
 def onboarded_app(spec: EnvironmentSpec) -> str:
@@ -115,13 +116,15 @@ def declare_config(stack: StackConfig) -> Declaration:
 
 def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: bool = True,
            secret_keys: set[str] | None = None) -> StackConfig:
-    """The test stack's config with ``changes`` applied.
+    """The test stack's config with ``changes`` applied; without ``configured``, as on a new
+    environment's first ``pulumi up`` (no Vault login, ``clusterOnly`` stated).
 
     A change's key is a full key with an optional ``--path``-style tail
     (``vault-platform:cluster.replicas``, ``vault-platform:apps[0].namespace``); the value
     ``DELETE`` removes the key. ``secret_keys`` replaces the set of keys stored as secrets.
     """
-    base = read_stack(stack, TEST_STACKS, configured=configured)
+    base = read_stack(stack, TEST_STACKS)
+    base = base if configured else as_first_up(base)
     config = copy.deepcopy(dict(base.config))
     for path, value in (changes or {}).items():
         _set_path(config, path, value)

@@ -14,6 +14,7 @@ from platformctl.diff import PlanDiff, SettingChange, diff_plans, render_markdow
 from platformctl.diff_command import base_plan
 from platformctl.engine import ROOT, Declaration
 from platformctl.plan import plan_document
+from tests.support import DELETE, declare_stack
 
 RELEASE = "vault-cluster-release"
 
@@ -87,6 +88,26 @@ class TestDiffPlans:
         base = {"stack": "s", "resources": {"r": {"type": "t", "inputs": {"a": "x|y"}}}}
         head = {"stack": "s", "resources": {"r": {"type": "t", "inputs": {"a": "z"}}}}
         assert "  | `inputs.a` | `x\\|y` | `z` |" in render_markdown(diff_plans(base, head), "main")
+
+
+class TestVaultLogin:
+    """The plan never fills in a login: losing it, or switching to cluster-only, shows in the diff."""
+
+    def test_a_removed_token_shows_as_a_refusal(self, prod_plan: dict[str, Any]) -> None:
+        head = plan_document(declare_stack("prod", {"vault:token": DELETE}))
+        markdown = render_markdown(diff_plans(prod_plan, head), "main")
+        assert markdown.splitlines()[2].startswith(
+            "**The program refuses this branch's config:** `stack 'prod', config key 'vault:token': is not set")
+
+    def test_a_switch_to_cluster_only_removes_the_configuration_layer(self, prod_plan: dict[str, Any]) -> None:
+        head = plan_document(declare_stack("prod", configured=False))
+        diff = diff_plans(prod_plan, head)
+        removed = dict(diff.removed)
+        assert removed["vault-vault"] == "pulumi:providers:vault"
+        assert removed["vault-kv-mount"] == "vault:index/mount:Mount"
+        assert not any(type_token.startswith("kubernetes:") for type_token in removed.values())
+        assert diff.added == ()
+        assert [change.key for change in diff.outputs] == ["nextSteps"]
 
 
 def one_setting(before: str, after: str) -> str:

@@ -30,7 +30,8 @@ class TestPlanText:
         assert "+ vault:database/secretBackendRole:SecretBackendRole  vault-database-api-role" in out
         assert "        defaultTtl: 3600" in out
         assert "\n      token: [secret]\n" in out
-        assert "Placeholders (not decrypted or not set on this machine): vault-platform:apiServiceApiKey" in out
+        assert ("Placeholders (not decrypted or not set on this machine): vault:token, "
+                "vault-platform:apiServiceApiKey") in out
         assert "placeholder-not-decrypted" not in out
 
     def test_dev_plan_masks_generated_secrets(self, capsys: pytest.CaptureFixture[str]) -> None:

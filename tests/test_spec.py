@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.environment import SpecError, StackRefused, format_duration, load_spec, parse_duration
-from tests.support import DELETE, edited, spec_of
+from tests.support import DELETE, STACKS, apply_edits, edited, refusal, spec_of
 
 P = "vault-platform:"
 
@@ -51,11 +51,57 @@ class TestCommittedStacks:
         assert spec.database.connections[0].in_cluster is True
         assert spec.database.connections[0].admin_password_key is None
 
-    def test_without_vault_token_there_is_no_configuration_layer(self) -> None:
-        assert spec_of("prod", configured=False).vault is None
-        access = spec_of("prod").vault
+    def test_the_login_reaches_the_spec(self) -> None:
+        access = spec_of("prod", {"vault:address": "https://vault.prod.internal:8200"}).vault
         assert access is not None
-        assert (access.address, access.token_key) == ("https://127.0.0.1:8200", "vault:token")
+        assert (access.address, access.token_key) == ("https://vault.prod.internal:8200", "vault:token")
+
+
+class TestClusterOnly:
+    """Only a stack that says so declares the cluster layer alone; a lost login is refused."""
+
+    @pytest.mark.parametrize("stated", [True, "true"])  # the CLI hands a top-level scalar over as text
+    def test_stated_for_a_first_up(self, stated: object) -> None:
+        assert spec_of("prod", {"vault:token": DELETE, f"{P}clusterOnly": stated}).vault is None
+        assert spec_of("prod", configured=False).vault is None
+
+    @pytest.mark.parametrize("stated", [False, "false"])
+    def test_stated_false_is_the_default(self, stated: object) -> None:
+        assert spec_of("prod", {f"{P}clusterOnly": stated}).vault is not None
+
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_a_missing_login_is_refused_with_the_fix(self, stack: str) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of(stack, {"vault:token": DELETE})
+        assert str(refused.value) == (
+            f"stack {stack!r}, config key 'vault:token': is not set, and no other Vault login is configured: the "
+            "program would declare only the cluster layer, and `pulumi up` would delete the auth methods, "
+            "policies, secrets engines and audit devices it declared before. Fix: run `pulumi config set "
+            "--secret vault:token <token>` (README, 'Bringing up a new environment'); only for a new "
+            "environment's first `up`, before Vault is initialized, set vault-platform:clusterOnly to true "
+            "instead")
+
+    def test_cluster_only_with_a_login_is_refused(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {f"{P}clusterOnly": True})
+        assert refused.value.key == f"{P}clusterOnly"
+        assert refused.value.problem == (
+            "is true, but vault:token is set: a stack that logs in to Vault declares the configuration layer too")
+        assert refused.value.fix == (
+            "remove vault-platform:clusterOnly once Vault is initialized, or remove vault:token")
+
+    @pytest.mark.parametrize("stated", [True, "yes"])
+    def test_the_fix_applies(self, stated: object) -> None:
+        changes = {f"{P}clusterOnly": stated}
+        fixed = apply_edits("prod", changes, refusal("prod", changes, f"{P}clusterOnly").edits)
+        assert load_spec(fixed.stack, fixed.config, fixed.secret_keys).vault is not None
+
+    @pytest.mark.parametrize("stated", ["yes", 1, {"enabled": True}])
+    def test_anything_but_true_or_false_is_refused(self, stated: object) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of("prod", {"vault:token": DELETE, f"{P}clusterOnly": stated})
+        assert refused.value.key == f"{P}clusterOnly"
+        assert refused.value.problem == f"{stated!r} is not true or false"
 
 
 class TestDurations:

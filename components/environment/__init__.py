@@ -2,7 +2,7 @@
 
 from ._reader import SpecError, StackRefused
 from .durations import format_duration, parse_duration
-from .loader import APP_POLICY_PREFIX, CAPABILITIES, PROJECT, load_spec
+from .loader import APP_POLICY_PREFIX, CAPABILITIES, LOGIN_KEYS, PROJECT, load_spec
 from .model import (
     App,
     AppCertificate,
@@ -37,6 +37,7 @@ from .model import (
 __all__ = [
     "APP_POLICY_PREFIX",
     "CAPABILITIES",
+    "LOGIN_KEYS",
     "PROJECT",
     "App",
     "AppCertificate",

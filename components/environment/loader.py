@@ -79,8 +79,11 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps", "audit",
-                    "transit", "pki")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps",
+                    "audit", "transit", "pki")
+LOGIN_KEYS = ("vault:token",)
+"""Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them
+declares only the cluster layer, which it must say (``clusterOnly``)."""
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
@@ -133,7 +136,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         report(root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's "
                           "namespace", "keep Vault in a namespace of its own, e.g. vault", edit="vault"))
     secrets.refuse_unknown(root)
-    vault = attempt(lambda: _vault_access(stack, config, secret_keys))
+    vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root)))
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
     assert cluster is not None
@@ -791,10 +794,41 @@ def _app_access(node: Node, transit: Transit | None, pki: Pki | None,
             "static_database_role": access.static_database_role}
 
 
-def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> VaultAccess | None:
-    token_key = "vault:token"
-    if config.get(token_key) is None:
+def _cluster_only(root: Node) -> bool:
+    """``clusterOnly``: a top-level scalar, which the Pulumi CLI hands over as text (``"true"``)."""
+    value = root.raw("clusterOnly")
+    if value is None or value is False or value == "false":
+        return False
+    if value is True or value == "true":
+        return True
+    raise root.error("clusterOnly", f"{value!r} is not true or false",
+                     "write true (a new environment's first `up` only) or remove the key", edit=REMOVE)
+
+
+def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *,
+                  cluster_only: bool) -> VaultAccess | None:
+    """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only.
+
+    Without a login the program can declare only the cluster layer, and ``pulumi up`` would then
+    delete everything the configuration layer declared before: a missing login is refused unless
+    the stack states ``clusterOnly`` (a new environment's first ``up``, before Vault is initialized).
+    """
+    logins = [key for key in LOGIN_KEYS if config.get(key) is not None]
+    if cluster_only:
+        if logins:
+            raise SpecError(stack, f"{PROJECT}:clusterOnly", f"is true, but {logins[0]} is set: a stack that "
+                            "logs in to Vault declares the configuration layer too",
+                            f"remove {PROJECT}:clusterOnly once Vault is initialized, or remove {logins[0]}",
+                            edits=((f"{PROJECT}:clusterOnly", REMOVE),))
         return None
+    if not logins:
+        raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login is configured: the "
+                        "program would declare only the cluster layer, and `pulumi up` would delete the auth "
+                        "methods, policies, secrets engines and audit devices it declared before",
+                        f"run `pulumi config set --secret {LOGIN_KEYS[0]} <token>` (README, 'Bringing up a new "
+                        f"environment'); only for a new environment's first `up`, before Vault is initialized, "
+                        f"set {PROJECT}:clusterOnly to true instead")
+    token_key = "vault:token"
     if token_key not in secret_keys:
         raise SpecError(stack, token_key, "holds a plaintext value where a secret is required",
                         f"run `pulumi config set --secret {token_key} <token>`")

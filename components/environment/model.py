@@ -495,8 +495,8 @@ class EnvironmentSpec:
     database: Database | None
     """Database secrets engine, or ``None`` when the stack has none."""
     vault: VaultAccess | None
-    """Access to an initialized Vault; ``None`` until ``vault:token`` is set, which declares only the
-    cluster layer (a new environment's first ``pulumi up``)."""
+    """Access to an initialized Vault; ``None`` only in a stack that states ``clusterOnly`` (a new
+    environment's first ``pulumi up``), which declares the cluster layer alone."""
     policies: tuple[Policy, ...] = field(default=())
     """Declared ACL policies, sorted by name."""
     apps: tuple[App, ...] = field(default=())

@@ -377,7 +377,7 @@ def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None
 
 def declares_vault(args: StackValidationArgs) -> bool:
     """The stack talks to Vault: it declares a Vault provider. A new environment's first ``pulumi up``
-    declares only the cluster (no ``vault:token`` yet: Vault is not initialized), so no Vault resource."""
+    declares only the cluster (``clusterOnly``: Vault is not initialized), so no Vault resource."""
     return any(resource.resource_type == VAULT_PROVIDER for resource in args.resources)
 
 

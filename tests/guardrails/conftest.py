@@ -17,6 +17,6 @@ def tags() -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def cluster_only() -> dict[str, Declaration]:
-    """What each committed stack declares on its first ``pulumi up``: no ``vault:token`` yet, so the
-    cluster only."""
+    """What each committed stack declares on its first ``pulumi up``: no Vault login yet and
+    ``clusterOnly`` stated, so the cluster only."""
     return {stack: declare_stack(stack, configured=False) for stack in STACKS}
