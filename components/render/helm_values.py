@@ -87,7 +87,9 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
     """The chart values for ``spec``: HA Raft, TLS, injector, budgets, storage and resources."""
     cluster = spec.cluster
     server: dict[str, Any] = {
-        "includeConfigAnnotation": True,  # a config change rolls the pods
+        # The config's hash on the pod template: a config change moves the StatefulSet's update
+        # revision. The chart's OnDelete strategy restarts no pod for it: `platformctl rollout` does.
+        "includeConfigAnnotation": True,
         "resources": _resources(cluster.server_resources),
         "affinity": _anti_affinity(cluster.release_name, "server", CHART),
         "ha": {

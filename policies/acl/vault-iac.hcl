@@ -118,6 +118,21 @@ path "pki_int/issuer/*" {
   capabilities = ["read"]
 }
 
+# Raft: autopilot's configuration (declared per stack); autopilot's state and stepping the active
+# server down, for `platformctl rollout` after each deploy (step-down needs sudo: Vault's system
+# backend lists it among its root paths).
+path "sys/storage/raft/autopilot/configuration" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "sys/storage/raft/autopilot/state" {
+  capabilities = ["read"]
+}
+
+path "sys/step-down" {
+  capabilities = ["update", "sudo"]
+}
+
 # The provider creates a short-lived child token for each run.
 path "auth/token/create" {
   capabilities = ["update"]

@@ -69,8 +69,9 @@ _DATABASE_CAPS = {
 }
 ALLOWED_PATHS: dict[str, list[str]] = {
     # What `pulumi up` runs with (policies/acl/vault-iac.hcl): Vault requires sudo to enable auth methods
-    # and audit devices, and the program writes the static KV secrets (data and metadata).
-    "vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "secret/data/*", "secret/metadata/*"],
+    # and audit devices and to step the active server down (`platformctl rollout`), and the program
+    # writes the static KV secrets (data and metadata).
+    "vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "sys/step-down", "secret/data/*", "secret/metadata/*"],
 }
 """The default ``allowedPaths`` of ``acl-least-privilege``: exactly what the committed policies need."""
 _ACL_EXEMPTIONS = {

@@ -88,7 +88,7 @@ class TestCommittedStacks:
         defaults = _ACL_EXEMPTIONS["allowedPaths"]["default"]
         assert defaults is ALLOWED_PATHS
         assert sorted(refused) == sorted(ALLOWED_PATHS["vault-iac"]) == [
-            "secret/data/*", "secret/metadata/*", "sys/audit", "sys/audit/*", "sys/auth/*"]
+            "secret/data/*", "secret/metadata/*", "sys/audit", "sys/audit/*", "sys/auth/*", "sys/step-down"]
         assert list(acl_problems("vault-iac", text, frozenset(), ALLOWED_PATHS)) == []
 
 

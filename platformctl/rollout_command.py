@@ -1,0 +1,103 @@
+"""``platformctl rollout <stack> [--dry-run]``: after ``pulumi up``, replaces the Vault server pods that
+run an old revision of the chart's ``OnDelete`` StatefulSet, standbys one at a time, the active node
+last after stepping it down, each only once the cluster is healthy again (see
+:mod:`platformctl.rollout`). Needs the stack's cluster in the kubeconfig (``KUBECONFIG``), a Vault
+token in ``VAULT_TOKEN`` that may read ``sys/storage/raft/autopilot/state`` and ``sudo`` on
+``sys/step-down``, and a route to the pod IPs.
+
+Exit 0 when every pod runs the update revision and the cluster is healthy (or Vault is not initialized
+yet), 1 when it stopped (nothing more is touched), 2 when the stack cannot be read, 3 when pods are
+behind but the stack unseals by hand (run again with ``--unseal-by-hand``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from components.environment import SpecError, load_spec
+
+from .rollout import Done, Held, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
+from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
+from .stackfile import read_stack, stacks
+
+NAME = "rollout"
+HELP = ("replace the Vault server pods behind the StatefulSet's update revision: standbys one at a time, "
+        "then the active node after a step-down")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds each step may take to settle before the rollout stops (default 600)")
+    parser.add_argument("--poll", type=float, default=5.0, help="seconds between looks (default 5)")
+    parser.add_argument("--unseal-by-hand", action="store_true",
+                        help="for a stack without auto-unseal: replace pods anyway, and wait for the key "
+                             "holders to unseal each one")
+    parser.add_argument("--ca-cert", help="CA bundle to verify the servers' certificates (default: the stack's "
+                                          "vault:caCertFile, then VAULT_CACERT)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        stack = read_stack(args.stack, configured=False)
+        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
+    except (FileNotFoundError, SpecError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ca_cert = args.ca_cert or (spec.vault.ca_cert_file if spec.vault else None) or os.environ.get("VAULT_CACERT")
+    rules = Rules(stack=spec.stack, namespace=spec.cluster.namespace, timeout=args.timeout,
+                  auto_unseal=spec.cluster.auto_unseal is not None, unseal_by_hand=args.unseal_by_hand)
+    try:
+        servers = ServerSet(spec.cluster, kubernetes_api(), ca_cert, os.environ.get("VAULT_TOKEN"))
+        return _drive(servers, rules, args.dry_run, args.poll)
+    except (ApiException, ConfigException, VaultError, OSError) as error:
+        print(f"error: {spec.stack}: {error}. Stopped; nothing more was replaced", file=sys.stderr)
+        return 1
+
+
+def _drive(servers: ServerSet, rules: Rules, dry_run: bool, poll: float) -> int:
+    observed = servers.observe()
+    progress = Progress(target_revision=observed.update_revision)
+    if dry_run:
+        steps = plan(observed)
+        print(f"{rules.stack}: update revision {observed.update_revision}; "
+              + (f"{len(steps)} step{'s' if len(steps) > 1 else ''}:" if steps else "no pod is behind"))
+        for number, step in enumerate(steps, 1):
+            print(f"  {number}. {step}")
+        found = problems(observed)
+        if found:
+            print(f"{rules.stack}: a rollout would stop now: {'; '.join(found)}")
+        return 0
+    started = time.monotonic()
+    last_wait = ""
+    while True:
+        decision = decide(observed, progress, rules)
+        if isinstance(decision, Done):
+            print(decision.message)
+            return 0
+        if isinstance(decision, Stop):
+            print(f"error: {decision.reason}", file=sys.stderr)
+            return 1
+        if isinstance(decision, Held):
+            print(f"warning: {decision.reason}", file=sys.stderr)
+            return 3
+        if isinstance(decision, Wait):
+            if decision.reason != last_wait:
+                print(f"  waiting: {decision.reason}")
+                last_wait = decision.reason
+            time.sleep(poll)
+        else:
+            if isinstance(decision, Replace):
+                print(f"{rules.stack}: replacing {decision.pod} ({decision.role})")
+                servers.replace(decision)
+            elif isinstance(decision, StepDown):
+                print(f"{rules.stack}: stepping down {decision.pod} (active)")
+                servers.step_down(decision)
+            started = time.monotonic()
+            progress = Progress(progress.target_revision, decision)
+            last_wait = ""
+        observed = servers.observe()
+        progress = Progress(progress.target_revision, progress.last_step, time.monotonic() - started)
