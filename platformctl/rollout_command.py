@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        stack = read_stack(args.stack, configured=False)
+        stack = read_stack(args.stack)
         spec = load_spec(stack.stack, stack.config, stack.secret_keys)
     except (FileNotFoundError, SpecError) as error:
         print(f"error: {error}", file=sys.stderr)
