@@ -18,6 +18,7 @@ from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
+from components.snapshots import RaftSnapshots
 from components.transit import TransitEngine
 
 NEXT_STEPS = (
@@ -82,7 +83,11 @@ class VaultPlatform(pulumi.ComponentResource):
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
             AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
-            KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
+            auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
+            if spec.snapshots is not None:
+                # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
+                RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
+                    pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
             KvEngine(f"{name}-kv", spec, opts=on_vault)
             if spec.database is not None:
                 # verify_connection needs the dev database up before the connection is written.

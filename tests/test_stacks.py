@@ -98,7 +98,7 @@ class TestKubernetesAuth:
         assert config.inputs["disableLocalCaJwt"] is False
 
     def test_role_binds_exactly_one_service_account(self, declared: dict[str, Declaration]) -> None:
-        role = one(declared["prod"], ROLE)
+        role = declared["prod"].named("vault-kubernetes-auth-api-service")
         assert role.inputs["roleName"] == "api-service"
         assert role.inputs["boundServiceAccountNames"] == ["api-service-sa"]
         assert role.inputs["boundServiceAccountNamespaces"] == ["production"]
@@ -110,7 +110,7 @@ class TestKubernetesAuth:
 class TestPolicies:
     def test_hand_written_declared_and_generated(self, declared: dict[str, Declaration]) -> None:
         names = sorted(r.inputs["name"] for r in declared["prod"].of_type(POLICY))
-        assert names == ["api-secrets", "app-api-service", "platform-admin", "vault-iac"]
+        assert names == ["api-secrets", "app-api-service", "platform-admin", "vault-iac", "vault-snapshot"]
 
 
 class TestKv:

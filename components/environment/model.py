@@ -297,6 +297,8 @@ class Audit:
     """HMAC token accessors; ``False`` logs them in clear (to trace a token without its value)."""
     clear_keys: tuple[ClearAuditKeys, ...] = ()
     """Per-mount fields logged in clear, sorted by mount."""
+    rotation: AuditRotation | None = None
+    """Rotation of the file device's log on the audit volume; ``None`` when no device writes there."""
 
     @cached_property
     def clear_keys_of(self) -> dict[str, ClearAuditKeys]:
@@ -467,6 +469,45 @@ class App:
 
 
 @dataclass(frozen=True)
+class Snapshots:
+    """Raft snapshots on a schedule, uploaded to the stack's own S3 bucket (``vault-platform:snapshots``)."""
+
+    interval: int
+    """Seconds between two snapshots: a whole number of hours dividing a day (1h, 2h, 3h, 4h, 6h, 8h,
+    12h, 24h), so that the CronJob's schedule is exact and an alert knows when one is missing."""
+    retention_days: int
+    """Days a snapshot is kept in the bucket (its lifecycle rule); at least two intervals."""
+    bucket: str
+    """S3 bucket of the stack's snapshots, created by ``platformctl bootstrap-state``."""
+    region: str
+    """AWS region of the bucket."""
+    role_arn: str
+    """IAM role the snapshot job's service account assumes (IRSA); it may only upload to the bucket."""
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The Prometheus operator's ServiceMonitor (the chart's) and the alert rules (``vault-platform:monitoring``)."""
+
+    prometheus_labels: tuple[tuple[str, str], ...]
+    """Labels the Prometheus operator selects ServiceMonitors and PrometheusRules by, sorted."""
+    lease_threshold: int
+    """Leases Vault may hold before an alert fires."""
+    request_latency_ms: int
+    """99th percentile of request handling time, in milliseconds, above which an alert fires."""
+
+
+@dataclass(frozen=True)
+class AuditRotation:
+    """Rotation of the file audit device's log on the audit volume (``vault-platform:audit.rotation``)."""
+
+    max_file_bytes: int
+    """The log is rotated when it grows past this size, and at least once a day."""
+    retention_days: int
+    """Days rotated (gzipped) logs are kept on the volume."""
+
+
+@dataclass(frozen=True)
 class VaultAccess:
     """How the configuration layer reaches an initialized Vault (``vault:address``, ``vault:token``)."""
 
@@ -507,6 +548,12 @@ class EnvironmentSpec:
     """Transit engine, or ``None`` when the stack has none."""
     pki: Pki | None = None
     """PKI engine, or ``None`` when the stack has none."""
+    kubernetes_auth_audience: str = ""
+    """Audience the cluster's service account tokens carry (``kubernetesAuth.audience``)."""
+    snapshots: Snapshots | None = None
+    """Scheduled Raft snapshots, or ``None`` (dev only) when the stack takes none."""
+    monitoring: Monitoring | None = None
+    """ServiceMonitor and alert rules, or ``None`` (dev only) when the stack has no Prometheus operator."""
 
     @property
     def protect(self) -> bool:

@@ -14,6 +14,7 @@ from typing import cast
 
 from components import rules
 
+from . import operations
 from ._reader import (
     HOST,
     K8S_SUBDOMAIN,
@@ -101,7 +102,8 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
     if (problem := rules.audit_devices(len(devices), tier)) is not None:
         raise node.error("devices", problem,
                          f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
-    if tier != "dev" and not any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files):
+    on_volume = any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files)
+    if tier != "dev" and not on_volume:
         raise node.error("devices", f"no device writes to the audit volume ({AUDIT_DIRECTORY}) in {tier}",
                          f"declare a file device with filePath {AUDIT_DIRECTORY}/vault-audit.log")
     clear: dict[str, ClearAuditKeys] = {}
@@ -120,10 +122,14 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
                 raise item.error(None, "lists no keys", "list request or response keys, or remove the entry")
             item.done()
             clear[mount] = entry
+    if node.has("rotation") and not on_volume:
+        raise node.error("rotation", f"no device writes to the audit volume ({AUDIT_DIRECTORY})",
+                         "remove rotation, or declare a file device there")
     audit = Audit(
         devices=tuple(devices.values()),
         hmac_accessor=node.boolean("hmacAccessor", True),
         clear_keys=tuple(sorted(clear.values(), key=lambda entry: entry.mount)),
+        rotation=operations.load_audit_rotation(node.child("rotation"), tier) if on_volume else None,
     )
     node.done()
     return audit
