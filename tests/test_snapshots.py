@@ -64,8 +64,8 @@ class TestSpec:
         ({f"{P}snapshots.roleArn": "vault-prod-snapshots"}, "snapshots.roleArn", "not an IAM role ARN"),
         ({f"{P}snapshots.region": "europe"}, "snapshots.region", "not a valid name"),
         ({f"{P}snapshots.schedule": "0 * * * *"}, "snapshots.schedule", "is not a known key"),
-        ({f"{P}apps[0].name": "vault-snapshot"}, "apps[0].name", "snapshot job"),
-        ({f"{P}policies[0].name": "vault-snapshot"}, "policies[0].name", "reserved"),
+        ({f"{P}apps[0].name": "vault-snapshot"}, "apps[vault-snapshot].name", "snapshot job"),
+        ({f"{P}policies[0].name": "vault-snapshot"}, "policies[vault-snapshot].name", "reserved"),
     ])
     def test_refused(self, changes: dict[str, Any], key: str, words: str) -> None:
         with pytest.raises(SpecError) as raised:
