@@ -11,6 +11,7 @@ import json
 import pytest
 
 from components.environment import EnvironmentSpec
+from components.environment.operations import SNAPSHOT_IDENTITY
 from components.render.acl import app_policy, load_policy_files
 from components.render.annotations import injector_annotations
 from platformctl.engine import GENERATED, Declaration, DeclaredResource, is_secret, masked, unwrap
@@ -29,7 +30,8 @@ STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
 TRANSIT_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
 AUDIT = "vault:index/audit:Audit"
-# Which component declares every resource of a kind.
+SNAPSHOTS = "vault-platform:snapshots:RaftSnapshots"
+# Which component declares every resource of a kind (but the snapshot job's role and policy: its own).
 OWNER = {
     RELEASE: "vault-platform:cluster:VaultCluster",
     AUTH_BACKEND: "vault-platform:auth:KubernetesAuth",
@@ -82,7 +84,7 @@ class TestEveryStack:
     def test_components_own_their_resources(self, any_declared: dict[str, Declaration], stack: str) -> None:
         declaration = any_declared[stack]
         owners = {r.name: parent_type(declaration, r) for r in declaration.resources if r.type in OWNER}
-        assert owners == {r.name: OWNER[r.type] for r in declaration.resources if r.type in OWNER}
+        assert owners == {r.name: _owner(r) for r in declaration.resources if r.type in OWNER}
         assert all(r.type.startswith("vault-platform:") for r in declaration.resources if not r.custom)
         names = {r.urn: r.name for r in declaration.resources}
         for child in declaration.resources:
@@ -117,6 +119,7 @@ class TestEveryStack:
     def test_one_auth_role_per_app_binding_its_own_account(self, any_declared: dict[str, Declaration],
                                                            any_specs: dict[str, EnvironmentSpec], stack: str) -> None:
         roles = {r.inputs["roleName"]: r.inputs for r in any_declared[stack].of_type(ROLE)}
+        assert (roles.pop(SNAPSHOT_IDENTITY, None) is not None) == (any_specs[stack].snapshots is not None)
         assert {name: (role["boundServiceAccountNames"], role["boundServiceAccountNamespaces"],
                        role["tokenPolicies"], role["tokenTtl"], role["tokenMaxTtl"], role["audience"])
                 for name, role in roles.items()} == {
@@ -129,7 +132,8 @@ class TestEveryStack:
         spec = any_specs[stack]
         policies = {r.inputs["name"]: r.inputs["policy"] for r in any_declared[stack].of_type(POLICY)}
         assert sorted(policies) == sorted([*(d.name for d in load_policy_files()), *(p.name for p in spec.policies),
-                                           *(f"app-{app.name}" for app in spec.apps)])
+                                           *(f"app-{app.name}" for app in spec.apps),
+                                           *([SNAPSHOT_IDENTITY] if spec.snapshots else [])])
         for app in spec.apps:
             assert policies[f"app-{app.name}"] == app_policy(app, spec).hcl
 
@@ -187,3 +191,10 @@ class TestEveryStack:
         present = [value for value in (GENERATED, PLACEHOLDER) if value in everything]
         assert present  # every stack holds some secret: at least the provider's token
         assert [value for value in present if value in visible] == []
+
+
+def _owner(resource: DeclaredResource) -> str:
+    """The component expected to declare ``resource``."""
+    if SNAPSHOT_IDENTITY in (resource.inputs.get("name"), resource.inputs.get("roleName")):
+        return SNAPSHOTS
+    return OWNER[resource.type]
