@@ -9,9 +9,13 @@ caller adds where the value came from (a config key, a resource) and how to fix 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 
 from publicsuffixlist import PublicSuffixList
+
+from components import vault_acl
 
 _EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 
@@ -187,3 +191,157 @@ def _duration(seconds: int) -> str:
     from components.environment.durations import format_duration
 
     return format_duration(seconds)
+
+
+# --- ACL policies: only the data plane of what the stack declares ---------------------------------
+
+ADMIN_POLICIES = ("platform-admin", "vault-iac")
+"""The hand-written policies that are powerful on purpose (people's break-glass, the IaC's token):
+their reach is reported (``platformctl access``), never refused."""
+
+
+@dataclass(frozen=True)
+class DataPlane:
+    """What a stack declares that an application's policy may reach, by mount path."""
+
+    kv_mount: str | None
+    """The KV v2 mount."""
+    kv_secrets: frozenset[str]
+    """Secret paths inside it (``production/api-service``)."""
+    database_mount: str | None
+    """The database secrets engine's mount."""
+    database_roles: frozenset[str]
+    """Dynamic roles (``<mount>/creds/<role>``)."""
+    static_roles: frozenset[str]
+    """Static roles (``<mount>/static-creds/<role>``)."""
+    transit_mount: str | None
+    """The transit mount."""
+    transit_keys: frozenset[str]
+    """Keys (``<mount>/<operation>/<key>``)."""
+    pki_mounts: frozenset[str]
+    """Every PKI mount (root and intermediate)."""
+    pki_roles: frozenset[tuple[str, str]]
+    """(mount, role) of the roles certificates are issued from (``<mount>/issue/<role>``)."""
+
+    @property
+    def environment_prefixes(self) -> frozenset[str]:
+        """The first segment of every secret path: a stack keeps its secrets under its environment's
+        prefix (``production/``), so a glob over it is as good as the whole mount."""
+        return frozenset(path.split("/", 1)[0] for path in self.kv_secrets)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a policy rule is refused, and what to do instead."""
+
+    problem: str
+    """Names the policy and the rule."""
+    fix: str
+    """What to grant instead."""
+
+
+TRANSIT_DATA_OPERATIONS = ("encrypt", "decrypt", "rewrap", "sign", "verify", "hmac")
+"""Transit endpoints that use a key without changing it (``<mount>/<operation>/<key>``)."""
+_DATA_PLANE = ("read declared KV secrets (<kv>/data/<secret>; <kv>/metadata/<secret> only where needed), "
+               "read <database>/creds/<role> or <database>/static-creds/<role> of declared roles, update "
+               "<transit>/<operation>/<key> of declared keys, update <pki>/issue/<role> or <pki>/sign/<role> "
+               "of declared PKI roles")
+_FIX = f"grant only the data plane of what the stack declares: {_DATA_PLANE}"
+
+
+def data_plane_refusal(policy: str, path: str, capabilities: Iterable[str], plane: DataPlane) -> Refusal | None:
+    """``None`` when rule ``path`` with ``capabilities`` of policy ``policy`` reaches only the data plane
+    of what ``plane`` declares (see the README's "What the guardrails refuse"); else why not.
+
+    A ``deny`` never widens access and always passes."""
+    caps = tuple(dict.fromkeys(capabilities))
+    if "deny" in caps:
+        return None
+    rule = f"policy {policy!r} grants {list(caps)} on {path!r}"
+
+    def refuse(problem: str, fix: str = _FIX) -> Refusal:
+        return Refusal(f"{rule}: {problem}", fix)
+
+    if "sudo" in caps:
+        return refuse("sudo is for the platform's own administration (platform-admin) only")
+    mount, _, rest = path.partition("/")
+    area, slash, target = rest.partition("/")
+    if mount in ("sys", "auth", "identity"):
+        what = ("token creation" if path.startswith("auth/token/create") else
+                "policy writing" if path.startswith(("sys/policy", "sys/policies")) else
+                f"Vault's control plane ({mount}/)")
+        return refuse(f"{what} is never an application's: it lets the holder grant itself more access")
+    if grants_whole_mount(path):
+        return refuse("it reaches a whole mount or all of its secret material",
+                      "grant the exact paths the holder needs")
+    granted = set(caps)
+    if mount == plane.kv_mount:
+        return _kv_refusal(refuse, area, slash, target, granted, plane)
+    if mount == plane.database_mount:
+        roles = {"creds": plane.database_roles, "static-creds": plane.static_roles}.get(area)
+        if roles is None or not slash:
+            return refuse("database configuration (connections, roles, root rotation) is the IaC's")
+        return _object_refusal(refuse, "database role", target, roles, granted, {"read"})
+    if mount == plane.transit_mount:
+        keys_path = area == "datakey" and target.partition("/")[0] in ("plaintext", "wrapped")
+        if area not in TRANSIT_DATA_OPERATIONS and not keys_path:
+            return refuse("transit key configuration, rotation, deletion, export and backup are the IaC's")
+        key = target.partition("/")[2] if area == "datakey" else target
+        return _object_refusal(refuse, "transit key", key, plane.transit_keys, granted, {"create", "update"})
+    if mount in plane.pki_mounts:
+        if area not in ("issue", "sign") or not slash:
+            return refuse("PKI CA operations (generating or signing intermediates, sign-verbatim, root "
+                          "operations, issuers, configuration) are the IaC's or the platform team's")
+        roles = frozenset(role for role_mount, role in plane.pki_roles if role_mount == mount)
+        return _object_refusal(refuse, "PKI role", target, roles, granted, {"create", "update"})
+    return refuse(f"{mount!r} is not a mount this stack declares: the rule reaches nothing the stack declares")
+
+
+def _kv_refusal(refuse: Callable[..., Refusal], area: str, slash: str, target: str, granted: set[str],
+                plane: DataPlane) -> Refusal | None:
+    if area not in ("data", "metadata", "delete", "undelete", "destroy") or not slash:
+        return refuse("KV mount configuration is the IaC's")
+    literal = _literal(target)
+    if literal != target and any(f"{prefix}/".startswith(literal) for prefix in plane.environment_prefixes):
+        return refuse("a glob over the environment's path prefix reaches every secret of the environment, "
+                      "which is as good as the whole mount", "grant the exact secret paths the holder needs")
+    allowed = {"data": {"read"}, "metadata": {"read"}}.get(area, set())
+    single = {"data": {"delete"}, "metadata": {"delete"}}.get(area, {"update"})
+    if granted & single and literal != target:
+        return refuse("deleting or destroying KV versions or metadata is allowed on a single declared "
+                      "secret only, never through a glob", "name the one declared secret")
+    if granted - allowed - single:
+        return refuse(f"{sorted(granted - allowed - single)} on {area}/ is not reading a secret: writing "
+                      "secrets is the IaC's (their values are declared in the stack)",
+                      "grant read on <kv>/data/<secret>")
+    return _object_refusal(refuse, "KV secret", target, plane.kv_secrets, granted, granted)
+
+
+def _object_refusal(refuse: Callable[..., Refusal], what: str, target: str, declared: frozenset[str],
+                    granted: set[str], allowed: set[str]) -> Refusal | None:
+    if not target or _only_globs(target):
+        return refuse(f"it reaches every {what} of the mount", f"name the {what}s the holder needs")
+    if target not in declared and not (_literal(target) != target and any(vault_acl.matches(target, name)
+                                                                            for name in declared)):
+        listed = ", ".join(sorted(declared)[:10]) or "none"
+        return refuse(f"{what} {target!r} is not declared by the stack",
+                      f"declare it, or use a declared one ({listed})")
+    if granted - allowed:
+        return refuse(f"{sorted(granted - allowed)} is more than using a {what} needs",
+                      f"grant only {sorted(allowed)}")
+    return None
+
+
+def _literal(pattern: str) -> str:
+    """The part of a policy path before its first ``*`` or ``+``."""
+    cut = [index for index in (pattern.find("*"), pattern.find("+")) if index >= 0]
+    return pattern[:min(cut)] if cut else pattern
+
+
+def default_service_account(service_account: str) -> str | None:
+    """An application's Kubernetes auth role never binds the namespace's ``default`` service account,
+    which every pod without an account of its own runs as."""
+    if service_account != "default":
+        return None
+    return ("binds the namespace's 'default' service account, which every pod without its own account "
+            "runs as: each of them would get the application's access")

@@ -377,3 +377,8 @@ def _resolve_list(candidates: list[_Candidate]) -> _Entry:
 def default_rules() -> tuple[PathRule, ...]:
     """The rules of :data:`DEFAULT_POLICY` (parsed once)."""
     return parse_rules(DEFAULT_POLICY, "Vault's default policy")
+
+
+def matches(pattern: str, path: str) -> bool:
+    """Does policy path ``pattern`` (exact, ``*`` or ``+``) apply to request path ``path``?"""
+    return Acl({"": [PathRule(pattern, ("read",))]}).allows("read", path)

@@ -26,10 +26,6 @@ path "database/creds/api-role" {
 path "secret/data/production/api-service" {
   capabilities = ["read"]
 }
-
-path "secret/metadata/production/api-service" {
-  capabilities = ["read"]
-}
 '''
 
 
@@ -53,7 +49,6 @@ class TestGeneratedPolicies:
         assert parse_policy(first.hcl, "generated") == (
             PolicyRule("database/creds/api-role", ("read",)),
             PolicyRule("secret/data/production/api-service", ("read",)),
-            PolicyRule("secret/metadata/production/api-service", ("read",)),
         )
 
     def test_an_app_without_a_database_role_gets_no_credentials_path(self) -> None:

@@ -240,15 +240,15 @@ BAD_INPUT = {
         "0 would fall back to the mount's default of 32 days"),
     "policy granting everything": (
         "prod", {f"{P}policies[0].rules[0].path": "*"}, f"{P}policies[api-secrets].rules[*].path",
-        "'*' grants a whole mount or all of its secret material"),
+        "'*': it reaches a whole mount or all of its secret material"),
     "policy granting every KV secret": (
         "prod", {f"{P}policies[0].rules[0].path": "secret/data/*"},
         f"{P}policies[api-secrets].rules[secret/data/*].path",
-        "'secret/data/*' grants a whole mount"),
+        "'secret/data/*': it reaches a whole mount"),
     "policy granting every database credential": (
         "prod", {f"{P}policies[0].rules[0].path": "database/creds/*"},
         f"{P}policies[api-secrets].rules[database/creds/*].path",
-        "'database/creds/*' grants a whole mount"),
+        "'database/creds/*': it reaches a whole mount"),
     "policy with sudo": (
         "prod", {f"{P}policies[0].rules[0].capabilities": ["read", "sudo"]},
         f"{P}policies[api-secrets].rules[secret/data/production/api-service].capabilities[1]",

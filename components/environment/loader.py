@@ -71,9 +71,6 @@ DEV_POSTGRES_NAMESPACE = "postgres"
 # Paths Vault itself owns: a secrets engine cannot be mounted there.
 RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
 RESERVED_AUTH_PATHS = ("token",)
-# Transit endpoints that name a key: <mount>/<endpoint>/<key>.
-TRANSIT_KEY_PATHS = ("keys", "encrypt", "decrypt", "rewrap", "sign", "verify", "hmac", "datakey", "export",
-                     "backup", "restore")
 DEV_POSTGRES_PORT = 5432
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
@@ -118,7 +115,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     root.raw("pki")
     kv_or_none = kv or Kv(mount="secret", max_versions=1, cas_required=False, delete_version_after=0,
                           path_prefix=DEFAULT_PATH_PREFIX[tier], secrets=())
-    policies = attempt(lambda: _policies(root, kv_or_none, database, transit, reserved_policies),
+    plane = data_plane(kv_or_none, database, transit, pki)
+    policies = attempt(lambda: _policies(root, kv_or_none, database, transit, plane, reserved_policies),
                        broken="policies") or ()
     apps = attempt(lambda: _apps(root, kv_or_none, database, policies, audience, transit, pki)) or ()
     audit = attempt(lambda: sections.load_audit(root.child("audit"), tier, sections.mounts_of(
@@ -144,11 +142,26 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     assert cluster is not None
     assert kv is not None
     assert audit is not None
-    return EnvironmentSpec(
+    spec = EnvironmentSpec(
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
         database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
     )
+    _check_generated_policies(root, spec, plane)
+    return spec
+
+
+def _check_generated_policies(root: Node, spec: EnvironmentSpec, plane: rules.DataPlane) -> None:
+    """Each application's generated policy reaches only the data plane, by the rule declared ones follow."""
+    # Imported here: the renderer imports this package.
+    from components.render.acl import app_policy_name, app_policy_rules
+
+    for app in spec.apps:
+        for rule in app_policy_rules(app, spec):
+            refusal = rules.data_plane_refusal(app_policy_name(app), rule.path, rule.capabilities, plane)
+            if refusal is not None:
+                report(root.error("apps", f"application {app.name!r}: {refusal.problem}", refusal.fix))
+    stop_if_refused()
 
 
 def _kubernetes_auth(auth: Node) -> tuple[str, str]:
@@ -603,21 +616,35 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
     return role
 
 
-def _policies(root: Node, kv: Kv, database: Database | None, transit: Transit | None,
+def data_plane(kv: Kv, database: Database | None, transit: Transit | None, pki: Pki | None) -> rules.DataPlane:
+    """What the spec declares that an application's policy may reach."""
+    return rules.DataPlane(
+        kv_mount=kv.mount, kv_secrets=frozenset(secret.path for secret in kv.secrets),
+        database_mount=database.mount if database else None,
+        database_roles=frozenset(database.role) if database else frozenset(),
+        static_roles=frozenset(database.static_role) if database else frozenset(),
+        transit_mount=transit.mount if transit else None,
+        transit_keys=frozenset(transit.key) if transit else frozenset(),
+        pki_mounts=frozenset(ca.mount for ca in (pki.root, pki.intermediate) if ca) if pki else frozenset(),
+        pki_roles=frozenset((pki.intermediate.mount, role) for role in pki.role) if pki else frozenset(),
+    )
+
+
+def _policies(root: Node, kv: Kv, database: Database | None, transit: Transit | None, plane: rules.DataPlane,
               reserved: Iterable[str]) -> tuple[Policy, ...]:
     reserved_names = set(reserved)
     policies: dict[str, Policy] = {}
     kv_paths = {secret.path for secret in kv.secrets}
     for node in root.children("policies"):
         with collecting(broken=f"policies:{name_of(node)}"):
-            policy = _policy(node, kv, kv_paths, database, transit, reserved_names)
+            policy = _policy(node, kv, kv_paths, database, transit, plane, reserved_names)
             refuse_duplicate(node, "name", policy.name, policies, "policy")
             policies[policy.name] = policy
     return tuple(sorted(policies.values(), key=lambda p: p.name))
 
 
 def _policy(node: Node, kv: Kv, kv_paths: set[str], database: Database | None, transit: Transit | None,
-            reserved: Set[str]) -> Policy:
+            plane: rules.DataPlane, reserved: Set[str]) -> Policy:
     name = node.string("name", rule=VAULT_NAME)
     if (why := _reserved_policy(name, reserved)) is not None:
         raise node.error("name", f"{name!r} is reserved: {why}", "choose a name of its own for this policy, "
@@ -638,10 +665,9 @@ def _policy(node: Node, kv: Kv, kv_paths: set[str], database: Database | None, t
                                           "grant the capabilities the holder needs without sudo")
             if not capabilities:
                 raise rule_node.error("capabilities", "is empty", "list at least one capability")
-            if rules.grants_whole_mount(path):
-                raise rule_node.error("path", f"{path!r} grants a whole mount or all of its secret material",
-                                      "grant the exact paths the holder needs")
             _check_policy_path(rule_node, path, kv, kv_paths, database, transit)
+            if (refusal := rules.data_plane_refusal(name, path, capabilities, plane)) is not None:
+                raise rule_node.error("path", refusal.problem, refusal.fix)
             path_rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
             rule_node.done()
     if not path_rules and not node.strings_or_items("rules"):
@@ -699,8 +725,12 @@ def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], databa
                                  refers_to=f"database.staticRoles:{role}")
     if transit is not None:
         operation, _, key = path.removeprefix(f"{transit.mount}/").partition("/")
-        if (path.startswith(f"{transit.mount}/") and operation in TRANSIT_KEY_PATHS and key
-                and not _matches(key, transit.key.keys())):
+        if operation == "datakey":  # datakey/<plaintext|wrapped>/<key>
+            key = key.partition("/")[2]
+        elif operation == "keys":  # keys/<key>, keys/<key>/config, keys/<key>/rotate
+            key = key.partition("/")[0]
+        names_key = operation in (*rules.TRANSIT_DATA_OPERATIONS, "datakey", "keys")
+        if path.startswith(f"{transit.mount}/") and names_key and key and not _matches(key, transit.key.keys()):
             raise node.error("path", f"{path!r} refers to transit key {key!r}, which is not declared",
                              f"declare it under transit.keys ({declared(transit.key)})",
                              refers_to=f"transit.keys:{key}")
@@ -764,6 +794,9 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
         report(node.error("name", f"{app.name!r} is the Raft snapshot job's Kubernetes auth role",
                           "choose another name"))
     with collecting():
+        if (problem := rules.default_service_account(app.service_account)) is not None:
+            raise node.error("serviceAccount", problem,
+                             "create a service account for the application and run its pods as it")
         check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
     with collecting():
         check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)

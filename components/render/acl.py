@@ -43,14 +43,13 @@ def app_policy_name(app: App) -> str:
 
 
 def app_policy_rules(app: App, spec: EnvironmentSpec) -> tuple[PolicyRule, ...]:
-    """Least privilege for ``app``: read its KV paths (data and metadata) and its database
-    credentials (dynamic and static), ``update`` on exactly the transit operations it declares per
-    key, and issuing from its PKI role; nothing else. Sorted by path, so the HCL is the same for the
-    same spec."""
+    """Least privilege for ``app``: read its KV secrets' data (not their metadata, which the agent never
+    reads) and its database credentials (dynamic and static), ``update`` on exactly the transit
+    operations it declares per key, and issuing from its PKI role; nothing else. Sorted by path, so the
+    HCL is the same for the same spec."""
     rules = []
     for path in app.kv_paths:
         rules.append(PolicyRule(path=f"{spec.kv.mount}/data/{path}", capabilities=("read",)))
-        rules.append(PolicyRule(path=f"{spec.kv.mount}/metadata/{path}", capabilities=("read",)))
     if app.database_role is not None and spec.database is not None:
         rules.append(PolicyRule(path=f"{spec.database.mount}/creds/{app.database_role}", capabilities=("read",)))
     if app.static_database_role is not None and spec.database is not None:

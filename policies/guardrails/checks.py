@@ -29,7 +29,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components import rules
+from components import access, rules
 from components.environment.durations import HOUR
 from components.render.acl import PolicyFileError, parse_policy
 from platformctl import engine
@@ -67,23 +67,11 @@ _DATABASE_CAPS = {
     "maxTtl": {"type": "integer", "minimum": 1, "default": rules.DATABASE_MAX_TTL_CAP,
                "description": "Cap on a database role's maxTtl, in seconds (default 24h)."},
 }
-ALLOWED_PATHS: dict[str, list[str]] = {
-    # What `pulumi up` runs with (policies/acl/vault-iac.hcl): Vault requires sudo to enable auth methods
-    # and audit devices and to step the active server down (`platformctl rollout`), and the program
-    # writes the static KV secrets (data and metadata).
-    "vault-iac": ["sys/auth/*", "sys/audit", "sys/audit/*", "sys/step-down", "secret/data/*", "secret/metadata/*"],
-}
-"""The default ``allowedPaths`` of ``acl-least-privilege``: exactly what the committed policies need."""
 _ACL_EXEMPTIONS = {
     "adminPolicies": {
-        "type": "array", "items": {"type": "string"}, "default": ["platform-admin"],
-        "description": "Policies exempt from this check: the platform team's break-glass administration.",
-    },
-    "allowedPaths": {
-        "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        "default": ALLOWED_PATHS,
-        "description": "Per policy, the exact paths that may grant sudo, a whole mount or a whole area of "
-                       "secret material.",
+        "type": "array", "items": {"type": "string"}, "default": list(rules.ADMIN_POLICIES),
+        "description": "Policies powerful on purpose, whose reach is reported (platformctl access), not refused: "
+                       "the platform team's break-glass administration and the IaC's own.",
     },
 }
 _REQUIRED_TAGS = {
@@ -244,6 +232,9 @@ def check_auth_bindings(args: ResourceValidationArgs, report: ReportViolation) -
             problem = rules.wildcard_binding(what, str(reveal(value)))
             if problem is not None:
                 report(f"{prop}: {problem}; bind the application's own {what}", None)
+    for value in lookup(args.props, "boundServiceAccountNames") or ():
+        if (problem := rules.default_service_account(str(reveal(value)))) is not None:
+            report(f"boundServiceAccountNames: {problem}; give the application a service account of its own", None)
 
 
 def _ttl(props: Mapping[str, Any], name: str) -> int:
@@ -329,36 +320,36 @@ def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 # --- every stack: ACL policies ------------------------------------------------------------------
 
-def acl_problems(name: str, text: str, admin_policies: frozenset[str],
-                 allowed_paths: Mapping[str, list[str]]) -> Iterator[str]:
-    """What is wrong with ACL policy ``name``: sudo, or a path that grants a whole mount."""
+def acl_problems(name: str, text: str, admin_policies: frozenset[str], plane: rules.DataPlane) -> Iterator[str]:
+    """What is wrong with ACL policy ``name``: a text Vault would not take, or (but for the admin
+    policies) a rule reaching more than the data plane of what the stack declares."""
     try:
         parsed = parse_policy(text, f"policy {name!r}")
-    except PolicyFileError as error:  # admin policies too: the program uploads hand-written text unparsed
+    except PolicyFileError as error:
         yield str(error)
         return
     if name in admin_policies:
         return
-    allowed = set(allowed_paths.get(name, ()))
     for rule in parsed:
-        if rule.path in allowed:
+        refusal = rules.data_plane_refusal(name, rule.path, rule.capabilities, plane)
+        if refusal is not None:
+            yield f"{refusal.problem}; fix: {refusal.fix}"
+
+
+def check_acl_policies(args: StackValidationArgs, report: ReportViolation) -> None:
+    """ACL policies grant only the data plane of what the stack declares: reading its KV secrets, its
+    database roles' credentials, operations on its transit keys, issuing from its PKI roles. No
+    sudo, nothing under sys/, auth/ or identity/, no CA operation, no key configuration, no glob over
+    an environment or a mount. The admin policies (platform-admin, vault-iac) are exempt: their reach
+    is reported by platformctl access."""
+    admin = frozenset(settings(args, _ACL_EXEMPTIONS)["adminPolicies"])
+    plane = access.data_plane((resource.resource_type, resource.props) for resource in args.resources)
+    for resource in args.resources:
+        if resource.resource_type != ACL_POLICY:
             continue
-        if "sudo" in rule.capabilities:
-            yield f"policy {name!r} grants sudo on {rule.path!r}"
-        if rules.grants_whole_mount(rule.path):
-            yield f"policy {name!r} grants {rule.path!r}, a whole mount or all of its secret material"
-
-
-def check_acl_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """ACL policies grant no sudo, no whole mount (``*``, ``secret/*``) and no whole area of secret material
-    (``secret/data/*``, ``database/creds/*``), but for the exemptions."""
-    if args.resource_type != ACL_POLICY:
-        return
-    config = settings(args, _ACL_EXEMPTIONS)
-    name = str(lookup(args.props, "name") or args.name)
-    text = lookup(args.props, "policy")
-    for problem in acl_problems(name, str(text or ""), frozenset(config["adminPolicies"]), config["allowedPaths"]):
-        report(f"{problem}: grant the exact paths and capabilities the holder needs", None)
+        name = str(lookup(resource.props, "name") or resource.name)
+        for problem in acl_problems(name, str(lookup(resource.props, "policy") or ""), admin, plane):
+            report(problem, resource.urn)
 
 
 # --- the stack as a whole -----------------------------------------------------------------------
@@ -417,7 +408,9 @@ POLICIES = (
     _resource("no-plaintext-secrets", check_plaintext_secrets),
     _resource("kv-check-and-set", check_kv_cas),
     _resource("protect-stateful", check_protected),
-    _resource("acl-least-privilege", check_acl_policy, _ACL_EXEMPTIONS),
+    StackValidationPolicy(
+        name="acl-least-privilege", description=(check_acl_policies.__doc__ or "").strip(),
+        validate=check_acl_policies, config_schema=PolicyConfigSchema(properties=dict(_ACL_EXEMPTIONS))),
     StackValidationPolicy(
         name="stack-tags", description=(check_stack_tags.__doc__ or "").strip(), validate=check_stack_tags,
         config_schema=PolicyConfigSchema(properties=dict(_REQUIRED_TAGS))),

@@ -211,66 +211,8 @@ class TestPlaintextSecrets:
             reported("no-plaintext-secrets", args)
 
 
-ADMIN = 'path "sys/*" {\n  capabilities = ["create", "read", "update", "sudo"]\n}\n'
-FIX_ACL = "grant the exact paths and capabilities the holder needs"
-
-
-def acl(paths: dict[str, list[str]]) -> str:
-    return "".join(f'path "{path}" {{\n  capabilities = {capabilities}\n}}\n'.replace("'", '"')
-                   for path, capabilities in paths.items())
-
-
-def whole(name: str, path: str) -> str:
-    return f"policy {name!r} grants {path!r}, a whole mount or all of its secret material: {FIX_ACL}"
-
-
 class TestAclPolicies:
-    @pytest.mark.parametrize(("name", "text", "expected"), [
-        ("api-secrets", acl({"secret/data/production/api-service": ["read"]}), []),
-        ("ops", acl({"sys/seal": ["update", "sudo"]}), [
-            "policy 'ops' grants sudo on 'sys/seal': grant the exact paths and capabilities the holder needs"]),
-        ("ops", acl({"*": ["read"]}), [whole("ops", "*")]),
-        ("ops", acl({"secret/*": ["read"]}), [whole("ops", "secret/*")]),
-        # every KV secret, every database credential: as good as the whole mount
-        ("ops", acl({"secret/data/*": ["read"]}), [whole("ops", "secret/data/*")]),
-        ("ops", acl({"database/creds/*": ["read"]}), [whole("ops", "database/creds/*")]),
-        ("ops", acl({"secret/data/production/*": ["read"], "database/creds/api-role": ["read"]}), []),
-        ("platform-admin", ADMIN + acl({"secret/*": ["read"]}), []),
-        # vault-iac's exemptions: sudo where Vault requires it, and the static secrets it writes
-        ("vault-iac", acl({"sys/auth/*": ["create", "sudo"], "secret/data/*": ["create", "update", "read"],
-                           "secret/metadata/*": ["read"]}), []),
-        ("vault-iac", acl({"secret/*": ["read"]}), [whole("vault-iac", "secret/*")]),
-        ("vault-iac", acl({"pki*": ["read"]}), [whole("vault-iac", "pki*")]),
-        ("vault-iac", acl({"database/creds/*": ["read"]}), [whole("vault-iac", "database/creds/*")]),
-    ])
-    def test_policy(self, name: str, text: str, expected: list[str]) -> None:
-        args = resource_args("vault:index/policy:Policy", {"name": name, "policy": text}, name=f"vault-policies-{name}")
-        assert reported("acl-least-privilege", args) == expected
-
-    def test_unparseable_policy_is_reported(self) -> None:
-        args = resource_args("vault:index/policy:Policy", {"name": "ops", "policy": 'path "x" {'})
-        [message] = reported("acl-least-privilege", args)
-        assert message.startswith("policy 'ops': not valid HCL: ")
-
-    def test_unparseable_admin_policy_is_reported(self) -> None:
-        args = resource_args("vault:index/policy:Policy", {"name": "platform-admin", "policy": 'path "x" {'})
-        [message] = reported("acl-least-privilege", args)
-        assert message.startswith("policy 'platform-admin': not valid HCL: ")
-
-    def test_admin_policies_are_configurable(self) -> None:
-        args = resource_args("vault:index/policy:Policy", {"name": "platform-admin", "policy": ADMIN},
-                             config={"adminPolicies": []})
-        assert reported("acl-least-privilege", args) == [
-            f"policy 'platform-admin' grants sudo on 'sys/*': {FIX_ACL}", whole("platform-admin", "sys/*")]
-
-    def test_allowed_paths_are_configurable(self) -> None:
-        text = acl({"secret/data/*": ["read"]})
-        config = {"allowedPaths": {"ops": ["secret/data/*"]}}
-        assert reported("acl-least-privilege", resource_args(
-            "vault:index/policy:Policy", {"name": "ops", "policy": text}, config=config)) == []
-        assert reported("acl-least-privilege", resource_args(
-            "vault:index/policy:Policy", {"name": "vault-iac", "policy": text}, config=config)) == [
-            whole("vault-iac", "secret/data/*")]
+    """The rule itself is tested in tests/test_access_rules.py, in the spec and in the pack alike."""
 
     @pytest.mark.parametrize(("path", "whole"), [
         # a whole mount or more

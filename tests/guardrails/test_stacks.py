@@ -19,7 +19,7 @@ from pulumi_policy import EnforcementLevel
 
 from components import rules
 from platformctl.engine import Declaration, unwrap
-from policies.guardrails.checks import _ACL_EXEMPTIONS, ALLOWED_PATHS, POLICIES, VAULT_PROVIDER, acl_problems
+from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
 from tests.support import ANY_STACK, any_stack, declare_config, declare_stack
 
 from .harness import Violation, run_pack
@@ -79,17 +79,6 @@ class TestCommittedStacks:
         assert declaration.of_type("kubernetes:helm.sh/v3:Release") != []
         assert [r for r in declaration.resources if r.type.startswith("vault:") or r.type == VAULT_PROVIDER] == []
         assert run_pack(declaration, config.tags) == []
-
-    def test_vault_iac_exemptions_are_exactly_what_its_file_needs(self) -> None:
-        # Every path of the committed vault-iac policy that the check would refuse is exempted by
-        # default, and nothing else is.
-        text = (ROOT / "policies" / "acl" / "vault-iac.hcl").read_text()
-        refused = {problem.split("'")[3] for problem in acl_problems("vault-iac", text, frozenset(), {})}
-        defaults = _ACL_EXEMPTIONS["allowedPaths"]["default"]
-        assert defaults is ALLOWED_PATHS
-        assert sorted(refused) == sorted(ALLOWED_PATHS["vault-iac"]) == [
-            "secret/data/*", "secret/metadata/*", "sys/audit", "sys/audit/*", "sys/auth/*", "sys/step-down"]
-        assert list(acl_problems("vault-iac", text, frozenset(), ALLOWED_PATHS)) == []
 
 
 class TestPullRequests:
