@@ -4,6 +4,12 @@ defaults, and the server configuration parsed as HCL."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,13 @@ import jsonschema
 import pytest
 import yaml
 
-from components.render.helm_values import helm_values, raft_config
+from components.render.helm_values import (
+    TLS_MOUNT_PATH,
+    TLS_RELOADER_IMAGE,
+    helm_values,
+    raft_config,
+    tls_reload_script,
+)
 from tests.support import ANY_STACK, COMMITTED, STACKS, any_stack, spec_of, spec_of_config
 
 CHART = Path(__file__).resolve().parent / "reference" / "vault-helm"
@@ -165,3 +177,132 @@ class TestRaftConfig:
     def test_release_name_shapes_peer_addresses(self) -> None:
         config = raft_config(spec_of("staging", {"vault-platform:cluster.releaseName": "secrets"}))
         assert '"https://secrets-2.secrets-internal:8200"' in config
+
+
+class TestTlsRenewal:
+    """A renewed certificate takes effect without a restart: a sidecar signals Vault (SIGHUP) when the
+    mounted secret changes (vault-helm 0.34.1: server.extraContainers and server.shareProcessNamespace)."""
+
+    def test_tls_stacks_run_the_reloader_beside_vault(self) -> None:
+        server = helm_values(spec_of("prod"))["server"]
+        assert server["shareProcessNamespace"] is True
+        assert server["extraContainers"] == [{
+            "name": "tls-reloader",
+            "image": "hashicorp/vault:2.0.4",
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/sh", "-c", tls_reload_script("/vault/userconfig/vault-tls")],
+            "volumeMounts": [{"name": "vault-tls", "mountPath": "/vault/userconfig/vault-tls", "readOnly": True}],
+            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]}},
+        }]
+        # It watches the very files the listener serves.
+        assert {"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True} in server["volumeMounts"]
+        listener = parse_raft("prod")["listener"][0]['"tcp"']
+        assert (unquote(listener["tls_cert_file"]), unquote(listener["tls_key_file"])) == (
+            f"{TLS_MOUNT_PATH}/tls.crt", f"{TLS_MOUNT_PATH}/tls.key")
+
+    def test_without_tls_nothing_to_reload(self) -> None:
+        server = helm_values(spec_of("dev"))["server"]
+        assert "extraContainers" not in server
+        assert "shareProcessNamespace" not in server
+
+    def test_the_reloader_runs_the_charts_own_server_image(self) -> None:
+        image = chart_defaults()["server"]["image"]
+        assert f"{image['repository']}:{image['tag']}" == TLS_RELOADER_IMAGE
+
+    def test_the_script(self) -> None:
+        assert tls_reload_script("/certs", interval_seconds=30) == (
+            'files="/certs/tls.crt /certs/tls.key"\n'
+            'loaded=""\n'
+            'seen=""\n'
+            "while sleep 30; do\n"
+            '  current="$(sha256sum $files)" || continue\n'
+            '  pid="$(pidof vault)" || continue\n'
+            '  if [ "$pid" != "$seen" ]; then seen="$pid"; loaded="$current"; continue; fi\n'
+            '  [ "$current" = "$loaded" ] && continue\n'
+            '  kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to vault (pid $pid)"\n'
+            "done\n")
+
+
+class ReloadRun:
+    """The reload loop running under a real POSIX shell beside a stand-in server process (a copy of the
+    shell under its own name, so that ``pidof`` finds it and nothing else), which logs each SIGHUP."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.name = f"vrl{os.getpid() % 100000}"
+        self.binary = directory / self.name
+        shutil.copy(shutil.which("sh") or "/bin/sh", self.binary)
+        self.hangups = directory / "hangups"
+        (directory / "tls.crt").write_text("certificate 1")
+        (directory / "tls.key").write_text("key 1")
+        self.server: subprocess.Popen[bytes] | None = None
+        self.loop = subprocess.Popen(["/bin/sh", "-c", tls_reload_script(str(directory), self.name, 0.03)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def start_server(self) -> None:
+        self.server = subprocess.Popen([str(self.binary), "-c", f'trap "echo hup >> {self.hangups}" HUP; '
+                                        "while :; do sleep 0.02; done"])
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.kill()
+            self.server.wait()
+
+    def renew(self, serial: int) -> None:
+        for name in ("tls.crt", "tls.key"):
+            staged = self.directory / f".{name}"
+            staged.write_text(f"{name} {serial}")
+            staged.rename(self.directory / name)  # an atomic swap, as the kubelet's
+
+    def count(self, wait: float = 0.3) -> int:
+        time.sleep(wait)  # ten intervals of the loop
+        return len(self.hangups.read_text().splitlines()) if self.hangups.exists() else 0
+
+    def stop(self) -> str:
+        for process in (self.loop, self.server):
+            if process is not None:
+                process.kill()
+                process.wait()
+        return (self.loop.stdout.read() if self.loop.stdout else b"").decode()
+
+
+@pytest.fixture
+def reload_run(tmp_path: Path) -> Iterator[ReloadRun]:
+    run = ReloadRun(tmp_path)
+    yield run
+    run.stop()
+
+
+class TestTlsReloadLoop:
+    def test_one_sighup_per_renewal_and_none_before(self, reload_run: ReloadRun) -> None:
+        reload_run.start_server()
+        assert reload_run.count() == 0  # nothing at start, nothing while the files stay
+        reload_run.renew(2)
+        assert reload_run.count() == 1
+        reload_run.renew(3)
+        assert reload_run.count() == 2
+        assert "certificate changed: sent SIGHUP to" in reload_run.stop()
+
+    def test_a_server_that_starts_after_a_renewal_is_not_signalled(self, reload_run: ReloadRun) -> None:
+        reload_run.renew(2)
+        time.sleep(0.3)
+        reload_run.start_server()  # it reads the renewed files itself
+        assert reload_run.count() == 0
+        reload_run.renew(3)
+        assert reload_run.count() == 1
+
+    def test_a_restarted_server_is_not_signalled_for_files_it_read_at_start(self, reload_run: ReloadRun) -> None:
+        reload_run.start_server()
+        time.sleep(0.3)
+        reload_run.stop_server()
+        reload_run.renew(2)
+        reload_run.start_server()
+        assert reload_run.count() == 0
+
+    def test_the_server_dies_of_an_unhandled_sighup(self, tmp_path: Path) -> None:
+        # Why the loop never signals at start: before a process handles SIGHUP, the signal ends it.
+        process = subprocess.Popen(["sleep", "5"])
+        process.send_signal(signal.SIGHUP)
+        assert process.wait(timeout=5) == -signal.SIGHUP

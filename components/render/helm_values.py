@@ -17,6 +17,11 @@ TLS_MOUNT_PATH = "/vault/userconfig/vault-tls"
 AUDIT_MOUNT_PATH = "/vault/audit"
 API_PORT = 8200
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# The chart's own server image (values.yaml of 0.34.1, server.image): already on every node that runs
+# Vault, and Alpine with busybox (sh, sha256sum, pidof: the chart's preStop hook runs
+# `kill -SIGTERM $(pidof vault)` in it). Bump it with the chart.
+TLS_RELOADER_IMAGE = "hashicorp/vault:2.0.4"
+TLS_RELOAD_INTERVAL_SECONDS = 30
 
 
 def api_scheme(cluster: Cluster) -> str:
@@ -83,6 +88,55 @@ def raft_config(spec: EnvironmentSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tls_reload_script(directory: str, process: str = "vault",
+                      interval_seconds: float = TLS_RELOAD_INTERVAL_SECONDS) -> str:
+    """A POSIX shell loop that sends ``process`` a SIGHUP once each time the listener's certificate or
+    key in ``directory`` changes under it.
+
+    Vault reads ``tls_cert_file`` and ``tls_key_file`` at start and again only on SIGHUP
+    (hashicorp/vault issues 5387 and 10442); cert-manager renews the secret and the kubelet swaps
+    the mounted files in place (one atomic ``..data`` symlink switch, so both files change
+    together), but without the signal every server keeps presenting the old certificate until it
+    expires. A process the loop has not seen before (Vault started or restarted) read the files when
+    it started, so it is not signalled: a SIGHUP that reaches Vault before it handles the signal would
+    end it.
+    """
+    files = f"{directory}/tls.crt {directory}/tls.key"
+    return "\n".join([
+        f'files="{files}"',
+        'loaded=""',
+        'seen=""',
+        f"while sleep {interval_seconds:g}; do",
+        '  current="$(sha256sum $files)" || continue',
+        f'  pid="$(pidof {process})" || continue',
+        '  if [ "$pid" != "$seen" ]; then seen="$pid"; loaded="$current"; continue; fi',
+        '  [ "$current" = "$loaded" ] && continue',
+        '  kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to ' + process
+        + ' (pid $pid)"',
+        "done",
+    ]) + "\n"
+
+
+def tls_reloader(cluster: Cluster) -> dict[str, Any]:
+    """The sidecar that makes a renewed certificate take effect with no restart: the chart's
+    ``server.extraContainers``, with ``server.shareProcessNamespace`` so that it can signal Vault
+    (vault-helm 0.34.1 values.yaml documents that pair for exactly this: "if Vault must be signaled,
+    e.g. to send a SIGHUP"). It runs as the pod's user (the chart's default, uid 100, the same as
+    Vault's), which may signal Vault without any capability. Sharing the process namespace puts it
+    inside Vault's trust boundary (a process of the same user can see Vault's through ``/proc``), so it
+    is the chart's own image running nothing but this loop, with no capabilities and a read-only root."""
+    return {
+        "name": "tls-reloader",
+        "image": TLS_RELOADER_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", tls_reload_script(TLS_MOUNT_PATH)],
+        "volumeMounts": [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}],
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+    }
+
+
 def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
     """The chart values for ``spec``: HA Raft, TLS, injector, budgets, storage and resources."""
     cluster = spec.cluster
@@ -108,6 +162,8 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
         server["extraEnvironmentVars"] = {"VAULT_CACERT": f"{TLS_MOUNT_PATH}/ca.crt"}
         server["volumes"] = [{"name": "vault-tls", "secret": {"secretName": cluster.tls.secret_name}}]
         server["volumeMounts"] = [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}]
+        server["shareProcessNamespace"] = True
+        server["extraContainers"] = [tls_reloader(cluster)]
     if cluster.auto_unseal is not None:
         server["serviceAccount"] = {"annotations": {IRSA_ANNOTATION: cluster.auto_unseal.role_arn}}
     injector: dict[str, Any] = {
