@@ -195,9 +195,10 @@ def _duration(seconds: int) -> str:
 
 # --- ACL policies: only the data plane of what the stack declares ---------------------------------
 
-ADMIN_POLICIES = ("platform-admin", "vault-iac")
-"""The hand-written policies that are powerful on purpose (people's break-glass, the IaC's token):
-their reach is reported (``platformctl access``), never refused."""
+ADMIN_POLICIES = ("platform-admin", "vault-iac", "vault-snapshot")
+"""The platform's own policies, beyond the data plane on purpose: people's break-glass, the IaC's
+token, the snapshot job's (``SNAPSHOT_IDENTITY``: read ``sys/storage/raft/snapshot``). Their reach is
+reported (``platformctl access``), never refused."""
 
 
 @dataclass(frozen=True)

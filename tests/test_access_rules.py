@@ -11,7 +11,10 @@ import dataclasses
 
 import pytest
 
+from components import rules
 from components.environment import SpecError
+from components.environment.operations import SNAPSHOT_IDENTITY
+from components.render.acl import load_policy_files
 from platformctl.engine import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of
@@ -156,3 +159,9 @@ class TestPack:
         violations = run_pack(dataclasses.replace(access_stack, resources=resources), TAGS)
         assert [(v.policy, v.resource, "'default' service account" in v.message) for v in violations] == [
             ("kubernetes-auth-bindings", role, True)]
+
+
+def test_the_platform_policies_are_the_programs() -> None:
+    # The snapshot job's policy is the program's own (components/environment/operations.py).
+    assert SNAPSHOT_IDENTITY in rules.ADMIN_POLICIES
+    assert {document.name for document in load_policy_files()} <= set(rules.ADMIN_POLICIES)
