@@ -8,6 +8,7 @@ import pulumi_vault as vault
 
 from components.acl_policies import AclPolicies
 from components.audit import AuditDevices
+from components.autopilot import Autopilot
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
@@ -89,6 +90,7 @@ class VaultPlatform(pulumi.ComponentResource):
                 RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
             KvEngine(f"{name}-kv", spec, opts=on_vault)
+            Autopilot(f"{name}-autopilot", spec, opts=on_vault)
             if spec.database is not None:
                 # verify_connection needs the dev database up before the connection is written.
                 DatabaseEngine(f"{name}-database", spec, dev_passwords,

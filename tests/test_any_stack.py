@@ -31,6 +31,7 @@ TRANSIT_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
 AUDIT = "vault:index/audit:Audit"
 SNAPSHOTS = "vault-platform:snapshots:RaftSnapshots"
+AUTOPILOT = "vault:index/raftAutopilot:RaftAutopilot"
 # Which component declares every resource of a kind (but the snapshot job's role and policy: its own).
 OWNER = {
     RELEASE: "vault-platform:cluster:VaultCluster",
@@ -44,6 +45,7 @@ OWNER = {
     TRANSIT_KEY: "vault-platform:transit:TransitEngine",
     PKI_ROLE: "vault-platform:pki:PkiEngine",
     AUDIT: "vault-platform:audit:AuditDevices",
+    AUTOPILOT: "vault-platform:autopilot:Autopilot",
 }
 STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "kubernetes:core/v1:Namespace", AUDIT, TRANSIT_KEY)
 
@@ -90,6 +92,14 @@ class TestEveryStack:
         for child in declaration.resources:
             if child.parent and child.type.startswith(("kubernetes:", "vault:")):
                 assert child.name.startswith(f"{names[child.parent]}-"), child.name
+
+    def test_autopilot_keeps_a_quorum_of_the_replicas(self, any_declared: dict[str, Declaration],
+                                                       any_specs: dict[str, EnvironmentSpec], stack: str) -> None:
+        # Only servers beyond the StatefulSet's pods may lose their vote; Vault refuses cleanup below 3.
+        replicas = any_specs[stack].cluster.replicas
+        (autopilot,) = any_declared[stack].of_type(AUTOPILOT)
+        assert autopilot.inputs["minQuorum"] == replicas
+        assert autopilot.inputs["cleanupDeadServers"] is (replicas >= 3)
 
     def test_explicit_providers(self, any_declared: dict[str, Declaration], stack: str) -> None:
         declaration = any_declared[stack]

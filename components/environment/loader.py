@@ -52,6 +52,7 @@ from .model import (
     Pki,
     Policy,
     PolicyRule,
+    RaftAutopilot,
     Resources,
     SecretValue,
     StaticRole,
@@ -323,10 +324,29 @@ def _cluster(node: Node, tier: Tier) -> Cluster:
         storage_class=storage_class,
         server_resources=_resources(node.child("resources"), ("250m", "256Mi", "1", "1Gi")),
         injector_resources=injector_resources,
+        autopilot=_autopilot(node.child("autopilot"), tier, replicas),
     )
     node.raw("autoUnseal")
     node.done()
     return cluster
+
+
+# How long a server may be out of contact before autopilot takes its Raft vote (with 3 or more
+# replicas). min_quorum is the replicas, so this only ever prunes servers beyond the StatefulSet's
+# pods after a scale-down: short enough that a deploy's rollout sees them gone, longer in prod for
+# a slow node replacement. Vault refuses less than a minute (vault/logical_raft.go).
+DEAD_SERVER_THRESHOLD: dict[Tier, int] = {"dev": DAY, "staging": 5 * 60, "prod": 10 * 60}
+MIN_DEAD_SERVER_THRESHOLD = 60
+
+
+def _autopilot(node: Node, tier: Tier, replicas: int) -> RaftAutopilot:
+    threshold = node.duration("deadServerLastContactThreshold", DEAD_SERVER_THRESHOLD[tier])
+    if threshold < MIN_DEAD_SERVER_THRESHOLD:
+        raise node.error("deadServerLastContactThreshold", f"{format_duration(threshold)} is below the 1m "
+                         "Vault accepts", "use 1m or more, e.g. 10m", edit="10m")
+    node.done()
+    return RaftAutopilot(cleanup_dead_servers=replicas >= 3, dead_server_last_contact_threshold=threshold,
+                         min_quorum=replicas)
 
 
 # The injector is a webhook Deployment that mostly waits: two or three replicas carry any cluster,

@@ -60,6 +60,21 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class RaftAutopilot:
+    """Raft autopilot (``sys/storage/raft/autopilot/configuration``): a server gone longer than the
+    threshold loses its Raft vote, but never below ``min_quorum`` voters."""
+
+    cleanup_dead_servers: bool
+    """Remove dead servers' votes; on with 3 or more replicas (Vault refuses it with ``min_quorum``
+    below 3), off for a single server."""
+    dead_server_last_contact_threshold: int
+    """Seconds without contact with the leader after which a server counts as dead (at least 60)."""
+    min_quorum: int
+    """The replicas: autopilot never prunes below them, so only servers beyond the StatefulSet's
+    pods (after a scale-down) lose their vote, never a pod the StatefulSet brings back."""
+
+
+@dataclass(frozen=True)
 class Cluster:
     """The Vault servers and the agent injector: the Helm release of the official chart."""
 
@@ -87,6 +102,8 @@ class Cluster:
     """Requests and limits of each Vault server."""
     injector_resources: Resources
     """Requests and limits of each injector replica."""
+    autopilot: RaftAutopilot
+    """Raft autopilot: dead-server cleanup with a threshold, minimum quorum the replicas."""
 
 
 @dataclass(frozen=True)
