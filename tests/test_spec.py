@@ -121,9 +121,9 @@ class TestDurations:
 
 
 # Each case: the stack, the change, then the exact key the message must name and words it must hold.
-BAD_INPUT = {
+BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
     "unknown top-level key": (
-        "prod", {f"{P}clustr": {"replicas": 3}}, f"{P}clustr", "did you mean 'cluster'?"),
+        "prod", {f"{P}clustr": {"replicas": 3}}, f"{P}clustr", "did you mean 'vault-platform:cluster'?"),
     "unknown nested key": (
         "prod", {f"{P}cluster.replica": 5}, f"{P}cluster.replica", "did you mean 'replicas'?"),
     "unknown key in an app": (

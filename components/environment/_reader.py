@@ -125,7 +125,7 @@ def stop_if_refused() -> None:
 
 
 @contextmanager
-def collecting(broken: str | None = None) -> Iterator[None]:
+def collecting(broken: str | tuple[str, ...] | None = None) -> Iterator[None]:
     """Records the first problem of the block and goes on after it, so that one bad item does not
     hide the problems of the others. ``broken`` names what the block declares (``transit.keys:x``,
     ``database``): references to it are then not reported as undeclared. Outside :func:`collected`
@@ -137,11 +137,11 @@ def collecting(broken: str | None = None) -> Iterator[None]:
         if problems is None:
             raise
         problems.add(error)
-        if broken is not None:
-            problems.mark_broken(broken)
+        for item in (broken,) if isinstance(broken, str) else broken or ():
+            problems.mark_broken(item)
 
 
-def attempt(load: Callable[[], T], broken: str | None = None) -> T | None:
+def attempt(load: Callable[[], T], broken: str | tuple[str, ...] | None = None) -> T | None:
     """``load()``, or ``None`` once its problem is recorded (see :func:`collecting`)."""
     with collecting(broken):
         return load()
@@ -374,7 +374,9 @@ class Node:
 
     def _unknown(self, name: str, meant: str | None, fix: str) -> SpecError:
         edits: tuple[tuple[str, Any], ...] = ((self.path(name), REMOVE),)
-        if meant is not None:
+        if meant is not None and meant in self._value:
+            fix = f"remove it: {meant!r} is set already"
+        elif meant is not None:
             edits += ((self.path(meant), self._value[name]),)
         hint = f"; did you mean {meant!r}?" if meant is not None else ""
         return SpecError(self.stack, self.path(name), f"is not a known key{hint}", fix, edits=edits,

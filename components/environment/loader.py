@@ -105,14 +105,18 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     cluster = attempt(lambda: _cluster(root.child("cluster"), tier))
     auth_path, audience = attempt(lambda: _kubernetes_auth(root.child("kubernetesAuth")),
                                   broken="kubernetesAuth") or ("kubernetes", "")
-    kv = attempt(lambda: _kv(root.child("kv"), tier, secrets), broken="kv")
-    database = attempt(lambda: _database(root.child("database"), tier, secrets), broken="database") if (
+    # A section that fails declares no mount: references to mounts are then not checked.
+    kv = attempt(lambda: _kv(root.child("kv"), tier, secrets), broken=("kv", "mounts"))
+    database = attempt(lambda: _database(root.child("database"), tier, secrets),
+                       broken=("database", "mounts")) if (
         root.has("database")) else None
     root.raw("database")
-    transit = attempt(lambda: sections.load_transit(root.child("transit"), tier), broken="transit") if (
+    transit = attempt(lambda: sections.load_transit(root.child("transit"), tier),
+                      broken=("transit", "mounts")) if (
         root.has("transit")) else None
     root.raw("transit")
-    pki = attempt(lambda: sections.load_pki(root.child("pki"), tier), broken="pki") if root.has("pki") else None
+    pki = attempt(lambda: sections.load_pki(root.child("pki"), tier), broken=("pki", "mounts")) if (
+        root.has("pki")) else None
     root.raw("pki")
     kv_or_none = kv or Kv(mount="secret", max_versions=1, cas_required=False, delete_version_after=0,
                           path_prefix=DEFAULT_PATH_PREFIX[tier], secrets=())
@@ -191,12 +195,9 @@ def _refuse_foreign_namespaces(stack: str, config: Mapping[str, Any]) -> None:
         if meant is None and not colon:
             close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
             meant = f"{PROJECT}:{close[0]}" if close else None
-        hint = f"; did you mean {meant!r}?" if meant else ""
-        report(SpecError(stack, key, f"is in no namespace this program or its providers read{hint}",
-                         f"rename it to {meant!r}" if meant else
-                         f"remove it, or move it under {PROJECT}: (namespaces read: {', '.join(KNOWN_NAMESPACES)})",
-                         edits=((key, REMOVE), (meant, config[key])) if meant else ((key, REMOVE),),
-                         unknown_key=True))
+        report(_unknown_key(stack, config, key, meant, "is in no namespace this program or its providers read",
+                            f"remove it, or move it under {PROJECT}: (namespaces read: "
+                            f"{', '.join(KNOWN_NAMESPACES)})"))
 
 
 def _project_root(stack: str, config: Mapping[str, Any]) -> Node:
@@ -244,14 +245,23 @@ class _SecretRefs:
         for key in root.keys():  # noqa: SIM118 (a Node, not a dict)
             if key not in _STRUCTURED_KEYS and key not in self.used and key not in referenced:
                 close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 full = f"{PROJECT}:{key}"
-                report(SpecError(self._stack, full, f"is not a known key{hint}",
-                                 f"rename it to '{PROJECT}:{close[0]}'" if close else
-                                 f"remove it; the known keys are {', '.join(_STRUCTURED_KEYS)}, and secrets "
-                                 "referenced as {fromSecret: <key>}",
-                                 edits=((full, REMOVE), (f"{PROJECT}:{close[0]}", self._config[full])) if close
-                                 else ((full, REMOVE),), unknown_key=True))
+                report(_unknown_key(self._stack, self._config, full, f"{PROJECT}:{close[0]}" if close else None,
+                                    "is not a known key", f"remove it; the known keys are "
+                                    f"{', '.join(_STRUCTURED_KEYS)}, and secrets referenced as {{fromSecret: <key>}}"))
+
+
+def _unknown_key(stack: str, config: Mapping[str, Any], key: str, meant: str | None, problem: str,
+                 otherwise: str) -> SpecError:
+    """A top-level key nothing reads, with the rename to ``meant`` as its fix (or its removal, when
+    ``meant`` is set already)."""
+    if meant is None:
+        return SpecError(stack, key, problem, otherwise, edits=((key, REMOVE),), unknown_key=True)
+    if meant in config:
+        return SpecError(stack, key, f"{problem}; did you mean {meant!r}?", f"remove it: {meant!r} is set already",
+                         edits=((key, REMOVE),), unknown_key=True)
+    return SpecError(stack, key, f"{problem}; did you mean {meant!r}?", f"rename it to {meant!r}",
+                     edits=((key, REMOVE), (meant, config[key])), unknown_key=True)
 
 
 def _secret_references(value: Any) -> Iterator[str]:
@@ -432,7 +442,7 @@ def _auto_unseal(node: Node) -> AutoUnseal:
 def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
     cas_required = node.boolean("casRequired", tier == "prod")
     if (problem := rules.cas_required(cas_required, tier)) is not None:
-        raise node.error("casRequired", problem, "remove the setting or set it to true")
+        raise node.error("casRequired", problem, "remove the setting or set it to true", edit=True)
     path_prefix = node.string("pathPrefix", DEFAULT_PATH_PREFIX[tier], rule=K8S_LABEL)
     kv_secrets = []
     for name, body in sorted(node.mapping("secrets").items()):
@@ -771,7 +781,7 @@ def _undeclared_kv_path(target: str, kv: Kv, kv_paths: Set[str]) -> tuple[str, s
         meant = f"{kv.path_prefix}/{tail}"
         return what, f"has another environment's prefix (this stack's is {kv.path_prefix!r})", \
             f"write {meant!r}", meant
-    close = difflib.get_close_matches(target, sorted(kv_paths), n=1)
+    close = difflib.get_close_matches(target, sorted(kv_paths), n=1, cutoff=0.8)
     if close:
         return what, "is not declared", f"did you mean {close[0]!r}? ({declared(kv_paths)})", close[0]
     return what, "is not declared", f"declare it under kv.secrets, or fix the path ({declared(kv_paths)})", None

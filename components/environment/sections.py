@@ -99,11 +99,13 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
             if device.file_path is not None:
                 files[device.file_path] = device.path
             devices[device.path] = device
-    if (problem := rules.audit_devices(len(devices), tier)) is not None:
+    # A device refused for a problem of its own is not reported again as missing.
+    complete = len(devices) == len(node.strings_or_items("devices"))
+    if complete and (problem := rules.audit_devices(len(devices), tier)) is not None:
         raise node.error("devices", problem,
                          f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
     on_volume = any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files)
-    if tier != "dev" and not on_volume:
+    if complete and tier != "dev" and not on_volume:
         raise node.error("devices", f"no device writes to the audit volume ({AUDIT_DIRECTORY}) in {tier}",
                          f"declare a file device with filePath {AUDIT_DIRECTORY}/vault-audit.log")
     clear: dict[str, ClearAuditKeys] = {}
@@ -112,7 +114,7 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
             mount = item.string("mount", rule=VAULT_NAME)
             if mount not in mounts:
                 raise item.error("mount", f"mount {mount!r} is not declared by this stack",
-                                 f"use one of {', '.join(sorted(mounts))}")
+                                 f"use one of {', '.join(sorted(mounts))}", refers_to=f"mounts:{mount}")
             if mount in clear:
                 raise item.error("mount", f"a second clearKeys entry names mount {mount!r}",
                                  "list all of the mount's keys in one entry")
@@ -264,7 +266,7 @@ def load_pki(node: Node, tier: Tier) -> Pki:
                          edit="https" + url_base[len("http"):])
     if match.group(2) and (problem := port_problem(int(match.group(2)))) is not None:
         raise node.error("urlBase", f"{url_base!r}: {problem}", f"use a port from {PORTS[0]} to {PORTS[1]}, "
-                         "usually 8200")
+                         "usually Vault's 8200", edit=f"{url_base[:match.start(2)]}8200")
     roles: dict[str, PkiRole] = {}
     for item in node.children("roles"):
         with collecting(broken=f"pki.roles:{name_of(item)}"):
