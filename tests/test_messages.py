@@ -84,7 +84,7 @@ class TestUnknownBeforeMissing:
         error = refused("prod", {f"{P}cluster.chartVersion": DELETE, f"{P}cluster.chartVersoin": "0.34.1"})
         (problem,) = error.problems
         assert (problem.key, problem.problem, problem.fix) == (
-            f"{P}cluster.chartVersoin", "is not a known key; did you mean 'chartVersion'?",
+            f"{P}cluster.chartVersoin", "is not a known key (did you mean 'chartVersion'?)",
             "rename it to 'chartVersion', which is required")
 
     def test_a_misspelt_required_key_of_an_app_names_the_app(self) -> None:
@@ -171,7 +171,7 @@ class TestNamespaces:
     ])
     def test_a_misspelt_namespace_is_refused_with_the_key_meant(self, key: str, meant: str) -> None:
         problem = refusal("prod", {key: {"keys": []}, f"{P}transit": DELETE}, key)
-        assert problem.problem == f"is in no namespace this program or its providers read; did you mean {meant!r}?"
+        assert problem.problem == f"is in no namespace this program or its providers read (did you mean {meant!r}?)"
         assert problem.fix == f"rename it to {meant!r}"
 
     def test_a_misspelling_of_a_key_that_is_set_is_removed_not_renamed(self) -> None:

@@ -239,22 +239,26 @@ class Node:
         value = self._value.get(name)
         return value if isinstance(value, str) else format_duration(seconds)
 
-    def missing(self, name: str) -> SpecError:
-        """A required key that is not set; when a key of this object is a misspelling of it, that
-        key is the problem (reported as unknown, with the rename as its fix)."""
+    def required(self, name: str) -> Any:
+        """The value of a required key that is not set: when a key of this object is a misspelling of
+        it, that key is the problem (reported as unknown, with the rename as its fix) and its value is
+        read in its place, so that the rest of the object is still checked; else the key is missing."""
         unused = [key for key in self._value if key not in self._used and isinstance(key, str)]
         close = difflib.get_close_matches(name, unused, n=1, cutoff=0.7)
-        if close:
-            return self._unknown(close[0], name, f"rename it to {name!r}, which is required")
-        return self.error(name, "is required but not set", f"set {self.path(name)!r}")
+        if not close or self._value[close[0]] is None:
+            raise self.error(name, "is required but not set", f"set {self.path(name)!r}")
+        report(self._unknown(close[0], name, f"rename it to {name!r}, which is required"))
+        self._used.add(close[0])
+        return self._value[close[0]]
 
     def string(self, name: str, default: str | None = None, rule: Name | None = None,
                choices: tuple[str, ...] = ()) -> str:
         value = self.raw(name)
         if value is None:
             if default is None:
-                raise self.missing(name)
-            return default
+                value = self.required(name)
+            else:
+                return default
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self.error(name, f"expected a string, got {_kind(value)}", "write it as a string")
         text = str(value)
@@ -279,8 +283,9 @@ class Node:
         value = self.raw(name)
         if value is None:
             if default is None:
-                raise self.missing(name)
-            return default
+                value = self.required(name)
+            else:
+                return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(name, f"expected a whole number, got {_kind(value)}",
                              "write a whole number without quotes")
@@ -378,7 +383,7 @@ class Node:
             fix = f"remove it: {meant!r} is set already"
         elif meant is not None:
             edits += ((self.path(meant), self._value[name]),)
-        hint = f"; did you mean {meant!r}?" if meant is not None else ""
+        hint = f" (did you mean {meant!r}?)" if meant is not None else ""
         return SpecError(self.stack, self.path(name), f"is not a known key{hint}", fix, edits=edits,
                          unknown_key=True)
 

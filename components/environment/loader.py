@@ -258,9 +258,9 @@ def _unknown_key(stack: str, config: Mapping[str, Any], key: str, meant: str | N
     if meant is None:
         return SpecError(stack, key, problem, otherwise, edits=((key, REMOVE),), unknown_key=True)
     if meant in config:
-        return SpecError(stack, key, f"{problem}; did you mean {meant!r}?", f"remove it: {meant!r} is set already",
+        return SpecError(stack, key, f"{problem} (did you mean {meant!r}?)", f"remove it: {meant!r} is set already",
                          edits=((key, REMOVE),), unknown_key=True)
-    return SpecError(stack, key, f"{problem}; did you mean {meant!r}?", f"rename it to {meant!r}",
+    return SpecError(stack, key, f"{problem} (did you mean {meant!r}?)", f"rename it to {meant!r}",
                      edits=((key, REMOVE), (meant, config[key])), unknown_key=True)
 
 

@@ -124,7 +124,7 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
                 raise item.error(None, "lists no keys", "list request or response keys, or remove the entry")
             item.done()
             clear[mount] = entry
-    if node.has("rotation") and not on_volume:
+    if complete and node.has("rotation") and not on_volume:
         raise node.error("rotation", f"no device writes to the audit volume ({AUDIT_DIRECTORY})",
                          "remove rotation, or declare a file device there")
     audit = Audit(
