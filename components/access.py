@@ -8,10 +8,12 @@ over, names never secret), data out. Vault's matching rules come from :mod:`comp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from components import rules
+from components import rules, vault_acl
 
 MOUNT = "vault:index/mount:Mount"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
@@ -59,3 +61,231 @@ def data_plane(resources: Iterable[Resource]) -> rules.DataPlane:
         transit_mount=transit, transit_keys=names(TRANSIT_KEY, transit),
         pki_mounts=frozenset(mounts.get("pki", ())), pki_roles=frozenset(objects.get(PKI_ROLE, ())),
     )
+
+
+# --- the access matrix ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """Something the stack declares that a token can use, and the API paths that use it."""
+
+    kind: str
+    """``KV secret``, ``database role``, ``static database role``, ``transit key`` or ``PKI role``."""
+    name: str
+    """Its name inside its mount (``production/api-service``, ``api-role``)."""
+    mount: str
+    """Its mount path."""
+    paths: tuple[str, ...]
+    """Every API path that reads, uses, changes or deletes it."""
+
+
+@dataclass(frozen=True)
+class PathGrant:
+    """A ``path`` rule of a policy an identity holds."""
+
+    policy: str
+    """The policy."""
+    path: str
+    """The rule's path, as written."""
+    capabilities: tuple[str, ...]
+    """As written."""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What an identity may do on one path of a declared target, by Vault's rules."""
+
+    target: Target
+    """The declared target."""
+    path: str
+    """The API path."""
+    capabilities: tuple[str, ...]
+    """Effective capabilities there, in :data:`vault_acl.CAPABILITIES` order."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who logs in (or, for a platform policy, whoever holds it) and what that gives."""
+
+    subject: str
+    """``<namespace>/<service account>`` for a Kubernetes role; ``<auth path>/<role>`` for another
+    auth method's role; ``policy <name>`` for a platform policy."""
+    via: str
+    """How the token is obtained: ``auth/<path>/role/<role>``, or a description."""
+    policies: tuple[str, ...]
+    """Policies the token carries (``default`` included unless the role drops it)."""
+    grants: tuple[PathGrant, ...]
+    """Every rule of those policies (but ``default``'s), by policy then path."""
+    reaches: tuple[Reach, ...]
+    """Every declared target's path with the capabilities the token has there, by target then path."""
+    unknown_policies: tuple[str, ...] = ()
+    """Policies the role names that the stack does not declare (they grant nothing here)."""
+
+
+@dataclass(frozen=True)
+class AccessMatrix:
+    """The effective access of every identity a stack declares."""
+
+    identities: tuple[Identity, ...]
+    """Workload identities (auth roles), by subject."""
+    platform: tuple[Identity, ...]
+    """The platform's own policies (:data:`rules.ADMIN_POLICIES`) as their holders get them."""
+
+
+def targets(resources: Iterable[Resource]) -> tuple[Target, ...]:
+    """What the resources declare that a token can use, with the paths each is used at."""
+    found = []
+    for type_token, inputs in resources:
+        mount = _text(inputs, "mount" if type_token == KV_SECRET else "backend")
+        name = _text(inputs, "name")
+        if type_token == KV_SECRET:
+            found.append(Target("KV secret", name, mount, tuple(
+                f"{mount}/{area}/{name}" for area in ("data", "metadata", "delete", "undelete", "destroy"))))
+        elif type_token == DATABASE_ROLE:
+            found.append(Target("database role", name, mount, (f"{mount}/creds/{name}", f"{mount}/roles/{name}")))
+        elif type_token == DATABASE_STATIC_ROLE:
+            found.append(Target("static database role", name, mount, (
+                f"{mount}/static-creds/{name}", f"{mount}/static-roles/{name}", f"{mount}/rotate-role/{name}")))
+        elif type_token == TRANSIT_KEY:
+            uses = [f"{mount}/{operation}/{name}" for operation in rules.TRANSIT_DATA_OPERATIONS]
+            uses += [f"{mount}/datakey/plaintext/{name}", f"{mount}/datakey/wrapped/{name}"]
+            keys = [f"{mount}/keys/{name}", f"{mount}/keys/{name}/config", f"{mount}/keys/{name}/rotate",
+                    f"{mount}/export/encryption-key/{name}", f"{mount}/backup/{name}"]
+            found.append(Target("transit key", name, mount, (*uses, *keys)))
+        elif type_token == PKI_ROLE:
+            found.append(Target("PKI role", name, mount, (
+                f"{mount}/issue/{name}", f"{mount}/sign/{name}", f"{mount}/roles/{name}")))
+    return tuple(sorted(found, key=lambda target: (target.mount, target.kind, target.name)))
+
+
+class _Index:
+    """Every target path, sorted, so that a policy path finds its candidates by prefix (the work
+    stays linear in the number of apps: each app's exact rules are dictionary lookups)."""
+
+    def __init__(self, found: Iterable[Target]) -> None:
+        self.by_path = {path: target for target in found for path in target.paths}
+        self.paths = sorted(self.by_path)
+
+    def candidates(self, pattern: str) -> list[str]:
+        literal = rules.literal_prefix(pattern)
+        if literal == pattern:
+            return [pattern] if pattern in self.by_path else []
+        start = bisect.bisect_left(self.paths, literal)
+        end = bisect.bisect_left(self.paths, literal + "\U0010ffff")
+        return self.paths[start:end]
+
+
+def _evaluate(policies: Mapping[str, Sequence[vault_acl.Rule]], index: _Index) -> tuple[Reach, ...]:
+    acl = vault_acl.Acl(policies)
+    seen: set[str] = set()
+    reaches = []
+    for policy_rules in policies.values():
+        for rule in policy_rules:
+            for path in index.candidates(rule.path):
+                if path in seen:
+                    continue
+                seen.add(path)
+                granted = acl.capabilities(path)
+                if granted:
+                    ordered = tuple(c for c in vault_acl.CAPABILITIES if c in granted)
+                    reaches.append(Reach(index.by_path[path], path, ordered))
+    return tuple(sorted(reaches, key=lambda r: (r.target.kind, r.target.mount, r.target.name, r.path)))
+
+
+def _grants(policies: Mapping[str, Sequence[vault_acl.Rule]]) -> tuple[PathGrant, ...]:
+    return tuple(PathGrant(name, rule.path, tuple(rule.capabilities))
+                 for name, policy_rules in sorted(policies.items()) if name != vault_acl.DEFAULT_POLICY_NAME
+                 for rule in sorted(policy_rules, key=lambda r: r.path))
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list | tuple) else []
+
+
+def access_matrix(resources: Sequence[Resource]) -> AccessMatrix:
+    """Who reaches what among ``resources`` (a stack's declared resources)."""
+    index = _Index(targets(resources))
+    texts = {_text(inputs, "name"): _text(inputs, "policy") for type_token, inputs in resources
+             if type_token == ACL_POLICY}
+    parsed: dict[str, tuple[vault_acl.PathRule, ...]] = {}
+    for name, text in texts.items():
+        try:
+            parsed[name] = vault_acl.parse_rules(text, f"policy {name!r}")
+        except vault_acl.PolicyParseError:
+            parsed[name] = ()  # the guardrails refuse it; it grants nothing here
+    identities = []
+    for type_token, inputs in resources:
+        if not type_token.endswith("/authBackendRole:AuthBackendRole"):  # Kubernetes, JWT/OIDC, ...
+            continue
+        names = _strings(inputs.get("tokenPolicies"))
+        held: dict[str, Sequence[vault_acl.Rule]] = {name: parsed[name] for name in names if name in parsed}
+        if inputs.get("tokenNoDefaultPolicy") is not True:
+            held[vault_acl.DEFAULT_POLICY_NAME] = vault_acl.default_rules()
+        backend, role = _text(inputs, "backend"), _text(inputs, "roleName")
+        grants, reaches = _grants(held), _evaluate(held, index)
+        carried = (*names, *((vault_acl.DEFAULT_POLICY_NAME,) if vault_acl.DEFAULT_POLICY_NAME in held else ()))
+        unknown = tuple(name for name in names if name not in parsed)
+        for subject in _subjects(type_token, inputs, backend, role):
+            identities.append(Identity(subject, f"auth/{backend}/role/{role}", carried, grants, reaches, unknown))
+    platform = [Identity(f"policy {name}", "a token or an identity given the policy", (name,),
+                         _grants({name: parsed[name]}), _evaluate({name: parsed[name]}, index))
+                for name in rules.ADMIN_POLICIES if name in parsed]
+    return AccessMatrix(tuple(sorted(identities, key=lambda i: (i.subject, i.via))), tuple(platform))
+
+
+def _subjects(type_token: str, inputs: Mapping[str, Any], backend: str, role: str) -> list[str]:
+    if type_token == KUBERNETES_ROLE:
+        return [f"{namespace}/{account}" for namespace in _strings(inputs.get("boundServiceAccountNamespaces"))
+                for account in _strings(inputs.get("boundServiceAccountNames"))]
+    return [f"{backend}/{role}"]
+
+
+# --- the matrix for people and for tools ------------------------------------------------------------
+
+def matrix_document(matrix: AccessMatrix) -> dict[str, Any]:
+    """The matrix as JSON-ready data (``platformctl access --json``)."""
+    def identity(entry: Identity) -> dict[str, Any]:
+        return {
+            "subject": entry.subject, "via": entry.via, "policies": list(entry.policies),
+            "unknownPolicies": list(entry.unknown_policies),
+            "grants": [{"policy": g.policy, "path": g.path, "capabilities": list(g.capabilities)}
+                       for g in entry.grants],
+            "reaches": [{"kind": r.target.kind, "name": r.target.name, "path": r.path,
+                         "capabilities": list(r.capabilities)} for r in entry.reaches],
+        }
+
+    return {"identities": [identity(entry) for entry in matrix.identities],
+            "platformPolicies": [identity(entry) for entry in matrix.platform]}
+
+
+def matrix_text(matrix: AccessMatrix, stack: str) -> str:
+    """The matrix as a platform engineer reads it (``platformctl access``)."""
+    lines = [f"Access of stack {stack!r}: what each identity's token may do on what the stack declares, "
+             "by Vault's ACL rules",
+             "(offline, from the program's declarations; 'default' is Vault's built-in policy: token "
+             "self-lookup, renewal and revocation, its own cubbyhole, response wrapping)"]
+    if not matrix.identities and not matrix.platform:
+        return "\n".join([*lines, "", "No Vault identity or policy is declared (cluster only)."]) + "\n"
+    for entry in matrix.identities:
+        lines += ["", entry.subject, f"  logs in through {entry.via} with policies {', '.join(entry.policies)}"]
+        lines += _entry_lines(entry)
+    if matrix.platform:
+        lines += ["", "Platform policies (powerful on purpose, reported, not refused; held by people, the IaC's "
+                      "token and the platform's own jobs):"]
+        for entry in matrix.platform:
+            lines += ["", entry.subject]
+            lines += _entry_lines(entry)
+    return "\n".join(lines) + "\n"
+
+
+def _entry_lines(entry: Identity) -> list[str]:
+    lines = []
+    if entry.unknown_policies:
+        lines.append(f"  policies the stack does not declare (they grant nothing): {', '.join(entry.unknown_policies)}")
+    lines.append("  reaches:" if entry.reaches else "  reaches: nothing the stack declares")
+    width = max((len(f"{r.target.kind} {r.target.name}") for r in entry.reaches), default=0)
+    lines += [f"    {f'{r.target.kind} {r.target.name}':<{width}}  {', '.join(r.capabilities)} on {r.path}"
+              for r in entry.reaches]
+    lines.append("  rules:" if entry.grants else "  rules: none but Vault's default policy")
+    lines += [f"    {g.policy}: {', '.join(g.capabilities)} on {g.path}" for g in entry.grants]
+    return lines

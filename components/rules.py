@@ -302,7 +302,7 @@ def _kv_refusal(refuse: Callable[..., Refusal], area: str, slash: str, target: s
                 plane: DataPlane) -> Refusal | None:
     if area not in ("data", "metadata", "delete", "undelete", "destroy") or not slash:
         return refuse("KV mount configuration is the IaC's")
-    literal = _literal(target)
+    literal = literal_prefix(target)
     if literal != target and any(f"{prefix}/".startswith(literal) for prefix in plane.environment_prefixes):
         return refuse("a glob over the environment's path prefix reaches every secret of the environment, "
                       "which is as good as the whole mount", "grant the exact secret paths the holder needs")
@@ -322,7 +322,7 @@ def _object_refusal(refuse: Callable[..., Refusal], what: str, target: str, decl
                     granted: set[str], allowed: set[str]) -> Refusal | None:
     if not target or _only_globs(target):
         return refuse(f"it reaches every {what} of the mount", f"name the {what}s the holder needs")
-    if target not in declared and not (_literal(target) != target and any(vault_acl.matches(target, name)
+    if target not in declared and not (literal_prefix(target) != target and any(vault_acl.matches(target, name)
                                                                             for name in declared)):
         listed = ", ".join(sorted(declared)[:10]) or "none"
         return refuse(f"{what} {target!r} is not declared by the stack",
@@ -333,7 +333,7 @@ def _object_refusal(refuse: Callable[..., Refusal], what: str, target: str, decl
     return None
 
 
-def _literal(pattern: str) -> str:
+def literal_prefix(pattern: str) -> str:
     """The part of a policy path before its first ``*`` or ``+``."""
     cut = [index for index in (pattern.find("*"), pattern.find("+")) if index >= 0]
     return pattern[:min(cut)] if cut else pattern

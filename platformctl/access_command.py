@@ -1,0 +1,40 @@
+"""``platformctl access <stack>``: the effective access of every identity a stack declares, computed
+offline (the program under Pulumi's mocks, then Vault's ACL rules on what it declares)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from components.access import access_matrix, matrix_document, matrix_text
+
+from .engine import declare
+from .stackfile import read_stack, stacks
+
+NAME = "access"
+HELP = ("print who can reach what: each Kubernetes service account -> auth role -> policies -> paths and "
+        "capabilities -> the KV secrets, database roles, transit keys and PKI roles it reaches")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        stack = read_stack(args.stack)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    if declaration.error:
+        print(f"error: {declaration.error}", file=sys.stderr)
+        return 1
+    matrix = access_matrix([(resource.type, resource.inputs) for resource in declaration.resources])
+    if args.json:
+        sys.stdout.write(json.dumps({"stack": stack.stack, **matrix_document(matrix)}, indent=2) + "\n")
+    else:
+        sys.stdout.write(matrix_text(matrix, stack.stack))
+    return 0
