@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from components import rules, vault_acl
-from components.access import access_matrix, matrix_document, matrix_text
+from components.access import access_matrix, matrix_document, matrix_text, targets
 from components.environment import EnvironmentSpec
+from components.environment.loader import data_plane
 from components.render.acl import app_policy_name, app_policy_rules
 from platformctl.__main__ import main
 from platformctl.engine import Declaration
@@ -112,14 +113,13 @@ class TestTestStack:
 def expected_reach(spec: EnvironmentSpec, app_name: str, declaration: Declaration) -> set[str]:
     """The paths an app should reach: its generated policy's and what its declared policies match."""
     app = next(a for a in spec.apps if a.name == app_name)
-    targets = {path for entry in matrix_of(declaration)["platformPolicies"] if entry["subject"] ==
-               "policy platform-admin" for path in (r["path"] for r in entry["reaches"])}
-    paths = {rule.path for rule in app_policy_rules(app, spec)}
+    paths = {path for target in targets([(r.type, r.inputs) for r in declaration.resources]) for path in target.paths}
+    reached = {rule.path for rule in app_policy_rules(app, spec)}
     for policy in spec.policies:
         if policy.name in app.policies:
-            paths |= {t for rule in policy.rules if "deny" not in rule.capabilities for t in targets
-                      if vault_acl.matches(rule.path, t)}
-    return paths & targets if targets else paths
+            reached |= {path for rule in policy.rules if "deny" not in rule.capabilities for path in paths
+                        if vault_acl.matches(rule.path, path)}
+    return reached
 
 
 class TestAnyStack:
@@ -137,8 +137,6 @@ class TestAnyStack:
     @pytest.mark.parametrize("stack", ANY_STACK)
     def test_no_app_reaches_beyond_the_data_plane(self, any_declared: dict[str, Declaration], stack: str) -> None:
         spec = spec_of_config(any_stack(stack))
-        from components.environment.loader import data_plane
-
         plane = data_plane(spec.kv, spec.database, spec.transit, spec.pki)
         apps = {f"{app.namespace}/{app.service_account}" for app in spec.apps}
         for entry in matrix_of(any_declared[stack])["identities"]:
