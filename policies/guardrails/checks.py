@@ -45,6 +45,8 @@ KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
 ACL_POLICY = "vault:index/policy:Policy"
 AUDIT = "vault:index/audit:Audit"
 VAULT_PROVIDER = "pulumi:providers:vault"
+MOUNT = "vault:index/mount:Mount"
+PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
 STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend")
 
 # A property whose name ends like one of these holds a credential (the name is compared lowercased,
@@ -318,6 +320,29 @@ def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> No
                "pulumi.ResourceOptions(protect=True)", None)
 
 
+# --- every stack: what the audit log shows, what a PKI role issues ------------------------------
+
+def check_audit_clear_fields(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """No mount has a field that can carry a secret or a private key logged in clear in the audit log."""
+    if args.resource_type != MOUNT:
+        return
+    for key in ("auditNonHmacRequestKeys", "auditNonHmacResponseKeys"):
+        for field in lookup(args.props, key) or []:
+            if (problem := rules.secret_audit_field(str(field))) is not None:
+                report(f"{key}: {problem}; remove it from the list", None)
+
+
+def check_pki_domains(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A PKI role issues only for names the organisation owns: no public suffix, no single label with
+    subdomains allowed."""
+    if args.resource_type != PKI_ROLE:
+        return
+    subdomains = _flag(lookup(args.props, "allowSubdomains"))
+    for domain in lookup(args.props, "allowedDomains") or []:
+        if (problem := rules.owned_domain(str(domain), subdomains)) is not None:
+            report(f"allowedDomains: {problem}; list the organisation's own domains", None)
+
+
 # --- every stack: ACL policies ------------------------------------------------------------------
 
 def acl_problems(name: str, text: str, admin_policies: frozenset[str], plane: rules.DataPlane) -> Iterator[str]:
@@ -408,6 +433,8 @@ POLICIES = (
     _resource("no-plaintext-secrets", check_plaintext_secrets),
     _resource("kv-check-and-set", check_kv_cas),
     _resource("protect-stateful", check_protected),
+    _resource("audit-clear-fields", check_audit_clear_fields),
+    _resource("pki-owned-domains", check_pki_domains),
     StackValidationPolicy(
         name="acl-least-privilege", description=(check_acl_policies.__doc__ or "").strip(),
         validate=check_acl_policies, config_schema=PolicyConfigSchema(properties=dict(_ACL_EXEMPTIONS))),

@@ -132,6 +132,27 @@ class TestDeclaredResources:
             "casRequired: prod writes must use check-and-set, so that two writers cannot silently overwrite each "
             "other; set casRequired to true"]),
         "cas: off in staging": ("kv-check-and-set", "staging", "vault-kv-config", {"casRequired": False}, []),
+        # every stack: fields logged in clear, domains a PKI role issues for
+        "audit: prod as committed": ("audit-clear-fields", "prod", "vault-pki-int-mount", {}, []),
+        "audit: a private key in clear": ("audit-clear-fields", "prod", "vault-pki-int-mount",
+                                          {"auditNonHmacResponseKeys": ["serial_number", "private_key"]}, [
+            "auditNonHmacResponseKeys: 'private_key' can carry a secret or a private key and is never logged in "
+            "clear; remove it from the list"]),
+        "audit: a password in clear": ("audit-clear-fields", "prod", "vault-kv-mount",
+                                       {"auditNonHmacRequestKeys": ["db_password"]}, [
+            "auditNonHmacRequestKeys: 'db_password' can carry a secret or a private key and is never logged in "
+            "clear; remove it from the list"]),
+        "pki: prod as committed": ("pki-owned-domains", "prod", "vault-pki-payments-api", {}, []),
+        "pki: a public suffix": ("pki-owned-domains", "prod", "vault-pki-payments-api",
+                                 {"allowedDomains": ["co.uk"], "allowSubdomains": True}, [
+            "allowedDomains: 'co.uk' is a public suffix: names under it belong to whoever registers them; list "
+            "the organisation's own domains"]),
+        "pki: a single label with subdomains": ("pki-owned-domains", "prod", "vault-pki-payments-api",
+                                                {"allowedDomains": ["svc"], "allowSubdomains": True}, [
+            "allowedDomains: 'svc' is a top-level name: with subdomains allowed, the role would issue for every "
+            "*.svc; list the organisation's own domains"]),
+        "pki: a name below a suffix": ("pki-owned-domains", "prod", "vault-pki-payments-api",
+                                       {"allowedDomains": ["payments.example.co.uk"], "allowSubdomains": True}, []),
     }
 
     @pytest.mark.parametrize("case", list(CASES))
