@@ -7,10 +7,19 @@ import gc
 import sys
 from collections.abc import Callable
 
-from . import access_command, bootstrap_command, diff_command, plan_command, preflight_command, rollout_command
+from . import (
+    access_command,
+    bootstrap_command,
+    diff_command,
+    plan_command,
+    preflight_command,
+    rollout_command,
+    snapshots_command,
+)
 
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
-COMMANDS = [plan_command, diff_command, access_command, preflight_command, bootstrap_command, rollout_command]
+COMMANDS = [plan_command, diff_command, access_command, preflight_command, bootstrap_command, rollout_command,
+            snapshots_command]
 
 
 def main(argv: list[str] | None = None) -> int:

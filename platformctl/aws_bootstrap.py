@@ -75,8 +75,17 @@ def bootstrap_state(stack: str, bucket: str, region: str, *, s3: Any, kms: Any, 
     """Creates or re-applies the stack's key and bucket, with boto3 clients in ``region`` for the
     caller's ``account``; raises :class:`AwsError` on anything it cannot fix."""
     alias = key_alias(stack)
-    bucket_created = _ensure_bucket(bucket, region, account, s3)
-    key_arn, key_created = _ensure_key(stack, alias, region, kms)
+    bucket_created = ensure_bucket(bucket, region, account, s3, taken_fix="choose another --bucket-prefix")
+    key_arn, key_created = ensure_key(
+        alias, f"Pulumi secrets provider and state bucket encryption of stack {stack} (vault-platform)",
+        stack, region, kms)
+    secure_bucket(bucket, key_arn, account, s3)
+    return StateBackend(stack, region, bucket, bucket_created, alias, key_arn, key_created)
+
+
+def secure_bucket(bucket: str, key_arn: str, account: str, s3: Any) -> None:
+    """(Re-)applies versioning, default SSE-KMS encryption with ``key_arn``, the public access
+    blocks and the TLS-only policy statement to our ``bucket``."""
     s3.put_bucket_versioning(Bucket=bucket, ExpectedBucketOwner=account,
                              VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=account, ServerSideEncryptionConfiguration={
@@ -85,10 +94,9 @@ def bootstrap_state(stack: str, bucket: str, region: str, *, s3: Any, kms: Any, 
     s3.put_public_access_block(Bucket=bucket, ExpectedBucketOwner=account, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_policy(Bucket=bucket, ExpectedBucketOwner=account, Policy=json.dumps(_policy(bucket, s3, account)))
-    return StateBackend(stack, region, bucket, bucket_created, alias, key_arn, key_created)
 
 
-def _ensure_key(stack: str, alias: str, region: str, kms: Any) -> tuple[str, bool]:
+def ensure_key(alias: str, description: str, stack: str, region: str, kms: Any) -> tuple[str, bool]:
     """The key behind ``alias``, created with the alias when missing (``kms:DescribeKey``,
     ``kms:CreateKey``, ``kms:CreateAlias``); rotation is (re-)enabled (``kms:EnableKeyRotation``)."""
     try:
@@ -98,7 +106,7 @@ def _ensure_key(stack: str, alias: str, region: str, kms: Any) -> tuple[str, boo
         if error_code(error) != "NotFoundException":
             raise AwsError(f"cannot read KMS key {alias} in {region}: {error}") from error
         metadata = kms.create_key(
-            Description=f"Pulumi secrets provider and state bucket encryption of stack {stack} (vault-platform)",
+            Description=description,
             KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
             Tags=[{"TagKey": "pulumi-stack", "TagValue": stack}])["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=metadata["KeyId"])
@@ -111,10 +119,11 @@ def _ensure_key(stack: str, alias: str, region: str, kms: Any) -> tuple[str, boo
     return str(metadata["Arn"]), created
 
 
-def _ensure_bucket(bucket: str, region: str, account: str, s3: Any) -> bool:
-    """Creates ``bucket`` or makes sure it is ours and in ``region``; whether it was created."""
+def ensure_bucket(bucket: str, region: str, account: str, s3: Any, *, taken_fix: str) -> bool:
+    """Creates ``bucket`` or makes sure it is ours and in ``region``; whether it was created.
+    ``taken_fix`` says what to do when the name belongs to another account."""
     other = (f"S3 bucket {bucket} already exists and belongs to another AWS account (bucket names are "
-             "global): choose another --bucket-prefix")
+             f"global): {taken_fix}")
     create: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
         create["CreateBucketConfiguration"] = {"LocationConstraint": region}

@@ -1,17 +1,24 @@
 """``platformctl bootstrap-state <stack> --bucket-prefix <prefix> --region <region>``: creates or
 re-applies, idempotently, the stack's Pulumi state bucket ``<prefix>-<stack>`` and its secrets
 provider key ``alias/pulumi-<stack>`` (see :mod:`platformctl.aws_bootstrap`), then prints the
-``pulumi login`` and ``pulumi stack init`` lines to use. Exit 0 on success, 1 on an AWS failure,
+``pulumi login`` and ``pulumi stack init`` lines to use. When the stack's spec declares snapshots, also
+the snapshot bucket and its key (:mod:`platformctl.aws_snapshots`), and the IAM policy and trust
+conditions the snapshot job's role needs. Exit 0 on success, 1 on an AWS failure,
 2 on bad arguments."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from components.environment import EnvironmentSpec, SpecError, load_spec
+from components.render.snapshots import iam_trust_condition, uploader_iam_policy
 
 from .aws_bootstrap import bootstrap_state, bucket_name
 from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
-from .stackfile import stacks
+from .aws_snapshots import SnapshotBucket, bootstrap_snapshot_bucket
+from .stackfile import read_stack, stacks
 
 NAME = "bootstrap-state"
 HELP = "create (idempotently) a stack's S3 state bucket and KMS secrets key, and print how to use them"
@@ -31,12 +38,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         bucket = bucket_name(args.bucket_prefix, args.stack)
-    except AwsError as error:
+        stack = read_stack(args.stack)
+        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
+    except (AwsError, FileNotFoundError, SpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         backend = bootstrap_state(args.stack, bucket, args.region, s3=client("s3", args.region),
                                   kms=client("kms", args.region), account=account_id(args.region))
+        snapshots = None
+        if spec.snapshots is not None:
+            region = spec.snapshots.region
+            snapshots = bootstrap_snapshot_bucket(spec, s3=client("s3", region), kms=client("kms", region),
+                                                  account=account_id(region))
     except AwsError as error:
         print(f"error: {args.stack}: {error}", file=sys.stderr)
         return 1
@@ -48,7 +62,22 @@ def run(args: argparse.Namespace) -> int:
           f"{backend.key_alias}, public access blocked, HTTPS only")
     print(f"{backend.stack}: KMS key {backend.key_alias} ({backend.key_arn}): "
           f"{'created' if backend.key_created else 'exists'}; rotation on")
+    if snapshots is not None:
+        _print_snapshots(spec, snapshots)
     print("\nUse it:")
     print(f"  {backend.login_command}")
     print(f"  {backend.stack_init_command}")
     return 0
+
+
+def _print_snapshots(spec: EnvironmentSpec, bucket: SnapshotBucket) -> None:
+    assert spec.snapshots is not None
+    print(f"{spec.stack}: S3 bucket {bucket.bucket} in {bucket.region}: "
+          f"{'created' if bucket.created else 'exists, ours'}; versioning on, SSE-KMS with {bucket.key_alias} "
+          f"({'created' if bucket.key_created else 'exists'}), public access blocked, HTTPS only, snapshots "
+          f"expire after {spec.snapshots.retention_days} days")
+    trust = iam_trust_condition(spec)
+    print(f"\nThe snapshot job's IAM role {spec.snapshots.role_arn} needs this policy (and nothing else):")
+    print(json.dumps(uploader_iam_policy(spec.snapshots, spec.stack, bucket.key_arn), indent=2))
+    print("and a trust policy for the cluster's OIDC provider (IRSA) requiring "
+          f"<issuer>:sub = {trust['sub']} and <issuer>:aud = {trust['aud']}.")

@@ -12,8 +12,11 @@ from botocore.stub import Stubber  # type: ignore[import-untyped]
 from platformctl.__main__ import main
 from platformctl.aws_bootstrap import bootstrap_state
 from platformctl.aws_clients import AwsError, client
+from platformctl.stackfile import read_stack
+from tests.support import spec_of_config
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT, REGION
+from .test_snapshots import snapshot_report
 
 BUCKET = "acme-vault-state-staging"
 ALIAS = "alias/pulumi-staging"
@@ -39,9 +42,12 @@ def key_arn() -> str:
 
 
 def report(bucket: str, key: str) -> str:
+    """The whole output; the committed staging stack declares snapshots, whose bucket and key the
+    same run bootstraps (tests/aws/test_snapshots.py)."""
     return (f"staging: S3 bucket {BUCKET} in {REGION}: {bucket}; versioning on, SSE-KMS with {ALIAS}, "
             "public access blocked, HTTPS only\n"
-            f"staging: KMS key {ALIAS} ({key_arn()}): {key}; rotation on\n" + USE)
+            f"staging: KMS key {ALIAS} ({key_arn()}): {key}; rotation on\n"
+            + snapshot_report(spec_of_config(read_stack("staging")), bucket, key) + USE)
 
 
 def bucket_settings() -> dict[str, Any]:
@@ -97,7 +103,8 @@ def test_a_second_run_keeps_our_bucket_and_key_and_repairs_drift(aws: str,
     assert bootstrap(capsys) == (0, report("exists, ours", "exists"), "")
     assert key_arn() == first_key
     assert bucket_settings() == expected_settings(audit)
-    assert len(client("kms", REGION).list_keys()["Keys"]) == 1
+    assert len(client("kms", REGION).list_keys()["Keys"]) == 2  # the state's and the snapshots'
+
 
 
 def test_each_stack_gets_its_own_bucket_and_key(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,8 +114,10 @@ def test_each_stack_gets_its_own_bucket_and_key(aws: str, capsys: pytest.Capture
     assert out.endswith("\nUse it:\n"
                         f"  pulumi login 's3://acme-vault-state-prod?region={REGION}'\n"
                         f"  pulumi stack init prod --secrets-provider 'awskms://alias/pulumi-prod?region={REGION}'\n")
-    assert sorted(b["Name"] for b in client("s3", REGION).list_buckets()["Buckets"]) == [
-        "acme-vault-state-prod", BUCKET]
+    snapshot_buckets = [spec.snapshots.bucket for stack in ("prod", "staging")
+                        if (spec := spec_of_config(read_stack(stack))).snapshots is not None]
+    assert sorted(b["Name"] for b in client("s3", REGION).list_buckets()["Buckets"]) == sorted([
+        "acme-vault-state-prod", BUCKET, *snapshot_buckets])
 
 
 # ---- refusals
