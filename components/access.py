@@ -289,3 +289,50 @@ def _entry_lines(entry: Identity) -> list[str]:
     lines.append("  rules:" if entry.grants else "  rules: none but Vault's default policy")
     lines += [f"    {g.policy}: {', '.join(g.capabilities)} on {g.path}" for g in entry.grants]
     return lines
+
+
+# --- what a change does to access ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AccessChange:
+    """What one identity gains and loses between two versions of a stack."""
+
+    subject: str
+    """The identity (see :attr:`Identity.subject`)."""
+    status: str
+    """``new``, ``removed`` or ``changed``."""
+    gained: tuple[tuple[str, tuple[str, ...]], ...]
+    """(path, capabilities) it gains, by path."""
+    lost: tuple[tuple[str, tuple[str, ...]], ...]
+    """(path, capabilities) it loses, by path."""
+
+
+def _facts(entry: Identity) -> set[tuple[str, str]]:
+    """(capability, path) pairs: the effective capabilities on each declared target's paths, and the
+    rules' own (so that a grant outside the declared targets, under sys/ say, shows too)."""
+    facts = {(capability, reach.path) for reach in entry.reaches for capability in reach.capabilities}
+    facts |= {(capability, grant.path) for grant in entry.grants for capability in grant.capabilities}
+    return facts
+
+
+def access_changes(base: Sequence[Resource], head: Sequence[Resource]) -> tuple[AccessChange, ...]:
+    """Per identity, what the ``head`` resources grant that the ``base`` ones did not, and the reverse."""
+    before, after = access_matrix(base), access_matrix(head)
+    old = {entry.subject: _facts(entry) for entry in (*before.identities, *before.platform)}
+    new = {entry.subject: _facts(entry) for entry in (*after.identities, *after.platform)}
+    changes = []
+    for subject in sorted(old.keys() | new.keys()):
+        was, now = old.get(subject, set()), new.get(subject, set())
+        gained, lost = now - was, was - now
+        if gained or lost or (subject in old) != (subject in new):
+            status = "new" if subject not in old else "removed" if subject not in new else "changed"
+            changes.append(AccessChange(subject, status, _by_path(gained), _by_path(lost)))
+    return tuple(changes)
+
+
+def _by_path(facts: set[tuple[str, str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    paths: dict[str, set[str]] = {}
+    for capability, path in facts:
+        paths.setdefault(path, set()).add(capability)
+    return tuple((path, tuple(c for c in (*vault_acl.CAPABILITIES, vault_acl.DENY) if c in paths[path]))
+                 for path in sorted(paths))

@@ -1,5 +1,6 @@
 """Two plans (:func:`platformctl.plan.plan_document`) -> a Markdown diff of what a stack declares:
-resources added, removed and changed, setting by setting, for a pull request comment.
+the access each identity gains and loses first, then the resources added, removed and changed,
+setting by setting, for a pull request comment.
 
 Pure: plan documents in, text out. Secrets are already masked in a plan document, so a changed
 secret value is invisible here; a secret that appears or disappears shows as ``[secret]``."""
@@ -12,6 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from components.access import AccessChange, access_changes
 
 from .plan import flatten
 
@@ -61,6 +64,8 @@ class PlanDiff:
     """The program's refusal on the base, if any."""
     head_error: str | None
     """The program's refusal on the branch, if any."""
+    access: tuple[AccessChange, ...] = ()
+    """Per identity, the access gained and lost (empty when a side is refused: not computed)."""
 
     @property
     def empty(self) -> bool:
@@ -87,7 +92,13 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
         outputs=_settings(base.get("outputs") or {}, head.get("outputs") or {}),
         base_error=base.get("error"),
         head_error=head.get("error"),
+        access=access_changes(_declared(base_resources), _declared(head_resources))
+        if base.get("error") is None and head.get("error") is None else (),
     )
+
+
+def _declared(resources: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(str(r.get("type", "")), r.get("inputs") or {}) for r in resources.values()]
 
 
 def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +129,7 @@ def render_markdown(diff: PlanDiff, base_label: str) -> str:
         lines += [f"**The program refuses this branch's config:** {_inline(diff.head_error)}", ""]
     if diff.base_error is not None and diff.base_error != diff.head_error:
         lines += [f"The base refused its config: {_inline(diff.base_error)}", ""]
+    lines += access_section(diff)
     if diff.empty:
         lines.append("No change in the declared resources, their settings or the stack outputs.")
         return "\n".join(lines) + "\n"
@@ -137,6 +149,23 @@ def render_markdown(diff: PlanDiff, base_label: str) -> str:
         lines += ["#### Stack outputs", ""]
         lines += _changes(diff.outputs)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def access_section(diff: PlanDiff) -> list[str]:
+    """"Access changes": per identity, each path where it gains or loses capabilities, by Vault's ACL
+    rules on what each side declares (``platformctl access``)."""
+    lines = ["#### Access changes", ""]
+    if diff.base_error is not None or diff.head_error is not None:
+        return [*lines, "Not computed: the program refuses a side's config.", ""]
+    if not diff.access:
+        return [*lines, "No access changes: every identity reaches exactly what it reached on the base.", ""]
+    for change in diff.access:
+        who = _inline(change.subject) + {"new": " (new)", "removed": " (removed)"}.get(change.status, "")
+        lines += [f"- {who} **gains** {', '.join(caps)} on {_inline(path)}" for path, caps in change.gained]
+        lines += [f"- {who} loses {', '.join(caps)} on {_inline(path)}" for path, caps in change.lost]
+        if not change.gained and not change.lost:
+            lines.append(f"- {who}: reaches nothing")
+    return [*lines, ""]
 
 
 def _changes(settings: tuple[SettingChange, ...]) -> list[str]:

@@ -36,6 +36,8 @@ class TestDiffPlans:
         assert diff.empty
         assert render_markdown(diff, "origin/main") == (
             "### Stack `prod`: branch vs `origin/main`\n\n"
+            "#### Access changes\n\n"
+            "No access changes: every identity reaches exactly what it reached on the base.\n\n"
             "No change in the declared resources, their settings or the stack outputs.\n")
 
     def test_prod_down_to_two_replicas_shows(self, prod_plan: dict[str, Any]) -> None:
@@ -44,6 +46,8 @@ class TestDiffPlans:
             (RELEASE, (SettingChange("inputs.values.server.ha.replicas", 5.0, 2.0),))]
         assert render_markdown(diff, "origin/main") == (
             "### Stack `prod`: branch vs `origin/main`\n\n"
+            "#### Access changes\n\n"
+            "No access changes: every identity reaches exactly what it reached on the base.\n\n"
             "**0 added, 0 removed, 1 changed** (secrets masked as `[secret]`).\n\n"
             "#### Changed\n\n"
             "- `vault-cluster-release` (`kubernetes:helm.sh/v3:Release`)\n\n"
@@ -204,3 +208,56 @@ class TestBasePlan:
     def test_unknown_ref_is_refused(self) -> None:
         with pytest.raises(RuntimeError, match=r"^git rev-parse --verify --quiet no-such-ref\^\{commit\}"):
             base_plan("prod", "no-such-ref", ROOT)
+
+
+@pytest.fixture(scope="module")
+def access_plan() -> dict[str, Any]:
+    return plan_document(declare_stack("access"))
+
+
+class TestAccessChanges:
+    """Gained and lost access per identity, on the test stack ``access`` (tests/stacks/Pulumi.access.yaml)."""
+
+    def section(self, base: dict[str, Any], head: dict[str, Any]) -> str:
+        markdown = render_markdown(diff_plans(base, head), "main")
+        start = markdown.index("#### Access changes\n\n") + len("#### Access changes\n\n")
+        return markdown[start:markdown.index("\n\n", start)]
+
+    def test_a_widened_policy_shows_as_gained_first(self, access_plan: dict[str, Any]) -> None:
+        head = plan_document(declare_stack("access", {"vault-platform:policies[0].rules[1]": {
+            "path": "secret/data/production/payouts", "capabilities": ["read"]}}))
+        markdown = render_markdown(diff_plans(access_plan, head), "main")
+        assert markdown.index("#### Access changes") < markdown.index("**0 added, 0 removed, 1 changed**")
+        assert self.section(access_plan, head) == (
+            "- `production/api-service-sa` **gains** read on `secret/data/production/payouts`")
+
+    def test_a_removed_app_loses_everything(self, access_plan: dict[str, Any]) -> None:
+        head = plan_document(declare_stack("access", {"vault-platform:apps[1]": DELETE}))
+        assert self.section(access_plan, head).splitlines() == [
+            "- `payments/payments-sa` (removed) loses read on `database/static-creds/reporting`",
+            "- `payments/payments-sa` (removed) loses update on `pki_int/issue/payments-api`",
+            "- `payments/payments-sa` (removed) loses read on `secret/data/production/pay*`",
+            "- `payments/payments-sa` (removed) loses read on `secret/data/production/payments`",
+            "- `payments/payments-sa` (removed) loses read on `secret/data/production/payouts`",
+            "- `payments/payments-sa` (removed) loses read on `secret/metadata/production/payments`",
+            "- `payments/payments-sa` (removed) loses update on `transit/decrypt/payments-card-data`",
+            "- `payments/payments-sa` (removed) loses update on `transit/encrypt/payments-card-data`",
+        ]
+
+    def test_a_new_app_and_a_platform_policy_change(self, access_plan: dict[str, Any]) -> None:
+        head = copy.deepcopy(access_plan)
+        iac = head["resources"]["vault-policies-vault-iac"]["inputs"]
+        iac["policy"] += 'path "database/creds/*" {\n  capabilities = ["read"]\n}\n'
+        role = copy.deepcopy(head["resources"]["vault-kubernetes-auth-api-service"])
+        role["inputs"] |= {"roleName": "reports", "boundServiceAccountNamespaces": ["reports"],
+                           "boundServiceAccountNames": ["reports-sa"], "tokenPolicies": ["api-secrets"]}
+        head["resources"]["vault-kubernetes-auth-reports"] = role
+        assert self.section(access_plan, head).splitlines() == [
+            "- `policy vault-iac` **gains** read on `database/creds/*`",
+            "- `policy vault-iac` **gains** read on `database/creds/api-role`",
+            "- `reports/reports-sa` (new) **gains** read on `secret/data/production/api-service`",
+        ]
+
+    def test_a_refused_side_is_not_computed(self, access_plan: dict[str, Any]) -> None:
+        head = {**access_plan, "error": "stack 'access': refused", "resources": {}}
+        assert self.section(access_plan, head) == "Not computed: the program refuses a side's config."
