@@ -68,6 +68,13 @@ class TestEveryProblemAtOnce:
         assert declaration.error is not None
         assert declaration.error.startswith("stack 'prod': 2 problems in the config")
 
+    def test_the_checks_of_one_item_all_report(self) -> None:
+        error = refused("prod", {f"{APP}.tokenTtl": "30s", f"{APP}.policies": ["billing"], f"{APP}.kvPaths": ["x"],
+                                 f"{ROLE}.defaultTtl": "30s", f"{ROLE}.maxTtl": "48h"})
+        assert [problem.key for problem in error.problems] == [
+            f"{P}database.roles[api-role].defaultTtl", f"{P}database.roles[api-role].maxTtl",
+            f"{P}apps[api-service].tokenTtl", f"{P}apps[api-service].kvPaths[0]", f"{P}apps[api-service].policies[0]"]
+
     def test_a_reference_to_a_refused_item_is_not_reported_twice(self) -> None:
         # The transit key is refused for its type; the app that uses it is not told it is undeclared.
         error = refused("prod", {f"{P}transit.keys[0].type": "aes512",

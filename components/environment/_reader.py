@@ -124,21 +124,34 @@ def stop_if_refused() -> None:
         raise _Stop
 
 
-@contextmanager
-def collecting(broken: str | tuple[str, ...] | None = None) -> Iterator[None]:
+class _Collecting:
+    """The context manager :func:`collecting` returns (a class: one per item of a long list)."""
+
+    def __init__(self, broken: str | tuple[str, ...] | None) -> None:
+        self._broken = broken
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> bool:
+        if not isinstance(error, SpecError):
+            return False
+        problems = _PROBLEMS.get()
+        if problems is None:
+            return False
+        problems.add(error)
+        broken = self._broken
+        for item in (broken,) if isinstance(broken, str) else broken or ():
+            problems.mark_broken(item)
+        return True
+
+
+def collecting(broken: str | tuple[str, ...] | None = None) -> _Collecting:
     """Records the first problem of the block and goes on after it, so that one bad item does not
     hide the problems of the others. ``broken`` names what the block declares (``transit.keys:x``,
     ``database``): references to it are then not reported as undeclared. Outside :func:`collected`
     the problem is raised as it is."""
-    problems = _PROBLEMS.get()
-    try:
-        yield
-    except SpecError as error:
-        if problems is None:
-            raise
-        problems.add(error)
-        for item in (broken,) if isinstance(broken, str) else broken or ():
-            problems.mark_broken(item)
+    return _Collecting(broken)
 
 
 def attempt(load: Callable[[], T], broken: str | tuple[str, ...] | None = None) -> T | None:
@@ -434,20 +447,25 @@ def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object
         raise node.error(key, f"a second {what} is named {value!r}", f"give each {what} its own name")
 
 
+# The TTL checks run once an item is read: they report their problem and let the item's other
+# checks run too (outside collected() they raise it).
+
 def check_ttl_order(node: Node, default_key: str, default: int, max_key: str, maximum: int) -> None:
     """Refuses a default TTL above its maximum (the rule the policy pack shares)."""
+    if default <= maximum:
+        return  # before formatting anything: this runs for every application
     shown = (node.written(default_key, default), node.written(max_key, maximum))
     if (problem := rules.ttl_order(default_key, default, max_key, maximum, shown=shown)) is not None:
-        raise node.error(default_key, problem, f"use at most {shown[1]} (the {max_key}), or raise {max_key}",
-                         edit=shown[1])
+        report(node.error(default_key, problem, f"use at most {shown[1]} (the {max_key}), or raise {max_key}",
+                          edit=shown[1]))
 
 
 def check_min_ttl(node: Node, key: str, seconds: int, minimum: int) -> None:
     """Refuses a TTL so short that whoever holds it spends its life renewing it."""
     if 0 < seconds < minimum:
-        raise node.error(key, f"{node.written(key, seconds)} is below the minimum of {format_duration(minimum)}: "
-                         "the agent renews at two thirds of a TTL and could not keep up",
-                         f"use at least {format_duration(minimum)}", edit=format_duration(minimum))
+        report(node.error(key, f"{node.written(key, seconds)} is below the minimum of {format_duration(minimum)}: "
+                          "the agent renews at two thirds of a TTL and could not keep up",
+                          f"use at least {format_duration(minimum)}", edit=format_duration(minimum)))
 
 
 def check_ttl_cap(node: Node, key: str, seconds: int, cap: int) -> None:
@@ -455,10 +473,10 @@ def check_ttl_cap(node: Node, key: str, seconds: int, cap: int) -> None:
     shares, at its default cap)."""
     if seconds == 0:
         short = format_duration(min(cap, 3600))
-        raise node.error(key, "0 would fall back to the mount's default of 32 days",
-                         f"set a short TTL such as {short}", edit=short)
-    if (problem := rules.ttl_cap(key, seconds, cap, shown=node.written(key, seconds))) is not None:
-        raise node.error(key, problem, f"use at most {format_duration(cap)}", edit=format_duration(cap))
+        report(node.error(key, "0 would fall back to the mount's default of 32 days",
+                          f"set a short TTL such as {short}", edit=short))
+    elif seconds > cap and (problem := rules.ttl_cap(key, seconds, cap, shown=node.written(key, seconds))):
+        report(node.error(key, problem, f"use at most {format_duration(cap)}", edit=format_duration(cap)))
 
 
 def _kind(value: Any) -> str:

@@ -239,11 +239,14 @@ class _SecretRefs:
         return key
 
     def refuse_unknown(self, root: Node) -> None:
+        unread = [key for key in root.keys() if key not in _STRUCTURED_KEYS and key not in self.used]  # noqa: SIM118
+        if not unread:
+            return
         # Every {fromSecret: key} of the file counts, also in an item refused for another problem.
         referenced = set(_secret_references([value for key, value in self._config.items()
                                              if key.startswith(f"{PROJECT}:")]))
-        for key in root.keys():  # noqa: SIM118 (a Node, not a dict)
-            if key not in _STRUCTURED_KEYS and key not in self.used and key not in referenced:
+        for key in unread:
+            if key not in referenced:
                 close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
                 full = f"{PROJECT}:{key}"
                 report(_unknown_key(self._stack, self._config, full, f"{PROJECT}:{close[0]}" if close else None,
@@ -823,17 +826,13 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
     if app.name == operations.SNAPSHOT_IDENTITY:
         report(node.error("name", f"{app.name!r} is the Raft snapshot job's Kubernetes auth role",
                           "choose another name"))
-    with collecting():
-        if (problem := rules.default_service_account(app.service_account)) is not None:
-            raise node.error("serviceAccount", problem,
-                             "create a service account for the application and run its pods as it")
-        check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
-    with collecting():
-        check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)
-    with collecting():
-        check_ttl_cap(node, "tokenMaxTtl", app.token_max_ttl, rules.TOKEN_MAX_TTL_CAP)
-    with collecting():
-        check_min_ttl(node, "tokenTtl", app.token_ttl, MIN_TOKEN_TTL)
+    if (problem := rules.default_service_account(app.service_account)) is not None:
+        report(node.error("serviceAccount", problem,
+                          "create a service account for the application and run its pods as it"))
+    check_ttl_order(node, "tokenTtl", app.token_ttl, "tokenMaxTtl", app.token_max_ttl)
+    check_ttl_cap(node, "tokenTtl", app.token_ttl, rules.TOKEN_TTL_CAP)
+    check_ttl_cap(node, "tokenMaxTtl", app.token_max_ttl, rules.TOKEN_MAX_TTL_CAP)
+    check_min_ttl(node, "tokenTtl", app.token_ttl, MIN_TOKEN_TTL)
     for index, path in enumerate(app.kv_paths):
         if path not in kv_paths:
             what, why, fix, meant = _undeclared_kv_path(path, kv, kv_paths)
