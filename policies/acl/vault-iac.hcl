@@ -3,22 +3,19 @@
 # database credentials, encrypts or decrypts with transit keys, or issues certificates: those are the
 # applications' own. Note that a holder who writes policies and auth roles can grant itself anything:
 # this token is admin-equivalent, so it lives only in the stacks' encrypted config and in CI.
+#
+# Exactly the calls in vault-iac-calls.yaml (what the provider sends for each resource type the
+# program declares, and platformctl rollout's own): a test checks every committed stack's calls
+# against this file and refuses a grant that no call uses.
 
-# Mounts, auth methods and audit devices.
-path "sys/mounts" {
-  capabilities = ["read"]
-}
-
+# Mounts (enable, read, tune, disable), auth methods and audit devices (Vault root-protects
+# sys/auth/* and sys/audit*: sudo).
 path "sys/mounts/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-
-path "sys/auth" {
-  capabilities = ["read"]
+  capabilities = ["read", "update", "delete"]
 }
 
 path "sys/auth/*" {
-  capabilities = ["create", "read", "update", "delete", "sudo"]
+  capabilities = ["read", "update", "delete", "sudo"]
 }
 
 path "sys/audit" {
@@ -26,11 +23,11 @@ path "sys/audit" {
 }
 
 path "sys/audit/*" {
-  capabilities = ["create", "read", "update", "delete", "sudo"]
+  capabilities = ["update", "delete", "sudo"]
 }
 
 path "sys/policies/acl/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["read", "update", "delete"]
 }
 
 # The Kubernetes auth method's config and roles.
@@ -39,33 +36,34 @@ path "auth/kubernetes/config" {
 }
 
 path "auth/kubernetes/role/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
-# KV v2: the mount's config and the static secrets this program writes.
+# KV v2: the mount's config and the static secrets this program writes (reading a secret reads its
+# metadata too; destroying one deletes its latest version).
 path "secret/config" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["read", "update"]
 }
 
 path "secret/data/*" {
-  capabilities = ["create", "update", "read"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
 path "secret/metadata/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["read"]
 }
 
 # Database secrets engine: connections, roles and root rotation, never credentials.
 path "database/config/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
 path "database/roles/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
 path "database/static-roles/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
 path "database/rotate-root/*" {
@@ -74,23 +72,25 @@ path "database/rotate-root/*" {
 
 # Transit keys' settings, never encrypt or decrypt.
 path "transit/keys/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
-# PKI: the root and intermediate CAs' set-up, URLs, CRL settings and roles; never issue/*.
-path "pki/root/generate/internal" {
+# PKI through the issuer API of Vault 1.11 and later: generating the root and the intermediate's
+# key and CSR, signing the intermediate, deleting the root's issuer (its id is Vault's), URLs, CRL
+# settings and roles; never issue/*.
+path "pki/issuers/generate/root/internal" {
   capabilities = ["update"]
+}
+
+path "pki/issuer/*" {
+  capabilities = ["delete"]
 }
 
 path "pki/root/sign-intermediate" {
   capabilities = ["update"]
 }
 
-path "pki/root" {
-  capabilities = ["delete"]
-}
-
-path "pki_int/intermediate/generate/internal" {
+path "pki_int/issuers/generate/intermediate/internal" {
   capabilities = ["update"]
 }
 
@@ -99,30 +99,22 @@ path "pki_int/intermediate/set-signed" {
 }
 
 path "pki/config/*" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["read", "update"]
 }
 
 path "pki_int/config/*" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["read", "update"]
 }
 
 path "pki_int/roles/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-
-path "pki/issuer/*" {
-  capabilities = ["read"]
-}
-
-path "pki_int/issuer/*" {
-  capabilities = ["read"]
+  capabilities = ["create", "read", "update", "delete"]
 }
 
 # Raft: autopilot's configuration (declared per stack); autopilot's state and stepping the active
 # server down, for `platformctl rollout` after each deploy (step-down needs sudo: Vault's system
 # backend lists it among its root paths).
 path "sys/storage/raft/autopilot/configuration" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["read", "update"]
 }
 
 path "sys/storage/raft/autopilot/state" {
