@@ -355,7 +355,8 @@ MIN_DEAD_SERVER_THRESHOLD = 60
 def _autopilot(node: Node, tier: Tier, replicas: int) -> RaftAutopilot:
     threshold = node.duration("deadServerLastContactThreshold", DEAD_SERVER_THRESHOLD[tier])
     if threshold < MIN_DEAD_SERVER_THRESHOLD:
-        raise node.error("deadServerLastContactThreshold", f"{format_duration(threshold)} is below the 1m "
+        written = node.written("deadServerLastContactThreshold", threshold)
+        raise node.error("deadServerLastContactThreshold", f"{written} is below the 1m "
                          "Vault accepts", "use 1m or more, e.g. 10m", edit="10m")
     node.done()
     return RaftAutopilot(cleanup_dead_servers=replicas >= 3, dead_server_last_contact_threshold=threshold,

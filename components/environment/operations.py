@@ -44,14 +44,15 @@ def load_snapshots(node: Node, tier: Tier) -> Snapshots | None:
         return None
     interval = node.duration("interval", DEFAULT_SNAPSHOT_INTERVAL[tier])
     if interval not in SNAPSHOT_INTERVALS:
-        raise node.error("interval", f"{format_duration(interval)} is not a whole number of hours dividing a day",
+        raise node.error("interval", f"{node.written('interval', interval)} is not a whole number of hours "
+                         "dividing a day",
                          f"use one of {', '.join(format_duration(i) for i in SNAPSHOT_INTERVALS)}")
     retention = node.duration("retention", DEFAULT_SNAPSHOT_RETENTION[tier])
     if retention % DAY:
-        raise node.error("retention", f"{format_duration(retention)} is not a whole number of days (S3 "
+        raise node.error("retention", f"{node.written('retention', retention)} is not a whole number of days (S3 "
                          "expires objects by the day)", "write it in days, e.g. 30d")
     if retention < max(2 * interval, DAY):
-        raise node.error("retention", f"{format_duration(retention)} keeps less than two snapshots or a day",
+        raise node.error("retention", f"{node.written('retention', retention)} keeps less than two snapshots or a day",
                          f"keep them at least {format_duration(max(2 * interval, DAY))}")
     bucket = node.string("bucket")
     if not _BUCKET.fullmatch(bucket) or "--" in bucket:
@@ -97,7 +98,7 @@ def load_audit_rotation(node: Node, tier: Tier) -> AuditRotation:
                          f"write it like {DEFAULT_AUDIT_MAX_FILE}")
     retention = node.duration("retention", DEFAULT_AUDIT_RETENTION[tier])
     if retention < DAY or retention % DAY:
-        raise node.error("retention", f"{format_duration(retention)} is not a whole number of days",
+        raise node.error("retention", f"{node.written('retention', retention)} is not a whole number of days",
                          "keep rotated logs 1d or more, in days")
     rotation = AuditRotation(max_file_bytes=int(size[:-2]) * _BINARY_SUFFIX[suffix],
                              retention_days=retention // DAY)
