@@ -94,21 +94,26 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "password_wo_version": connection.admin_password_version,
                     "password_authentication": PASSWORD_AUTHENTICATION,
                     "max_open_connections": 4,
+                    # The server's CA, inline: Vault 1.18+ reads it as libpq's sslrootcert (contents, not
+                    # a path) and, with verify-full, checks the certificate's name against the host.
+                    **({"tls_ca": connection.tls_ca} if connection.tls_ca is not None else {}),
                 },
                 # Everything the component waits for: a dev database must be up for verify_connection.
                 opts=child,
             )
             if connection.rotate_root:
                 rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], dependent)
+        setups = {c.name: c.admin_setup for c in database.connections}
         for role in database.roles:
+            setup = setups[role.connection]
             vault.database.SecretBackendRole(
                 f"{name}-{role.name}",
                 backend=mount.path,
                 name=role.name,
                 db_name=connections[role.connection].name,
-                creation_statements=list(sql.creation_statements(role)),
-                revocation_statements=list(sql.REVOCATION_STATEMENTS),
-                renew_statements=list(sql.RENEW_STATEMENTS),
+                creation_statements=list(sql.creation_statements(role, setup)),
+                revocation_statements=list(sql.revocation_statements(setup)),
+                renew_statements=list(sql.renew_statements(setup)),
                 default_ttl=role.default_ttl,
                 max_ttl=role.max_ttl,
                 opts=dependent,
@@ -121,7 +126,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                 db_name=connections[static_role.connection].name,
                 username=static_role.username,
                 rotation_period=static_role.rotation_period,
-                rotation_statements=list(sql.STATIC_ROTATION_STATEMENTS),
+                rotation_statements=list(sql.static_rotation_statements(setups[static_role.connection])),
                 opts=dependent,
             )
         self.mount = mount.path

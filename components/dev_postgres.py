@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.environment import Connection, DatabaseRole
+from components.environment import Connection, DatabaseRole, StaticRole
 from components.options import children_of
-from components.render.sql import admin_setup_statements, quote_identifier
+from components.render.admin_setup import ConnectionNeeds, quote_identifier, quote_literal, setup_statements
 
 NAMESPACE = "postgres"
 IMAGE = "postgres:15.10-bookworm"
@@ -16,7 +18,7 @@ BOOTSTRAP_SUPERUSER = "postgres"
 
 
 class DevPostgres(pulumi.ComponentResource):
-    """PostgreSQL 15 with the Vault admin role set up exactly as the README tells operators to.
+    """PostgreSQL 15 with the Vault admin role set up exactly as ``platformctl db-setup`` prints it.
 
     Its data lives in an ``emptyDir``: dev data is disposable, and a new pod (not a container restart)
     starts empty and runs the set-up again.
@@ -26,7 +28,7 @@ class DevPostgres(pulumi.ComponentResource):
     """The generated password of ``connection.admin_user`` (a secret)."""
 
     def __init__(self, name: str, connection: Connection, roles: tuple[DatabaseRole, ...],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 static_roles: tuple[StaticRole, ...] = (), opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:database:DevPostgres", name, None, opts)
         child = children_of(self, opts)
         labels: dict[str, pulumi.Input[str]] = {
@@ -35,11 +37,13 @@ class DevPostgres(pulumi.ComponentResource):
                                                    opts=child)
         admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE}, opts=child)
-        setup = admin_setup_statements(connection.admin_user, roles, BOOTSTRAP_SUPERUSER)
+        # The migrations of a dev database run as the bootstrap superuser: it owns the tables.
+        setup = setup_statements(ConnectionNeeds.of(
+            dataclasses.replace(connection, table_owner=BOOTSTRAP_SUPERUSER), roles, static_roles))
         init_sql = admin_password.result.apply(
             lambda password: "\n".join([
                 *setup,
-                f"ALTER ROLE {quote_identifier(connection.admin_user)} WITH PASSWORD '{password}';",
+                f"ALTER ROLE {quote_identifier(connection.admin_user)} WITH PASSWORD {quote_literal(password)};",
             ]) + "\n"
         )
         secret = k8s.core.v1.Secret(

@@ -55,7 +55,7 @@ class VaultPlatform(pulumi.ComponentResource):
             for connection in spec.database.connections:
                 if connection.in_cluster:
                     postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
-                                           spec.database.roles, opts=on_cluster)
+                                           spec.database.roles, spec.database.static_roles, opts=on_cluster)
                     dev_passwords[connection.name] = postgres.admin_password
                     dev_databases.append(postgres)
         self.address = cluster.address

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from . import (
     access_command,
     bootstrap_command,
+    db_setup_command,
     diff_command,
     plan_command,
     preflight_command,
@@ -19,7 +20,7 @@ from . import (
 
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
 COMMANDS = [plan_command, diff_command, access_command, preflight_command, bootstrap_command, rollout_command,
-            snapshots_command]
+            snapshots_command, db_setup_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ def test_seed_app_annotations_exactly() -> None:
         f"{A}/agent-inject-secret-db-creds.env": "database/creds/api-role",
         f"{A}/agent-inject-template-db-creds.env": (
             '{{- with secret "database/creds/api-role" -}}\n'
-            "PGHOST=postgres\nPGPORT=5432\nPGDATABASE=app\n"
+            "PGHOST=postgres.prod.internal\nPGPORT=5432\nPGDATABASE=app\n"
             "PGUSER={{ .Data.username }}\nPGPASSWORD={{ .Data.password }}\n"
             "{{- end }}\n"
         ),

@@ -89,7 +89,7 @@ class TestStaticRoles:
             "database/static-creds/reporting")
         assert annotations["vault.hashicorp.com/agent-inject-template-db-static-creds.env"] == (
             '{{- with secret "database/static-creds/reporting" -}}\n'
-            "PGHOST=postgres\nPGPORT=5432\nPGDATABASE=app\n"
+            "PGHOST=postgres.prod.internal\nPGPORT=5432\nPGDATABASE=app\n"
             "PGUSER={{ .Data.username }}\nPGPASSWORD={{ .Data.password }}\n"
             "{{- end }}\n")
 

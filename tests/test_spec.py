@@ -33,7 +33,7 @@ class TestCommittedStacks:
         assert spec.database is not None
         (connection,) = spec.database.connections
         assert (connection.name, connection.host, connection.port, connection.database, connection.admin_user) == (
-            "postgres", "postgres", 5432, "app", "vault_admin")
+            "postgres", "postgres.prod.internal", 5432, "app", "vault_admin")
         (role,) = spec.database.roles
         assert (role.name, role.default_ttl, role.max_ttl) == ("api-role", 3600, 86400)
         assert [(g.privileges, g.schema) for g in role.grants] == [(("SELECT", "INSERT", "UPDATE"), "public")]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from components.render.sql import RENEW_STATEMENTS, REVOCATION_STATEMENTS, ROOT_ROTATION_STATEMENTS
+from components.render.sql import ROOT_ROTATION_STATEMENTS
 from platformctl.engine import Declaration, DeclaredResource, is_secret, unwrap
 from platformctl.stackfile import PLACEHOLDER
 from tests.support import STACKS, declare_stack
@@ -167,7 +167,7 @@ class TestDatabase:
         assert is_secret(connection.inputs["postgresql"]["passwordWo"])
         postgresql = unwrap(connection.inputs["postgresql"])
         assert postgresql["connectionUrl"] == (
-            "postgresql://{{username}}:{{password}}@postgres:5432/app?sslmode=require")
+            "postgresql://{{username}}:{{password}}@postgres.prod.internal:5432/app?sslmode=verify-full")
         assert postgresql["username"] == "vault_admin"
         assert postgresql["passwordAuthentication"] == "scram-sha-256"
 
@@ -177,13 +177,11 @@ class TestDatabase:
         assert (role.inputs["name"], role.inputs["dbName"]) == ("api-role", "postgres")
         assert (role.inputs["defaultTtl"], role.inputs["maxTtl"]) == (3600, 86400)
         assert role.inputs["creationStatements"] == [
-            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-            'GRANT USAGE ON SCHEMA "public" TO "{{name}}";',
-            'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "public" TO "{{name}}";',
-            'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "public" TO "{{name}}";',
+            "SELECT vault_api.create_user('{{name}}', '{{password}}', '{{expiration}}', "
+            """'[{"schema":"public","privileges":["SELECT","INSERT","UPDATE"]}]');""",
         ]
-        assert role.inputs["revocationStatements"] == list(REVOCATION_STATEMENTS)
-        assert role.inputs["renewStatements"] == list(RENEW_STATEMENTS)
+        assert role.inputs["revocationStatements"] == ["SELECT vault_api.drop_user('{{name}}');"]
+        assert role.inputs["renewStatements"] == ["SELECT vault_api.renew_user('{{name}}', '{{expiration}}');"]
 
     def test_dev_database_runs_in_the_cluster_with_a_generated_password(self, declared: dict[str, Declaration]) -> None:
         dev = declared["dev"]
@@ -195,7 +193,7 @@ class TestDatabase:
         assert postgresql["connectionUrl"].endswith("@postgres.postgres.svc:5432/app?sslmode=disable")
         credentials = one(dev, "kubernetes:core/v1:Secret")
         assert is_secret(credentials.inputs["stringData"])
-        assert 'CREATE ROLE "vault_admin" WITH LOGIN CREATEROLE' in unwrap(credentials.inputs["stringData"])[
+        assert 'CREATE ROLE "vault_admin" WITH LOGIN NOCREATEROLE' in unwrap(credentials.inputs["stringData"])[
             "10-vault-admin.sql"]
 
 

@@ -4,6 +4,7 @@ from ._reader import SpecError, StackRefused
 from .durations import format_duration, parse_duration
 from .loader import APP_POLICY_PREFIX, CAPABILITIES, LOGIN_KEYS, PROJECT, load_spec
 from .model import (
+    AdminSetup,
     App,
     AppCertificate,
     Audit,
@@ -43,6 +44,7 @@ __all__ = [
     "CAPABILITIES",
     "LOGIN_KEYS",
     "PROJECT",
+    "AdminSetup",
     "App",
     "AppCertificate",
     "Audit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import ssl
 from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from ._reader import (
 )
 from .durations import DAY, HOUR, format_duration
 from .model import (
+    AdminSetup,
     App,
     AutoUnseal,
     Cluster,
@@ -61,13 +63,23 @@ from .model import (
     Transit,
     VaultAccess,
 )
+from .statements import creation_problem
 
 PROJECT = "vault-platform"
 TIERS: tuple[Tier, ...] = ("dev", "staging", "prod")
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 APP_POLICY_PREFIX = "app-"
-SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Modes that may send the admin's password to a server nobody verified (or in clear): dev only.
+UNVERIFIED_SSL_MODES = ("disable", "allow", "prefer", "require")
+ADMIN_SETUPS = ("functions", "createrole")
+# The NOLOGIN role that owns the functions setup's SECURITY DEFINER functions (components/render/admin_setup.py).
+FUNCTIONS_OWNER = "vault_api_owner"
+FUNCTIONS_SCHEMA = "vault_api"
+# Roles Vault must never be handed: the usual bootstrap superuser.
+SUPERUSER_NAMES = ("postgres",)
+
 DEV_POSTGRES_NAMESPACE = "postgres"
 # Paths Vault itself owns: a secrets engine cannot be mounted there.
 RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
@@ -553,10 +565,7 @@ def _static_role(item: Node, connections: Mapping[str, Connection], roles: Mappi
         username=item.string("username", rule=SQL_IDENTIFIER),
         rotation_period=item.duration("rotationPeriod", 24 * HOUR),
     )
-    if static_role.username == connections[static_role.connection].admin_user:
-        raise item.error("username", f"{static_role.username!r} is the connection's admin user, whose "
-                         "password Vault already rotates as the connection's root credential",
-                         "give the static role a user of its own")
+    _check_static_user(item, static_role.username, connections[static_role.connection])
     if static_role.rotation_period < 60:
         raise item.error("rotationPeriod", "Vault rotates at most once a minute", "use 1m or more", edit="1m")
     item.done()
@@ -578,9 +587,12 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
         admin_user=node.string("adminUser", rule=SQL_IDENTIFIER),
         admin_password_key=None if in_cluster else secrets.reference(node, "adminPassword"),
         in_cluster=in_cluster,
-        ssl_mode=node.string("sslMode", "disable" if in_cluster else "require", choices=SSL_MODES),
+        ssl_mode=node.string("sslMode", "disable" if in_cluster else "verify-full", choices=SSL_MODES),
         admin_password_version=node.integer("adminPasswordVersion", 1, minimum=1),
         rotate_root=node.boolean("rotateRoot", not in_cluster),
+        admin_setup=cast(AdminSetup, node.string("adminSetup", "functions", choices=ADMIN_SETUPS)),
+        table_owner=node.string("tableOwner", "app_owner", rule=SQL_IDENTIFIER),
+        tls_ca=_tls_ca(node),
     )
     if connection.rotate_root and in_cluster:
         raise node.error("rotateRoot", "the in-cluster PostgreSQL resets the admin password to the generated "
@@ -593,8 +605,90 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
     if in_cluster and node.has("adminPassword"):
         raise node.error("adminPassword", "the in-cluster PostgreSQL's password is generated",
                          "remove adminPassword")
+    _check_connection_roles(node, connection)
+    _check_tls(node, connection, tier)
     node.done()
     return connection
+
+
+def _check_connection_roles(node: Node, connection: Connection) -> None:
+    """The admin is never a superuser, the table owner or the functions' owner."""
+    reserved = {FUNCTIONS_OWNER: "the SECURITY DEFINER functions' owner",
+                **dict.fromkeys(SUPERUSER_NAMES, "a superuser")}
+    for key, user in (("adminUser", connection.admin_user), ("tableOwner", connection.table_owner)):
+        if user in reserved:
+            raise node.error(key, f"{user!r} is {reserved[user]}", "use a role of its own")
+    if connection.admin_user == connection.table_owner:
+        raise node.error("adminUser", f"{connection.admin_user!r} is also the tableOwner, which owns the tables",
+                         "give Vault an admin of its own (see README, \"The PostgreSQL admin user\")")
+
+
+def _check_tls(node: Node, connection: Connection, tier: Tier) -> None:
+    """Outside dev Vault verifies the server it hands the admin password to: verify-full (or
+    verify-ca against the stack's own CA), at a fully qualified host name."""
+    if connection.tls_ca is not None and connection.ssl_mode not in ("verify-ca", "verify-full"):
+        raise node.error("tlsCa", f"sslMode {connection.ssl_mode} never verifies the server's certificate",
+                         "set sslMode to verify-full, or remove tlsCa")
+    if tier == "dev":
+        return
+    if connection.ssl_mode in UNVERIFIED_SSL_MODES:
+        raise node.error("sslMode", f"{connection.ssl_mode} does not verify the server in {tier}: whoever answers "
+                         "for the host name gets the admin password", "remove sslMode (verify-full is the default), "
+                         "and set tlsCa when the server's CA is not a public one")
+    if connection.ssl_mode == "verify-ca" and connection.tls_ca is None:
+        raise node.error("sslMode", "verify-ca against the public roots accepts any certificate they signed, for "
+                         "any name", "use verify-full, or set tlsCa to the database's own CA")
+    if connection.host.replace(".", "").isdigit():
+        raise node.error("host", f"{connection.host!r} is an IP address: {tier} connections verify the name the "
+                         "server's certificate carries", "use the server's fully qualified DNS name")
+    if "." not in connection.host:
+        raise node.error("host", f"{connection.host!r} is not a fully qualified host name: {tier} connections "
+                         "verify the name the server's certificate carries, and a short name resolves "
+                         "through the search domains", f"use the server's full DNS name, e.g. "
+                         f"{connection.host}.{tier}.example.com")
+
+
+def _tls_ca(node: Node) -> str | None:
+    """The PEM text of ``tlsCa``, checked to hold CA certificates (OpenSSL, through ``ssl``)."""
+    text = node.optional_string("tlsCa")
+    if text is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError) as error:
+        raise node.error("tlsCa", f"is not PEM certificates ({error.args[-1]})",
+                         "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, "
+                         "as a YAML block (tlsCa: |)") from None
+    if context.cert_store_stats()["x509_ca"] == 0:
+        raise node.error("tlsCa", "holds no CA certificate (a server certificate cannot sign another)",
+                         "give the CA that signed the database server's certificate")
+    return text
+
+
+def _check_creation_statements(node: Node, statements: tuple[str, ...], connection: Connection) -> None:
+    if connection.admin_setup == "functions":
+        raise node.error("creationStatements", f"connection {connection.name!r} uses the functions admin setup, "
+                         f"whose admin can only call {FUNCTIONS_SCHEMA}.create_user", "declare grants instead, or "
+                         f"set adminSetup: createrole on connection {connection.name!r} (see README)")
+    found = creation_problem(statements)
+    if found is not None:
+        key = "creationStatements" if found.index is None else f"creationStatements[{found.index}]"
+        raise node.error(key, found.problem, found.fix)
+
+
+def _check_static_user(node: Node, username: str, connection: Connection) -> None:
+    """Vault must not take over the admin, the table owner, the functions' owner or a superuser."""
+    if username == connection.admin_user:
+        raise node.error("username", f"{username!r} is the connection's admin user, whose password Vault "
+                         "already rotates as the connection's root credential",
+                         "give the static role a user of its own")
+    privileged = {connection.table_owner: "the connection's tableOwner, which owns the tables",
+                  FUNCTIONS_OWNER: "the owner of the SECURITY DEFINER functions",
+                  **dict.fromkeys(SUPERUSER_NAMES, "a superuser")}
+    if username in privileged:
+        raise node.error("username", f"{username!r} is {privileged[username]}",
+                         "give the static role an ordinary login user of its own")
 
 
 def _check_mounts(root: Node, mounts: list[tuple[str, str]]) -> None:
@@ -631,12 +725,19 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
                             schema=item.string("schema", "public", rule=SQL_IDENTIFIER)))
         item.done()
     statements = node.strings("creationStatements")
-    if bool(grants) == bool(statements):
+    if bool(grants) == node.has("creationStatements"):
         raise node.error(None, "needs exactly one of grants and creationStatements",
                          "declare grants (the statements are generated) or verbatim creationStatements")
+    connection = connections[_known(node, "connection", connections, "connection")]
+    if node.has("creationStatements"):
+        _check_creation_statements(node, statements, connection)
+    for index, grant in enumerate(grants):
+        if grant.schema == FUNCTIONS_SCHEMA or grant.schema.startswith("pg_") or grant.schema == "information_schema":
+            raise node.error(f"grants[{index}].schema", f"{grant.schema!r} is a system schema",
+                             "grant on the application's own schemas")
     role = DatabaseRole(
         name=node.string("name", rule=VAULT_NAME),
-        connection=_known(node, "connection", connections, "connection"),
+        connection=connection.name,
         default_ttl=node.duration("defaultTtl", HOUR),
         max_ttl=node.duration("maxTtl", 24 * HOUR),
         grants=tuple(grants),

@@ -159,6 +159,9 @@ class Grant:
     """Schema whose tables (existing, and created later by the owner) the grant covers."""
 
 
+AdminSetup = Literal["functions", "createrole"]
+
+
 @dataclass(frozen=True)
 class Connection:
     """One PostgreSQL connection of the database secrets engine."""
@@ -172,20 +175,32 @@ class Connection:
     database: str
     """Database name."""
     admin_user: str
-    """The role Vault connects as; needs CREATEROLE and the grants in the README, not superuser."""
+    """The role Vault connects as: never a superuser; what it holds depends on ``admin_setup``."""
     admin_password_key: str | None
     """Stack secret holding the admin password; ``None`` for the dev in-cluster instance, whose
     password pulumi-random generates."""
     in_cluster: bool
     """Deploy a small PostgreSQL next to Vault (``dev`` only) instead of using an existing server."""
     ssl_mode: str
-    """libpq ``sslmode`` of Vault's connections: ``disable`` only for the dev in-cluster instance."""
+    """libpq ``sslmode`` of Vault's connections: ``verify-full`` unless the stack says otherwise
+    (``disable`` for the dev in-cluster instance); outside dev only ``verify-full``, or ``verify-ca``
+    with ``tls_ca``."""
     admin_password_version: int = 1
     """The admin password is sent to Vault only when this changes (write-only ``password_wo``): raise
     it together with the stack secret to hand Vault a new password; otherwise Vault keeps its own."""
     rotate_root: bool = False
     """Vault rotates the admin password once the connection is set up (``rotate-root``), so that
     only Vault knows it; off for the dev in-cluster instance, which resets it on restart."""
+    admin_setup: AdminSetup = "functions"
+    """``functions``: the admin has no CREATEROLE, only EXECUTE on the ``SECURITY DEFINER`` functions
+    that create, renew and drop users and set static passwords; ``createrole``: the admin has
+    CREATEROLE and grant options itself (superuser-equivalent on PostgreSQL 15; see README)."""
+    table_owner: str = "app_owner"
+    """The role the migrations create tables as: new tables reach the granting role through its
+    default privileges."""
+    tls_ca: str | None = None
+    """PEM CA certificate(s) Vault verifies the server's certificate with (the connection's
+    ``tls_ca``); ``None``: the system's trusted roots."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.environment import DatabaseRole, Grant
+from components.environment import AdminSetup, DatabaseRole, Grant
+
+from . import admin_setup
+from .admin_setup import quote_identifier
 
 # Vault's own defaults for the connection (root rotation) and renewal, kept explicit in the spec so
 # that they show up in the plan and are exercised by the PostgreSQL tests.
@@ -61,13 +64,17 @@ $$;""",
 )
 
 
-def quote_identifier(name: str) -> str:
-    """``name`` as a double-quoted PostgreSQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+# With the functions setup the admin can do nothing but call them (see ``admin_setup``); root rotation
+# stays the plain ALTER ROLE above: any role may change its own password.
+FUNCTIONS_RENEW_STATEMENTS = (f"SELECT {admin_setup.SCHEMA}.renew_user('{{{{name}}}}', '{{{{expiration}}}}');",)
+FUNCTIONS_REVOCATION_STATEMENTS = (f"SELECT {admin_setup.SCHEMA}.drop_user('{{{{name}}}}');",)
+FUNCTIONS_STATIC_ROTATION_STATEMENTS = (
+    f"SELECT {admin_setup.SCHEMA}.set_password('{{{{name}}}}', '{{{{password}}}}');",)
 
 
-def creation_statements(role: DatabaseRole) -> tuple[str, ...]:
-    """The role's creation statements: verbatim when the spec gives them, else from its grants.
+def creation_statements(role: DatabaseRole, setup: AdminSetup) -> tuple[str, ...]:
+    """The role's creation statements: verbatim when the spec gives them (``createrole`` only),
+    else from its grants.
 
     The user can log in until ``{{expiration}}``, which Vault moves on renewal; tables created
     after the user are not visible to it (no default privileges, so revocation has no default-ACL
@@ -75,7 +82,23 @@ def creation_statements(role: DatabaseRole) -> tuple[str, ...]:
     """
     if role.creation_statements:
         return role.creation_statements
+    if setup == "functions":
+        # One statement, no ';' inside (Vault splits on it) and no END (no schema or privilege is one).
+        return (f"SELECT {admin_setup.SCHEMA}.create_user('{{{{name}}}}', '{{{{password}}}}', '{{{{expiration}}}}', "
+                f"'{admin_setup.create_user_grants(role)}');",)
     return grant_statements(role.grants)
+
+
+def renew_statements(setup: AdminSetup) -> tuple[str, ...]:
+    return FUNCTIONS_RENEW_STATEMENTS if setup == "functions" else RENEW_STATEMENTS
+
+
+def revocation_statements(setup: AdminSetup) -> tuple[str, ...]:
+    return FUNCTIONS_REVOCATION_STATEMENTS if setup == "functions" else REVOCATION_STATEMENTS
+
+
+def static_rotation_statements(setup: AdminSetup) -> tuple[str, ...]:
+    return FUNCTIONS_STATIC_ROTATION_STATEMENTS if setup == "functions" else STATIC_ROTATION_STATEMENTS
 
 
 def grant_statements(grants: Sequence[Grant]) -> tuple[str, ...]:
@@ -88,33 +111,4 @@ def grant_statements(grants: Sequence[Grant]) -> tuple[str, ...]:
         if "INSERT" in grant.privileges:
             # serial and identity columns draw from sequences: INSERT is useless without them.
             statements.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO "{{{{name}}}}";')
-    return tuple(statements)
-
-
-def admin_setup_statements(admin_user: str, roles: Sequence[DatabaseRole], table_owner: str) -> tuple[str, ...]:
-    """What an operator runs once so that ``admin_user`` can serve ``roles``: not a superuser, only
-    CREATEROLE and, per schema, exactly the privileges its roles hand out, WITH GRANT OPTION, on the
-    tables ``table_owner`` has and will create. The password is set separately (see README)."""
-    admin = quote_identifier(admin_user)
-    owner = quote_identifier(table_owner)
-    privileges_by_schema: dict[str, dict[str, None]] = {}
-    for role in roles:
-        for grant in role.grants:
-            privileges_by_schema.setdefault(grant.schema, {}).update(dict.fromkeys(grant.privileges))
-    statements = [f"CREATE ROLE {admin} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION;"]
-    for schema_name, privileges in sorted(privileges_by_schema.items()):
-        schema = quote_identifier(schema_name)
-        listed = ", ".join(privileges)
-        statements += [
-            f"GRANT USAGE ON SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
-            f"GRANT {listed} ON ALL TABLES IN SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
-            f"GRANT {listed} ON TABLES TO {admin} WITH GRANT OPTION;",
-        ]
-        if "INSERT" in privileges:
-            statements += [
-                f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {admin} WITH GRANT OPTION;",
-                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
-                f"GRANT USAGE ON SEQUENCES TO {admin} WITH GRANT OPTION;",
-            ]
     return tuple(statements)

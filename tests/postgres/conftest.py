@@ -1,11 +1,13 @@
-"""One PostgreSQL server for the whole session (started here, stopped even when tests fail), and per
-test a fresh database laid out the way the migrations and the operator leave it: a table-owner role
-owning the tables of every granted schema, and the admin Vault connects as, created with exactly
-``admin_setup_statements``."""
+"""One PostgreSQL server for the whole session (started here, stopped even when tests fail; it also
+serves TLS with a throwaway CA), and per test a fresh database laid out the way the migrations and
+the DBA leave it: a table-owner role owning the tables of every granted schema, and the admin Vault
+connects as, set up with exactly what ``platformctl db-setup`` prints, in each admin setup
+(``functions`` and ``createrole``)."""
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,39 +17,47 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.environment import Connection, DatabaseRole, EnvironmentSpec
-from components.render.sql import admin_setup_statements, creation_statements
+from components.environment import AdminSetup, Connection, DatabaseRole, EnvironmentSpec
+from components.render import sql as vault_sql
+from components.render.admin_setup import SCHEMA, ConnectionNeeds, grantee, setup_statements
 from tests.postgres import vault_plugin
-from tests.postgres.server import PostgresServer
+from tests.postgres.server import PostgresServer, ServerTls
 from tests.support import ANY_STACK, any_stack, spec_of_config
 
 TABLE_OWNER = "app_owner"
 UNGRANTED_SCHEMA = "private"
 DISPLAY_NAME = "kubernetes-api-service"
 SEEDED_EMAILS = ("ada@example.com", "grace@example.com")
+SETUPS: tuple[AdminSetup, ...] = ("functions", "createrole")
+TLS_HOST = "db.vault-platform.test"  # the name the session server's certificate carries
 
 
 def declared_roles() -> list[Any]:
     """One test case per distinct dynamic role across the committed stacks and their copies with an
-    application onboarded (see ``tests.support.ANY_STACK``).
+    application onboarded (see ``tests.support.ANY_STACK``), in each admin setup.
 
     Stacks whose role runs the very same SQL (creation statements, and the admin set-up, database
     and admin of its connection) share one case, named after all of them, e.g.
-    ``dev+staging+prod-api-role``: the server would see identical statements. A stack whose role
-    differs in any of these gets a case of its own.
+    ``dev+staging+prod-api-role-functions``: the server would see identical statements. A stack
+    whose role differs in any of these gets a case of its own.
     """
-    cases: dict[tuple[object, ...], list[tuple[str, str]]] = {}
+    cases: dict[tuple[object, ...], list[tuple[str, str, AdminSetup]]] = {}
     for stack in ANY_STACK:
         database = spec_of_config(any_stack(stack)).database
         for role in database.roles if database else ():
-            connection = database.connection[role.connection] if database else None
-            assert connection is not None
-            on_connection = [r for r in database.roles if r.connection == role.connection] if database else []
-            sql_seen = (role.name, creation_statements(role), connection.database, connection.admin_user,
-                        admin_setup_statements(connection.admin_user, on_connection, TABLE_OWNER))
-            cases.setdefault(sql_seen, []).append((stack, role.name))
-    return [pytest.param(pairs[0], id="+".join(stack for stack, _ in pairs) + f"-{pairs[0][1]}")
+            assert database is not None
+            for setup in SETUPS:
+                connection = in_setup(database.connection[role.connection], setup)
+                sql_seen = (role.name, vault_sql.creation_statements(role, setup), connection.database,
+                            setup_statements(ConnectionNeeds.of(connection, database.roles)))
+                cases.setdefault(sql_seen, []).append((stack, role.name, setup))
+    return [pytest.param(pairs[0], id="+".join(stack for stack, _, _ in pairs) + f"-{pairs[0][1]}-{pairs[0][2]}")
             for pairs in cases.values()]
+
+
+def in_setup(connection: Connection, setup: AdminSetup) -> Connection:
+    """``connection`` with the admin setup ``setup`` and the tests' table owner."""
+    return dataclasses.replace(connection, admin_setup=setup, table_owner=TABLE_OWNER)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,30 @@ class World:
     def admin_user(self) -> str:
         return self.connection.admin_user
 
+    @property
+    def setup(self) -> AdminSetup:
+        return self.connection.admin_setup
+
+    @property
+    def grantor(self) -> str:
+        """The role that holds the grant options and takes over revoked users' objects."""
+        return grantee(self.connection)
+
+    def creation(self, role: DatabaseRole) -> tuple[str, ...]:
+        return vault_sql.creation_statements(role, self.setup)
+
+    @property
+    def renewal(self) -> tuple[str, ...]:
+        return vault_sql.renew_statements(self.setup)
+
+    @property
+    def revocation(self) -> tuple[str, ...]:
+        return vault_sql.revocation_statements(self.setup)
+
+    @property
+    def static_rotation(self) -> tuple[str, ...]:
+        return vault_sql.static_rotation_statements(self.setup)
+
     def roles(self) -> tuple[DatabaseRole, ...]:
         assert self.spec.database is not None
         return tuple(r for r in self.spec.database.roles if r.connection == self.connection.name)
@@ -95,7 +129,7 @@ class World:
         now = datetime.now(UTC).replace(microsecond=0)
         credentials = Credentials(vault_plugin.generate_username(DISPLAY_NAME, role.name, now),
                                   vault_plugin.generate_password())
-        vault_plugin.new_user(self.admin(), creation_statements(role) if statements is None else statements,
+        vault_plugin.new_user(self.admin(), self.creation(role) if statements is None else statements,
                               credentials.username, credentials.password, now + expires_in)
         return credentials
 
@@ -103,6 +137,13 @@ class World:
         """Rows of a catalog query as the superuser."""
         with self.superuser() as connection:
             return connection.execute(text, params or None).fetchall()
+
+    def as_grantor(self, statement: sql.Composed) -> None:
+        """Runs ``statement`` as the role that grants to Vault's users (its grants are the ones
+        revocation takes back)."""
+        with self.superuser() as db, db.transaction():
+            db.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.grantor)))
+            db.execute(statement)
 
     def _keep(self, connection: vault_plugin.Connection) -> vault_plugin.Connection:
         self._open.append(connection)
@@ -115,7 +156,7 @@ class World:
 
 @pytest.fixture(scope="session")
 def postgres(request: pytest.FixtureRequest) -> PostgresServer:
-    server = PostgresServer()
+    server = PostgresServer(tls=ServerTls.throwaway(TLS_HOST))
     # Registered before starting, so that it runs even when start fails half-way.
     request.addfinalizer(server.stop)  # noqa: PT021
     atexit.register(server.stop)  # and when the session is cut short
@@ -124,29 +165,33 @@ def postgres(request: pytest.FixtureRequest) -> PostgresServer:
 
 
 @pytest.fixture(params=declared_roles())
-def declared(request: pytest.FixtureRequest) -> tuple[EnvironmentSpec, DatabaseRole]:
-    stack, role_name = request.param
+def declared(request: pytest.FixtureRequest) -> tuple[EnvironmentSpec, DatabaseRole, AdminSetup]:
+    stack, role_name, setup = request.param
     spec = spec_of_config(any_stack(stack))
     assert spec.database is not None
-    return spec, spec.database.role[role_name]
+    return spec, spec.database.role[role_name], setup
 
 
 @pytest.fixture
-def role(declared: tuple[EnvironmentSpec, DatabaseRole]) -> DatabaseRole:
+def role(declared: tuple[EnvironmentSpec, DatabaseRole, AdminSetup]) -> DatabaseRole:
     return declared[1]
 
 
 @pytest.fixture
-def world(postgres: PostgresServer, declared: tuple[EnvironmentSpec, DatabaseRole]) -> Iterator[World]:
-    spec, role = declared
+def world(postgres: PostgresServer, declared: tuple[EnvironmentSpec, DatabaseRole, AdminSetup]) -> Iterator[World]:
+    spec, role, setup = declared
     assert spec.database is not None
-    yield from make_world(postgres, spec, spec.database.connection[role.connection])
+    yield from make_world(postgres, spec, in_setup(spec.database.connection[role.connection], setup))
 
 
-def make_world(server: PostgresServer, spec: EnvironmentSpec, connection: Connection) -> Iterator[World]:
-    """Resets the server to nothing but the bootstrap superuser, then lays the database out."""
+def make_world(server: PostgresServer, spec: EnvironmentSpec, connection: Connection, *,
+               admin_setup: bool = True) -> Iterator[World]:
+    """Resets the server to nothing but the bootstrap superuser, then lays the database out and runs
+    the connection's admin setup (its dynamic and static roles') as the DBA would, unless not
+    ``admin_setup`` (the admin's password is set either way)."""
     reset(server, connection.database)
     world = World(server, spec, connection, admin_password=vault_plugin.generate_password())
+    assert spec.database is not None
     schemas = sorted({grant.schema for role in world.roles() for grant in role.grants} | {"public"})
     with server.superuser(connection.database) as db:
         db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(TABLE_OWNER)))
@@ -156,7 +201,8 @@ def make_world(server: PostgresServer, spec: EnvironmentSpec, connection: Connec
                 db.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
                     sql.Identifier(schema), sql.Identifier(TABLE_OWNER)))
             create_tables(db, schema)
-        for statement in admin_setup_statements(connection.admin_user, world.roles(), TABLE_OWNER):
+        statements = setup_statements(ConnectionNeeds.of(connection, spec.database.roles, spec.database.static_roles))
+        for statement in statements if admin_setup else [f'CREATE ROLE "{connection.admin_user}" LOGIN;']:
             db.execute(statement.encode())
         db.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
             sql.Identifier(connection.admin_user), sql.Literal(world.admin_password)))
@@ -188,7 +234,8 @@ def create_later_table(world: World, schema: str, name: str) -> None:
 
 
 def reset(server: PostgresServer, database: str) -> None:
-    """Back to the bootstrap superuser alone, and ``database`` with an empty ``public`` schema.
+    """Back to the bootstrap superuser alone, and ``database`` with an empty ``public`` schema and
+    no functions schema.
 
     Databases are kept between tests (creating one takes the better part of a second): every other
     role's objects and privileges are dropped in each database, then the roles themselves.
@@ -203,10 +250,9 @@ def reset(server: PostgresServer, database: str) -> None:
             databases.append(database)
         roles = [sql.Identifier(str(name)) for (name,) in db.execute(
             "SELECT rolname FROM pg_roles WHERE rolname <> current_user AND rolname !~ '^pg_'").fetchall()]
-    if not roles:
-        return
     for name in databases:
         with server.superuser(name) as db:
+            db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
             for role in roles:  # one at a time: together they trip over shared default ACLs
                 db.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(role))
     with server.superuser() as db:

@@ -2,6 +2,7 @@
 directory, a free TCP port on 127.0.0.1, SCRAM-SHA-256 passwords, and ``pg_hba.conf`` allowing
 only the bootstrap superuser over the socket (``trust``) and everyone over TCP with
 ``scram-sha-256``. Nothing else is assumed to be running, and the Debian cluster is never touched.
+With :class:`ServerTls` it also serves TLS, with a certificate from a throwaway CA.
 
 PostgreSQL refuses to run as root: when the tests run as root (CI), every server command runs as
 the ``postgres`` system user (``runuser``), which then owns the data directory.
@@ -18,9 +19,15 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 SUPERUSER = "bootstrap"
 SERVER_USER = "postgres"
@@ -57,11 +64,56 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """A CA and a server certificate it signed for one DNS name (PEM)."""
+
+    ca_pem: str
+    """The CA certificate: what a client verifies the server with."""
+    certificate_pem: str
+    """The server's certificate, for :attr:`host` only."""
+    key_pem: str
+    """The server's private key."""
+    host: str
+    """The one DNS name the certificate carries."""
+
+    @classmethod
+    def throwaway(cls, host: str, ca_name: str = "vault-platform test CA") -> ServerTls:
+        """A fresh P-256 CA (valid a day) and a server certificate for ``host``."""
+        now = datetime.now(UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+        ca = (x509.CertificateBuilder().subject_name(ca_subject).issuer_name(ca_subject)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = (x509.CertificateBuilder()
+                       .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+                       .issuer_name(ca_subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                       .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                       .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                       .sign(ca_key, hashes.SHA256()))
+        return cls(
+            ca_pem=ca.public_bytes(serialization.Encoding.PEM).decode(),
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode(),
+            host=host,
+        )
+
+
 class PostgresServer:
     """One server process; :meth:`start` and :meth:`stop` (idempotent, also removes the directory)."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, tls: ServerTls | None = None) -> None:
         self.bindir = bindir or find_bindir()
+        self.tls = tls
         self.as_root = os.geteuid() == 0
         self.directory = Path(tempfile.mkdtemp(prefix="pgtest-", dir=_scratch_parent()))
         self.data = self.directory / "data"
@@ -98,6 +150,9 @@ class PostgresServer:
             "max_connections": "50",
             "log_min_messages": "warning",
         }
+        if self.tls is not None:
+            settings.update(ssl="on", ssl_cert_file=f"'{self._server_file('server.crt', self.tls.certificate_pem)}'",
+                            ssl_key_file=f"'{self._server_file('server.key', self.tls.key_pem)}'")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         for attempt in range(3):
@@ -111,6 +166,16 @@ class PostgresServer:
                 continue
             self.running = True
             return
+
+    def _server_file(self, name: str, content: str) -> Path:
+        """A file only the server's user may read (PostgreSQL refuses a key others can read)."""
+        path = self.directory / name
+        path.write_text(content)
+        path.chmod(0o600)
+        if self.as_root:
+            account = pwd.getpwnam(SERVER_USER)
+            os.chown(path, account.pw_uid, account.pw_gid)
+        return path
 
     def log(self) -> str:
         path = self.directory / "server.log"
@@ -129,8 +194,10 @@ class PostgresServer:
         return psycopg.connect(host=str(self.directory), port=self.port, user=SUPERUSER,
                                dbname=dbname, autocommit=True)
 
-    def connect(self, user: str, password: str, dbname: str) -> psycopg.Connection[tuple[object, ...]]:
-        """An autocommit connection over TCP, authenticated with SCRAM-SHA-256 (refused otherwise)."""
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=user, password=password,
-                               dbname=dbname, autocommit=True, require_auth="scram-sha-256",
-                               connect_timeout=10)
+    def connect(self, user: str, password: str, dbname: str, **tls: str) -> psycopg.Connection[tuple[object, ...]]:
+        """An autocommit connection over TCP, authenticated with SCRAM-SHA-256 (refused otherwise);
+        without TLS unless ``tls`` gives libpq's ``sslmode`` and friends."""
+        conninfo = psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=self.port, user=user, password=password, dbname=dbname,
+            require_auth="scram-sha-256", connect_timeout=10, **({"sslmode": "disable"} | tls))
+        return psycopg.connect(conninfo, autocommit=True)

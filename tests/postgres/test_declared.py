@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from components.render.sql import (
-    RENEW_STATEMENTS,
-    REVOCATION_STATEMENTS,
     ROOT_ROTATION_STATEMENTS,
-    STATIC_ROTATION_STATEMENTS,
     creation_statements,
+    renew_statements,
+    revocation_statements,
+    static_rotation_statements,
 )
 from platformctl.engine import unwrap
 from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of_config
@@ -33,8 +33,11 @@ def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -
                                 ("creationStatements", "revocationStatements", "renewStatements"))
         for r in declaration.of_type(ROLE)
     }
+    setup = {c.name: c.admin_setup for c in spec.database.connections}
     assert declared_roles == {
-        role.name: (list(creation_statements(role)), list(REVOCATION_STATEMENTS), list(RENEW_STATEMENTS))
+        role.name: (list(creation_statements(role, setup[role.connection])),
+                    list(revocation_statements(setup[role.connection])),
+                    list(renew_statements(setup[role.connection])))
         for role in spec.database.roles
     }
     declared_connections = {c.inputs["name"]: unwrap(c.inputs["rootRotationStatements"])
@@ -42,13 +45,15 @@ def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -
     assert declared_connections == {c.name: list(ROOT_ROTATION_STATEMENTS) for c in spec.database.connections}
     declared_static = {r.inputs["name"]: unwrap(r.inputs["rotationStatements"])
                        for r in declaration.of_type(STATIC_ROLE)}
-    assert declared_static == {role.name: list(STATIC_ROTATION_STATEMENTS) for role in spec.database.static_roles}
+    assert declared_static == {role.name: list(static_rotation_statements(setup[role.connection]))
+                               for role in spec.database.static_roles}
 
 
+@pytest.mark.parametrize("setup", ["functions", "createrole"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_declared_static_role_statements_are_the_renderer(stack: str) -> None:
-    declaration = declare_stack(stack, STATIC)
+def test_declared_static_role_statements_are_the_renderer(stack: str, setup: str) -> None:
+    declaration = declare_stack(stack, {**STATIC, "vault-platform:database.connections[0].adminSetup": setup})
     assert declaration.error is None
     assert {(r.inputs["name"], r.inputs["username"]): unwrap(r.inputs["rotationStatements"])
             for r in declaration.of_type(STATIC_ROLE)} == {
-        ("reporting", "reporting_user"): list(STATIC_ROTATION_STATEMENTS)}
+        ("reporting", "reporting_user"): list(static_rotation_statements(setup))}  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.render.sql import admin_setup_statements, creation_statements
+from components.render.admin_setup import grant_statements
+from components.render.sql import creation_statements
 from tests.support import refusal, spec_of
 
 DB = "vault-platform:database"
@@ -59,11 +60,14 @@ def test_plain_identifiers_are_accepted_and_quoted(stack: str) -> None:
                            f"{DB}.staticRoles": [STATIC_ROLE]})
     assert spec.database is not None
     role = spec.database.roles[0]
-    assert creation_statements(role)[1:] == (
+    assert creation_statements(role, "createrole")[1:] == (
         'GRANT USAGE ON SCHEMA "billing_2" TO "{{name}}";',
         'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "billing_2" TO "{{name}}";',
         'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "billing_2" TO "{{name}}";',
     )
-    assert admin_setup_statements("vault_admin", spec.database.roles, "app_owner")[1] == (
-        'GRANT USAGE ON SCHEMA "billing_2" TO "vault_admin" WITH GRANT OPTION;')
+    assert creation_statements(role, "functions") == (
+        "SELECT vault_api.create_user('{{name}}', '{{password}}', '{{expiration}}', "
+        """'[{"schema":"billing_2","privileges":["SELECT","INSERT","UPDATE"]}]');""",)
+    assert grant_statements(spec.database.connections[0], "billing_2", ("SELECT",))[0] == (
+        'GRANT USAGE ON SCHEMA "billing_2" TO "vault_api_owner" WITH GRANT OPTION;')
     assert [s.username for s in spec.database.static_roles] == ["reporting_user"]

@@ -1,6 +1,6 @@
 """Revocation removes the user and leaves nothing behind: no role, no membership, no ACL entry, no
-object still owned by it; its sessions are ended and its objects handed to the admin; running it
-again does nothing."""
+object still owned by it; its sessions are ended and its objects handed to the granting role (the
+admin, or the functions' owner); running it again does nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from psycopg import sql
 
 from components.environment import DatabaseRole
-from components.render.sql import REVOCATION_STATEMENTS
 from tests.postgres.conftest import SEEDED_EMAILS, TABLE_OWNER, UNGRANTED_SCHEMA, Credentials, World
 from tests.postgres.vault_plugin import delete_user
 
@@ -45,7 +44,7 @@ def traces(world: World, oid: int) -> dict[str, list[tuple[object, ...]]]:
 
 
 def revoke(world: World, credentials: Credentials) -> None:
-    delete_user(world.admin(), REVOCATION_STATEMENTS, credentials.username)
+    delete_user(world.admin(), world.revocation, credentials.username)
 
 
 def test_revocation_removes_the_user_and_every_trace(world: World, role: DatabaseRole) -> None:
@@ -86,8 +85,8 @@ def test_revocation_hands_the_users_objects_to_the_admin(world: World, role: Dat
         db.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
             sql.Identifier(SCRATCH), sql.Identifier(TABLE_OWNER)))
         db.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {} WITH GRANT OPTION").format(
-            sql.Identifier(SCRATCH), sql.Identifier(world.admin_user)))
-    world.admin().execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(
+            sql.Identifier(SCRATCH), sql.Identifier(world.grantor)))
+    world.as_grantor(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(
         sql.Identifier(SCRATCH), sql.Identifier(credentials.username)))
     session = world.login(credentials.username, credentials.password)
     session.execute("CREATE TABLE scratch.notes (id serial PRIMARY KEY, body text)")
@@ -101,7 +100,7 @@ def test_revocation_hands_the_users_objects_to_the_admin(world: World, role: Dat
 
     assert world.query("SELECT relname::text, pg_get_userbyid(relowner)::text FROM pg_class "
                        "WHERE relnamespace = 'scratch'::regnamespace ORDER BY relname") == [
-        ("notes", world.admin_user), ("notes_id_seq", world.admin_user), ("notes_pkey", world.admin_user)]
+        ("notes", world.grantor), ("notes_id_seq", world.grantor), ("notes_pkey", world.grantor)]
     assert world.query("SELECT id, body FROM scratch.notes") == [(1, "keep me")]
     assert world.query("SELECT relname::text FROM pg_class WHERE relname = 'workspace'") == []
     assert traces(world, oid) == {}
@@ -112,7 +111,7 @@ def test_revocation_twice_and_of_an_unknown_user_does_nothing(world: World, role
     other = world.create_user(role)
     revoke(world, credentials)
     revoke(world, credentials)
-    delete_user(world.admin(), REVOCATION_STATEMENTS, "v-never-existed")
+    delete_user(world.admin(), world.revocation, "v-kubernet-api-role-NeverExisted00000000-1732790000")
     assert world.query("SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'v-%%'") == [(other.username,)]
 
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
-from components.environment import DatabaseRole
+from components.environment import AdminSetup, DatabaseRole, EnvironmentSpec
 from components.render.sql import (
-    RENEW_STATEMENTS,
-    REVOCATION_STATEMENTS,
     ROOT_ROTATION_STATEMENTS,
-    STATIC_ROTATION_STATEMENTS,
     creation_statements,
+    renew_statements,
+    revocation_statements,
+    static_rotation_statements,
 )
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
@@ -48,11 +48,17 @@ def test_scram_verifier_has_a_fresh_16_byte_salt() -> None:
     assert len(base64.b64decode(salt)) == 16
 
 
-def test_revocation_runs_whole_and_the_others_are_split(role: DatabaseRole) -> None:
-    assert [vault_plugin.contains_multiline_statement(s) for s in REVOCATION_STATEMENTS] == [True]
-    for statements in (creation_statements(role), RENEW_STATEMENTS, ROOT_ROTATION_STATEMENTS,
-                       STATIC_ROTATION_STATEMENTS):
+def test_createrole_revocation_runs_whole_and_everything_else_is_split(
+        declared: tuple[EnvironmentSpec, DatabaseRole, AdminSetup]) -> None:
+    """The functions setup's statements are single calls: splitting leaves each whole."""
+    _, role, setup = declared
+    assert [vault_plugin.contains_multiline_statement(s) for s in revocation_statements(setup)] == [
+        setup == "createrole"]
+    for statements in (creation_statements(role, setup), renew_statements(setup), ROOT_ROTATION_STATEMENTS,
+                       static_rotation_statements(setup)):
         assert [vault_plugin.contains_multiline_statement(s) for s in statements] == [False] * len(statements)
+        if setup == "functions":
+            assert [len(vault_plugin.split_statements(s)) for s in statements] == [1] * len(statements)
 
 
 @pytest.mark.parametrize(("statement", "multiline"), [

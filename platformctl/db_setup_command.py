@@ -1,0 +1,70 @@
+"""``platformctl db-setup <stack> [--since <git ref>]``: the SQL a DBA applies so that Vault's admin
+can serve the stack's database roles: the complete, idempotent script per connection, or with
+``--since`` only what the stack's changes since that ref need (the base stack file is read with
+``git show <ref>:stacks/Pulumi.<stack>.yaml``). Exit 2 when a stack, its spec or the ref cannot be
+read."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from components.environment import EnvironmentSpec, SpecError, load_spec
+from components.render.acl import load_policy_files
+
+from .db_setup import changed_scripts, full_scripts, render
+from .engine import ROOT
+from .stackfile import StackConfig, read_stack, stack_config, stack_file, stacks
+
+NAME = "db-setup"
+HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    parser.add_argument("--since", metavar="REF", help="git ref to compare with, e.g. origin/main: print only "
+                        "what the changes since then need")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        head = spec_of(read_stack(args.stack))
+        base = base_spec(args.stack, args.since, ROOT) if args.since else None
+    except (FileNotFoundError, SpecError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if head.database is None:
+        print(f"-- {args.stack}: no database connections; nothing to set up")
+        return 0
+    if args.since is None:
+        scripts = full_scripts(head.database)
+    else:
+        scripts = changed_scripts(base.database if base is not None else None, head.database)
+    sys.stdout.write(render(args.stack, scripts, args.since))
+    return 0
+
+
+def spec_of(stack: StackConfig) -> EnvironmentSpec:
+    reserved = [document.name for document in load_policy_files()]
+    return load_spec(stack.stack, stack.config, stack.secret_keys, reserved)
+
+
+def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
+    """The stack's spec as of ``ref`` (read with today's rules), or None when it did not exist then."""
+    verify = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=root,
+                            capture_output=True, text=True, check=False)
+    if verify.returncode != 0:
+        raise RuntimeError(f"{ref!r} is not a commit of this repository")
+    path = stack_file(stack, root).relative_to(root).as_posix()
+    shown = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True, check=False)
+    if shown.returncode != 0:
+        return None  # a new stack: everything is new
+    try:
+        return spec_of(stack_config(stack, yaml.safe_load(shown.stdout) or {}))
+    except SpecError as error:
+        raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup without "
+                           "--since: the complete script is idempotent") from None
