@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError
 from components.render.admin_setup import ConnectionNeeds, setup_statements
 from tests.postgres.server import ServerTls
-from tests.support import declare_stack, spec_of
+from tests.support import declare_stack, refusal, spec_of
 
 P = "vault-platform:database"
 C = f"{P}.connections[0]"
@@ -23,10 +22,10 @@ NO_EXPIRY = CREATE.replace(" VALID UNTIL '{{expiration}}'", "")
 UNQUOTED = CREATE.replace('"{{name}}"', "{{name}}")
 
 
-def refusal(stack: str, changes: dict[str, Any]) -> SpecError:
-    with pytest.raises(SpecError) as refused:
-        spec_of(stack, changes)
-    return refused.value
+def refused(stack: str, changes: dict[str, Any], key: str) -> tuple[str, str]:
+    """(problem, fix) of the refusal at ``key`` (written with indexes, as in ``changes``)."""
+    error = refusal(stack, changes, key)
+    return error.problem, error.fix
 
 
 class TestTls:
@@ -39,16 +38,14 @@ class TestTls:
     @pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require"])
     @pytest.mark.parametrize("stack", ["staging", "prod"])
     def test_outside_dev_modes_that_do_not_verify_are_refused(self, stack: str, mode: str) -> None:
-        error = refusal(stack, {f"{C}.sslMode": mode})
-        assert (error.key, error.problem, error.fix) == (
-            f"{C}.sslMode", f"{mode} does not verify the server in {stack}: whoever answers for the host name gets "
+        assert refused(stack, {f"{C}.sslMode": mode}, f"{C}.sslMode") == (
+            f"{mode} does not verify the server in {stack}: whoever answers for the host name gets "
             "the admin password", "remove sslMode (verify-full is the default), and set tlsCa when the server's CA "
             "is not a public one")
 
     def test_verify_ca_needs_the_databases_own_ca(self) -> None:
-        error = refusal("prod", {f"{C}.sslMode": "verify-ca"})
-        assert (error.key, error.problem) == (
-            f"{C}.sslMode", "verify-ca against the public roots accepts any certificate they signed, for any name")
+        assert refused("prod", {f"{C}.sslMode": "verify-ca"}, f"{C}.sslMode")[0] == (
+            "verify-ca against the public roots accepts any certificate they signed, for any name")
         spec = spec_of("prod", {f"{C}.sslMode": "verify-ca", f"{C}.tlsCa": CA.ca_pem})
         assert spec.database is not None
         assert spec.database.connections[0].ssl_mode == "verify-ca"
@@ -60,8 +57,7 @@ class TestTls:
                      "carries"),
     ])
     def test_outside_dev_the_host_is_a_fully_qualified_name(self, host: str, problem: str) -> None:
-        error = refusal("prod", {f"{C}.host": host})
-        assert (error.key, error.problem) == (f"{C}.host", problem)
+        assert refused("prod", {f"{C}.host": host}, f"{C}.host")[0] == problem
 
     def test_dev_may_use_any_mode_and_a_short_host(self) -> None:
         spec = spec_of("dev", {f"{C}.inCluster": False, f"{C}.host": "postgres", f"{C}.sslMode": "require",
@@ -87,14 +83,11 @@ class TestTls:
         (CA.certificate_pem, "holds no CA certificate (a server certificate cannot sign another)"),
     ])
     def test_tls_ca_must_be_ca_certificates(self, value: str, problem: str) -> None:
-        error = refusal("prod", {f"{C}.tlsCa": value})
-        assert error.key == f"{C}.tlsCa"
-        assert error.problem.startswith(problem)
+        assert refused("prod", {f"{C}.tlsCa": value}, f"{C}.tlsCa")[0].startswith(problem)
 
     def test_tls_ca_without_verification_is_refused(self) -> None:
-        error = refusal("dev", {f"{C}.tlsCa": CA.ca_pem})
-        assert (error.key, error.problem, error.fix) == (
-            f"{C}.tlsCa", "sslMode disable never verifies the server's certificate",
+        assert refused("dev", {f"{C}.tlsCa": CA.ca_pem}, f"{C}.tlsCa") == (
+            "sslMode disable never verifies the server's certificate",
             "set sslMode to verify-full, or remove tlsCa")
 
 
@@ -112,8 +105,7 @@ class TestAdminSetup:
         ("adminUser", "app_owner", "'app_owner' is also the tableOwner, which owns the tables"),
     ])
     def test_the_admin_is_no_privileged_role(self, key: str, user: str, problem: str) -> None:
-        error = refusal("prod", {f"{C}.{key}": user})
-        assert (error.key, error.problem) == (f"{C}.{key}", problem)
+        assert refused("prod", {f"{C}.{key}": user}, f"{C}.{key}")[0] == problem
 
     def test_setup_scripts_differ_only_where_the_setups_do(self) -> None:
         spec = spec_of("prod", {f"{C}.adminSetup": "createrole"})
@@ -136,13 +128,13 @@ class TestStaticRoles:
         ("vault_api_owner", "'vault_api_owner' is the owner of the SECURITY DEFINER functions"),
     ])
     def test_privileged_users_are_refused(self, username: str, problem: str) -> None:
-        error = refusal("prod", {f"{P}.staticRoles": [{"name": "r", "connection": "postgres", "username": username}]})
-        assert (error.key, error.problem) == (f"{P}.staticRoles[0].username", problem)
+        static = {f"{P}.staticRoles": [{"name": "r", "connection": "postgres", "username": username}]}
+        assert refused("prod", static, f"{P}.staticRoles[0].username")[0] == problem
 
 
-def statements_refusal(statements: list[str]) -> SpecError:
-    return refusal("prod", {f"{C}.adminSetup": "createrole", f"{P}.roles[0].grants": None,
-                            f"{P}.roles[0].creationStatements": statements})
+def statements_refusal(statements: list[str], key: str) -> tuple[str, str]:
+    return refused("prod", {f"{C}.adminSetup": "createrole", f"{P}.roles[0].grants": None,
+                            f"{P}.roles[0].creationStatements": statements}, f"{P}.roles[0].{key}")
 
 
 class TestCreationStatements:
@@ -198,16 +190,14 @@ class TestCreationStatements:
          'use GRANT <privileges> ON <objects> TO "{{name}}" or ALTER ROLE "{{name}}" SET <parameter> TO <value>'),
     ])
     def test_refused_with_one_message(self, statements: list[str], key: str, problem: str, fix: str) -> None:
-        error = statements_refusal(statements)
-        assert (error.key, error.problem, error.fix) == (f"{P}.roles[0].{key}", problem, fix)
+        assert statements_refusal(statements, key) == (problem, fix)
 
     def test_functions_setup_takes_grants_only(self) -> None:
-        error = refusal("prod", {f"{P}.roles[0].grants": None, f"{P}.roles[0].creationStatements": [CREATE]})
-        assert (error.key, error.problem, error.fix) == (
-            f"{P}.roles[0].creationStatements",
+        verbatim = {f"{P}.roles[0].grants": None, f"{P}.roles[0].creationStatements": [CREATE]}
+        assert refused("prod", verbatim, f"{P}.roles[0].creationStatements") == (
             "connection 'postgres' uses the functions admin setup, whose admin can only call vault_api.create_user",
             "declare grants instead, or set adminSetup: createrole on connection 'postgres' (see README)")
 
     def test_grants_on_system_schemas_are_refused(self) -> None:
-        error = refusal("prod", {f"{P}.roles[0].grants[0].schema": "vault_api"})
-        assert (error.key, error.problem) == (f"{P}.roles[0].grants[0].schema", "'vault_api' is a system schema")
+        assert refused("prod", {f"{P}.roles[0].grants[0].schema": "vault_api"}, f"{P}.roles[0].grants[0].schema")[
+            0] == "'vault_api' is a system schema"
