@@ -1,6 +1,11 @@
-"""``platformctl diff <stack> --base <git ref>``: what a branch changes in what a stack declares, as
-Markdown (the pull request comment). Both sides are evaluated offline with Pulumi's mocks: the
-working tree here, the base ref in a temporary ``git worktree`` by the same Python."""
+"""``platformctl diff [<stack>...] --base <git ref>``: what a branch changes in what each stack
+declares, as Markdown (the pull request comment): first what the change needs outside the
+repository, then each stack's diff. Both sides are evaluated offline with Pulumi's mocks: the
+working tree here, the base ref in a temporary ``git worktree`` by the same Python.
+
+Exit status: 0; 1 when the program refuses a stack's config on the branch (the comment then shows
+the refusal and no resource list, and the message goes to stderr too); 2 when a stack file cannot
+be read (YAML errors name the file, line and column) or the base cannot be planned."""
 
 from __future__ import annotations
 
@@ -10,54 +15,113 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .diff import diff_plans, render_markdown
+from components.environment import SpecError
+
+from .diff import diff_plans, render_comment
 from .engine import ROOT, declare
+from .outside import Needs, checklist, checklist_markdown, needs_of, stack_spec
 from .plan import plan_document
-from .stackfile import read_stack, stacks
+from .stackfile import StackConfig, StackFileError, parse_stack_file, read_stack, stack_config, stack_file, stacks
 
 NAME = "diff"
-HELP = "print, as Markdown, how the working tree's plan of a stack differs from a git ref's (secrets masked)"
+HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "
+        "repository, then each stack's plan diff (secrets masked)")
+EMPTY_PLAN: dict[str, Any] = {"error": None, "warnings": [], "resources": {}, "outputs": {}}
+
+
+@dataclass(frozen=True)
+class BaseSide:
+    """One stack as the base ref has it."""
+
+    plan: dict[str, Any]
+    """Its plan document, by the base's own code (empty when the stack did not exist there)."""
+    needs: Needs | None
+    """What it needed outside the repository, by this code; ``None`` when it did not exist or is
+    not a config this code accepts (everything the branch needs is then listed)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    parser.add_argument("stacks", nargs="*", metavar="stack", help=f"stacks to compare (default: all of "
+                        f"{', '.join(stacks())})")
     parser.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main")
 
 
 def run(args: argparse.Namespace) -> int:
+    names: list[str] = args.stacks or stacks()
     try:
-        head_stack = read_stack(args.stack)
-    except FileNotFoundError as error:
+        heads = [read_stack(name) for name in names]
+    except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    head = plan_document(declare(head_stack.stack, head_stack.config, head_stack.secret_keys))
+    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys) for head in heads}
+    refusals = [d.error for d in declarations.values() if d.error is not None]
     try:
-        base = base_plan(args.stack, args.base, ROOT)
-    except (RuntimeError, ValueError) as error:
+        # A refused stack shows its refusal alone: its base is not needed.
+        bases = base_sides([name for name in names if declarations[name].error is None], args.base, ROOT)
+    except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(render_markdown(diff_plans(base, head), args.base))
-    return 0
+    diffs, checks = [], []
+    for head in heads:
+        declaration = declarations[head.stack]
+        base = bases.get(head.stack, BaseSide({"stack": head.stack, **EMPTY_PLAN}, None))
+        diffs.append(diff_plans(base.plan, plan_document(declaration)))
+        if declaration.error is None:
+            checks.append(checklist(needs_of(head, stack_spec(head)), base.needs, args.base))
+    sys.stdout.write(render_comment(diffs, args.base, [checklist_markdown(checks)]))
+    for refusal in refusals:
+        print(f"error: {refusal}", file=sys.stderr)
+    return 1 if refusals else 0
+
+
+def base_sides(names: list[str], ref: str, root: Path) -> dict[str, BaseSide]:
+    """Each stack of ``names`` at git ``ref``."""
+    if not names:
+        return {}
+    with _worktree(root, ref) as tree:
+        return {name: _base_side(name, ref, tree) for name in names}
 
 
 def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:
     """The plan document of ``stack`` at git ``ref`` (an empty plan when the stack did not exist there)."""
+    return base_sides([stack], ref, root)[stack].plan
+
+
+def _base_side(stack: str, ref: str, tree: Path) -> BaseSide:
+    path = stack_file(stack, tree)
+    if not path.is_file():
+        return BaseSide({"stack": stack, **EMPTY_PLAN}, None)
+    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", stack, "--json"], cwd=tree,
+                            capture_output=True, text=True, check=False)
+    if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
+        raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
+    plan: dict[str, Any] = json.loads(result.stdout)
+    return BaseSide(plan, _needs(stack, path))
+
+
+def _needs(stack: str, path: Path) -> Needs | None:
+    try:
+        config: StackConfig = stack_config(stack, parse_stack_file(path.read_text(), path.name))
+        return needs_of(config, stack_spec(config))
+    except (StackFileError, SpecError):
+        return None
+
+
+@contextmanager
+def _worktree(root: Path, ref: str) -> Iterator[Path]:
+    """A checkout of ``ref`` in a temporary ``git worktree``, removed afterwards."""
     _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     scratch = Path(tempfile.mkdtemp(prefix="platformctl-diff-"))
     tree = scratch / "base"
     try:
         _git(root, "worktree", "add", "--detach", "--quiet", str(tree), ref)
-        result = subprocess.run([sys.executable, "-m", "platformctl", "plan", stack, "--json"], cwd=tree,
-                                capture_output=True, text=True, check=False)
-        if result.returncode == 2 and "no stack" in result.stderr:
-            return {"stack": stack, "error": None, "warnings": [], "resources": {}, "outputs": {}}
-        if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
-            raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
-        document: dict[str, Any] = json.loads(result.stdout)
-        return document
+        yield tree
     finally:
         if tree.exists():
             _git(root, "worktree", "remove", "--force", str(tree))
@@ -69,3 +133,5 @@ def _git(root: Path, *args: str) -> None:
     if result.returncode != 0:
         detail = result.stderr.strip() or "not a commit"
         raise RuntimeError(f"git {' '.join(args)}: {detail}")
+
+

@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from .engine import declare
+from .outside import checklist, checklist_text, needs_of, stack_spec
 from .plan import plan_json, plan_text
-from .stackfile import as_first_up, read_stack, stacks
+from .stackfile import StackFileError, as_first_up, read_stack, stacks
 
 NAME = "plan"
 HELP = "print what a stack declares, evaluated offline by the real program with Pulumi's mock engine"
@@ -26,11 +27,18 @@ def run(args: argparse.Namespace) -> int:
         stack = read_stack(args.stack)
         if args.cluster_only:
             stack = as_first_up(stack)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     declaration = declare(stack.stack, stack.config, stack.secret_keys)
-    sys.stdout.write(plan_json(declaration) if args.json else plan_text(declaration, stack))
+    if args.json:
+        sys.stdout.write(plan_json(declaration))
+    else:
+        sys.stdout.write(plan_text(declaration, stack))
+        if declaration.error is None:
+            # What `pulumi up` cannot do, last: where a person reading the terminal looks first.
+            needs = checklist(needs_of(stack, stack_spec(stack)))
+            sys.stdout.write("\n" + "\n".join(checklist_text(needs)) + "\n")
     if declaration.error:
         print(f"error: {declaration.error}", file=sys.stderr)
         return 1

@@ -36,6 +36,9 @@ class StackConfig:
     """Keys whose value is a placeholder, not the stack's real secret."""
     tags: Mapping[str, str]
     """The stack's ``pulumi:tags``."""
+    stored_secrets: frozenset[str] = frozenset()
+    """Keys the stack file holds as encrypted (``secure:``) values, i.e. set with ``pulumi config set
+    --secret``; a referenced secret missing here exists only where someone set it by hand, or not at all."""
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:
@@ -48,9 +51,31 @@ def read_stack(stack: str, root: Path = ROOT) -> StackConfig:
     if not path.is_file():
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
                                 f"(stacks: {', '.join(stacks(root))})")
-    # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
-    document = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
-    return stack_config(stack, document)
+    return stack_config(stack, parse_stack_file(path.read_text(), str(path.relative_to(root))))
+
+
+class StackFileError(ValueError):
+    """A stack file that is not valid YAML, or not a mapping with a ``config`` mapping; the message
+    names the file, and the line and column where the parser stopped."""
+
+
+def parse_stack_file(text: str, name: str) -> dict[str, Any]:
+    """The document of the stack file ``text`` (``name`` is its path, for messages)."""
+    try:
+        # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
+        document = yaml.load(text, Loader=yaml.CSafeLoader) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        raise StackFileError(f"{name}{where}: not valid YAML: {problem}. Fix: check the indentation and "
+                             "quoting there (a value with ': ' or a leading '*', '&', '{' needs quotes)") from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{name}: not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
+        raise StackFileError(f"{name}: a stack file is a mapping whose 'config' key holds a mapping of "
+                             "config keys. Fix: start it with 'config:' and indent the keys under it")
+    return document
 
 
 def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
@@ -73,7 +98,8 @@ def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
             config[key] = PLACEHOLDER
             secret_keys.add(key)
             placeholders.append(key)
-    return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags))
+    stored = frozenset(key for key, value in raw.items() if isinstance(value, Mapping) and set(value) == {"secure"})
+    return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags), stored)
 
 
 def as_first_up(stack: StackConfig) -> StackConfig:
@@ -81,7 +107,8 @@ def as_first_up(stack: StackConfig) -> StackConfig:
     config = {key: value for key, value in stack.config.items() if key not in LOGIN_KEYS}
     config[CLUSTER_ONLY] = True
     return StackConfig(stack.stack, config, stack.secret_keys - set(LOGIN_KEYS),
-                       tuple(key for key in stack.placeholders if key not in LOGIN_KEYS), stack.tags)
+                       tuple(key for key in stack.placeholders if key not in LOGIN_KEYS), stack.tags,
+                       stack.stored_secrets - set(LOGIN_KEYS))
 
 
 def _secret_references(value: Any) -> Iterator[str]:

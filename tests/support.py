@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,11 +45,11 @@ _SEGMENT = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
 _P = "vault-platform:"
 
 
-def any_stack(name: str, *, configured: bool = True) -> StackConfig:
+def any_stack(name: str, *, configured: bool = True, root: Path = ROOT) -> StackConfig:
     """A member of :data:`ANY_STACK`: a committed stack, or (``<stack>+onboarded``) a copy of it with
-    an application onboarded."""
+    an application onboarded; with ``root=TEST_STACKS``, a test stack (with the application)."""
     stack, _, onboarded = name.partition("+")
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = yaml.safe_load(stack_file(stack, root).read_text()) or {}
     if onboarded:
         document = onboard(document, spec_of_config(stack_config(stack, document)))
     config = stack_config(stack, document)
@@ -129,7 +132,7 @@ def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: 
     for path, value in (changes or {}).items():
         _set_path(config, path, value)
     keys = frozenset(secret_keys) if secret_keys is not None else base.secret_keys
-    return StackConfig(base.stack, config, keys, base.placeholders, base.tags)
+    return StackConfig(base.stack, config, keys, base.placeholders, base.tags, base.stored_secrets & keys)
 
 
 def spec_of(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> EnvironmentSpec:
@@ -174,7 +177,8 @@ def apply_edits(stack: str, changes: Mapping[str, Any] | None, edits: tuple[tupl
     applied = copy.deepcopy(dict(config.config))
     for key, value in edits:
         _set_path(applied, key, DELETE if value is REMOVE else value)
-    return StackConfig(config.stack, applied, config.secret_keys, config.placeholders, config.tags)
+    return StackConfig(config.stack, applied, config.secret_keys, config.placeholders, config.tags,
+                       config.stored_secrets)
 
 
 def declare_stack(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> Declaration:
@@ -210,3 +214,24 @@ def _index_of(items: list[Any], step: str | int) -> int:
     if isinstance(step, int):
         return step
     return next(index for index, item in enumerate(items) if label_of(item) == step)
+
+
+def repository_copy(destination: Path) -> Path:
+    """A git repository at ``destination`` holding this working tree's files (tracked and new, not
+    ignored) in one commit, sharing ``./venv``: the commands run there exactly as here, on stack
+    files a test may edit, and ``HEAD`` is the base a diff compares with."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (destination / "venv").symlink_to(ROOT / "venv")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=destination, check=True, capture_output=True)
+    (destination / ".git" / "info" / "exclude").write_text("venv\n")
+    identity = ["-c", "user.name=tests", "-c", "user.email=tests@localhost", "-c", "commit.gpgsign=false"]
+    for command in (["add", "-A"], [*identity, "commit", "-q", "-m", "base"]):
+        subprocess.run(["git", *command], cwd=destination, check=True, capture_output=True)
+    return destination

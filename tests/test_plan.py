@@ -9,8 +9,8 @@ import pytest
 
 from platformctl.__main__ import main
 from platformctl.plan import plan_text
-from platformctl.stackfile import read_stack
-from tests.support import declare_stack
+from platformctl.stackfile import stacks
+from tests.support import COMMITTED, declare_stack, edited
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -20,9 +20,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 class TestPlanText:
-    def test_prod_plan_shows_the_settings_that_matter(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, out, _ = run(capsys, "plan", "prod")
-        assert code == 0
+    def test_prod_plan_shows_the_settings_that_matter(self) -> None:
+        out = plan_text(declare_stack("prod"), edited("prod"))
         assert out.startswith("Plan of stack 'prod' (project vault-platform)\n")
         assert "nothing was deployed" in out
         assert "+ kubernetes:helm.sh/v3:Release  vault-cluster-release  [protected]" in out
@@ -34,9 +33,17 @@ class TestPlanText:
                 "vault-platform:apiServiceApiKey") in out
         assert "placeholder-not-decrypted" not in out
 
-    def test_dev_plan_masks_generated_secrets(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, out, _ = run(capsys, "plan", "dev")
-        assert code == 0
+    @pytest.mark.parametrize("stack", COMMITTED)
+    def test_the_command_plans_each_committed_stack_and_lists_what_it_needs_outside(
+            self, capsys: pytest.CaptureFixture[str], stack: str) -> None:
+        code, out, err = run(capsys, "plan", stack)
+        assert (code, err) == (0, "")
+        assert out.startswith(f"Plan of stack {stack!r} (project vault-platform)\n")
+        assert "placeholder-not-decrypted" not in out
+        assert out.split("\n\n")[-1].startswith("Needs outside the repository")
+
+    def test_dev_plan_masks_generated_secrets(self) -> None:
+        out = plan_text(declare_stack("dev"), edited("dev"))
         assert "        dataJson: [secret]" in out
         assert "generated-at-deploy" not in out
 
@@ -49,7 +56,7 @@ class TestPlanText:
     def test_unknown_stack(self, capsys: pytest.CaptureFixture[str]) -> None:
         code, _, err = run(capsys, "plan", "qa")
         assert code == 2
-        assert err == "error: no stack 'qa': stacks/Pulumi.qa.yaml does not exist (stacks: dev, prod, staging)\n"
+        assert err == f"error: no stack 'qa': stacks/Pulumi.qa.yaml does not exist (stacks: {', '.join(stacks())})\n"
 
 
 class TestPlanJson:
@@ -62,11 +69,12 @@ class TestPlanJson:
         release = document["resources"]["vault-cluster-release"]
         assert (release["type"], release["protect"], release["parent"]) == (
             "kubernetes:helm.sh/v3:Release", True, "vault-cluster")
-        assert document["resources"]["vault-kv-api-service"]["inputs"]["dataJson"] == "[secret]"
+        secrets = [r for r in document["resources"].values() if r["type"] == "vault:kv/secretV2:SecretV2"]
+        assert {r["inputs"]["dataJson"] for r in secrets} <= {"[secret]"}
 
 
 def test_the_text_plan_does_not_depend_on_registration_order() -> None:
     """The engine registers resources as their inputs resolve, in an order that changes between runs."""
     declaration = declare_stack("prod")
     shuffled = replace(declaration, resources=tuple(reversed(declaration.resources)))
-    assert plan_text(shuffled, read_stack("prod")) == plan_text(declaration, read_stack("prod"))
+    assert plan_text(shuffled, edited("prod")) == plan_text(declaration, edited("prod"))

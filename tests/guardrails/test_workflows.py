@@ -82,11 +82,15 @@ class TestPullRequests:
         assert "id-token" not in text
         assert "pull_request_target" not in text
 
-    def test_diff_runs_the_project_command_per_stack(self) -> None:
-        job = load("pr-plan-diff.yml")["jobs"]["diff"]
-        assert job["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
-        commands = "\n".join(step.get("run", "") for step in steps(job))
-        assert 'python -m platformctl diff "$STACK" --base "origin/$BASE_REF"' in commands
+    def test_diff_runs_the_project_command_for_every_stack_and_fails_with_it(self) -> None:
+        document = load("pr-plan-diff.yml")
+        assert list(document["jobs"]) == ["diff"]
+        job = document["jobs"]["diff"]
+        run = next(step["run"] for step in steps(job) if "platformctl diff" in step.get("run", ""))
+        # No stack list: the command diffs every stack file, a new one included.
+        assert 'python -m platformctl diff --base "origin/$BASE_REF" > comment/comment.md || status=$?' in run
+        assert run.rstrip().endswith('exit "$status"')
+        assert steps(job)[-1]["uses"].split("@")[0] == "actions/upload-artifact"
 
     def test_comment_is_posted_from_the_base_without_running_pr_code(self) -> None:
         document = load("pr-plan-diff-comment.yml")
@@ -158,8 +162,7 @@ class TestClusterAccess:
         # The jobs left on GitHub-hosted runners are the ones without credentials.
         hosted = sorted((path.name, name) for path in FILES for name, job in load(path.name)["jobs"].items()
                         if job.get("runs-on", "").startswith("ubuntu-"))
-        assert hosted == [("pr-plan-diff-comment.yml", "comment"), ("pr-plan-diff.yml", "bundle"),
-                          ("pr-plan-diff.yml", "diff"), ("test.yml", "test")]
+        assert hosted == [("pr-plan-diff-comment.yml", "comment"), ("pr-plan-diff.yml", "diff"), ("test.yml", "test")]
         assert all("id-token" not in (WORKFLOWS / name).read_text() for name, _ in hosted)
 
 

@@ -1,0 +1,116 @@
+"""What a stack needs outside the repository: stack secrets to set, the DBA's grants, the Vault CA
+secret per application namespace; all of it for a plan, what is new for a pull request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from platformctl.outside import Needs, NewSecret, checklist, checklist_markdown, checklist_text, needs_of
+from platformctl.stackfile import stack_config, stack_file
+from tests.support import TEST_STACKS, any_stack, edited, spec_of_config
+
+P = "vault-platform:"
+
+
+def needs(stack: str, changes: dict[str, object] | None = None, **kwargs: object) -> Needs:
+    config = edited(stack, changes, **kwargs)  # type: ignore[arg-type]
+    return needs_of(config, spec_of_config(config))
+
+
+def document_of(stack: str) -> dict[str, Any]:
+    return dict(yaml.safe_load(stack_file(stack, TEST_STACKS).read_text()))
+
+
+def onboarded(stack: str) -> Needs:
+    config = any_stack(f"{stack}+onboarded", root=TEST_STACKS)
+    return needs_of(config, spec_of_config(config))
+
+
+class TestNeeds:
+    def test_staging_needs_its_secrets_grants_and_the_ca_in_its_namespace(self) -> None:
+        staging = needs("staging")
+        assert staging.secrets == (f"{P}apiServiceApiKey", f"{P}apiServiceDatabaseUrl", f"{P}postgresAdminPassword",
+                                   "vault:token")
+        assert staging.stored_secrets == {"vault:token"}  # the file holds it as a `secure:` value
+        assert staging.grants == (("postgres", "public", "INSERT"), ("postgres", "public", "SELECT"),
+                                  ("postgres", "public", "UPDATE"))
+        assert staging.static_users == ()
+        assert (staging.ca_secret, staging.ca_namespaces, staging.tls_source) == (
+            "vault-ca", ("staging",), ("vault", "vault-tls"))
+
+    def test_without_tls_no_namespace_needs_the_ca(self) -> None:
+        dev = needs("dev")
+        assert (dev.ca_secret, dev.ca_namespaces) == (None, ())
+        assert dev.secrets == ("vault:token",)  # dev generates the rest with pulumi-random
+
+    def test_a_secure_value_in_the_stack_file_counts_as_set(self) -> None:
+        document = document_of("staging")
+        document["config"][f"{P}apiServiceApiKey"] = {"secure": "v1:AAAA"}
+        config = stack_config("staging", document)
+        assert needs_of(config, spec_of_config(config)).stored_secrets == {f"{P}apiServiceApiKey", "vault:token"}
+        check = checklist(needs_of(config, spec_of_config(config)))
+        assert NewSecret(f"{P}apiServiceApiKey", stored=True, did_you_mean=None) in check.secrets
+        assert "  [ ] Set stack secret 'vault-platform:apiServiceApiKey' (already in stacks/Pulumi.staging.yaml)" in (
+            checklist_text(check))
+
+
+class TestChecklist:
+    def test_onboarding_needs_a_secret_a_grant_a_static_user_and_the_ca(self) -> None:
+        check = checklist(onboarded("staging"), needs("staging"), "origin/main")
+        assert check.secrets == (NewSecret(f"{P}ordersApiToken", stored=False, did_you_mean=None),)
+        assert check.grants == (("postgres", "orders_api", ("SELECT",)),)
+        assert check.static_users == (("postgres", "orders_api_reporting"),)
+        assert (check.ca_secret, check.ca_namespaces) == ("vault-ca", ("orders",))
+        assert checklist_text(check) == [
+            "Needs outside the repository that origin/main did not (no `pulumi up` does these):",
+            "  [ ] Set stack secret 'vault-platform:ordersApiToken' (not in stacks/Pulumi.staging.yaml yet: set it "
+            "before `pulumi up`)",
+            "        pulumi config set --secret --stack staging vault-platform:ordersApiToken",
+            "  [ ] DBA: apply the admin set-up for SELECT on schema 'orders_api' (postgres); existing user "
+            "'orders_api_reporting' for a static role (postgres)",
+            "        venv/bin/python -m platformctl db-setup staging --since origin/main",
+            "  [ ] Put the Vault CA secret 'vault-ca' (key ca.crt) in namespace 'orders'",
+            "        kubectl -n vault get secret vault-tls -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt",
+            "        kubectl -n orders create secret generic vault-ca --from-file=ca.crt",
+        ]
+
+    def test_a_misspelt_secret_name_is_flagged_with_the_name_it_resembles(self) -> None:
+        # As the stack file is read: the misspelt name gets a placeholder and passes offline.
+        document = document_of("staging")
+        document["config"][f"{P}kv"]["secrets"]["api-service"]["data"]["api_key"] = {"fromSecret": "apiServiceApikey"}
+        config = stack_config("staging", document)
+        misspelt = needs_of(config, spec_of_config(config))
+        check = checklist(misspelt, needs("staging"), "origin/main")
+        assert check.secrets == (NewSecret(f"{P}apiServiceApikey", stored=False,
+                                           did_you_mean=f"{P}apiServiceApiKey"),)
+        assert "or fix the name: did you mean `vault-platform:apiServiceApiKey`?" in checklist_markdown([check])
+
+    def test_a_new_privilege_on_a_known_schema_is_a_grant_too(self) -> None:
+        wider = needs("staging", {f"{P}database.roles[0].grants[0].privileges": ["SELECT", "INSERT", "UPDATE",
+                                                                                  "DELETE"]})
+        assert checklist(wider, needs("staging"), "main").grants == (("postgres", "public", ("DELETE",)),)
+
+    def test_no_change_needs_nothing(self) -> None:
+        check = checklist(needs("staging"), needs("staging"), "origin/main")
+        assert check.empty
+        assert checklist_text(check) == ["Needs outside the repository that origin/main did not: nothing."]
+        assert checklist_markdown([check]) == (
+            "### Outside the repository\n\n"
+            "Nothing: no new stack secret, database grant or namespace needing the Vault CA.\n")
+
+    def test_without_a_base_everything_is_listed(self) -> None:
+        check = checklist(needs("staging"))
+        assert [secret.key for secret in check.secrets] == list(needs("staging").secrets)
+        assert check.since is None
+        assert "venv/bin/python -m platformctl db-setup staging" in checklist_text(check)[-4]
+
+    @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+    def test_the_markdown_names_the_stack_on_every_item(self, stack: str) -> None:
+        markdown = checklist_markdown([checklist(onboarded(stack), needs(stack), "origin/main")])
+        items = [line for line in markdown.splitlines() if line.startswith("- [ ]")]
+        assert items
+        assert all(line.startswith(f"- [ ] **{stack}**: ") for line in items)
+        assert f"pulumi config set --secret --stack {stack} vault-platform:ordersApiToken" in markdown
