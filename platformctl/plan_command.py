@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .app_view import UnknownApp, app_text
 from .engine import declare
 from .outside import checklist, checklist_text, needs_of, stack_spec
 from .plan import plan_json, plan_text
@@ -20,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-only", action="store_true",
                         help="as on a new environment's first `up` (no Vault login, clusterOnly stated): "
                              "the cluster layer only")
+    parser.add_argument("--app", metavar="NAME",
+                        help="one application only: its identity, policies, reach and injector annotations")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +34,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    if args.app and declaration.error is None:
+        try:
+            sys.stdout.write(app_text(declaration, args.app))
+        except UnknownApp as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.json:
         sys.stdout.write(plan_json(declaration))
     else:

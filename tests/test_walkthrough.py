@@ -1,0 +1,120 @@
+"""The README's "Onboard an application", followed step by step in a copy of the repository: the
+stack edit it shows is merged into the stack file it names, every command of its ``sh`` blocks runs
+(``bin/test`` excepted: it is the suite this test belongs to), and every command of its ``text``
+block (what is done outside the repository) is one the tools print. A README that drifts from the
+tools fails here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from platformctl.engine import ROOT
+from tests.support import repository_copy
+
+SECTION = "## Onboard an application"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def walkthrough() -> list[tuple[str, str]]:
+    """``(info string, body)`` of each fenced block of the README's onboarding section, in order."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n{SECTION}\n")
+    end = readme.find("\n## ", start + 1)
+    return [(info, body) for info, body in FENCE.findall(readme[start:end if end > 0 else None])]
+
+
+def merge(into: dict[str, Any], addition: dict[str, Any]) -> None:
+    """``addition`` merged into ``into`` as the README says: maps get its keys, lists its items."""
+    for key, value in addition.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key].extend(value)
+        else:
+            assert key not in into, f"the walkthrough would overwrite {key!r}"
+            into[key] = value
+
+
+def run(repo: Path, command: str) -> str:
+    result = subprocess.run(["bash", "-c", command], cwd=repo, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{command!r} failed ({result.returncode}):\n{result.stderr}"
+    assert result.stderr == "", f"{command!r}:\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each ``sh`` command of the walkthrough -> its output, run in order on a copy of the repository
+    whose ``origin/main`` is the commit before the edit."""
+    blocks = walkthrough()
+    [(_, edit)] = [block for block in blocks if block[0] == "yaml"]
+    stack_file = re.search(r"`(stacks/Pulumi\.[\w-]+\.yaml)`", (ROOT / "README.md").read_text().split(SECTION)[1])
+    assert stack_file is not None
+    repo = repository_copy(tmp_path_factory.mktemp("walkthrough") / "repo")
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=repo, check=True)
+    path = repo / stack_file.group(1)
+    document = yaml.safe_load(path.read_text())
+    merge(document, yaml.safe_load(edit))
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    outputs = {}
+    for info, body in blocks:
+        if info == "sh":
+            for command in body.splitlines():
+                if command.strip() and command.strip() != "bin/test":
+                    outputs[command.strip()] = run(repo, command)
+    return outputs
+
+
+def app_of_the_walkthrough() -> dict[str, Any]:
+    [(_, edit)] = [block for block in walkthrough() if block[0] == "yaml"]
+    (app,) = yaml.safe_load(edit)["config"]["vault-platform:apps"]
+    return dict(app)
+
+
+def test_the_walkthrough_shows_these_steps() -> None:
+    commands = [line.strip() for info, body in walkthrough() if info == "sh" for line in body.splitlines()]
+    app = app_of_the_walkthrough()["name"]
+    assert commands == ["bin/plan staging", f"bin/plan staging --app {app}", "bin/test",
+                        "venv/bin/python -m platformctl diff staging --base origin/main"]
+
+
+def test_every_command_runs_and_the_plan_lists_what_is_needed_outside(followed: dict[str, str]) -> None:
+    plan = followed["bin/plan staging"]
+    assert "REFUSED" not in plan
+    assert "\nNeeds outside the repository (no `pulumi up` does these):\n" in plan
+
+
+def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: dict[str, str]) -> None:
+    app = app_of_the_walkthrough()
+    view = followed[f"bin/plan staging --app {app['name']}"]
+    assert view.startswith(f"Application {app['name']!r} in stack 'staging'\n")
+    assert f"  Kubernetes service account {app['namespace']}/{app['serviceAccount']}\n" in view
+    assert f"  -> token TTL {app['tokenTtl']}, " in view
+    reach = view.split("\nReach ", 1)[1].split("\n\n", 1)[0]
+    (grant,) = app["transitKeys"]
+    assert [line.split(":")[0].strip() for line in reach.splitlines()[1:]] == [
+        f"KV secret {app['kvPaths'][0]}", f"database role {app['databaseRole']}",
+        f"transit key {grant['key']} (aes256-gcm96)", f"PKI role {app['certificate']['role']}"]
+    assert f"transit key {grant['key']} (aes256-gcm96): {', '.join(grant['operations'])}" in reach
+    annotations = yaml.safe_load(view.split("metadata.annotations):\n", 1)[1])
+    assert annotations["vault.hashicorp.com/role"] == app["name"]
+    issue = f"pki_int/issue/{app['certificate']['role']}"
+    assert annotations["vault.hashicorp.com/agent-inject-secret-tls.crt"] == issue
+
+
+def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(followed: dict[str, str]) -> None:
+    app = app_of_the_walkthrough()
+    comment = followed["venv/bin/python -m platformctl diff staging --base origin/main"]
+    outside = comment.split("### Outside the repository\n", 1)[1].split("\n### ", 1)[0]
+    [(_, steps)] = [block for block in walkthrough() if block[0] == "text"]
+    for command in steps.splitlines():
+        assert f"\n  {command}\n" in outside, command
+    assert f"- + `vault-policies-app-{app['name']}` (`vault:index/policy:Policy`)" in comment
+    assert f'  path "transit/encrypt/{app["transitKeys"][0]["key"]}" {{' in comment
+    assert f"  | `boundServiceAccountNamespaces` | `[\"{app['namespace']}\"]` |" in comment
