@@ -262,6 +262,8 @@ BOUNDS: dict[str, tuple[str, str, Any, Any, str]] = {
     "database max TTL at most 1d": ("prod", f"{ROLE}.maxTtl", "1d", "1d1s", "above the cap of 1d"),
     "transit rotation at least 1h": ("prod", f"{P}transit.keys[0].autoRotatePeriod", "1h", "59m59s",
                                      "shorter than the 1h Vault allows"),
+    "latency alert at most 90s": ("prod", f"{P}monitoring.requestLatencyMs", 90000, 90001,
+                                  "above the maximum of 90000 (Vault ends a request after 90s"),
     "CRL at least 1d": ("prod", f"{P}pki.crlExpiry", "24h", "23h59m", "leaves no room to rebuild the CRL"),
     "static role rotation at least 1m": (
         "prod", f"{P}database.staticRoles",

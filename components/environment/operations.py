@@ -26,6 +26,9 @@ DEFAULT_AUDIT_MAX_FILE = "100Mi"
 DEFAULT_PROMETHEUS_LABELS = {"release": "prometheus"}  # what the chart's ServiceMonitor carries by default
 DEFAULT_LEASE_THRESHOLD = 100_000
 DEFAULT_REQUEST_LATENCY_MS = 1000
+# Vault ends a request after max_request_duration, 90s by default: a slower threshold never fires.
+MAX_REQUEST_LATENCY_MS = 90_000
+MAX_REQUEST_LATENCY_WHY = "Vault ends a request after 90s, so a slower threshold never fires"
 # S3 bucket names without dots (dots break TLS to virtual-hosted bucket addresses).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _ROLE_ARN = re.compile(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+")
@@ -83,7 +86,8 @@ def load_monitoring(node: Node, tier: Tier) -> Monitoring | None:
     monitoring = Monitoring(
         prometheus_labels=tuple(sorted(labels.items())),
         lease_threshold=node.integer("leaseThreshold", DEFAULT_LEASE_THRESHOLD, minimum=1),
-        request_latency_ms=node.integer("requestLatencyMs", DEFAULT_REQUEST_LATENCY_MS, minimum=1),
+        request_latency_ms=node.integer("requestLatencyMs", DEFAULT_REQUEST_LATENCY_MS, minimum=1,
+                                        maximum=MAX_REQUEST_LATENCY_MS, why=MAX_REQUEST_LATENCY_WHY),
     )
     node.done()
     return monitoring if enabled else None
