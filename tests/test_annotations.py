@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.render.annotations import injector_annotations
-from tests.support import spec_of
+from tests.support import refusal, spec_of
 
 A = "vault.hashicorp.com"
 
@@ -14,6 +14,7 @@ def test_seed_app_annotations_exactly() -> None:
         f"{A}/agent-inject": "true",
         f"{A}/role": "api-service",
         f"{A}/auth-path": "auth/kubernetes",
+        f"{A}/agent-revoke-on-shutdown": "true",
         f"{A}/tls-secret": "vault-ca",
         # The injector mounts tls-secret at /vault/tls in the agent, not where the servers mount theirs.
         f"{A}/ca-cert": "/vault/tls/ca.crt",
@@ -48,3 +49,28 @@ def test_an_app_with_only_kv_gets_no_database_file() -> None:
     annotations = injector_annotations(spec.apps[0], spec)
     assert not any("db-creds" in key for key in annotations)
     assert annotations[f"{A}/role"] == "api-service"
+
+
+class TestLifetimes:
+    """vault-k8s agent-inject/agent/annotations.go (v1.7.6): ``agent-revoke-on-shutdown`` (the sidecar
+    revokes its token, and with it the token's leases, when the pod stops; sidecar only) and
+    ``agent-pre-populate-only`` (the init container alone: nothing left running in a Job's pod)."""
+
+    def test_a_long_running_app_revokes_its_token_when_its_pod_stops(self) -> None:
+        spec = spec_of("prod")
+        annotations = injector_annotations(spec.apps[0], spec)
+        assert annotations[f"{A}/agent-revoke-on-shutdown"] == "true"
+        assert f"{A}/agent-pre-populate-only" not in annotations
+
+    def test_a_job_gets_only_the_init_container(self) -> None:
+        spec = spec_of("prod", {"vault-platform:apps[0].job": True})
+        assert spec.apps[0].job is True
+        annotations = injector_annotations(spec.apps[0], spec)
+        assert annotations[f"{A}/agent-pre-populate-only"] == "true"
+        # Revoke-on-shutdown is the sidecar's, and a Job's pod has none.
+        assert f"{A}/agent-revoke-on-shutdown" not in annotations
+        assert annotations[f"{A}/agent-inject-secret-db-creds.env"] == "database/creds/api-role"
+
+    def test_job_is_true_or_false(self) -> None:
+        problem = refusal("prod", {"vault-platform:apps[0].job": "yes"}, "vault-platform:apps[0].job")
+        assert problem.problem == "expected true or false, got a string ('yes')"

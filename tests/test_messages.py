@@ -33,6 +33,8 @@ PKI_ROLE = f"{P}pki.roles[0]"
 APP_ITEM = {"name": "api-service", "namespace": "production", "serviceAccount": "api-service-sa",
             "kvPaths": ["production/api-service"], "databaseRole": "api-role", "policies": ["api-secrets"],
             "tokenMaxTtl": "24h"}
+UNUSED_ROLE_ITEM = {"name": "batch-role", "connection": "postgres",
+                    "grants": [{"privileges": ["SELECT"], "schema": "public"}]}
 
 
 def refused(stack: str, changes: dict[str, Any]) -> StackRefused:
@@ -259,7 +261,9 @@ BOUNDS: dict[str, tuple[str, str, Any, Any, str]] = {
                              "tokenTtl 4h1s is above the cap of 4h"),
     "token max TTL at most 1d": ("prod", f"{APP}.tokenMaxTtl", "24h", "24h1s", "above the cap of 1d"),
     "database TTL at least 1m": ("prod", f"{ROLE}.defaultTtl", "1m", "59s", "below the minimum of 1m"),
-    "database max TTL at most 1d": ("prod", f"{ROLE}.maxTtl", "1d", "1d1s", "above the cap of 1d"),
+    # A role no application takes credentials from, so that only the cap binds (not the app's tokenMaxTtl).
+    "database max TTL at most 1d": ("prod", f"{P}database.roles[1]", {**UNUSED_ROLE_ITEM, "maxTtl": "1d"},
+                                    {**UNUSED_ROLE_ITEM, "maxTtl": "1d1s"}, "above the cap of 1d"),
     "transit rotation at least 1h": ("prod", f"{P}transit.keys[0].autoRotatePeriod", "1h", "59m59s",
                                      "shorter than the 1h Vault allows"),
     "latency alert at most 90s": ("prod", f"{P}monitoring.requestLatencyMs", 90000, 90001,
@@ -321,7 +325,8 @@ def _cases() -> dict[str, tuple[str, dict[str, Any]]]:
         "misspelt top-level key": ("prod", {f"{P}transt": {"keys": []}}),
         "KV path without the prefix": ("prod", {f"{APP}.kvPaths": ["api-service"]}),
         "policy path without the prefix": ("prod", {f"{P}policies[0].rules[0].path": "secret/data/api-service"}),
-        "even replicas and a TTL above the cap": ("prod", {f"{P}cluster.replicas": 4, f"{ROLE}.maxTtl": "48h"}),
+        "even replicas and a TTL above the cap": ("prod", {f"{P}cluster.replicas": 4, f"{ROLE}.maxTtl": "48h",
+                                                           f"{APP}.tokenMaxTtl": "24h"}),
         "secret audit field": ("prod", {f"{P}audit.clearKeys[0].request": ["common_name", "pem_bundle", "ttl"]}),
         "connection misspelt": ("prod", {f"{ROLE}.connection": "postgress"}),
         "http URL in prod": ("prod", {f"{P}pki.urlBase": "http://vault.vault.svc:8200"}),

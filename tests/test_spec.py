@@ -35,7 +35,7 @@ class TestCommittedStacks:
         assert (connection.name, connection.host, connection.port, connection.database, connection.admin_user) == (
             "postgres", "postgres.prod.internal", 5432, "app", "vault_admin")
         (role,) = spec.database.roles
-        assert (role.name, role.default_ttl, role.max_ttl) == ("api-role", 3600, 86400)
+        assert (role.name, role.default_ttl, role.max_ttl) == ("api-role", 3600, 14400)
         assert [(g.privileges, g.schema) for g in role.grants] == [(("SELECT", "INSERT", "UPDATE"), "public")]
 
     @pytest.mark.parametrize(("stack", "replicas", "tls", "injector"), [
@@ -55,6 +55,45 @@ class TestCommittedStacks:
         access = spec_of("prod", {"vault:address": "https://vault.prod.internal:8200"}).vault
         assert access is not None
         assert (access.address, access.token_key) == ("https://vault.prod.internal:8200", "vault:token")
+
+
+class TestCredentialLifetimes:
+    """A lease dies with the token that created it: a database role's maxTtl never outlives the tokens
+    of the applications that take credentials from it."""
+
+    ROLE = f"{P}database.roles[api-role].maxTtl"
+    AT = f"{P}database.roles[0].maxTtl"
+
+    def test_the_default_role_lives_as_long_as_the_default_token(self) -> None:
+        role = spec_of("prod", {f"{P}database.roles[0].maxTtl": DELETE}).database
+        assert role is not None
+        assert role.roles[0].max_ttl == spec_of("prod").apps[0].token_max_ttl == 4 * 3600
+
+    def test_a_role_that_outlives_the_app_token_is_refused_with_the_fix(self) -> None:
+        problem = refusal("prod", {f"{P}database.roles[0].maxTtl": "24h"}, self.AT)
+        assert str(problem) == (
+            "stack 'prod', config key 'vault-platform:database.roles[api-role].maxTtl': 1d outlives the tokens "
+            "of application 'api-service' (tokenMaxTtl 4h): Vault revokes a lease when the token that created it "
+            "expires, so its database users would be dropped after 4h. Fix: set it to 4h or less, or raise "
+            "tokenMaxTtl of application 'api-service' to 1d (at most 1d)")
+        assert problem.edits == ((self.ROLE, "4h"),)
+
+    def test_the_fix_applies_also_when_the_default_ttl_is_longer(self) -> None:
+        changes = {f"{P}database.roles[0].maxTtl": "24h", f"{P}database.roles[0].defaultTtl": "8h"}
+        problem = refusal("prod", changes, self.AT)
+        assert problem.edits == ((f"{P}database.roles[api-role].defaultTtl", "4h"), (self.ROLE, "4h"))
+        fixed = apply_edits("prod", changes, problem.edits)
+        assert load_spec(fixed.stack, fixed.config, fixed.secret_keys).database is not None
+
+    @pytest.mark.parametrize(("role_max", "token_max"), [("4h", "4h"), ("2h", "4h"), ("24h", "24h")])
+    def test_a_role_within_the_token_is_accepted(self, role_max: str, token_max: str) -> None:
+        spec_of("prod", {f"{P}database.roles[0].maxTtl": role_max, f"{P}apps[0].tokenMaxTtl": token_max})
+
+    def test_every_app_of_a_shared_role_counts(self) -> None:
+        second = {"name": "billing", "namespace": "billing", "serviceAccount": "billing-sa",
+                  "databaseRole": "api-role", "tokenMaxTtl": "2h", "tokenTtl": "1h"}
+        problem = refusal("prod", {f"{P}apps[1]": second}, self.AT)
+        assert problem.problem.startswith("4h outlives the tokens of application 'billing' (tokenMaxTtl 2h)")
 
 
 class TestClusterOnly:
@@ -143,7 +182,7 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
         "'1 hour' is not a duration"),
     "default TTL above max TTL": (
         "prod", {f"{P}database.roles[0].defaultTtl": "48h"}, f"{P}database.roles[api-role].defaultTtl",
-        "48h is above maxTtl (24h)"),
+        "48h is above maxTtl (4h)"),
     "token TTL above token max TTL": (
         "prod", {f"{P}apps[0].tokenTtl": "8h"}, f"{P}apps[api-service].tokenTtl", "8h is above tokenMaxTtl (4h)"),
     "role bound to every namespace": (
@@ -232,8 +271,9 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
     "token max TTL above the cap": (
         "prod", {f"{P}apps[0].tokenMaxTtl": "48h"},
         f"{P}apps[api-service].tokenMaxTtl", "tokenMaxTtl 48h is above the cap of 1d"),
-    "database max TTL above the cap": (
-        "prod", {f"{P}database.roles[0].maxTtl": "720h"}, f"{P}database.roles[api-role].maxTtl",
+    "database max TTL above the cap": (  # its app's tokens live as long, so that only the cap binds
+        "prod", {f"{P}database.roles[0].maxTtl": "720h", f"{P}apps[0].tokenMaxTtl": "24h"},
+        f"{P}database.roles[api-role].maxTtl",
         "maxTtl 720h is above the cap of 1d"),
     "database default TTL of 0": (
         "prod", {f"{P}database.roles[0].defaultTtl": 0}, f"{P}database.roles[api-role].defaultTtl",

@@ -175,7 +175,7 @@ class TestDatabase:
     def test_dynamic_role(self, declared: dict[str, Declaration], stack: str) -> None:
         role = one(declared[stack], DB_ROLE)
         assert (role.inputs["name"], role.inputs["dbName"]) == ("api-role", "postgres")
-        assert (role.inputs["defaultTtl"], role.inputs["maxTtl"]) == (3600, 86400)
+        assert (role.inputs["defaultTtl"], role.inputs["maxTtl"]) == (3600, 14400)
         assert role.inputs["creationStatements"] == [
             "SELECT vault_api.create_user('{{name}}', '{{password}}', '{{expiration}}', "
             """'[{"schema":"public","privileges":["SELECT","INSERT","UPDATE"]}]');""",

@@ -85,6 +85,7 @@ DEV_POSTGRES_NAMESPACE = "postgres"
 RESERVED_MOUNTS = ("sys", "auth", "identity", "cubbyhole")
 RESERVED_AUTH_PATHS = ("token",)
 DEV_POSTGRES_PORT = 5432
+DEFAULT_TOKEN_MAX_TTL = 4 * HOUR
 DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "staging", "prod": "production"}
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
@@ -739,7 +740,8 @@ def _database_role(node: Node, connections: Mapping[str, Connection]) -> Databas
         name=node.string("name", rule=VAULT_NAME),
         connection=connection.name,
         default_ttl=node.duration("defaultTtl", HOUR),
-        max_ttl=node.duration("maxTtl", 24 * HOUR),
+        # No longer than the tokens that take credentials from it live by default (see _app).
+        max_ttl=node.duration("maxTtl", DEFAULT_TOKEN_MAX_TTL),
         grants=tuple(grants),
         creation_statements=statements,
     )
@@ -918,11 +920,12 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
         namespace=node.string("namespace", rule=K8S_LABEL),
         service_account=node.string("serviceAccount", rule=K8S_SUBDOMAIN),
         token_ttl=node.duration("tokenTtl", HOUR),
-        token_max_ttl=node.duration("tokenMaxTtl", 4 * HOUR),
+        token_max_ttl=node.duration("tokenMaxTtl", DEFAULT_TOKEN_MAX_TTL),
         kv_paths=node.strings("kvPaths", rule=KV_PATH),
         database_role=node.optional_string("databaseRole", rule=VAULT_NAME),
         policies=node.strings("policies", rule=VAULT_NAME),
         audience=node.string("audience", default_audience, rule=AUDIENCE),
+        job=node.boolean("job", False),
         **_app_access(node, transit, pki, database),
     )
     if app.name == operations.SNAPSHOT_IDENTITY:
@@ -944,6 +947,8 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
         report(node.error("databaseRole", f"database role {app.database_role!r} is not declared",
                           f"declare it under database.roles ({declared(role_names)})",
                           refers_to=f"database.roles:{app.database_role}"))
+    elif app.database_role is not None:
+        _check_lease_within_token(node, app, role_names[app.database_role])
     for index, policy in enumerate(app.policies):
         if policy not in policy_names:
             report(node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
@@ -956,6 +961,27 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
 # The agent renews its token at about two thirds of its TTL and logs in again once it cannot: below a
 # minute it would spend its life logging in.
 MIN_TOKEN_TTL = 60
+
+
+def _check_lease_within_token(node: Node, app: App, role: object) -> None:
+    """Refuses a database role whose credentials would be renewed for longer than the application's
+    tokens live: a lease belongs to the token that created it, and Vault revokes it (drops the
+    database user, ending its sessions) when that token expires, whatever the role's maxTtl says."""
+    if not isinstance(role, DatabaseRole) or role.max_ttl <= app.token_max_ttl:
+        return
+    key = f"{PROJECT}:database.roles[{role.name}]"
+    token_max = format_duration(app.token_max_ttl)
+    edits: tuple[tuple[str, Any], ...] = ((f"{key}.maxTtl", token_max),)
+    if role.default_ttl > app.token_max_ttl:
+        edits = ((f"{key}.defaultTtl", token_max), *edits)
+    report(SpecError(
+        node.stack, f"{key}.maxTtl",
+        f"{format_duration(role.max_ttl)} outlives the tokens of application {app.name!r} (tokenMaxTtl "
+        f"{token_max}): Vault revokes a lease when the token that created it expires, so its database "
+        f"users would be dropped after {token_max}",
+        f"set it to {token_max} or less, or raise tokenMaxTtl of application {app.name!r} to "
+        f"{format_duration(role.max_ttl)} (at most {format_duration(rules.TOKEN_MAX_TTL_CAP)})",
+        edits=edits, refers_to=f"database.roles:{role.name}"))
 
 
 def _app_access(node: Node, transit: Transit | None, pki: Pki | None,

@@ -498,6 +498,9 @@ class App:
     """Certificate the agent issues for it from a PKI role, if any."""
     static_database_role: str | None = None
     """Static database role whose rotated credentials it reads."""
+    job: bool = False
+    """Its pods run to completion (a Kubernetes Job): the agent only pre-populates the secrets in an
+    init container, and no sidecar is left running."""
 
 
 @dataclass(frozen=True)

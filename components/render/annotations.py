@@ -4,6 +4,15 @@ The agent logs in with the pod's service account through the app's Kubernetes au
 each secret to ``/vault/secrets/<file>`` and keeps it fresh: KV values are re-read, database
 credentials are renewed and replaced before their lease runs out, static database credentials
 are re-read (Vault rotates them), and a certificate is issued again before it expires.
+
+The annotation names and what the injector does with them are hashicorp/vault-k8s's
+(``agent-inject/agent/annotations.go``, v1.7.6, the injector of chart 0.34.1):
+``agent-revoke-on-shutdown`` makes the sidecar revoke its own token when the pod stops, which
+revokes the token's leases with it (the pod's database user is dropped at once, not when its lease
+would have run out); it applies to the sidecar only. ``agent-pre-populate-only`` injects the init
+container alone, for pods that run to completion (Jobs): no sidecar is left running to keep the Job's
+pod from finishing, and nothing renews or revokes: the credentials end with their lease or the token
+(``tokenTtl``), whichever comes first.
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ def injector_annotations(app: App, spec: EnvironmentSpec) -> dict[str, str]:
         f"{PREFIX}/role": app.name,
         f"{PREFIX}/auth-path": f"auth/{spec.kubernetes_auth_path}",
     }
+    if app.job:
+        annotations[f"{PREFIX}/agent-pre-populate-only"] = "true"
+    else:
+        annotations[f"{PREFIX}/agent-revoke-on-shutdown"] = "true"
     if spec.cluster.tls.enabled:
         annotations[f"{PREFIX}/tls-secret"] = spec.cluster.tls.ca_secret_name
         annotations[f"{PREFIX}/ca-cert"] = f"{AGENT_TLS_PATH}/ca.crt"

@@ -170,7 +170,7 @@ class TestConfig:
     def test_database_cap_is_configurable(self, declared: dict[str, Declaration],
                                           tags: dict[str, dict[str, str]]) -> None:
         assert check(declared, tags, "database-role-ttls", "prod", DB_ROLE, {}, config={"maxTtl": 3600}) == [
-            "maxTtl 1d is above the cap of 1h (an unset TTL is Vault's default of 32 days)"]
+            "maxTtl 4h is above the cap of 1h (an unset TTL is Vault's default of 32 days)"]
 
 
 class TestProtected:

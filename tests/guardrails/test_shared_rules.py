@@ -63,7 +63,7 @@ class TestOneImplementation:
         ({"vault-platform:apps[0].namespace": "*"}, rules.wildcard_binding("namespace", "*")),
         ({"vault-platform:apps[0].tokenTtl": "8h"}, rules.ttl_order("tokenTtl", 8 * HOUR, "tokenMaxTtl", 4 * HOUR)),
         ({"vault-platform:database.roles[0].defaultTtl": "2d"},
-         rules.ttl_order("defaultTtl", 48 * HOUR, "maxTtl", 24 * HOUR, shown=("2d", "24h"))),
+         rules.ttl_order("defaultTtl", 48 * HOUR, "maxTtl", 4 * HOUR, shown=("2d", "4h"))),
     ])
     def test_spec_refuses_with_the_rule(self, changes: dict[str, object], problem: str) -> None:
         with pytest.raises(SpecError) as refused:
