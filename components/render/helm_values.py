@@ -18,8 +18,8 @@ AUDIT_MOUNT_PATH = "/vault/audit"
 API_PORT = 8200
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # The chart's own server image (values.yaml of 0.34.1, server.image): already on every node that runs
-# Vault, and Alpine with busybox (sh, sha256sum, pidof: the chart's preStop hook runs
-# `kill -SIGTERM $(pidof vault)` in it). Bump it with the chart.
+# Vault, and Alpine with busybox (sh, sha256sum, pgrep, kill; the chart's preStop hook relies on the
+# same tools: `kill -SIGTERM $(pidof vault)`). Bump it with the chart.
 TLS_RELOADER_IMAGE = "hashicorp/vault:2.0.4"
 TLS_RELOAD_INTERVAL_SECONDS = 30
 
@@ -97,22 +97,31 @@ def tls_reload_script(directory: str, process: str = "vault",
     (hashicorp/vault issues 5387 and 10442); cert-manager renews the secret and the kubelet swaps
     the mounted files in place (one atomic ``..data`` symlink switch, so both files change
     together), but without the signal every server keeps presenting the old certificate until it
-    expires. A process the loop has not seen before (Vault started or restarted) read the files when
-    it started, so it is not signalled: a SIGHUP that reaches Vault before it handles the signal would
-    end it.
+    expires.
+
+    A process the loop sees for the first time (Vault started or restarted) is never signalled in
+    that round: a SIGHUP that reaches Vault before it handles the signal would end it. It is taken
+    to hold the files as they were one round earlier, before it started, so a renewal that lands
+    around a restart costs at most one extra reload a round later, never a missed one.
     """
     files = f"{directory}/tls.crt {directory}/tls.key"
     return "\n".join([
         f'files="{files}"',
+        'before="$(sha256sum $files)"',
         'loaded=""',
         'seen=""',
         f"while sleep {interval_seconds:g}; do",
         '  current="$(sha256sum $files)" || continue',
-        f'  pid="$(pidof {process})" || continue',
-        '  if [ "$pid" != "$seen" ]; then seen="$pid"; loaded="$current"; continue; fi',
-        '  [ "$current" = "$loaded" ] && continue',
-        '  kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to ' + process
+        # The oldest process of that name: the server, not a child it forks (briefly of the same name).
+        f'  pid="$(pgrep -o -x {process})" || pid=""',
+        '  if [ "$pid" != "$seen" ]; then',
+        '    seen="$pid"',
+        '    loaded="$before"',
+        '  elif [ -n "$pid" ] && [ "$current" != "$loaded" ]; then',
+        '    kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to ' + process
         + ' (pid $pid)"',
+        "  fi",
+        '  before="$current"',
         "done",
     ]) + "\n"
 
