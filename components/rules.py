@@ -65,6 +65,36 @@ def tls_allowed(enabled: bool, tier: str) -> str | None:
     return f"TLS may only be turned off in dev, not in {tier}"
 
 
+# libpq modes that may hand the admin password to a server nobody verified, or send it in clear.
+UNVERIFIED_SSL_MODES = ("disable", "allow", "prefer", "require")
+VERIFYING_SSL_MODES = ("verify-ca", "verify-full")
+
+
+def database_tls(ssl_mode: str, has_ca: bool, tier: str) -> str | None:
+    """Outside dev, Vault verifies the PostgreSQL server it hands the admin password to: verify-full,
+    or verify-ca against the database's own CA (against the public roots it accepts any name)."""
+    if tier == "dev":
+        return None
+    if ssl_mode not in VERIFYING_SSL_MODES:
+        return (f"{ssl_mode} does not verify the server in {tier}: whoever answers for the host name gets the "
+                "admin password")
+    if ssl_mode == "verify-ca" and not has_ca:
+        return "verify-ca against the public roots accepts any certificate they signed, for any name"
+    return None
+
+
+def database_host(host: str, tier: str) -> str | None:
+    """Outside dev, a database host is a fully qualified DNS name: the name its certificate carries."""
+    if tier == "dev":
+        return None
+    if host.replace(".", "").isdigit() or ":" in host:
+        return f"{host!r} is an IP address: {tier} connections verify the name the server's certificate carries"
+    if "." not in host:
+        return (f"{host!r} is not a fully qualified host name: {tier} connections verify the name the server's "
+                "certificate carries, and a short name resolves through the search domains")
+    return None
+
+
 def injector_replicas(replicas: int, tier: str) -> str | None:
     """Outside dev, at least two injector replicas: the injector's webhook is in every pod's path."""
     if tier == "dev" or replicas >= 2:

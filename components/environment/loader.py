@@ -71,8 +71,6 @@ CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 APP_POLICY_PREFIX = "app-"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-# Modes that may send the admin's password to a server nobody verified (or in clear): dev only.
-UNVERIFIED_SSL_MODES = ("disable", "allow", "prefer", "require")
 ADMIN_SETUPS = ("functions", "createrole")
 # The NOLOGIN role that owns the functions setup's SECURITY DEFINER functions (components/render/admin_setup.py).
 FUNCTIONS_OWNER = "vault_api_owner"
@@ -627,26 +625,17 @@ def _check_connection_roles(node: Node, connection: Connection) -> None:
 def _check_tls(node: Node, connection: Connection, tier: Tier) -> None:
     """Outside dev Vault verifies the server it hands the admin password to: verify-full (or
     verify-ca against the stack's own CA), at a fully qualified host name."""
-    if connection.tls_ca is not None and connection.ssl_mode not in ("verify-ca", "verify-full"):
+    if connection.tls_ca is not None and connection.ssl_mode not in rules.VERIFYING_SSL_MODES:
         raise node.error("tlsCa", f"sslMode {connection.ssl_mode} never verifies the server's certificate",
                          "set sslMode to verify-full, or remove tlsCa")
-    if tier == "dev":
-        return
-    if connection.ssl_mode in UNVERIFIED_SSL_MODES:
-        raise node.error("sslMode", f"{connection.ssl_mode} does not verify the server in {tier}: whoever answers "
-                         "for the host name gets the admin password", "remove sslMode (verify-full is the default), "
-                         "and set tlsCa when the server's CA is not a public one")
-    if connection.ssl_mode == "verify-ca" and connection.tls_ca is None:
-        raise node.error("sslMode", "verify-ca against the public roots accepts any certificate they signed, for "
-                         "any name", "use verify-full, or set tlsCa to the database's own CA")
-    if connection.host.replace(".", "").isdigit():
-        raise node.error("host", f"{connection.host!r} is an IP address: {tier} connections verify the name the "
-                         "server's certificate carries", "use the server's fully qualified DNS name")
-    if "." not in connection.host:
-        raise node.error("host", f"{connection.host!r} is not a fully qualified host name: {tier} connections "
-                         "verify the name the server's certificate carries, and a short name resolves "
-                         "through the search domains", f"use the server's full DNS name, e.g. "
-                         f"{connection.host}.{tier}.example.com")
+    problem = rules.database_tls(connection.ssl_mode, connection.tls_ca is not None, tier)
+    if problem is not None:
+        fix = ("use verify-full, or set tlsCa to the database's own CA" if connection.ssl_mode == "verify-ca" else
+               "remove sslMode (verify-full is the default), and set tlsCa when the server's CA is not a public one")
+        raise node.error("sslMode", problem, fix)
+    problem = rules.database_host(connection.host, tier)
+    if problem is not None:
+        raise node.error("host", problem, "use the server's fully qualified DNS name, the one its certificate carries")
 
 
 def _tls_ca(node: Node) -> str | None:

@@ -16,6 +16,7 @@ a stack that is neither gets the production rules.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ VAULT_DEFAULT_TTL = 768 * HOUR
 RELEASE = "kubernetes:helm.sh/v3:Release"
 AUTH_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
 DATABASE_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+DATABASE_CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
 KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
 ACL_POLICY = "vault:index/policy:Policy"
 AUDIT = "vault:index/audit:Audit"
@@ -268,6 +270,24 @@ def check_database_ttls(args: ResourceValidationArgs, report: ReportViolation) -
             report(f"{problem} (an unset TTL is Vault's default of 32 days)", None)
 
 
+def check_database_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Outside dev, Vault verifies the PostgreSQL server it hands the admin password to: the connection
+    URL's sslmode is verify-full (or verify-ca with the connection's own tls_ca; libpq's default when
+    unset is prefer), at a fully qualified host name."""
+    if args.resource_type != DATABASE_CONNECTION:
+        return
+    url = reveal(lookup(args.props, "postgresql.connectionUrl"))
+    if not isinstance(url, str):
+        return
+    parts = urllib.parse.urlsplit(url)
+    ssl_mode = urllib.parse.parse_qs(parts.query).get("sslmode", ["prefer"])[0]
+    has_ca = bool(reveal(lookup(args.props, "postgresql.tlsCa")))
+    tier = _tier(args)
+    for problem in (rules.database_tls(ssl_mode, has_ca, tier), rules.database_host(parts.hostname or "", tier)):
+        if problem is not None:
+            report(f"postgresql.connectionUrl: {problem}", None)
+
+
 def plaintext_credentials(resource_type: str, props: Mapping[str, Any]) -> Iterator[str]:
     """Dotted paths of the credentials in ``props`` that are not secrets: a plain string under a
     credential-like name (password, token, secret, key, ...), or a URL with a literal password."""
@@ -430,6 +450,7 @@ POLICIES = (
     _resource("kubernetes-auth-bindings", check_auth_bindings),
     _resource("token-ttl-caps", check_token_ttls, _TOKEN_CAPS),
     _resource("database-role-ttls", check_database_ttls, _DATABASE_CAPS),
+    _resource("database-tls", check_database_tls),
     _resource("no-plaintext-secrets", check_plaintext_secrets),
     _resource("kv-check-and-set", check_kv_cas),
     _resource("protect-stateful", check_protected),

@@ -21,6 +21,8 @@ from policies.guardrails.checks import POLICIES, environment
 from .harness import declared_args, not_applicable, reported, resource_args, stack_args
 
 RELEASE = "vault-cluster-release"
+DB_CONNECTION = "vault-database-postgres"
+URL = "postgresql://{{username}}:{{password}}@"
 ROLE = "vault-kubernetes-auth-api-service"
 DB_ROLE = "vault-database-api-role"
 DROP = object()
@@ -118,6 +120,30 @@ class TestDeclaredResources:
             "tokenTtl 32d is above the cap of 4h (an unset TTL is Vault's default of 32 days)",
             "32d is above tokenMaxTtl (4h) (an unset TTL is Vault's default of 32 days)"]),
         # every stack: database role TTLs
+        # outside dev, Vault verifies the database server (the spec's rule, components/rules.py)
+        "database tls: prod as committed": ("database-tls", "prod", DB_CONNECTION, {}, []),
+        "database tls: require in prod": ("database-tls", "prod", DB_CONNECTION, {
+            "postgresql.connectionUrl": URL + "postgres.prod.internal:5432/app?sslmode=require"}, [
+            "postgresql.connectionUrl: require does not verify the server in prod: whoever answers for the host name "
+            "gets the admin password"]),
+        "database tls: no sslmode (libpq's prefer) and a short host in staging": (
+            "database-tls", "staging", DB_CONNECTION, {"postgresql.connectionUrl": URL + "postgres:5432/app"}, [
+                "postgresql.connectionUrl: prefer does not verify the server in staging: whoever answers for the host "
+                "name gets the admin password",
+                "postgresql.connectionUrl: 'postgres' is not a fully qualified host name: staging connections verify "
+                "the name the server's certificate carries, and a short name resolves through the search domains"]),
+        "database tls: verify-ca without the database's CA": ("database-tls", "prod", DB_CONNECTION, {
+            "postgresql.connectionUrl": URL + "postgres.prod.internal:5432/app?sslmode=verify-ca"}, [
+            "postgresql.connectionUrl: verify-ca against the public roots accepts any certificate they signed, for "
+            "any name"]),
+        "database tls: verify-ca with the database's CA": ("database-tls", "prod", DB_CONNECTION, {
+            "postgresql.connectionUrl": URL + "postgres.prod.internal:5432/app?sslmode=verify-ca",
+            "postgresql.tlsCa": "-----BEGIN CERTIFICATE-----"}, []),
+        "database tls: an IP address": ("database-tls", "prod", DB_CONNECTION, {
+            "postgresql.connectionUrl": URL + "10.0.0.5:5432/app?sslmode=verify-full"}, [
+            "postgresql.connectionUrl: '10.0.0.5' is an IP address: prod connections verify the name the server's "
+            "certificate carries"]),
+        "database tls: dev's in-cluster instance": ("database-tls", "dev", DB_CONNECTION, {}, []),
         "database: as committed": ("database-role-ttls", "prod", DB_ROLE, {}, []),
         "database: default above max": ("database-role-ttls", "dev", DB_ROLE,
                                         {"defaultTtl": 7200.0, "maxTtl": 3600.0}, [
