@@ -300,11 +300,10 @@ class TestWhatAReviewerSees:
     def test_the_sql_and_the_key_settings(self, onboarding_markdown: str) -> None:
         role = section(onboarding_markdown, "- + `vault-database-orders-api-reader`")
         assert "  | `defaultTtl` | `900` (15m) |" in role
-        assert ('  ```sql\n  CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL '
-                "'{{expiration}}';\n  GRANT USAGE ON SCHEMA \"orders_api\" TO \"{{name}}\";\n"
-                '  GRANT SELECT ON ALL TABLES IN SCHEMA "orders_api" TO "{{name}}";\n  ```') in role
-        # The standard revocation SQL, the same for every role, is folded.
-        assert "  <details><summary>revocationStatements[0]: " in role
+        assert ("  ```sql\n  SELECT vault_api.create_user('{{name}}', '{{password}}', '{{expiration}}', "
+                """'[{"schema":"orders_api","privileges":["SELECT"]}]');\n  ```""") in role
+        # The standard revocation, the same for every role, is one call of the admin functions.
+        assert "  | `revocationStatements` | `[\"SELECT vault_api.drop_user('{{name}}');\"]` |" in role
         key = section(onboarding_markdown, "- + `vault-transit-orders-api-data`")
         assert "  | `type` | `aes256-gcm96` |" in key
         assert "  | `exportable` | `false` |" in key
