@@ -15,6 +15,7 @@ from components.dev_postgres import DevPostgres
 from components.environment import EnvironmentSpec
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
+from components.monitoring import VaultAlerts
 from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
@@ -49,6 +50,8 @@ class VaultPlatform(pulumi.ComponentResource):
         kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child)
         on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
         cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
+        if spec.monitoring is not None:
+            VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
         dev_passwords: dict[str, pulumi.Output[str]] = {}
         dev_databases: list[pulumi.Resource] = []
         if spec.database is not None:

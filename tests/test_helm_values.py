@@ -30,7 +30,7 @@ from tests.support import ANY_STACK, COMMITTED, STACKS, any_stack, spec_of, spec
 CHART = Path(__file__).resolve().parent / "reference" / "vault-helm"
 # Keys whose values are free-form maps or lists in the chart (Kubernetes objects, annotations).
 FREE_FORM = ("affinity", "resources", "extraEnvironmentVars", "annotations", "volumes", "volumeMounts",
-             "podDisruptionBudget")
+             "podDisruptionBudget", "selectors", "matchLabels", "tlsConfig")
 
 
 def chart_schema() -> dict[str, Any]:

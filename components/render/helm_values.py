@@ -17,6 +17,8 @@ TLS_MOUNT_PATH = "/vault/userconfig/vault-tls"
 AUDIT_MOUNT_PATH = "/vault/audit"
 API_PORT = 8200
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+PROMETHEUS_RETENTION = "24h"
+"""Longer than any alert's look-back (a counter that vanished between two scrapes would reset)."""
 # The chart's own server image (values.yaml of 0.34.1, server.image): already on every node that runs
 # Vault, and Alpine with busybox (sh, sha256sum, pgrep, kill; the chart's preStop hook relies on the
 # same tools: `kill -SIGTERM $(pidof vault)`). Bump it with the chart.
@@ -63,6 +65,20 @@ def raft_config(spec: EnvironmentSpec) -> str:
         '  address = "[::]:8200"',
         '  cluster_address = "[::]:8201"',
         *(f"  {line}" for line in listener),
+        "",
+        # Prometheus scrapes /v1/sys/metrics without a token. That handler serves the node's own
+        # metrics, unforwarded, on standbys and sealed servers too (http/sys_metrics.go), which is
+        # what tells a sealed server apart; it exposes metrics only, no data.
+        "  telemetry {",
+        "    unauthenticated_metrics_access = true",
+        "  }",
+        "}",
+        "",
+        "telemetry {",
+        # Prometheus format on: gauges and counters are kept this long after their last update.
+        f"  prometheus_retention_time = {_q(PROMETHEUS_RETENTION)}",
+        # Metric names without the pod's hostname: the same names on every server.
+        "  disable_hostname = true",
         "}",
         "",
         'storage "raft" {',
@@ -173,6 +189,9 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
         server["volumeMounts"] = [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}]
         server["shareProcessNamespace"] = True
         server["extraContainers"] = [tls_reloader(cluster)]
+    telemetry: dict[str, Any] = {"prometheusRules": {"enabled": False}}  # ours: components.monitoring
+    if spec.monitoring is not None:
+        telemetry["serviceMonitor"] = service_monitor(spec)
     if cluster.auto_unseal is not None:
         server["serviceAccount"] = {"annotations": {IRSA_ANNOTATION: cluster.auto_unseal.role_arn}}
     injector: dict[str, Any] = {
@@ -191,7 +210,30 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
         "server": server,
         "ui": {"enabled": True},
         "csi": {"enabled": False},
+        "serverTelemetry": telemetry,
     }
+
+
+def service_monitor(spec: EnvironmentSpec) -> dict[str, Any]:
+    """The chart's ServiceMonitor (``serverTelemetry.serviceMonitor``): every server through the
+    headless ``<release>-internal`` service (``vault-internal: "true"``; the chart's default selects
+    the active server only, which cannot report a sealed one), with the Prometheus operator's labels,
+    and over TLS verified against the Vault CA by the name the certificate covers (a pod IP is not)."""
+    assert spec.monitoring is not None
+    cluster = spec.cluster
+    monitor: dict[str, Any] = {
+        "enabled": True,
+        "selectors": dict(spec.monitoring.prometheus_labels),
+        "interval": "30s",
+        "scrapeTimeout": "10s",
+        "matchLabels": {"vault-internal": "true"},
+    }
+    if cluster.tls.enabled:
+        monitor["tlsConfig"] = {
+            "ca": {"secret": {"name": cluster.tls.secret_name, "key": "ca.crt"}},
+            "serverName": f"{cluster.release_name}.{cluster.namespace}.svc",
+        }
+    return monitor
 
 
 def _storage(cluster: Cluster, size: str, mount_path: str) -> dict[str, Any]:
