@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.environment import Connection, DatabaseRole, StaticRole
 from components.options import children_of
-from components.render.admin_setup import ConnectionNeeds, quote_identifier, quote_literal, setup_statements
+from components.render.admin_setup import (
+    IN_CLUSTER_SUPERUSER,
+    ConnectionNeeds,
+    quote_identifier,
+    quote_literal,
+    setup_statements,
+)
 
 NAMESPACE = "postgres"
 IMAGE = "postgres:15.10-bookworm"
-BOOTSTRAP_SUPERUSER = "postgres"
+BOOTSTRAP_SUPERUSER = IN_CLUSTER_SUPERUSER
 
 
 class DevPostgres(pulumi.ComponentResource):
@@ -37,9 +41,7 @@ class DevPostgres(pulumi.ComponentResource):
                                                    opts=child)
         admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE}, opts=child)
-        # The migrations of a dev database run as the bootstrap superuser: it owns the tables.
-        setup = setup_statements(ConnectionNeeds.of(
-            dataclasses.replace(connection, table_owner=BOOTSTRAP_SUPERUSER), roles, static_roles))
+        setup = setup_statements(ConnectionNeeds.of(connection, roles, static_roles))
         init_sql = admin_password.result.apply(
             lambda password: "\n".join([
                 *setup,

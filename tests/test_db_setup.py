@@ -30,8 +30,21 @@ def database(stack: str = "prod", changes: dict[str, Any] | None = None) -> Data
 @pytest.mark.parametrize("stack", STACKS)
 def test_full_script_is_each_connections_setup(stack: str) -> None:
     db = database(stack)
-    assert [(s.connection, s.statements, s.whole) for s in full_scripts(db)] == [
-        (c, setup_statements(ConnectionNeeds.of(c, db.roles, db.static_roles)), True) for c in db.connections]
+    assert [(s.connection.name, s.statements, s.whole) for s in full_scripts(db)] == [
+        (c.name, setup_statements(ConnectionNeeds.of(c, db.roles, db.static_roles)), True) for c in db.connections]
+
+
+def test_dev_in_cluster_tables_belong_to_its_bootstrap_superuser() -> None:
+    """What the in-cluster instance runs (components/dev_postgres.py) and what db-setup prints for it."""
+    [script] = full_scripts(database("dev"))
+    assert script.connection.in_cluster
+    assert [s for s in script.statements if s.startswith("ALTER DEFAULT PRIVILEGES")] == [
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT SELECT, INSERT, UPDATE ON TABLES TO '
+        '"vault_api_owner" WITH GRANT OPTION;',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA "public" GRANT USAGE ON SEQUENCES TO '
+        '"vault_api_owner" WITH GRANT OPTION;']
+    assert "-- The in-cluster PostgreSQL runs this itself when its pod starts; shown for reference." in render(
+        "dev", [script])
 
 
 def test_no_change_needs_nothing() -> None:

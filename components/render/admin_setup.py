@@ -16,6 +16,7 @@ answer; :func:`setup_changes` gives only what a change to the stack needs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from components.environment.loader import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TAB
 
 SCHEMA = FUNCTIONS_SCHEMA
 OWNER = FUNCTIONS_OWNER
+# The dev in-cluster instance's bootstrap superuser (the image's POSTGRES_USER), which owns its tables.
+IN_CLUSTER_SUPERUSER = "postgres"
 # Vault's default username template for the PostgreSQL plugin: v-<display name, 8>-<role name, 8>-
 # <20 random letters and digits>-<unix time>, 63 characters at most (display names are Vault's
 # token display names: kubernetes-..., oidc-..., root).
@@ -69,6 +72,8 @@ class ConnectionNeeds:
     @classmethod
     def of(cls, connection: Connection, roles: Iterable[DatabaseRole],
            static_roles: Iterable[StaticRole] = ()) -> ConnectionNeeds:
+        if connection.in_cluster:  # dev's migrations run as the bootstrap superuser: it owns the tables
+            connection = dataclasses.replace(connection, table_owner=IN_CLUSTER_SUPERUSER)
         return cls(connection,
                    schema_privileges(r for r in roles if r.connection == connection.name),
                    tuple(sorted({s.username for s in static_roles if s.connection == connection.name})))

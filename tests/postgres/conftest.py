@@ -57,8 +57,9 @@ def declared_roles() -> list[Any]:
 
 
 def in_setup(connection: Connection, setup: AdminSetup) -> Connection:
-    """``connection`` with the admin setup ``setup`` and the tests' table owner."""
-    return dataclasses.replace(connection, admin_setup=setup, table_owner=TABLE_OWNER)
+    """``connection`` with the admin setup ``setup`` and the tests' table owner, on the test server (not
+    dev's in-cluster instance)."""
+    return dataclasses.replace(connection, admin_setup=setup, table_owner=TABLE_OWNER, in_cluster=False)
 
 
 @dataclass(frozen=True)
