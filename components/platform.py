@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
@@ -12,7 +14,8 @@ from components.autopilot import Autopilot
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, VaultAccess
+from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
 from components.monitoring import VaultAlerts
@@ -68,18 +71,8 @@ class VaultPlatform(pulumi.ComponentResource):
         if spec.vault is None:
             self.next_steps = NEXT_STEPS
         else:
-            token_namespace, _, token_key = spec.vault.token_key.partition(":")
-            provider = vault.Provider(
-                f"{name}-vault",
-                address=spec.vault.address,
-                token=pulumi.Config(token_namespace).require_secret(token_key),
-                ca_cert_file=spec.vault.ca_cert_file,
-                # Each run works through a child token that expires with it: long enough to outlast
-                # a rolling upgrade of the release (its timeout is 15 minutes) and the rest of the run.
-                skip_child_token=False,
-                max_lease_ttl_seconds=3600,
-                opts=child,
-            )
+            provider = vault.Provider(f"{name}-vault", address=spec.vault.address,
+                                      ca_cert_file=spec.vault.ca_cert_file, **_login(spec.vault), opts=child)
             # Waits name resources, not components: a component in depends_on is expanded into all its
             # children again for every resource that waits, and these are the ones that matter.
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster.release]))
@@ -92,6 +85,10 @@ class VaultPlatform(pulumi.ComponentResource):
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
                 RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
+            if spec.github_actions is not None:
+                GithubActionsAuth(f"{name}-github-actions", spec, spec.github_actions, opts=on_vault)
+            if spec.people is not None:
+                PeopleAuth(f"{name}-people", spec, spec.people, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)
             Autopilot(f"{name}-autopilot", spec, opts=on_vault)
             if spec.database is not None:
@@ -105,3 +102,24 @@ class VaultPlatform(pulumi.ComponentResource):
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})
+
+
+def _login(access: VaultAccess) -> dict[str, Any]:
+    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's
+    OIDC token, which the provider reads from ``TERRAFORM_VAULT_AUTH_JWT`` (terraform-provider-vault,
+    internal/provider/auth_jwt.go) so that it never passes through the program or the state."""
+    if access.jwt_login is not None:
+        return {
+            "auth_login_jwt": vault.ProviderAuthLoginJwtArgs(role=access.jwt_login.role, mount=access.jwt_login.mount),
+            # The login token already lives only as long as the job; a child token would add nothing.
+            "skip_child_token": True,
+        }
+    assert access.token_key is not None
+    token_namespace, _, token_key = access.token_key.partition(":")
+    return {
+        "token": pulumi.Config(token_namespace).require_secret(token_key),
+        # Each run works through a child token that expires with it: long enough to outlast a rolling
+        # upgrade of the release (its timeout is 15 minutes) and the rest of the run.
+        "skip_child_token": False,
+        "max_lease_ttl_seconds": 3600,
+    }

@@ -9,7 +9,7 @@ caller adds where the value came from (a config key, a resource) and how to fix 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -376,3 +376,53 @@ def default_service_account(service_account: str) -> str | None:
         return None
     return ("binds the namespace's 'default' service account, which every pod without its own account "
             "runs as: each of them would get the application's access")
+JWT_REQUIRED_CLAIMS = ("repository", "environment")
+"""Claims every GitHub Actions JWT role binds exactly: which repository, and which GitHub Environment
+(whose protection rules decide which branches and reviewers may reach it)."""
+
+
+def jwt_role_binding(bound_claims: Mapping[str, object], claims_type: str, audiences: Sequence[str]) -> str | None:
+    """A JWT role admits one repository's jobs in one GitHub Environment, by exact values: the claims
+    are compared as strings (``bound_claims_type`` ``string``; ``glob`` would let ``*`` match any
+    repository or environment), none holds a ``*``, and the token must carry the stack's audience."""
+    if claims_type != "string":
+        return (f"bound_claims_type is {claims_type!r}: claims must be compared as exact strings, "
+                "or '*' would match any repository or environment")
+    for claim in JWT_REQUIRED_CLAIMS:
+        value = bound_claims.get(claim)
+        if not isinstance(value, str) or not value:
+            return f"binds no exact {claim!r} claim, so a job of any {claim} could log in"
+    for claim, value in sorted(bound_claims.items()):
+        if "*" in str(value):
+            return f"the {claim!r} claim {value!r} holds a glob ('*')"
+    if not [audience for audience in audiences if audience]:
+        return "binds no audience, so a token GitHub issued for any other service would be accepted"
+    return None
+
+
+READ_ONLY_POLICIES = ("operations-readonly", "vault-preview")
+"""Hand-written policies that read the control plane (operators, through OIDC; CI's preview role, which
+runs a pull request's unmerged code) and must stay read-only; checked by :func:`read_only_problem`
+instead of the data-plane rule."""
+_WRITES = frozenset(vault_acl.CAPABILITIES) - {"read", "list"}
+
+
+def read_only_problem(name: str, path_rules: Sequence[vault_acl.Rule]) -> str | None:
+    """What makes policy ``name`` more than read-only access to configuration, or ``None``: a capability
+    that writes (create, update, patch, delete, sudo, ...) or a read of secret values or credentials
+    (a path in an area of :data:`SECRET_AREAS`, or a glob over a mount or its areas). Each rule's path
+    is asked of the policy's ACL, with Vault's semantics (a ``deny`` elsewhere takes its grant away)."""
+    acl = vault_acl.Acl({name: path_rules})
+    for rule in path_rules:
+        # The path a request would name: a glob stands for some segment.
+        probe = rule.path.replace("+", "x").rstrip("*") or "x"
+        granted = acl.capabilities(probe)
+        writes = sorted(granted & _WRITES)
+        if writes:
+            return f"grants {', '.join(writes)} on {rule.path!r}"
+        first, _, rest = rule.path.partition("/")
+        area = rest.split("/")[0]
+        globbed = any(glob in part for part in (first, area) for glob in "*+")
+        if granted and (globbed or area in SECRET_AREAS):
+            return f"reads secret values or credentials at {rule.path!r}"
+    return None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from . import (
     access_command,
+    audience_command,
     bootstrap_command,
     db_setup_command,
     diff_command,
@@ -16,11 +17,12 @@ from . import (
     preflight_command,
     rollout_command,
     snapshots_command,
+    vault_login_command,
 )
 
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
 COMMANDS = [plan_command, diff_command, access_command, preflight_command, bootstrap_command, rollout_command,
-            snapshots_command, db_setup_command]
+            snapshots_command, db_setup_command, audience_command, vault_login_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,7 @@ class TestGeneratedPolicies:
 class TestHandWrittenPolicies:
     def test_the_admin_and_iac_policies_exist_and_check(self) -> None:
         names = [document.name for document in load_policy_files()]
-        assert names == ["platform-admin", "vault-iac"]
+        assert names == ["operations-readonly", "platform-admin", "vault-iac", "vault-preview"]
 
     def test_the_iac_policy_cannot_read_credentials_or_use_transit(self) -> None:
         paths = set(iac_paths())

@@ -47,7 +47,8 @@ OWNER = {
     AUDIT: "vault-platform:audit:AuditDevices",
     AUTOPILOT: "vault-platform:autopilot:Autopilot",
 }
-STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "kubernetes:core/v1:Namespace", AUDIT, TRANSIT_KEY)
+STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "vault:jwt/authBackend:AuthBackend", "kubernetes:core/v1:Namespace", AUDIT,
+            TRANSIT_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -101,13 +102,20 @@ class TestEveryStack:
         assert autopilot.inputs["minQuorum"] == replicas
         assert autopilot.inputs["cleanupDeadServers"] is (replicas >= 3)
 
-    def test_explicit_providers(self, any_declared: dict[str, Declaration], stack: str) -> None:
+    def test_explicit_providers(self, any_declared: dict[str, Declaration], any_specs: dict[str, EnvironmentSpec],
+                                stack: str) -> None:
         declaration = any_declared[stack]
         assert [r.name for r in declaration.resources
                 if r.custom and r.type.startswith(("kubernetes:", "vault:")) and not r.provider] == []
         (provider,) = declaration.of_type("pulumi:providers:vault")
-        assert provider.inputs["skipChildToken"] == "false"
-        assert is_secret(provider.inputs["token"])
+        access = any_specs[stack].vault
+        assert access is not None
+        if access.jwt_login is not None:  # CI's OIDC token: the login token itself, no child token
+            assert json.loads(provider.inputs["authLoginJwt"]) == {"role": "deploy", "mount": access.jwt_login.mount}
+            assert (provider.inputs["skipChildToken"], "token" in provider.inputs) == ("true", False)
+        else:
+            assert provider.inputs["skipChildToken"] == "false"
+            assert is_secret(provider.inputs["token"])
 
     def test_one_release_of_the_official_chart(self, any_declared: dict[str, Declaration],
                                                any_specs: dict[str, EnvironmentSpec], stack: str) -> None:

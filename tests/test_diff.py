@@ -98,7 +98,7 @@ class TestVaultLogin:
     """The plan never fills in a login: losing it, or switching to cluster-only, shows in the diff."""
 
     def test_a_removed_token_shows_as_a_refusal(self, prod_plan: dict[str, Any]) -> None:
-        head = plan_document(declare_stack("prod", {"vault:token": DELETE}))
+        head = plan_document(declare_stack("prod", {"vault:token": DELETE, "vault-platform:githubActions": DELETE}))
         markdown = render_markdown(diff_plans(prod_plan, head), "main")
         assert markdown.splitlines()[2].startswith(
             "**The program refuses this branch's config:** `stack 'prod', config key 'vault:token': is not set")

@@ -32,8 +32,8 @@ def onboarded(stack: str) -> Needs:
 class TestNeeds:
     def test_staging_needs_its_secrets_grants_and_the_ca_in_its_namespace(self) -> None:
         staging = needs("staging")
-        assert staging.secrets == (f"{P}apiServiceApiKey", f"{P}apiServiceDatabaseUrl", f"{P}postgresAdminPassword",
-                                   "vault:token")
+        assert staging.secrets == (f"{P}apiServiceApiKey", f"{P}apiServiceDatabaseUrl", f"{P}oidcClientSecret",
+                                   f"{P}postgresAdminPassword", "vault:token")
         assert staging.stored_secrets == {"vault:token"}  # the file holds it as a `secure:` value
         assert staging.grants == (("postgres", "public", "INSERT"), ("postgres", "public", "SELECT"),
                                   ("postgres", "public", "UPDATE"))

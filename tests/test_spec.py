@@ -111,9 +111,10 @@ class TestClusterOnly:
     @pytest.mark.parametrize("stack", STACKS)
     def test_a_missing_login_is_refused_with_the_fix(self, stack: str) -> None:
         with pytest.raises(SpecError) as refused:
-            spec_of(stack, {"vault:token": DELETE})
+            spec_of(stack, {"vault:token": DELETE, f"{P}githubActions": DELETE})
         assert str(refused.value) == (
-            f"stack {stack!r}, config key 'vault:token': is not set, and no other Vault login is configured: the "
+            f"stack {stack!r}, config key 'vault:token': is not set, and no other Vault login (githubActions "
+            "with vault:address) is configured: the "
             "program would declare only the cluster layer, and `pulumi up` would delete the auth methods, "
             "policies, secrets engines and audit devices it declared before. Fix: run `pulumi config set "
             "--secret vault:token <token>` (README, 'Bringing up a new environment'); only for a new "
@@ -366,7 +367,7 @@ class TestBadInput:
     def test_vault_token_in_plaintext(self) -> None:
         with pytest.raises(SpecError) as refused:
             spec_of("prod", secret_keys={f"{P}postgresAdminPassword", f"{P}apiServiceDatabaseUrl",
-                                         f"{P}apiServiceApiKey"})
+                                         f"{P}apiServiceApiKey", f"{P}oidcClientSecret"})
         assert refused.value.key == "vault:token"
         assert "plaintext" in refused.value.problem
 

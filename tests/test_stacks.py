@@ -110,7 +110,8 @@ class TestKubernetesAuth:
 class TestPolicies:
     def test_hand_written_declared_and_generated(self, declared: dict[str, Declaration]) -> None:
         names = sorted(r.inputs["name"] for r in declared["prod"].of_type(POLICY))
-        assert names == ["api-secrets", "app-api-service", "platform-admin", "vault-iac", "vault-snapshot"]
+        assert names == ["api-secrets", "app-api-service", "operations-readonly", "platform-admin", "vault-iac",
+                         "vault-preview", "vault-snapshot"]
 
 
 class TestKv:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, cast
 
 from .. import rules
-from . import operations, sections
+from . import identity, operations, sections
 from ._reader import (
     AUDIENCE,
     AWS_REGION,
@@ -48,7 +48,9 @@ from .model import (
     Database,
     DatabaseRole,
     EnvironmentSpec,
+    GithubActions,
     Grant,
+    JwtLogin,
     Kv,
     KvSecret,
     Pki,
@@ -89,26 +91,30 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
 _STRUCTURED_KEYS = ("tier", "clusterOnly", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps",
-                    "audit", "transit", "pki", "snapshots", "monitoring")
+                    "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
-"""Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them
-declares only the cluster layer, which it must say (``clusterOnly``)."""
+"""Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
+no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
+(``clusterOnly``)."""
+CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
+"""Environment variable in which a workflow names the role its job logs in with (deploy, preview)."""
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-              reserved_policies: Iterable[str] = ()) -> EnvironmentSpec:
+              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None) -> EnvironmentSpec:
     """Validates a stack's whole config and returns its spec, or raises one :class:`StackRefused`
     (a :class:`SpecError`) listing every problem found.
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
-    the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies.
+    the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies;
+    ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset).
     """
     with collected():
-        return _load(stack, config, secret_keys, reserved_policies)
+        return _load(stack, config, secret_keys, reserved_policies, ci_role)
 
 
 def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-          reserved_policies: Iterable[str]) -> EnvironmentSpec:
+          reserved_policies: Iterable[str], ci_role: str | None) -> EnvironmentSpec:
     _refuse_foreign_namespaces(stack, config)
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
@@ -135,6 +141,17 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     policies = attempt(lambda: _policies(root, kv_or_none, database, transit, plane, reserved_policies),
                        broken="policies") or ()
     apps = attempt(lambda: _apps(root, kv_or_none, database, policies, audience, transit, pki)) or ()
+    declared_policies = {policy.name: policy for policy in policies}
+    github = attempt(lambda: identity.load_github_actions(root.child("githubActions"), stack, declared_policies),
+                     broken="githubActions") if root.has("githubActions") else None
+    root.raw("githubActions")
+    people = attempt(lambda: identity.load_people(root.child("oidc"), declared_policies, secrets.reference),
+                     broken="oidc") if root.has("oidc") else None
+    root.raw("oidc")
+    for method, method_path in (("githubActions", identity.GITHUB_ACTIONS_PATH), ("oidc", identity.PEOPLE_PATH)):
+        if root.has(method) and auth_path == method_path:
+            report(root.error("kubernetesAuth.path", f"auth/{auth_path} is the {method} login's",
+                              "choose another path, e.g. kubernetes", edit="kubernetes"))
     audit = attempt(lambda: sections.load_audit(root.child("audit"), tier, sections.mounts_of(
         [kv_or_none.mount], [database.mount] if database else [], [transit.mount] if transit else [],
         [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else [])))
@@ -152,7 +169,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     snapshots = attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
     monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
     secrets.refuse_unknown(root)
-    vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root)))
+    vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
+                                          github=github if root.has("githubActions") else None, ci_role=ci_role))
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
     assert cluster is not None
@@ -162,6 +180,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
         database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
+        github_actions=github, people=people,
     )
     _check_generated_policies(root, spec, plane)
     return spec
@@ -992,9 +1011,11 @@ def _cluster_only(root: Node) -> bool:
                      "write true (a new environment's first `up` only) or remove the key", edit=REMOVE)
 
 
-def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *,
-                  cluster_only: bool) -> VaultAccess | None:
-    """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only.
+def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
+                  github: GithubActions | None, ci_role: str | None) -> VaultAccess | None:
+    """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
+    in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
+    the ``githubActions`` login once ``vault:address`` is set.
 
     Without a login the program can declare only the cluster layer, and ``pulumi up`` would then
     delete everything the configuration layer declared before: a missing login is refused unless
@@ -1008,15 +1029,20 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
                             f"remove {PROJECT}:clusterOnly once Vault is initialized, or remove {logins[0]}",
                             edits=((f"{PROJECT}:clusterOnly", REMOVE),))
         return None
+    # CI's login: its OIDC token, once the stack names the address (clusterOnly, above, overrides it).
+    jwt = not logins and github is not None and config.get("vault:address") is not None
+    if jwt:
+        logins = ["vault:address"]
     if not logins:
-        raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login is configured: the "
+        raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login (githubActions with "
+                        "vault:address) is configured: the "
                         "program would declare only the cluster layer, and `pulumi up` would delete the auth "
                         "methods, policies, secrets engines and audit devices it declared before",
                         f"run `pulumi config set --secret {LOGIN_KEYS[0]} <token>` (README, 'Bringing up a new "
                         f"environment'); only for a new environment's first `up`, before Vault is initialized, "
                         f"set {PROJECT}:clusterOnly to true instead")
     token_key = "vault:token"
-    if token_key not in secret_keys:
+    if not jwt and token_key not in secret_keys:
         raise SpecError(stack, token_key, "holds a plaintext value where a secret is required",
                         f"run `pulumi config set --secret {token_key} <token>`")
     address = config.get("vault:address")
@@ -1025,8 +1051,16 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
                         "is required once vault:token is set", "run `pulumi config set vault:address "
                         "https://<host>:8200`")
     ca_cert_file = config.get("vault:caCertFile")
-    return VaultAccess(address=address, token_key=token_key,
-                       ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None)
+    jwt_login = None
+    if jwt:
+        assert github is not None
+        role = identity.ci_role(ci_role or "deploy")
+        if role is None:
+            raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
+                            "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
+        jwt_login = JwtLogin(mount=github.path, role=role)
+    return VaultAccess(address=address, token_key=None if jwt else token_key,
+                       ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None, jwt_login=jwt_login)
 
 
 def _known(node: Node, key: str, names: Mapping[str, object], what: str, kind: str = "database.connections") -> str:

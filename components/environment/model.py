@@ -503,6 +503,98 @@ class App:
     init container, and no sidecar is left running."""
 
 
+CiRoleName = Literal["deploy", "preview"]
+"""The two roles a GitHub Actions job logs in with: ``deploy`` (``pulumi up`` on main) and ``preview``
+(``pulumi preview`` of a pull request)."""
+
+
+@dataclass(frozen=True)
+class CiRole:
+    """A JWT role of the GitHub Actions auth method: which jobs may log in, and what they get."""
+
+    name: CiRoleName
+    """Role name in Vault (``auth/<path>/role/<name>``)."""
+    environment: str
+    """The GitHub Environment the job runs in (the token's ``environment`` claim), matched exactly."""
+    ref: str | None
+    """The git ref the run is for (the ``ref`` claim, ``refs/heads/main``), or ``None`` to accept any
+    (a pull request's preview)."""
+    policies: tuple[str, ...]
+    """Policies of the tokens it issues."""
+    token_ttl: int
+    """Seconds the token lives: also its hard maximum, so it cannot be renewed past the job."""
+
+
+@dataclass(frozen=True)
+class GithubActions:
+    """CI logs in with the job's GitHub OIDC token (JWT auth); no Vault token is stored anywhere."""
+
+    path: str
+    """Mount path of the JWT auth method (``auth/<path>``)."""
+    repository: str
+    """``owner/name`` of this repository (the token's ``repository`` claim), matched exactly."""
+    audience: str
+    """The audience workflows request their token for and the roles require (``aud``)."""
+    deploy: CiRole
+    """``pulumi up`` from ``main`` in the stack's deploy environment, with ``vault-iac``."""
+    preview: CiRole
+    """``pulumi preview`` of a pull request in the stack's preview environment, read-only."""
+
+    @property
+    def roles(self) -> tuple[CiRole, CiRole]:
+        """Both roles, deploy first."""
+        return (self.deploy, self.preview)
+
+
+@dataclass(frozen=True)
+class PeopleGroup:
+    """An identity provider group (a value of the groups claim) and the policies its members get."""
+
+    name: str
+    """The group's name as the identity provider sends it; also the Vault identity group's name."""
+    policies: tuple[str, ...]
+    """Policies attached to the Vault identity group."""
+
+
+@dataclass(frozen=True)
+class PeopleOidc:
+    """People log in with the company's identity provider (OIDC auth): ``vault login -method=oidc``."""
+
+    path: str
+    """Mount path of the OIDC auth method (``auth/<path>``)."""
+    discovery_url: str
+    """The identity provider's issuer, where Vault reads ``.well-known/openid-configuration``."""
+    client_id: str
+    """Vault's OAuth client id at the identity provider."""
+    client_secret_key: str
+    """Stack secret holding the client secret."""
+    allowed_redirect_uris: tuple[str, ...]
+    """Where the identity provider may send the browser back to (the UI and the CLI's listener)."""
+    user_claim: str
+    """Claim naming the person (entity alias), e.g. ``email``."""
+    groups_claim: str
+    """Claim listing the person's groups."""
+    scopes: tuple[str, ...]
+    """OIDC scopes requested besides ``openid`` (some providers send groups only for a scope)."""
+    groups: tuple[PeopleGroup, ...]
+    """Group -> policies, sorted by name; the only way a person gets a policy."""
+    token_ttl: int
+    """Seconds a person's token lives before it must be renewed."""
+    token_max_ttl: int
+    """Seconds after which a person logs in again."""
+
+
+@dataclass(frozen=True)
+class JwtLogin:
+    """The IaC logs in with the job's OIDC token (the provider's ``auth_login_jwt``); the token itself
+    comes from the job's environment (``TERRAFORM_VAULT_AUTH_JWT``), never from the stack."""
+
+    mount: str
+    """Mount path of the JWT auth method."""
+    role: CiRoleName
+    """The role this run logs in with."""
+
+
 @dataclass(frozen=True)
 class Snapshots:
     """Raft snapshots on a schedule, uploaded to the stack's own S3 bucket (``vault-platform:snapshots``)."""
@@ -544,14 +636,17 @@ class AuditRotation:
 
 @dataclass(frozen=True)
 class VaultAccess:
-    """How the configuration layer reaches an initialized Vault (``vault:address``, ``vault:token``)."""
+    """How the configuration layer reaches an initialized Vault: ``vault:address`` and a login, either
+    the token in ``vault:token`` (the bootstrap run, break-glass) or the CI job's OIDC token."""
 
     address: str
     """Vault API address, e.g. ``https://vault.example.internal:8200``."""
-    token_key: str
-    """Stack secret holding the token the IaC runs with (``vault:token``)."""
+    token_key: str | None
+    """Stack secret holding the token the IaC runs with (``vault:token``), or ``None`` with a JWT login."""
     ca_cert_file: str | None
     """CA bundle to verify Vault's certificate (``vault:caCertFile``); ``None`` uses the system store."""
+    jwt_login: JwtLogin | None = None
+    """The JWT login when no ``vault:token`` is set; exactly one of the two is set."""
 
 
 @dataclass(frozen=True)
@@ -589,6 +684,10 @@ class EnvironmentSpec:
     """Scheduled Raft snapshots, or ``None`` (dev only) when the stack takes none."""
     monitoring: Monitoring | None = None
     """ServiceMonitor and alert rules, or ``None`` (dev only) when the stack has no Prometheus operator."""
+    github_actions: GithubActions | None = None
+    """GitHub Actions' JWT login, or ``None`` while CI still runs with a token."""
+    people: PeopleOidc | None = None
+    """People's OIDC login, or ``None`` when the stack has none."""
 
     @property
     def protect(self) -> bool:

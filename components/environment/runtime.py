@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pulumi
@@ -10,7 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.render.acl import load_policy_files
 
-from .loader import load_spec
+from .loader import CI_ROLE_VARIABLE, load_spec
 from .model import EnvironmentSpec
 
 
@@ -23,7 +24,8 @@ def load_stack_spec() -> EnvironmentSpec:
     secret_keys = {key for key in config if runtime_config.is_config_secret(key)}
     secret_keys |= set(runtime_config.get_config_secret_keys_env())
     reserved = [document.name for document in load_policy_files()]
-    return load_spec(pulumi.get_stack(), config, secret_keys, reserved)
+    # A CI job names the role it logs in with; the JWT itself goes straight to the provider.
+    return load_spec(pulumi.get_stack(), config, secret_keys, reserved, ci_role=os.environ.get(CI_ROLE_VARIABLE))
 
 
 def _decode(value: Any) -> Any:

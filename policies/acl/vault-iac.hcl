@@ -2,7 +2,8 @@
 # methods, policies, roles and audit devices, and writes static secrets. It never reads dynamic
 # database credentials, encrypts or decrypts with transit keys, or issues certificates: those are the
 # applications' own. Note that a holder who writes policies and auth roles can grant itself anything:
-# this token is admin-equivalent, so it lives only in the stacks' encrypted config and in CI.
+# this policy is admin-equivalent. Only the deploy role of the GitHub Actions login has it: a job of
+# this repository's main branch in the stack's deploy environment, for at most one hour.
 #
 # Exactly the calls in vault-iac-calls.yaml (what the provider sends for each resource type the
 # program declares, and platformctl rollout's own): a test checks every committed stack's calls
@@ -37,6 +38,45 @@ path "auth/kubernetes/config" {
 
 path "auth/kubernetes/role/*" {
   capabilities = ["create", "read", "update", "delete"]
+}
+
+# GitHub Actions' JWT login (CI) and people's OIDC login: their config and roles.
+path "auth/github-actions/config" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/github-actions/role/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "auth/oidc/config" {
+  capabilities = ["read", "update"]
+}
+
+path "auth/oidc/role/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+# People's external identity groups and their aliases: created by POST, then by the id Vault returns
+# (a group that already exists is looked up by name to say so).
+path "identity/group" {
+  capabilities = ["update"]
+}
+
+path "identity/group/id/*" {
+  capabilities = ["read", "update", "delete"]
+}
+
+path "identity/group/name/*" {
+  capabilities = ["read"]
+}
+
+path "identity/group-alias" {
+  capabilities = ["update"]
+}
+
+path "identity/group-alias/id/*" {
+  capabilities = ["read", "update", "delete"]
 }
 
 # KV v2: the mount's config and the static secrets this program writes (reading a secret reads its
@@ -125,7 +165,8 @@ path "sys/step-down" {
   capabilities = ["update", "sudo"]
 }
 
-# The provider creates a short-lived child token for each run.
+# With a token login (the bootstrap run, break-glass), the provider creates a short-lived child token
+# for each run; with the CI job's JWT login it uses the login token itself.
 path "auth/token/create" {
   capabilities = ["update"]
 }

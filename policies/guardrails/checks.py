@@ -15,6 +15,7 @@ a stack that is neither gets the production rules.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +42,8 @@ VAULT_DEFAULT_TTL = 768 * HOUR
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 AUTH_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+JWT_ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
+JWT_BACKEND = "vault:jwt/authBackend:AuthBackend"
 DATABASE_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 DATABASE_CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
 KV_CONFIG = "vault:kv/secretBackendV2:SecretBackendV2"
@@ -49,7 +52,7 @@ AUDIT = "vault:index/audit:Audit"
 VAULT_PROVIDER = "pulumi:providers:vault"
 MOUNT = "vault:index/mount:Mount"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
-STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend")
+STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend", JWT_BACKEND)
 
 # A property whose name ends like one of these holds a credential (the name is compared lowercased,
 # without '_' and '-': ``adminPassword``, ``token``, ``apiKey``, ``VAULT_TOKEN``, ``tokenReviewerJwt``),
@@ -241,6 +244,21 @@ def check_auth_bindings(args: ResourceValidationArgs, report: ReportViolation) -
             report(f"boundServiceAccountNames: {problem}; give the application a service account of its own", None)
 
 
+def check_jwt_role_claims(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A JWT role (GitHub Actions' login) binds exact repository and environment claims, compared as
+    strings (``boundClaimsType`` ``string``, no ``*``), and an audience; OIDC roles (people) are bound
+    by their identity provider's client instead."""
+    if args.resource_type != JWT_ROLE or lookup(args.props, "roleType") == "oidc":
+        return
+    claims = lookup(args.props, "boundClaims") or {}
+    problem = rules.jwt_role_binding({key: reveal(value) for key, value in claims.items()},
+                                     str(lookup(args.props, "boundClaimsType") or "string"),
+                                     [str(reveal(value)) for value in lookup(args.props, "boundAudiences") or ()])
+    if problem is not None:
+        report(f"role {lookup(args.props, 'roleName')!r} {problem}: bind the exact repository and GitHub "
+               "Environment with boundClaimsType 'string', and the stack's audience", None)
+
+
 def _ttl(props: Mapping[str, Any], name: str) -> int:
     """A TTL property in seconds; unset or 0 is Vault's default (32 days)."""
     return whole(lookup(props, name)) or VAULT_DEFAULT_TTL
@@ -305,7 +323,21 @@ def plaintext_credentials(resource_type: str, props: Mapping[str, Any]) -> Itera
             if credential or (resource_type, path) in _CREDENTIAL_PROPERTIES or _URL_PASSWORD.search(value):
                 yield path
 
+    if resource_type == VAULT_PROVIDER:
+        # The Vault provider's login blocks (authLoginJwt, ...) arrive JSON-encoded: check their fields
+        # (a jwt in one is a credential; its role and mount are not).
+        props = {key: _json_object(value) if key.startswith("authLogin") else value for key, value in props.items()}
     yield from walk(props, "", "")
+
+
+def _json_object(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return decoded if isinstance(decoded, dict) else value
+    return value
 
 
 def check_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -332,7 +364,7 @@ def check_kv_cas(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """In prod, the resources that hold state (the Helm release, the mounts, the auth method) are protected."""
+    """In prod, the resources that hold state (the Helm release, the mounts, the auth methods) are protected."""
     if args.resource_type not in STATEFUL or _tier(args) != "prod":
         return
     if not args.opts.protect:
@@ -375,6 +407,10 @@ def acl_problems(name: str, text: str, admin_policies: frozenset[str], plane: ru
         return
     if name in admin_policies:
         return
+    if name in rules.READ_ONLY_POLICIES:  # control-plane reads on purpose; never a write or a secret
+        if (problem := rules.read_only_problem(name, parsed)) is not None:
+            yield f"policy {name!r} {problem}; fix: grant only read and list on configuration paths"
+        return
     for rule in parsed:
         refusal = rules.data_plane_refusal(name, rule.path, rule.capabilities, plane)
         if refusal is not None:
@@ -386,7 +422,8 @@ def check_acl_policies(args: StackValidationArgs, report: ReportViolation) -> No
     database roles' credentials, operations on its transit keys, issuing from its PKI roles. No
     sudo, nothing under sys/, auth/ or identity/, no CA operation, no key configuration, no glob over
     an environment or a mount. The admin policies (platform-admin, vault-iac) are exempt: their reach
-    is reported by platformctl access."""
+    is reported by platformctl access. The read-only ones (operations-readonly, vault-preview) read
+    configuration, and grant no write and no read of a secret value or a credential."""
     admin = frozenset(settings(args, _ACL_EXEMPTIONS)["adminPolicies"])
     plane = access.data_plane((resource.resource_type, resource.props) for resource in args.resources)
     for resource in args.resources:
@@ -448,6 +485,7 @@ POLICIES = (
     _resource("vault-disruption-budget", check_disruption_budget),
     _resource("chart-version-pinned", check_chart_pinned),
     _resource("kubernetes-auth-bindings", check_auth_bindings),
+    _resource("jwt-role-claims", check_jwt_role_claims),
     _resource("token-ttl-caps", check_token_ttls, _TOKEN_CAPS),
     _resource("database-role-ttls", check_database_ttls, _DATABASE_CAPS),
     _resource("database-tls", check_database_tls),

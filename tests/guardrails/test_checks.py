@@ -54,6 +54,11 @@ def check(declared: dict[str, Declaration], tags: dict[str, dict[str, str]], pol
     return reported(policy, args)
 
 
+DEPLOY = "vault-github-actions-deploy"
+JWT_FIX = (": bind the exact repository and GitHub Environment with boundClaimsType 'string', and the stack's "
+           "audience")
+
+
 class TestDeclaredResources:
     """(policy, stack, resource, changes) -> exactly what is reported; [] passes."""
 
@@ -108,6 +113,22 @@ class TestDeclaredResources:
                                                  {"boundServiceAccountNames": ["api-*"]}, [
             "boundServiceAccountNames: binds every service account ('*'), which lets any workload in the cluster "
             "log in as this application; bind the application's own service account"]),
+        # every stack: GitHub Actions JWT roles bind exact claims (the people's OIDC role is not one)
+        "jwt: deploy as committed": ("jwt-role-claims", "prod", DEPLOY, {}, []),
+        "jwt: preview as committed": ("jwt-role-claims", "dev", "vault-github-actions-preview", {}, []),
+        "jwt: people's OIDC role": ("jwt-role-claims", "prod", "vault-people-role", {}, []),
+        "jwt: glob claims": ("jwt-role-claims", "prod", DEPLOY, {"boundClaimsType": "glob"}, [
+            f"role 'deploy' bound_claims_type is 'glob': claims must be compared as exact strings, or '*' would "
+            f"match any repository or environment{JWT_FIX}"]),
+        "jwt: a glob in a claim": ("jwt-role-claims", "staging", DEPLOY, {"boundClaims.environment": "*"}, [
+            f"role 'deploy' the 'environment' claim '*' holds a glob ('*'){JWT_FIX}"]),
+        "jwt: no repository": ("jwt-role-claims", "prod", DEPLOY, {"boundClaims.repository": DROP}, [
+            f"role 'deploy' binds no exact 'repository' claim, so a job of any repository could log in{JWT_FIX}"]),
+        "jwt: no environment": ("jwt-role-claims", "prod", DEPLOY, {"boundClaims.environment": ""}, [
+            f"role 'deploy' binds no exact 'environment' claim, so a job of any environment could log in{JWT_FIX}"]),
+        "jwt: no audience": ("jwt-role-claims", "prod", DEPLOY, {"boundAudiences": []}, [
+            "role 'deploy' binds no audience, so a token GitHub issued for any other service would be "
+            f"accepted{JWT_FIX}"]),
         # every stack: token TTLs
         "tokens: as committed": ("token-ttl-caps", "prod", ROLE, {}, []),
         "tokens: a TTL over the cap": ("token-ttl-caps", "prod", ROLE, {"tokenTtl": 28800.0, "tokenMaxTtl": 28800.0}, [
@@ -209,6 +230,9 @@ class TestProtected:
         ("prod", "vault-kubernetes-auth-backend", False, [
             "vault-kubernetes-auth-backend holds state and must be protected in prod: declare it with "
             "pulumi.ResourceOptions(protect=True)"]),
+        ("prod", "vault-github-actions-backend", False, [
+            "vault-github-actions-backend holds state and must be protected in prod: declare it with "
+            "pulumi.ResourceOptions(protect=True)"]),
         ("staging", "vault-kv-mount", False, []),
         ("prod", "vault-kv-config", False, []),
     ])
@@ -227,7 +251,8 @@ FIX = ("is passed in plaintext: make it a secret (pulumi config set --secret, {f
 class TestPlaintextSecrets:
     @pytest.mark.parametrize(("name", "reveal", "expected"), [
         ("vault-vault", None, []),
-        ("vault-vault", "token", [f"token {FIX}"]),
+        ("vault-people-backend", None, []),
+        ("vault-people-backend", "oidcClientSecret", [f"oidcClientSecret {FIX}"]),
         ("vault-database-postgres", None, []),
         ("vault-database-postgres", "postgresql", [f"postgresql.passwordWo {FIX}"]),
         ("vault-kv-api-service", "dataJson", [f"dataJson {FIX}"]),

@@ -215,26 +215,28 @@ class TestDeploys:
         assert labels[3:] == [
             "aws-actions/configure-aws-credentials@v4.0.2",
             "Write the kubeconfig for the stack's EKS cluster",
-            "Preflight the KMS auto-unseal key (before preview)", "preview",
-            "Preflight the KMS auto-unseal key (before up)", "up", "Roll the Vault servers onto the new template"]
+            "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
+            "OIDC token for Vault (before preview)", "preview",
+            "Preflight the KMS auto-unseal key (before up)", "OIDC token for Vault (before up)", "up",
+            "OIDC token for Vault (before rollout)", "Roll the Vault servers onto the new template"]
 
-    def test_rollout_after_up_with_the_stacks_login_masked(self) -> None:
+    def test_rollout_after_up_with_the_jobs_own_login_masked(self) -> None:
         rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]
-        assert rollout["env"] == {"PULUMI_BACKEND_URL": "s3://${{ vars.PULUMI_STATE_BUCKET_PREFIX }}-${{ "
-                                                        "inputs.stack }}?region=${{ vars.AWS_REGION }}"}
+        assert "env" not in rollout
         lines = rollout["run"].splitlines()
-        assert lines[:3] == ['VAULT_TOKEN="$(pulumi config get vault:token --stack "$STACK")"',
+        assert lines[:3] == ['VAULT_TOKEN="$(python -m platformctl vault-login "$STACK")"',
                              'echo "::add-mask::$VAULT_TOKEN"', "export VAULT_TOKEN"]
         assert 'python -m platformctl rollout "$STACK" || status=$?' in lines
         assert "--dry-run" not in rollout["run"]
 
     @pytest.mark.parametrize(("status", "outcome"), [(0, 0), (1, 1), (2, 2), (3, 0)])
     def test_rollout_exit_codes(self, status: int, outcome: int, tmp_path: Path) -> None:
-        # The step's own script, run by bash with stand-ins for the two commands it calls.
+        # The step's own script, run by bash with a stand-in for python: the login prints a token, the
+        # rollout exits with ``status``.
         script = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]["run"]
-        for name, body in (("pulumi", "echo s.token"), ("python", f"exit {status}")):
-            (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
-            (tmp_path / name).chmod(0o755)
+        python = f'case "$3" in vault-login) echo s.token ;; *) exit {status} ;; esac'
+        (tmp_path / "python").write_text(f"#!/bin/sh\n{python}\n")
+        (tmp_path / "python").chmod(0o755)
         result = subprocess.run(["bash", "-e", "-c", script], env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STACK": "dev"},
                                 capture_output=True, text=True, check=False)
         assert result.returncode == outcome
