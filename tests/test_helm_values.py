@@ -21,8 +21,10 @@ import yaml
 from components.render.helm_values import (
     TLS_MOUNT_PATH,
     TLS_RELOADER_IMAGE,
+    AuditLogRotation,
     helm_values,
     raft_config,
+    sighup_script,
     tls_reload_script,
 )
 from tests.support import ANY_STACK, COMMITTED, STACKS, any_stack, spec_of, spec_of_config
@@ -186,13 +188,15 @@ class TestTlsRenewal:
     def test_tls_stacks_run_the_reloader_beside_vault(self) -> None:
         server = helm_values(spec_of("prod"))["server"]
         assert server["shareProcessNamespace"] is True
+        rotation = AuditLogRotation(files=("/vault/audit/vault-audit.log",), max_bytes=100 * 2**20, retention_days=30)
         assert server["extraContainers"] == [{
-            "name": "tls-reloader",
+            "name": "vault-sighup",
             "image": "hashicorp/vault:2.0.4",
             "imagePullPolicy": "IfNotPresent",
-            "command": ["/bin/sh", "-c", tls_reload_script("/vault/userconfig/vault-tls")],
-            "volumeMounts": [{"name": "vault-tls", "mountPath": "/vault/userconfig/vault-tls", "readOnly": True}],
-            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+            "command": ["/bin/sh", "-c", sighup_script("/vault/userconfig/vault-tls", rotation)],
+            "volumeMounts": [{"name": "vault-tls", "mountPath": "/vault/userconfig/vault-tls", "readOnly": True},
+                             {"name": "audit", "mountPath": "/vault/audit"}],
+            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
             "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                 "capabilities": {"drop": ["ALL"]}},
         }]
@@ -202,8 +206,14 @@ class TestTlsRenewal:
         assert (unquote(listener["tls_cert_file"]), unquote(listener["tls_key_file"])) == (
             f"{TLS_MOUNT_PATH}/tls.crt", f"{TLS_MOUNT_PATH}/tls.key")
 
-    def test_without_tls_nothing_to_reload(self) -> None:
-        server = helm_values(spec_of("dev"))["server"]
+    def test_without_tls_it_only_rotates_the_audit_log(self) -> None:
+        (sidecar,) = helm_values(spec_of("dev"))["server"]["extraContainers"]
+        assert sidecar["volumeMounts"] == [{"name": "audit", "mountPath": "/vault/audit"}]
+        assert "sha256sum" not in sidecar["command"][2]
+
+    def test_without_tls_and_without_an_audit_file_nothing_to_signal(self) -> None:
+        server = helm_values(spec_of("dev", {"vault-platform:audit.devices": [
+            {"path": "stdout", "filePath": "stdout"}]}))["server"]
         assert "extraContainers" not in server
         assert "shareProcessNamespace" not in server
 

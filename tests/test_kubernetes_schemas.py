@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from components.render.helm_values import helm_values
 from components.render.snapshots import cron_job
 from platformctl.engine import Declaration, DeclaredResource, unwrap
 from tests.support import STACKS, declare_stack, spec_of
@@ -103,3 +104,16 @@ def test_the_schema_check_can_fail(path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(manifest)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_sidecar_handed_to_the_chart_validates_as_a_pod_container(stack: str) -> None:
+    """The chart copies ``server.extraContainers`` into its StatefulSet as they are: checked as the
+    containers of a pod with the volumes the chart gives the servers."""
+    server = helm_values(spec_of(stack))["server"]
+    volumes = [{"name": "audit", "persistentVolumeClaim": {"claimName": "audit-vault-0"}},
+               *server.get("volumes", [])]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vault-0"},
+           "spec": {"shareProcessNamespace": server["shareProcessNamespace"],
+                    "containers": server["extraContainers"], "volumes": volumes}}
+    _validate(pod)

@@ -7,6 +7,7 @@ against the chart's ``values.schema.json`` and parse :func:`raft_config` as HCL.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from components.environment import Cluster, EnvironmentSpec, Resources
@@ -24,6 +25,8 @@ PROMETHEUS_RETENTION = "24h"
 # same tools: `kill -SIGTERM $(pidof vault)`). Bump it with the chart.
 TLS_RELOADER_IMAGE = "hashicorp/vault:2.0.4"
 TLS_RELOAD_INTERVAL_SECONDS = 30
+SIGHUP_SIDECAR = "vault-sighup"
+"""The container beside each server that signals it (certificate renewed, audit log rotated)."""
 
 
 def api_scheme(cluster: Cluster) -> str:
@@ -106,57 +109,137 @@ def raft_config(spec: EnvironmentSpec) -> str:
 
 def tls_reload_script(directory: str, process: str = "vault",
                       interval_seconds: float = TLS_RELOAD_INTERVAL_SECONDS) -> str:
-    """A POSIX shell loop that sends ``process`` a SIGHUP once each time the listener's certificate or
-    key in ``directory`` changes under it.
+    """The :func:`sighup_script` of a server without audit log rotation."""
+    return sighup_script(directory, None, process, interval_seconds)
+
+
+def sighup_script(tls_directory: str | None, audit: AuditLogRotation | None, process: str = "vault",
+                  interval_seconds: float = TLS_RELOAD_INTERVAL_SECONDS) -> str:
+    """A POSIX shell loop that sends ``process`` one SIGHUP each round in which the listener's
+    certificate or key in ``tls_directory`` changed under it, or it rotated an audit log.
 
     Vault reads ``tls_cert_file`` and ``tls_key_file`` at start and again only on SIGHUP
     (hashicorp/vault issues 5387 and 10442); cert-manager renews the secret and the kubelet swaps
     the mounted files in place (one atomic ``..data`` symlink switch, so both files change
     together), but without the signal every server keeps presenting the old certificate until it
-    expires.
+    expires. The file audit device appends to its file forever; on SIGHUP it closes and reopens it
+    (Vault's file audit device documentation, "log rotation"). So a log past ``max_bytes``, or
+    written to on an earlier UTC day, is renamed ``<log>.<UTC time>`` (Vault keeps writing the
+    renamed file until the signal: nothing is lost) and the same signal makes Vault start a new one;
+    a round later the renamed file is gzipped, and rotated logs older than ``retention_days`` are
+    deleted.
 
     A process the loop sees for the first time (Vault started or restarted) is never signalled in
     that round: a SIGHUP that reaches Vault before it handles the signal would end it. It is taken
     to hold the files as they were one round earlier, before it started, so a renewal that lands
     around a restart costs at most one extra reload a round later, never a missed one.
     """
-    files = f"{directory}/tls.crt {directory}/tls.key"
-    return "\n".join([
-        f'files="{files}"',
-        'before="$(sha256sum $files)"',
-        'loaded=""',
-        'seen=""',
-        f"while sleep {interval_seconds:g}; do",
-        '  current="$(sha256sum $files)" || continue',
+    lines = []
+    if tls_directory is not None:
+        lines += [f'files="{tls_directory}/tls.crt {tls_directory}/tls.key"', 'before="$(sha256sum $files)"',
+                  'loaded=""']
+    lines.append('seen=""')
+    if audit is not None:
+        lines += [f'logs="{" ".join(audit.files)}"', 'day="$(date -u +%Y%m%d)"']
+    lines.append(f"while sleep {interval_seconds:g}; do")
+    if tls_directory is not None:
+        lines.append('  current="$(sha256sum $files)" || continue')
+    if audit is not None:
+        lines += [
+            "  for log in $logs; do",
+            '    for old in "$log".*Z; do [ -f "$old" ] && gzip "$old"; done',
+            f'    find "${{log%/*}}" -maxdepth 1 -name "${{log##*/}}.*.gz" -mmin +{audit.retention_days * 1440} '
+            "-delete",
+            "  done",
+        ]
+    lines += [
         # The oldest process of that name: the server, not a child it forks (briefly of the same name).
         f'  pid="$(pgrep -o -x {process})" || pid=""',
         '  if [ "$pid" != "$seen" ]; then',
         '    seen="$pid"',
-        '    loaded="$before"',
-        '  elif [ -n "$pid" ] && [ "$current" != "$loaded" ]; then',
-        '    kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to ' + process
-        + ' (pid $pid)"',
-        "  fi",
-        '  before="$current"',
-        "done",
-    ]) + "\n"
+    ]
+    if tls_directory is not None:
+        lines.append('    loaded="$before"')
+    if audit is None:
+        lines += [
+            '  elif [ -n "$pid" ] && [ "$current" != "$loaded" ]; then',
+            f'    kill -HUP $pid && loaded="$current" && echo "certificate changed: sent SIGHUP to {process} '
+            '(pid $pid)"',
+        ]
+    else:
+        lines += ['  elif [ -n "$pid" ]; then', '    reason=""']
+        if tls_directory is not None:
+            lines.append('    [ "$current" != "$loaded" ] && reason="certificate changed"')
+        lines += [
+            '    today="$(date -u +%Y%m%d)"',
+            '    daily=""',
+            '    if [ "$today" != "$day" ]; then daily=1; day="$today"; fi',
+            "    for log in $logs; do",
+            '      size="$(stat -c %s "$log" 2>/dev/null)" || size=0',
+            f'      if [ "$size" -gt {audit.max_bytes} ] || {{ [ -n "$daily" ] && [ "$size" -gt 0 ]; }}; then',
+            '        mv "$log" "$log.$(date -u +%Y%m%dT%H%M%SZ)" && reason="${reason:+$reason, }rotated $log"',
+            "      fi",
+            "    done",
+            '    if [ -n "$reason" ]; then',
+            "      kill -HUP $pid && " + ('loaded="$current" && ' if tls_directory is not None else "")
+            + f'echo "$reason: sent SIGHUP to {process} (pid $pid)"',
+            "    fi",
+        ]
+    lines += ["  fi"]
+    if tls_directory is not None:
+        lines.append('  before="$current"')
+    lines.append("done")
+    return "\n".join(lines) + "\n"
 
 
-def tls_reloader(cluster: Cluster) -> dict[str, Any]:
-    """The sidecar that makes a renewed certificate take effect with no restart: the chart's
-    ``server.extraContainers``, with ``server.shareProcessNamespace`` so that it can signal Vault
-    (vault-helm 0.34.1 values.yaml documents that pair for exactly this: "if Vault must be signaled,
-    e.g. to send a SIGHUP"). It runs as the pod's user (the chart's default, uid 100, the same as
-    Vault's), which may signal Vault without any capability. Sharing the process namespace puts it
-    inside Vault's trust boundary (a process of the same user can see Vault's through ``/proc``), so it
-    is the chart's own image running nothing but this loop, with no capabilities and a read-only root."""
+@dataclass(frozen=True)
+class AuditLogRotation:
+    """What the sidecar rotates: the file audit devices' logs on the audit volume."""
+
+    files: tuple[str, ...]
+    """Absolute paths of the logs."""
+    max_bytes: int
+    """A log past this size is rotated (also once a day)."""
+    retention_days: int
+    """Rotated, gzipped logs are deleted after this many days."""
+
+
+def audit_log_rotation(spec: EnvironmentSpec) -> AuditLogRotation | None:
+    rotation = spec.audit.rotation
+    files = tuple(device.file_path for device in spec.audit.devices
+                  if device.file_path is not None and device.file_path.startswith(f"{AUDIT_MOUNT_PATH}/"))
+    if rotation is None or not files:
+        return None
+    return AuditLogRotation(files=files, max_bytes=rotation.max_file_bytes, retention_days=rotation.retention_days)
+
+
+def sighup_sidecar(spec: EnvironmentSpec) -> dict[str, Any] | None:
+    """The sidecar that signals Vault: a renewed certificate takes effect with no restart, and the
+    audit logs rotate; ``None`` when there is neither. The chart's ``server.extraContainers``, with
+    ``server.shareProcessNamespace`` so that it can signal Vault (vault-helm 0.34.1 values.yaml
+    documents that pair for exactly this: "if Vault must be signaled, e.g. to send a SIGHUP for a log
+    rotation"). It runs as the pod's user (the chart's default, uid 100, the same as Vault's), which
+    may signal Vault without any capability. Sharing the process namespace puts it inside Vault's
+    trust boundary (a process of the same user can see Vault's through ``/proc``), so it is the
+    chart's own image running nothing but this loop, with no capabilities and a read-only root."""
+    cluster = spec.cluster
+    audit = audit_log_rotation(spec)
+    tls_directory = TLS_MOUNT_PATH if cluster.tls.enabled else None
+    if tls_directory is None and audit is None:
+        return None
+    mounts = []
+    if tls_directory is not None:
+        mounts.append({"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True})
+    if audit is not None:
+        mounts.append({"name": "audit", "mountPath": AUDIT_MOUNT_PATH})  # the chart's audit volume claim
     return {
-        "name": "tls-reloader",
+        "name": SIGHUP_SIDECAR,
         "image": TLS_RELOADER_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", tls_reload_script(TLS_MOUNT_PATH)],
-        "volumeMounts": [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}],
-        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+        "command": ["/bin/sh", "-c", sighup_script(tls_directory, audit)],
+        "volumeMounts": mounts,
+        # gzip of a rotated log is the most it does: a 100Mi log takes about a minute at this limit.
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
     }
@@ -187,8 +270,9 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
         server["extraEnvironmentVars"] = {"VAULT_CACERT": f"{TLS_MOUNT_PATH}/ca.crt"}
         server["volumes"] = [{"name": "vault-tls", "secret": {"secretName": cluster.tls.secret_name}}]
         server["volumeMounts"] = [{"name": "vault-tls", "mountPath": TLS_MOUNT_PATH, "readOnly": True}]
+    if (sidecar := sighup_sidecar(spec)) is not None:
         server["shareProcessNamespace"] = True
-        server["extraContainers"] = [tls_reloader(cluster)]
+        server["extraContainers"] = [sidecar]
     telemetry: dict[str, Any] = {"prometheusRules": {"enabled": False}}  # ours: components.monitoring
     if spec.monitoring is not None:
         telemetry["serviceMonitor"] = service_monitor(spec)
