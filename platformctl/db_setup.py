@@ -32,6 +32,8 @@ class ConnectionScript:
     change have ended (at most a role's maxTtl later); taking them earlier revokes live users'."""
     whole: bool = True
     """The complete setup, not only a change."""
+    removed: bool = False
+    """The connection is no longer declared (nothing to apply; its setup may be dropped by hand)."""
 
 
 def needs_of(database: Database) -> dict[str, ConnectionNeeds]:
@@ -74,6 +76,8 @@ def changed_scripts(base: Database | None, head: Database) -> list[ConnectionScr
             if user not in needs.static_users:
                 statements += static_user_statements(connection, user, removed=True)
         scripts.append(ConnectionScript(connection, tuple(statements), tuple(later), whole=False))
+    scripts += [ConnectionScript(old.connection, (), whole=False, removed=True)
+                for name, old in before.items() if name not in needs_of(head)]
     return scripts
 
 
@@ -83,6 +87,11 @@ def render(stack: str, scripts: list[ConnectionScript], since: str | None = None
     for script in scripts:
         c = script.connection
         what = "complete setup" if script.whole else f"changes since {since}"
+        if script.removed:
+            lines += [f"-- {stack}, connection {c.name!r} ({c.host}:{c.port}, database {c.database}) is no longer "
+                      f"declared since {since}: once the stack is applied Vault stops using it; its admin "
+                      f"{c.admin_user} and its setup can then be dropped by hand.", ""]
+            continue
         lines += [f"-- {stack}, connection {c.name!r}: {c.host}:{c.port}, database {c.database}, admin {c.admin_user} "
                   f"({c.admin_setup} setup); {what}."]
         if not script.statements and not script.later:

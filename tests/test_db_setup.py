@@ -104,6 +104,19 @@ def test_another_admin_setup_or_database_needs_the_whole_script(change: dict[str
     assert script.statements == full_scripts(head)[0].statements
 
 
+def test_a_connection_no_longer_declared_is_named() -> None:
+    second = {"name": "reports", "host": "reports.prod.internal", "database": "reports", "adminUser": "vault_reports",
+              "adminPassword": {"fromSecret": "postgresAdminPassword"}}
+    base = database(changes={f"{P}.connections[1]": second})
+    scripts = changed_scripts(base, database())
+    assert [(s.connection.name, s.statements, s.removed) for s in scripts] == [
+        ("postgres", (), False), ("reports", (), True)]
+    assert render("prod", scripts, "main").splitlines()[3:] == [
+        "-- prod, connection 'reports' (reports.prod.internal:5432, database reports) is no longer declared since "
+        "main: once the stack is applied Vault stops using it; its admin vault_reports and its setup can then be "
+        "dropped by hand."]
+
+
 def test_a_stack_without_a_base_needs_everything() -> None:
     assert changed_scripts(None, database()) == full_scripts(database())
 

@@ -49,8 +49,7 @@ def test_declared_role_and_connection_statements_are_the_renderers(stack: str) -
                                for role in spec.database.static_roles}
 
 
-@pytest.mark.parametrize("setup", ["functions", "createrole"])
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("stack", "setup"), [*((stack, "functions") for stack in STACKS), ("prod", "createrole")])
 def test_declared_static_role_statements_are_the_renderer(stack: str, setup: str) -> None:
     declaration = declare_stack(stack, {**STATIC, "vault-platform:database.connections[0].adminSetup": setup})
     assert declaration.error is None
