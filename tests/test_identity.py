@@ -389,3 +389,36 @@ class TestVaultLoginCommand:
         github = spec("prod").github_actions
         assert github is not None
         assert capsys.readouterr().out == f"{github.audience}\n"
+
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+TOKEN_STEP = "core.exportVariable('TERRAFORM_VAULT_AUTH_JWT', await core.getIDToken(process.env.AUDIENCE));"
+
+
+class TestWorkflowLogin:
+    """The jobs that reach Vault log in with their own OIDC token, requested for the stack's audience."""
+
+    @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+    def test_no_workflow_holds_or_reads_a_vault_token(self, path: Path) -> None:
+        text = path.read_text()
+        assert "vault:token" not in text
+        assert not [line for line in text.splitlines() if "VAULT_TOKEN" in line and "secrets." in line]
+        assert "VAULT_TOKEN: " not in text  # never an env value: only what vault-login prints, masked
+
+    @pytest.mark.parametrize(("workflow", "role"), [("pulumi-up.yml", "deploy"), ("pr-preview.yml", "preview")])
+    def test_each_vault_step_gets_a_fresh_token_for_the_stacks_audience(self, workflow: str, role: str) -> None:
+        document = yaml.safe_load((WORKFLOWS / workflow).read_text())
+        (job,) = document["jobs"].values()
+        assert (job["permissions"]["id-token"], job["env"]["VAULT_PLATFORM_CI_ROLE"]) == ("write", role)
+        steps = job["steps"]
+        (audience,) = [step for step in steps if step.get("id") == "vault"]
+        assert audience["run"].splitlines()[0] == 'audience=$(python -m platformctl oidc-audience "$STACK")'
+        vault_steps = [index for index, step in enumerate(steps) if step.get("uses", "").startswith("pulumi/actions")
+                       or "platformctl rollout" in step.get("run", "")]
+        assert vault_steps
+        for index in vault_steps:
+            before = steps[index - 1]
+            assert before["uses"] == "actions/github-script@v7.0.1"
+            assert (before["env"], before["with"]) == ({"AUDIENCE": "${{ steps.vault.outputs.audience }}"},
+                                                       {"script": TOKEN_STEP})
+            assert steps.index(audience) < index
