@@ -2,19 +2,25 @@
 (kubernetes-validate ships them per Kubernetes version, offline), strictly: an unknown or misspelt
 field fails as the API server would refuse it.
 
-Not validated here: the Helm release (the chart renders its objects; its values are validated
-against the chart's schema in ``test_helm_values``) and custom resources, which have no schema in
-the Kubernetes API: the PrometheusRule's rules go through ``promtool check rules`` (``tests/alerts``).
+Custom resources are validated against their CustomResourceDefinitions' schemas, vendored unchanged
+in ``tests/reference/`` (cert-manager's Certificate, the Prometheus operator's PrometheusRule), with
+unknown fields refused as ``kubectl``'s strict field validation does; the PrometheusRule's rules also
+go through ``promtool check rules`` (``test_alerts``). Not validated here: the Helm release (the chart
+renders its objects; its values are validated against the chart's schema in ``test_helm_values``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from components.render.helm_values import helm_values
 from components.render.snapshots import cron_job
@@ -23,10 +29,15 @@ from tests.support import STACKS, declare_stack, spec_of
 
 # The oldest Kubernetes minor the platform supports (EKS standard support) and the newest schema set.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
+REFERENCE = Path(__file__).resolve().parent / "reference"
+CUSTOM_RESOURCES = {
+    "kubernetes:cert-manager.io/v1:Certificate": REFERENCE / "cert-manager" / "cert-manager.io_certificates.yaml",
+    "kubernetes:monitoring.coreos.com/v1:PrometheusRule":
+        REFERENCE / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml",
+}
 NOT_BUILT_IN = {
     "kubernetes:helm.sh/v3:Release": "a Helm release: the chart's objects, not ours",
-    "kubernetes:cert-manager.io/v1:Certificate": "a cert-manager custom resource",
-    "kubernetes:monitoring.coreos.com/v1:PrometheusRule": "a Prometheus operator custom resource",
+    **{type_token: "a custom resource, validated against its CRD" for type_token in CUSTOM_RESOURCES},
 }
 
 
@@ -53,6 +64,62 @@ def _integral(value: Any) -> Any:
 def cluster_only() -> dict[str, Declaration]:
     """What each stack declares before Vault is initialized (the first ``pulumi up``)."""
     return {stack: declare_stack(stack, configured=False) for stack in STACKS}
+
+
+@functools.cache
+def crd_schema(type_token: str) -> dict[str, Any]:
+    """The CRD's schema of the resource's version, strict: an object schema that lists its
+    properties takes no others (the API server prunes them; ``kubectl`` refuses them)."""
+    document = yaml.safe_load(CUSTOM_RESOURCES[type_token].read_text())
+    version = type_token.split(":")[1].rsplit("/", 1)[1]
+    (schema,) = [v["schema"]["openAPIV3Schema"] for v in document["spec"]["versions"] if v["name"] == version]
+    strict: dict[str, Any] = _strict(schema)
+    return strict
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if "properties" in schema and "additionalProperties" not in schema and not schema.get(
+            "x-kubernetes-preserve-unknown-fields"):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def custom_resources(declaration: Declaration) -> Iterator[tuple[DeclaredResource, dict[str, Any]]]:
+    for resource in declaration.resources:
+        if resource.type in CUSTOM_RESOURCES:
+            yield resource, _integral(unwrap(resource.inputs))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_custom_resource_validates_against_its_crd(declared: dict[str, Declaration], stack: str) -> None:
+    for resource, manifest in custom_resources(declared[stack]):
+        jsonschema.Draft7Validator(crd_schema(resource.type)).validate(manifest)
+
+
+def test_staging_and_prod_declare_both_custom_resources(declared: dict[str, Declaration]) -> None:
+    for stack in ("staging", "prod"):
+        assert {resource.type for resource, _ in custom_resources(declared[stack])} == set(CUSTOM_RESOURCES)
+
+
+@pytest.mark.parametrize(("type_token", "path", "value"), [
+    ("kubernetes:cert-manager.io/v1:Certificate", ("spec", "privateKey", "algorithm"), "DSA"),   # not an enum value
+    ("kubernetes:cert-manager.io/v1:Certificate", ("spec", "dnsName"), ["x"]),                    # unknown field
+    ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), "5 minutes"),
+])
+def test_the_crd_check_can_fail(declared: dict[str, Declaration], type_token: str, path: tuple[Any, ...],
+                                value: Any) -> None:
+    (manifest,) = [m for r, m in custom_resources(declared["prod"]) if r.type == type_token]
+    node = manifest
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(crd_schema(type_token)).validate(manifest)
 
 
 def _validate(manifest: dict[str, Any]) -> None:
