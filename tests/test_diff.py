@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from components.render.sql import creation_statements
 from platformctl.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
 from platformctl.diff_command import base_plan
 from platformctl.engine import ROOT, Declaration
 from platformctl.plan import plan_document
-from tests.support import DELETE, TEST_STACKS, any_stack, declare_config, declare_stack
+from tests.support import DELETE, TEST_STACKS, any_stack, declare_config, declare_stack, spec_of_config
 
 RELEASE = "vault-cluster-release"
 
@@ -300,13 +301,27 @@ class TestWhatAReviewerSees:
     def test_the_sql_and_the_key_settings(self, onboarding_markdown: str) -> None:
         role = section(onboarding_markdown, "- + `vault-database-orders-api-reader`")
         assert "  | `defaultTtl` | `900` (15m) |" in role
-        assert ("  ```sql\n  SELECT vault_api.create_user('{{name}}', '{{password}}', '{{expiration}}', "
-                """'[{"schema":"orders_api","privileges":["SELECT"]}]');\n  ```""") in role
+        spec = spec_of_config(any_stack("staging+onboarded", root=TEST_STACKS))
+        assert spec.database is not None
+        role_spec = spec.database.role["orders-api-reader"]
+        statements = creation_statements(role_spec, spec.database.connection[role_spec.connection].admin_setup)
+        assert "  ```sql\n" + "".join(f"  {statement}\n" for statement in statements) + "  ```" in role
+        assert "orders_api" in "".join(statements)
         # The standard revocation, the same for every role, is one call of the admin functions.
         assert "  | `revocationStatements` | `[\"SELECT vault_api.drop_user('{{name}}');\"]` |" in role
         key = section(onboarding_markdown, "- + `vault-transit-orders-api-data`")
         assert "  | `type` | `aes256-gcm96` |" in key
         assert "  | `exportable` | `false` |" in key
+
+    def test_a_long_block_of_an_added_resource_is_folded(self) -> None:
+        base: dict[str, Any] = {"stack": "s", "resources": {}}
+        head = {"stack": "s", "resources": {"r": {"type": "t", "inputs": {
+            "short": "a\nb", "long": "\n".join(f"line {n}" for n in range(20))}}}}
+        markdown = render_markdown(diff_plans(base, head), "main")
+        assert "  <details><summary>long: 20 lines</summary>\n\n  `long`:\n\n  ```\n  line 0\n" in markdown
+        assert "  line 19\n  ```\n\n  </details>" in markdown
+        assert "  `short`:\n\n  ```\n  a\n  b\n  ```" in markdown
+        assert markdown.count("<details>") == 1
 
     def test_a_changed_list_shows_the_items_added(self, onboarding_markdown: str) -> None:
         connection = section(onboarding_markdown, "- `vault-database-postgres`")

@@ -18,6 +18,7 @@ from platformctl.engine import ROOT
 from tests.support import repository_copy
 
 SECTION = "## Onboard an application"
+PLATFORMCTL = "venv/bin/python -m platformctl "
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -64,10 +65,12 @@ def followed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     outputs = {}
     for info, body in blocks:
-        if info == "sh":
-            for command in body.splitlines():
-                if command.strip() and command.strip() != "bin/test":
-                    outputs[command.strip()] = run(repo, command)
+        for command in (line.strip() for line in body.splitlines()):
+            # The outside steps that are offline tools run too (the DBA's SQL); the rest need a
+            # cluster or the Pulumi CLI.
+            if (info == "sh" and command and command != "bin/test") or (
+                    info == "text" and command.startswith(PLATFORMCTL)):
+                outputs[command] = run(repo, command)
     return outputs
 
 
@@ -118,3 +121,10 @@ def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(fo
     assert f"- + `vault-policies-app-{app['name']}` (`vault:index/policy:Policy`)" in comment
     assert f'  path "transit/encrypt/{app["transitKeys"][0]["key"]}" {{' in comment
     assert f"  | `boundServiceAccountNamespaces` | `[\"{app['namespace']}\"]` |" in comment
+
+
+def test_the_dbas_sql_covers_the_new_schema(followed: dict[str, str]) -> None:
+    [sql] = [output for command, output in followed.items() if " db-setup " in command]
+    schema = yaml.safe_load(next(body for info, body in walkthrough() if info == "yaml"))["config"][
+        "vault-platform:database"]["roles"][0]["grants"][0]["schema"]
+    assert f'"{schema}"' in sql
