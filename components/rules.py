@@ -153,6 +153,24 @@ def audit_devices(count: int, tier: str) -> str | None:
     return f"declares {count} audit device(s); {tier} needs at least {minimum}{reason}"
 
 
+def snapshots_taken(declared: bool, tier: str) -> str | None:
+    """Integrated storage holds every secret and transit key, and Vault's open source edition takes no
+    snapshot by itself: outside dev a job takes them on a schedule."""
+    if declared or tier == "dev":
+        return None
+    return (f"takes no Raft snapshots; {tier} requires them: the Raft data holds every secret and transit key, "
+            "and Vault takes no snapshot by itself")
+
+
+def alerts_declared(declared: bool, tier: str) -> str | None:
+    """Outside dev, alert rules watch Vault: a sealed server, a lost leader or a failing snapshot must
+    not be found by the users first."""
+    if declared or tier == "dev":
+        return None
+    return (f"declares no alert rules; {tier} requires them: a sealed server or a failing snapshot would "
+            "otherwise be found by the users")
+
+
 SECRET_AUDIT_FIELDS = frozenset({
     "data", "plaintext", "ciphertext", "input", "batch_input", "batch_results", "context", "keys", "key",
     "backup", "signed_key", "certificate_bundle", "ca_chain_bundle", "csr_private_key",

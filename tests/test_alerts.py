@@ -333,7 +333,7 @@ def test_without_tls_the_service_monitor_has_no_tls_config() -> None:
 
 
 @pytest.mark.parametrize(("changes", "key", "words"), [
-    ({"vault-platform:monitoring.enabled": False}, "monitoring.enabled", "alerts are required in prod"),
+    ({"vault-platform:monitoring.enabled": False}, "monitoring.enabled", "prod requires them"),
     ({"vault-platform:monitoring.leaseThreshold": 0}, "monitoring.leaseThreshold", "below the minimum"),
     ({"vault-platform:monitoring.prometheusLabels": {"release": "a b"}}, "monitoring.prometheusLabels.release",
      "not a Kubernetes label value"),

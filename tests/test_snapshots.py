@@ -54,7 +54,7 @@ class TestSpec:
         assert schedule(spec.snapshots) == cron
 
     @pytest.mark.parametrize(("changes", "key", "words"), [
-        ({f"{P}snapshots": DELETE}, "snapshots", "is required in prod"),
+        ({f"{P}snapshots": DELETE}, "snapshots", "takes no Raft snapshots; prod requires them"),
         ({f"{P}snapshots.interval": "5h"}, "snapshots.interval", "use one of 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d"),
         ({f"{P}snapshots.interval": "90m"}, "snapshots.interval", "not a whole number of hours"),
         ({f"{P}snapshots.retention": "36h"}, "snapshots.retention", "not a whole number of days"),

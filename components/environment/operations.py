@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from components import rules
+
 from ._reader import AWS_REGION, K8S_LABEL, QUANTITY, Node, check_name
 from .durations import DAY, HOUR, format_duration
 from .model import AuditRotation, Monitoring, Snapshots, Tier
@@ -39,9 +41,8 @@ _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 def load_snapshots(node: Node, tier: Tier) -> Snapshots | None:
     """The ``snapshots`` section: required in staging and prod, optional in dev."""
     if not node.keys():
-        if tier != "dev":
-            raise node.error(None, f"is required in {tier}: the Raft data holds every secret and transit key, "
-                             "and Vault takes no snapshot by itself",
+        if (problem := rules.snapshots_taken(False, tier)) is not None:
+            raise node.error(None, f"is not set: the stack {problem}",
                              "declare snapshots: {bucket: <name>, region: <region>, roleArn: <IAM role ARN>} "
                              "and run `platformctl bootstrap-state` to create the bucket")
         return None
@@ -74,9 +75,8 @@ def load_monitoring(node: Node, tier: Tier) -> Monitoring | None:
     """The ``monitoring`` section: on in staging and prod (it may not be turned off there), off in dev
     unless ``enabled: true``."""
     enabled = node.boolean("enabled", tier != "dev")
-    if not enabled and tier != "dev":
-        raise node.error("enabled", f"alerts are required in {tier}: a sealed server or a failing snapshot "
-                         "would otherwise be found by the users", "remove the setting or set it to true")
+    if (problem := rules.alerts_declared(enabled, tier)) is not None:
+        raise node.error("enabled", f"is false: the stack {problem}", "remove the setting or set it to true")
     labels = node.mapping("prometheusLabels") or DEFAULT_PROMETHEUS_LABELS
     for key, value in labels.items():
         check_name(node, f"prometheusLabels.{key}", key, K8S_LABEL)

@@ -52,6 +52,9 @@ AUDIT = "vault:index/audit:Audit"
 VAULT_PROVIDER = "pulumi:providers:vault"
 MOUNT = "vault:index/mount:Mount"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
+CRONJOB = "kubernetes:batch/v1:CronJob"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SNAPSHOT_SAVE = "vault operator raft snapshot save"
 STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend", JWT_BACKEND)
 
 # A property whose name ends like one of these holds a credential (the name is compared lowercased,
@@ -467,6 +470,44 @@ def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> No
         report(f"the stack {problem} ({AUDIT})", None)
 
 
+def _snapshot_jobs(args: StackValidationArgs) -> list[Any]:
+    """The CronJobs whose pods run ``vault operator raft snapshot save``."""
+    jobs = []
+    for resource in args.resources:
+        if resource.resource_type != CRONJOB:
+            continue
+        pod = lookup(resource.props, "spec.jobTemplate.spec.template.spec") or {}
+        containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+        if any(SNAPSHOT_SAVE in " ".join(str(part) for part in [*(c.get("command") or []), *(c.get("args") or [])])
+               for c in containers):
+            jobs.append(resource)
+    return jobs
+
+
+def check_raft_snapshots(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod take Raft snapshots on a schedule: a CronJob runs ``vault operator raft snapshot
+    save``, one run at a time (not applicable before Vault is configured: the job logs in to Vault)."""
+    if not declares_vault(args):
+        args.not_applicable("the stack declares no Vault provider (Vault is not configured yet): no Vault to "
+                            "take snapshots of")
+    urn = args.resources[0].urn if args.resources else ""
+    jobs = _snapshot_jobs(args)
+    if (problem := rules.snapshots_taken(bool(jobs), environment(args.stack_tags, urn))) is not None:
+        report(f"the stack {problem} (no {CRONJOB} runs `{SNAPSHOT_SAVE}`)", None)
+    for job in jobs:
+        if lookup(job.props, "spec.concurrencyPolicy") != "Forbid":
+            report(f"the Raft snapshot CronJob {job.name} may start a run while one is going: set "
+                   "spec.concurrencyPolicy to Forbid", job.urn)
+
+
+def check_alert_rules(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Staging and prod declare alert rules for Vault (a Prometheus operator PrometheusRule)."""
+    urn = args.resources[0].urn if args.resources else ""
+    declared = any(resource.resource_type == PROMETHEUS_RULE for resource in args.resources)
+    if (problem := rules.alerts_declared(declared, environment(args.stack_tags, urn))) is not None:
+        report(f"the stack {problem} ({PROMETHEUS_RULE})", None)
+
+
 # --- the pack's policies ------------------------------------------------------------------------
 
 Validate = Callable[[Any, ReportViolation], None]
@@ -502,6 +543,11 @@ POLICIES = (
         config_schema=PolicyConfigSchema(properties=dict(_REQUIRED_TAGS))),
     StackValidationPolicy(
         name="audit-device", description=(check_audit_device.__doc__ or "").strip(), validate=check_audit_device),
+    StackValidationPolicy(
+        name="raft-snapshots", description=(check_raft_snapshots.__doc__ or "").strip(),
+        validate=check_raft_snapshots),
+    StackValidationPolicy(
+        name="alert-rules", description=(check_alert_rules.__doc__ or "").strip(), validate=check_alert_rules),
 )
 """Every policy of the pack, mandatory unless it says otherwise."""
 

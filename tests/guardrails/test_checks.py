@@ -384,7 +384,63 @@ class TestStackPolicies:
                  "(vault:index/audit:Audit)"]
 
 
+class TestSnapshotsAndAlerts:
+    SNAPSHOTS = ("the stack takes no Raft snapshots; prod requires them: the Raft data holds every secret and transit "
+                 "key, and Vault takes no snapshot by itself (no kubernetes:batch/v1:CronJob runs `vault operator "
+                 "raft snapshot save`)")
+
+    @pytest.mark.parametrize(("stack", "drop", "expected"), [
+        ("prod", False, []),
+        ("prod", True, [SNAPSHOTS]),
+        ("dev", True, []),
+    ])
+    def test_raft_snapshots(self, declared: dict[str, Declaration], tags: dict[str, dict[str, str]], stack: str,
+                            drop: bool, expected: list[str]) -> None:
+        args = stack_args(declared[stack], tags[stack])
+        if drop:
+            args.resources = [r for r in args.resources if r.resource_type != "kubernetes:batch/v1:CronJob"]
+        assert reported("raft-snapshots", args) == expected
+
+    def test_a_cronjob_that_takes_no_snapshot_does_not_count(self, declared: dict[str, Declaration],
+                                                             tags: dict[str, dict[str, str]]) -> None:
+        args = copy.deepcopy(stack_args(declared["prod"], tags["prod"]))  # the session's declaration stays
+        (job,) = [r for r in args.resources if r.resource_type == "kubernetes:batch/v1:CronJob"]
+        for container in job.props["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"]:
+            container["command"] = ["/bin/sh", "-c", "echo nothing"]
+        assert reported("raft-snapshots", args) == [self.SNAPSHOTS]
+
+    def test_snapshot_runs_may_not_overlap(self, declared: dict[str, Declaration],
+                                           tags: dict[str, dict[str, str]]) -> None:
+        args = copy.deepcopy(stack_args(declared["prod"], tags["prod"]))  # the session's declaration stays
+        (job,) = [r for r in args.resources if r.resource_type == "kubernetes:batch/v1:CronJob"]
+        job.props["spec"]["concurrencyPolicy"] = "Allow"
+        assert reported("raft-snapshots", args) == [
+            "the Raft snapshot CronJob vault-snapshots-cronjob may start a run while one is going: set "
+            "spec.concurrencyPolicy to Forbid"]
+
+    def test_snapshots_before_vault_is_configured(self, cluster_only: dict[str, Declaration],
+                                                  tags: dict[str, dict[str, str]]) -> None:
+        assert not_applicable("raft-snapshots", stack_args(cluster_only["prod"], tags["prod"])) == (
+            "the stack declares no Vault provider (Vault is not configured yet): no Vault to take snapshots of")
+
+    @pytest.mark.parametrize(("stack", "drop", "expected"), [
+        ("staging", False, []),
+        ("staging", True, ["the stack declares no alert rules; staging requires them: a sealed server or a failing "
+                           "snapshot would otherwise be found by the users "
+                           "(kubernetes:monitoring.coreos.com/v1:PrometheusRule)"]),
+        ("dev", True, []),
+    ])
+    def test_alert_rules(self, declared: dict[str, Declaration], tags: dict[str, dict[str, str]], stack: str,
+                         drop: bool, expected: list[str]) -> None:
+        args = stack_args(declared[stack], tags[stack])
+        if drop:
+            args.resources = [r for r in args.resources
+                              if r.resource_type != "kubernetes:monitoring.coreos.com/v1:PrometheusRule"]
+        assert reported("alert-rules", args) == expected
+
+
 def test_every_policy_is_tested() -> None:
     tested = {case[0] for case in TestDeclaredResources.CASES.values()} | {
-        "protect-stateful", "no-plaintext-secrets", "acl-least-privilege", "stack-tags", "audit-device"}
+        "protect-stateful", "no-plaintext-secrets", "acl-least-privilege", "stack-tags", "audit-device",
+        "raft-snapshots", "alert-rules"}
     assert {policy.name for policy in POLICIES} == tested
