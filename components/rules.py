@@ -399,20 +399,27 @@ JWT_REQUIRED_CLAIMS = ("repository", "environment")
 (whose protection rules decide which branches and reviewers may reach it)."""
 
 
+def jwt_claim_problem(claim: str, value: object) -> str | None:
+    """A bound claim holds one exact, non-empty value: no ``*`` (a glob under ``glob``, and never what
+    a job's token carries under ``string``)."""
+    if not isinstance(value, str) or not value:
+        return f"binds no exact {claim!r} claim, so a job of any {claim} could log in"
+    if "*" in value:
+        return f"the {claim!r} claim {value!r} holds a glob ('*')"
+    return None
+
+
 def jwt_role_binding(bound_claims: Mapping[str, object], claims_type: str, audiences: Sequence[str]) -> str | None:
     """A JWT role admits one repository's jobs in one GitHub Environment, by exact values: the claims
     are compared as strings (``bound_claims_type`` ``string``; ``glob`` would let ``*`` match any
-    repository or environment), none holds a ``*``, and the token must carry the stack's audience."""
+    repository or environment), each required claim is bound, none holds a ``*``, and the token must
+    carry the stack's audience."""
     if claims_type != "string":
         return (f"bound_claims_type is {claims_type!r}: claims must be compared as exact strings, "
                 "or '*' would match any repository or environment")
-    for claim in JWT_REQUIRED_CLAIMS:
-        value = bound_claims.get(claim)
-        if not isinstance(value, str) or not value:
-            return f"binds no exact {claim!r} claim, so a job of any {claim} could log in"
-    for claim, value in sorted(bound_claims.items()):
-        if "*" in str(value):
-            return f"the {claim!r} claim {value!r} holds a glob ('*')"
+    for claim in (*JWT_REQUIRED_CLAIMS, *sorted(set(bound_claims) - set(JWT_REQUIRED_CLAIMS))):
+        if (problem := jwt_claim_problem(claim, bound_claims.get(claim))) is not None:
+            return problem
     if not [audience for audience in audiences if audience]:
         return "binds no audience, so a token GitHub issued for any other service would be accepted"
     return None

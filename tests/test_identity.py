@@ -241,6 +241,8 @@ class TestBadInput:
         ({f"{GA}.repository": DELETE}, f"{GA}.repository", "is required but not set"),
         ({f"{GA}.repository": "vault-platform/*"}, f"{GA}.repository", "'vault-platform/*' holds a glob ('*')"),
         ({f"{GA}.repository": "vault-platform"}, f"{GA}.repository", "'vault-platform' is not a valid name"),
+        ({f"{GA}.repository": ""}, f"{GA}.repository", "binds no exact 'repository' claim"),
+        ({f"{GA}.audience": "vault-*"}, f"{GA}.audience", "the 'aud' claim 'vault-*' holds a glob ('*')"),
         ({f"{GA}.deployEnvironment": "prod*"}, f"{GA}.deployEnvironment", "'prod*' holds a glob ('*')"),
         ({f"{GA}.previewEnvironment": "*"}, f"{GA}.previewEnvironment", "'*' holds a glob ('*')"),
         ({f"{GA}.previewEnvironment": "prod"}, f"{GA}.previewEnvironment", "is the deploy environment 'prod'"),

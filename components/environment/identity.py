@@ -57,11 +57,11 @@ _LOOPBACK = ("localhost", "127.0.0.1")
 
 def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) -> GithubActions:
     """The ``githubActions`` section: the repository, the audience and the two roles' environments."""
-    repository = _exact(node, "repository", REPOSITORY)
-    audience = _exact(node, "audience", AUDIENCE, "write the audience the workflows request, e.g. "
+    repository = _exact(node, "repository", REPOSITORY, "repository")
+    audience = _exact(node, "audience", AUDIENCE, "aud", "write the audience the workflows request, e.g. "
                       f"vault-platform-{stack}")
-    deploy_environment = _exact(node, "deployEnvironment", ENVIRONMENT, default=stack)
-    preview_environment = _exact(node, "previewEnvironment", ENVIRONMENT, default=f"{stack}-preview")
+    deploy_environment = _exact(node, "deployEnvironment", ENVIRONMENT, "environment", default=stack)
+    preview_environment = _exact(node, "previewEnvironment", ENVIRONMENT, "environment", default=f"{stack}-preview")
     if preview_environment == deploy_environment:
         raise node.error("previewEnvironment", f"is the deploy environment {deploy_environment!r}: a pull "
                          "request's preview would log in where only main deploys",
@@ -156,15 +156,14 @@ def _people_group(node: Node, policies: Mapping[str, Policy]) -> PeopleGroup:
     return PeopleGroup(name=name, policies=tuple(dict.fromkeys(names)))
 
 
-def _exact(node: Node, key: str, rule: Name, fix: str | None = None, default: str | None = None) -> str:
-    """A claim value the roles compare exactly, as a string: a ``*`` is refused with its own message
-    (it would match nothing, or anything if the roles compared globs)."""
+def _exact(node: Node, key: str, rule: Name, claim: str, fix: str | None = None, default: str | None = None) -> str:
+    """A claim value the roles compare exactly, as a string (the rule the guardrails apply to the roles):
+    a ``*`` is refused with its own message (it would match nothing, or anything if compared as a glob)."""
     if default is None and not node.has(key):
         raise node.error(key, "is required but not set", fix or f"set {node.path(key)!r}")
     value = node.string(key, default)
-    if "*" in value:
-        raise node.error(key, f"{value!r} holds a glob ('*'): claims are matched exactly",
-                         f"write the exact {key}")
+    if (problem := rules.jwt_claim_problem(claim, value)) is not None:
+        raise node.error(key, f"{problem}: claims are matched exactly", f"write the exact {claim}")
     check_name(node, key, value, rule)
     return value
 
