@@ -1,0 +1,66 @@
+"""How the access matrix (``platformctl access``, and the "Access changes" of the PR comment) scales
+with the number of applications a stack onboards.
+
+For each N, the prod stack file gets N generated applications (each with its own KV secret, database
+role, declared policy and auth role: see ``benchmarks.apps_scaling``). The program declares it once
+under the mock engine (not timed here: ``apps_scaling`` measures that), then:
+
+- ``matrix``: :func:`components.access.access_matrix` on the declared resources: every policy parsed,
+  every identity's ACL built, every declared target's paths evaluated;
+- ``changes``: :func:`components.access.access_changes` between that stack and the same with one
+  more application (two matrices and their difference), what the PR comment computes.
+
+Times are CPU seconds of this process; a flat "ms/app" column is linear growth.
+
+    venv/bin/python -m benchmarks.access_scaling [N ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.apps_scaling import stack_with_apps
+from components.access import Resource, access_changes, access_matrix
+from platformctl.engine import declare
+from platformctl.stackfile import read_stack
+
+
+def declared(count: int) -> list[Resource]:
+    """The resources the prod stack with ``count`` generated applications declares."""
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "stacks").mkdir()
+        (Path(scratch) / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack_with_apps(count)))
+        stack = read_stack("prod", Path(scratch))
+    declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    assert declaration.error is None, declaration.error
+    return [(resource.type, resource.inputs) for resource in declaration.resources]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("counts", nargs="*", type=int, default=[250, 500, 1000, 2000])
+    args = parser.parse_args()
+    print(f"{'apps':>5} {'identities':>10} {'reaches':>8} {'matrix s':>9} {'ms/app':>7} {'changes s':>10}")
+    for count in args.counts:
+        base, head = declared(count), declared(count + 1)
+        started = time.process_time()
+        matrix = access_matrix(base)
+        seconds = time.process_time() - started
+        started = time.process_time()
+        changes = access_changes(base, head)
+        diff_seconds = time.process_time() - started
+        # The new app gains its access; the platform policies gain the new app's targets.
+        assert [c.subject for c in changes] == ["policy platform-admin", "policy vault-iac",
+                                                 f"team-{count % 50}/app-{count}"], changes
+        reaches = sum(len(identity.reaches) for identity in (*matrix.identities, *matrix.platform))
+        print(f"{count:5d} {len(matrix.identities):10d} {reaches:8d} {seconds:9.2f} "
+              f"{1000 * seconds / count:7.2f} {diff_seconds:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
