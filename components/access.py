@@ -23,6 +23,7 @@ TRANSIT_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
 ACL_POLICY = "vault:index/policy:Policy"
 KUBERNETES_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+IDENTITY_GROUP = "vault:identity/group:Group"
 
 Resource = tuple[str, Mapping[str, Any]]
 """A declared resource: (type token, inputs)."""
@@ -109,7 +110,8 @@ class Identity:
 
     subject: str
     """``<namespace>/<service account>`` for a Kubernetes role; ``<auth path>/<role>`` for another
-    auth method's role; ``policy <name>`` for a platform policy."""
+    auth method's role (JWT, OIDC); ``group <name>`` for an identity group; ``policy <name>`` for a
+    platform policy."""
     via: str
     """How the token is obtained: ``auth/<path>/role/<role>``, or a description."""
     policies: tuple[str, ...]
@@ -129,7 +131,8 @@ class AccessMatrix:
     identities: tuple[Identity, ...]
     """Workload identities (auth roles), by subject."""
     platform: tuple[Identity, ...]
-    """The platform's own policies (:data:`rules.ADMIN_POLICIES`) as their holders get them."""
+    """The platform's own policies (:data:`rules.ADMIN_POLICIES`, :data:`rules.READ_ONLY_POLICIES`),
+    each alone."""
 
 
 def targets(resources: Iterable[Resource]) -> tuple[Target, ...]:
@@ -225,12 +228,32 @@ def access_matrix(resources: Sequence[Resource]) -> AccessMatrix:
         grants, reaches = _grants(held), _evaluate(held, index)
         carried = (*names, *((vault_acl.DEFAULT_POLICY_NAME,) if vault_acl.DEFAULT_POLICY_NAME in held else ()))
         unknown = tuple(name for name in names if name not in parsed)
+        via = f"auth/{backend}/role/{role}" + _claims(inputs)
         for subject in _subjects(type_token, inputs, backend, role):
-            identities.append(Identity(subject, f"auth/{backend}/role/{role}", carried, grants, reaches, unknown))
+            identities.append(Identity(subject, via, carried, grants, reaches, unknown))
+    for type_token, inputs in resources:
+        if type_token == IDENTITY_GROUP:
+            # Members get the group's policies on top of their login's (people: OIDC, with default).
+            names = _strings(inputs.get("policies"))
+            held = {name: parsed[name] for name in names if name in parsed}
+            held[vault_acl.DEFAULT_POLICY_NAME] = vault_acl.default_rules()
+            group = _text(inputs, "name")
+            identities.append(Identity(
+                f"group {group}", f"membership of identity group {group!r} ({_text(inputs, 'type') or 'internal'})",
+                (*names, vault_acl.DEFAULT_POLICY_NAME), _grants(held), _evaluate(held, index),
+                tuple(name for name in names if name not in parsed)))
     platform = [Identity(f"policy {name}", "a token or an identity given the policy", (name,),
                          _grants({name: parsed[name]}), _evaluate({name: parsed[name]}, index))
-                for name in rules.ADMIN_POLICIES if name in parsed]
+                for name in (*rules.ADMIN_POLICIES, *rules.READ_ONLY_POLICIES) if name in parsed]
     return AccessMatrix(tuple(sorted(identities, key=lambda i: (i.subject, i.via))), tuple(platform))
+
+
+def _claims(inputs: Mapping[str, Any]) -> str:
+    """A JWT role's bound claims, as ``(claim=value, ...)``."""
+    claims = inputs.get("boundClaims")
+    if not isinstance(claims, Mapping) or not claims:
+        return ""
+    return " (" + ", ".join(f"{claim}={value}" for claim, value in sorted(claims.items())) + ")"
 
 
 def _subjects(type_token: str, inputs: Mapping[str, Any], backend: str, role: str) -> list[str]:
@@ -267,11 +290,11 @@ def matrix_text(matrix: AccessMatrix, stack: str) -> str:
     if not matrix.identities and not matrix.platform:
         return "\n".join([*lines, "", "No Vault identity or policy is declared (cluster only)."]) + "\n"
     for entry in matrix.identities:
-        lines += ["", entry.subject, f"  logs in through {entry.via} with policies {', '.join(entry.policies)}"]
+        lines += ["", entry.subject, f"  through {entry.via}: policies {', '.join(entry.policies)}"]
         lines += _entry_lines(entry)
     if matrix.platform:
-        lines += ["", "Platform policies (powerful on purpose, reported, not refused; held by people, the IaC's "
-                      "token and the platform's own jobs):"]
+        lines += ["", "Platform policies, each alone (beyond the data plane on purpose: reported, not refused; held "
+                      "by people, CI and the platform's own jobs):"]
         for entry in matrix.platform:
             lines += ["", entry.subject]
             lines += _entry_lines(entry)

@@ -49,7 +49,8 @@ class TestTestStack:
             ("vault/vault-snapshot", "auth/kubernetes/role/vault-snapshot", ["vault-snapshot"], []),
         ]
         assert [p["subject"] for p in matrix["platformPolicies"]] == [
-            "policy platform-admin", "policy vault-iac", "policy vault-snapshot"]
+            "policy platform-admin", "policy vault-iac", "policy vault-snapshot", "policy operations-readonly",
+            "policy vault-preview"]
 
     def test_what_each_app_reaches(self, access_declared: Declaration) -> None:
         payments, api, snapshot = matrix_of(access_declared)["identities"]
@@ -77,7 +78,7 @@ class TestTestStack:
         ]
 
     def test_platform_policies_reach(self, access_declared: Declaration) -> None:
-        admin, iac, snapshot = matrix_of(access_declared)["platformPolicies"]
+        admin, iac, snapshot, operations, preview = matrix_of(access_declared)["platformPolicies"]
         everything = ["create", "read", "update", "patch", "delete", "list"]
         assert ("KV secret", "production/payouts", "secret/destroy/production/payouts", everything) in reaches(admin)
         assert ("PKI role", "payments-api", "pki_int/issue/payments-api", [*everything, "sudo"]) in reaches(admin)
@@ -88,6 +89,24 @@ class TestTestStack:
         assert [path for _, _, path, _ in reaches(iac)
                 if "/creds/" in path or "/encrypt/" in path or "/issue/" in path] == []
         assert reaches(snapshot) == []
+        # The read-only ones never write or use anything declared.
+        assert {c for _, _, _, caps in reaches(operations) + reaches(preview) for c in caps} <= {"read", "list"}
+
+    def test_jwt_roles_and_identity_groups(self, declared: dict[str, Declaration]) -> None:
+        # CI's roles (JWT, bound by claims) and people's groups (OIDC) are identities too.
+        declaration = declared["prod"]
+        matrix = {entry["subject"]: entry for entry in matrix_of(declaration)["identities"]}
+        for role in declaration.of_type("vault:jwt/authBackendRole:AuthBackendRole"):
+            entry = matrix[f"{role.inputs['backend']}/{role.inputs['roleName']}"]
+            assert entry["via"].startswith(f"auth/{role.inputs['backend']}/role/{role.inputs['roleName']}")
+            assert entry["policies"][:-1] == list(role.inputs["tokenPolicies"])
+            for claim, value in (role.inputs.get("boundClaims") or {}).items():
+                assert f"{claim}={value}" in entry["via"]
+        groups = declaration.of_type("vault:identity/group:Group")
+        assert groups
+        for group in groups:
+            entry = matrix[f"group {group.inputs['name']}"]
+            assert entry["policies"] == [*group.inputs["policies"], DEFAULT]
 
     def test_a_deny_in_a_declared_policy_takes_effect(self) -> None:
         # A deny on payouts beside the glob: the payments app no longer reaches payouts.
@@ -98,7 +117,7 @@ class TestTestStack:
 
     def test_text(self, access_declared: Declaration) -> None:
         text = matrix_text(access_matrix([(r.type, r.inputs) for r in access_declared.resources]), STACK)
-        assert "\nproduction/api-service-sa\n  logs in through auth/kubernetes/role/api-service with policies " \
+        assert "\nproduction/api-service-sa\n  through auth/kubernetes/role/api-service: policies " \
                "app-api-service, api-secrets, default\n  reaches:\n" \
                "    KV secret production/api-service  read on secret/data/production/api-service\n" \
                "    database role api-role            read on database/creds/api-role\n" in text
