@@ -40,7 +40,7 @@ class AuditDevices(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:audit:AuditDevices", name, None, opts)
-        child = children_of(self, opts).merge(pulumi.ResourceOptions(protect=spec.protect))
+        child = children_of(self, opts)
         devices = []
         for device in spec.audit.devices:
             devices.append(vault.Audit(
@@ -50,7 +50,7 @@ class AuditDevices(pulumi.ComponentResource):
                 description=device.description,
                 local=False,
                 options=device_options(device, spec.audit.hmac_accessor),
-                opts=child,
+                opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/audit/{device.path}"))),
             ))
         self.devices = devices
         self.paths = pulumi.Output.all(*(device.path for device in devices)).apply(list)

@@ -36,7 +36,7 @@ class GithubActionsAuth(pulumi.ComponentResource):
             # Vault fetches the signing keys through discovery, and accepts no other issuer.
             oidc_discovery_url=GITHUB_ISSUER,
             bound_issuer=GITHUB_ISSUER,
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{github.path}"))),
         )
         for role in github.roles:
             vault.jwt.AuthBackendRole(
@@ -81,7 +81,7 @@ class PeopleAuth(pulumi.ComponentResource):
             oidc_client_id=people.client_id,
             oidc_client_secret=pulumi.Config().require_secret(people.client_secret_key),
             default_role=PEOPLE_ROLE,
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{people.path}"))),
         )
         vault.jwt.AuthBackendRole(
             f"{name}-role",

@@ -29,7 +29,7 @@ class KubernetesAuth(pulumi.ComponentResource):
             type="kubernetes",
             path=spec.kubernetes_auth_path,
             description="Pods log in with their service account token.",
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+            opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{spec.kubernetes_auth_path}"))),
         )
         config = vault.kubernetes.AuthBackendConfig(
             f"{name}-config",

@@ -24,8 +24,9 @@ def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, de
                  opts: pulumi.ResourceOptions, options: dict[str, str] | None = None,
                  max_lease_ttl_seconds: int | None = None) -> vault.Mount:
     """A secrets engine mount (``sys/mounts/:path``) as every engine here declares it: the fields the
-    audit spec names logged in clear on it, and protected from deletion in prod (deleting a mount
-    deletes everything in it). ``opts`` carries the parent and any dependencies."""
+    audit spec names logged in clear on it, and protected from deletion unless the stack states its
+    removal (deleting a mount deletes everything in it). ``opts`` carries the parent and any
+    dependencies."""
     return vault.Mount(
         name,
         path=path,
@@ -35,5 +36,5 @@ def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, de
         max_lease_ttl_seconds=max_lease_ttl_seconds,
         audit_non_hmac_request_keys=clear_request_keys(spec, path),
         audit_non_hmac_response_keys=clear_response_keys(spec, path),
-        opts=opts.merge(pulumi.ResourceOptions(protect=spec.protect)),
+        opts=opts.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/mounts/{path}"))),
     )

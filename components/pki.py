@@ -41,7 +41,10 @@ class PkiEngine(pulumi.ComponentResource):
         pki = spec.pki
         child = children_of(self, opts)
         dependent = parented_to(self)
-        stateful = dependent.merge(pulumi.ResourceOptions(protect=spec.protect))
+        # A CA's key and certificate live in its mount, and go only with it.
+        def held_in(mount: str) -> pulumi.ResourceOptions:
+            return dependent.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/mounts/{mount}")))
+
         signed_certificate: pulumi.Input[str] | None = pki.external_signed_certificate
         root_cert: vault.pkisecret.SecretBackendRootCert | None = None
         root_mount: vault.Mount | None = None
@@ -58,7 +61,7 @@ class PkiEngine(pulumi.ComponentResource):
                 key_bits=pki.root.key_bits,
                 exclude_cn_from_sans=True,
                 issuer_name="root",
-                opts=stateful,
+                opts=held_in(pki.root.mount),
             )
             self._settings(f"{name}-root", pki, pki.root.mount, root_mount, dependent)
         int_mount = self._mount(f"{name}-int-mount", spec, pki.intermediate,
@@ -70,9 +73,10 @@ class PkiEngine(pulumi.ComponentResource):
             common_name=pki.intermediate.common_name,
             key_type=pki.intermediate.key_type,
             key_bits=pki.intermediate.key_bits,
-            opts=stateful,
+            opts=held_in(pki.intermediate.mount),
         )
-        if root_mount is not None and root_cert is not None:
+        if root_mount is not None and root_cert is not None and pki.root is not None:
+            root_mount_path = pki.root.mount
             signed = vault.pkisecret.SecretBackendRootSignIntermediate(
                 f"{name}-int-signed",
                 backend=root_mount.path,
@@ -82,7 +86,7 @@ class PkiEngine(pulumi.ComponentResource):
                 exclude_cn_from_sans=True,
                 max_path_length=0,  # the intermediate signs leaf certificates, never another CA
                 format="pem_bundle",
-                opts=stateful.merge(pulumi.ResourceOptions(depends_on=[root_cert])),
+                opts=held_in(root_mount_path).merge(pulumi.ResourceOptions(depends_on=[root_cert])),
             )
             signed_certificate = signed.certificate_bundle  # the intermediate and the root
         issuing: list[pulumi.Resource] = []
@@ -91,7 +95,7 @@ class PkiEngine(pulumi.ComponentResource):
                 f"{name}-int-set-signed",
                 backend=int_mount.path,
                 certificate=signed_certificate,
-                opts=stateful,
+                opts=held_in(pki.intermediate.mount),
             ))
         else:
             pulumi.log.warn(

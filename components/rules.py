@@ -451,3 +451,48 @@ def read_only_problem(name: str, path_rules: Sequence[vault_acl.Rule]) -> str | 
         if granted and (globbed or area in SECRET_AREAS):
             return f"reads secret values or credentials at {rule.path!r}"
     return None
+
+
+# --- the configuration layer's stateful resources --------------------------------------------------
+
+REMOVAL_PATH = re.compile(r"sys/(mounts|auth|audit)/[a-z0-9][-_a-z0-9]*|[a-z0-9][-_a-z0-9]*/keys/[a-z0-9][-_a-z0-9]*")
+"""What a removal statement (``vault-platform:removals``) names: a mount (``sys/mounts/<path>``), an
+auth method (``sys/auth/<path>``), an audit device (``sys/audit/<path>``) or a transit key
+(``<mount>/keys/<name>``), by the Vault API path that deletes it."""
+
+# Resource types that hold state Vault cannot give back once deleted, and how each is named in a
+# removal statement: (type token, property naming the path or the mount, the statement's form).
+_STATEFUL_CONFIGURATION: dict[str, tuple[str, str]] = {
+    "vault:index/mount:Mount": ("path", "sys/mounts/{}"),
+    "vault:index/authBackend:AuthBackend": ("path", "sys/auth/{}"),
+    "vault:jwt/authBackend:AuthBackend": ("path", "sys/auth/{}"),
+    "vault:index/audit:Audit": ("path", "sys/audit/{}"),
+    # A CA's key and certificate live in its mount: removing the mount is how a CA goes.
+    "vault:pkiSecret/secretBackendRootCert:SecretBackendRootCert": ("backend", "sys/mounts/{}"),
+    "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": (
+        "backend", "sys/mounts/{}"),
+    "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned": (
+        "backend", "sys/mounts/{}"),
+    "vault:pkiSecret/secretBackendRootSignIntermediate:SecretBackendRootSignIntermediate": (
+        "backend", "sys/mounts/{}"),
+}
+TRANSIT_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
+
+
+def stateful_configuration_path(type_token: str, props: dict[str, object]) -> str | None:
+    """The removal statement that covers a resource of the configuration layer that holds state, or
+    ``None`` for any other resource. A transit key's own statement is ``<mount>/keys/<name>``."""
+    if type_token == TRANSIT_KEY:
+        return f"{props.get('backend')}/keys/{props.get('name')}"
+    if type_token not in _STATEFUL_CONFIGURATION:
+        return None
+    key, form = _STATEFUL_CONFIGURATION[type_token]
+    return form.format(props.get(key) or props.get("type"))
+
+
+def removal_stated(path: str, removals: Iterable[str]) -> bool:
+    """``path`` (see :func:`stateful_configuration_path`) is stated for removal: itself, or, for a
+    transit key, its whole mount."""
+    stated = set(removals)
+    mount, keys, _ = path.partition("/keys/")
+    return path in stated or (bool(keys) and f"sys/mounts/{mount}" in stated)

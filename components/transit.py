@@ -21,7 +21,7 @@ class TransitEngine(pulumi.ComponentResource):
         assert spec.transit is not None
         transit = spec.transit
         child = children_of(self, opts)
-        stateful = parented_to(self).merge(pulumi.ResourceOptions(protect=spec.protect))
+        child_of_self = parented_to(self)
         mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
                              description="Encryption and signing as a service.", opts=child)
         for key in transit.keys:
@@ -36,7 +36,8 @@ class TransitEngine(pulumi.ComponentResource):
                 deletion_allowed=key.deletion_allowed,
                 allow_plaintext_backup=False,
                 # Losing a key loses every ciphertext made with it.
-                opts=stateful,
+                opts=child_of_self.merge(pulumi.ResourceOptions(
+                    protect=spec.keeps(f"{transit.mount}/keys/{key.name}"))),
             )
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from components import rules
 from components.environment import EnvironmentSpec
 from components.environment.operations import SNAPSHOT_IDENTITY
 from components.render.acl import app_policy, load_policy_files
@@ -47,8 +48,7 @@ OWNER = {
     AUDIT: "vault-platform:audit:AuditDevices",
     AUTOPILOT: "vault-platform:autopilot:Autopilot",
 }
-STATEFUL = (RELEASE, MOUNT, AUTH_BACKEND, "vault:jwt/authBackend:AuthBackend", "kubernetes:core/v1:Namespace", AUDIT,
-            TRANSIT_KEY)
+CLUSTER_STATEFUL = (RELEASE, "kubernetes:core/v1:Namespace")
 
 
 @pytest.fixture(scope="session")
@@ -126,13 +126,17 @@ class TestEveryStack:
         assert release.inputs["repositoryOpts"] == {"repo": "https://helm.releases.hashicorp.com"}
         assert release.inputs["values"]["server"]["ha"]["replicas"] == cluster.replicas
 
-    def test_stateful_resources_are_protected_in_prod_only(self, any_declared: dict[str, Declaration],
-                                                           any_specs: dict[str, EnvironmentSpec], stack: str) -> None:
-        resources = any_declared[stack].resources
-        if any_specs[stack].tier == "prod":
-            assert [r.name for r in resources if r.type in STATEFUL and not r.protect] == []
-        else:
-            assert [r.name for r in resources if r.protect] == []
+    def test_what_holds_state_is_protected(self, any_declared: dict[str, Declaration],
+                                           any_specs: dict[str, EnvironmentSpec], stack: str) -> None:
+        # The configuration layer's mounts, auth methods, audit devices, transit keys and CAs in every
+        # tier (unless the stack states their removal); the namespace and the release in prod.
+        spec = any_specs[stack]
+        for resource in any_declared[stack].resources:
+            path = rules.stateful_configuration_path(resource.type, unwrap(resource.inputs))
+            if path is not None:
+                assert resource.protect is not rules.removal_stated(path, spec.removals), resource.name
+            else:
+                assert resource.protect is (spec.tier == "prod" and resource.type in CLUSTER_STATEFUL), resource.name
 
     def test_one_auth_role_per_app_binding_its_own_account(self, any_declared: dict[str, Declaration],
                                                            any_specs: dict[str, EnvironmentSpec], stack: str) -> None:

@@ -40,10 +40,9 @@ class TestDeclared:
                                    "log_raw": "false"}},
         }
 
-    @pytest.mark.parametrize(("stack", "protected"), [("dev", False), ("staging", False), ("prod", True)])
-    def test_devices_are_protected_in_prod(self, declared: dict[str, Declaration], stack: str,
-                                           protected: bool) -> None:
-        assert {r.protect for r in declared[stack].of_type(AUDIT)} == {protected}
+    @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+    def test_devices_are_protected_in_every_tier(self, declared: dict[str, Declaration], stack: str) -> None:
+        assert {r.protect for r in declared[stack].of_type(AUDIT)} == {True}
 
     def test_the_file_device_writes_to_the_volume_the_chart_mounts(self) -> None:
         assert AUDIT_DIRECTORY == AUDIT_MOUNT_PATH

@@ -96,6 +96,34 @@ class TestCredentialLifetimes:
         assert problem.problem.startswith("4h outlives the tokens of application 'billing' (tokenMaxTtl 2h)")
 
 
+class TestRemovals:
+    """``removals`` states, by Vault path, the stateful configuration a stack means to delete."""
+
+    def test_stated_paths_reach_the_spec_once_each(self) -> None:
+        removals = ["sys/mounts/transit", "sys/auth/kubernetes", "sys/audit/stdout", "transit/keys/payments",
+                    "sys/mounts/transit"]
+        spec = spec_of("prod", {f"{P}removals": removals})
+        assert spec.removals == ("sys/mounts/transit", "sys/auth/kubernetes", "sys/audit/stdout",
+                                 "transit/keys/payments")
+        assert not spec.keeps("sys/mounts/transit")
+        assert not spec.keeps("transit/keys/other")  # a key goes with its mount
+        assert spec.keeps("sys/mounts/secret")
+
+    def test_nothing_stated_keeps_everything(self) -> None:
+        spec = spec_of("dev")
+        assert spec.removals == ()
+        assert spec.keeps("sys/mounts/secret")
+        assert spec.keeps("sys/audit/file")
+
+    @pytest.mark.parametrize("path", ["secret", "sys/mounts", "sys/policy/app-x", "/sys/mounts/secret",
+                                      "sys/mounts/secret/", "pki/root", "sys/mounts/*"])
+    def test_anything_else_is_refused(self, path: str) -> None:
+        problem = refusal("prod", {f"{P}removals": ["sys/mounts/transit", path]}, f"{P}removals[1]")
+        assert problem.problem == f"{path!r} names no mount, auth method, audit device or transit key"
+        assert problem.fix == ("write sys/mounts/<path>, sys/auth/<path>, sys/audit/<path> or "
+                               "<transit mount>/keys/<name> (a PKI CA goes with its mount)")
+
+
 class TestClusterOnly:
     """Only a stack that says so declares the cluster layer alone; a lost login is refused."""
 

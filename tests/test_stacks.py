@@ -84,8 +84,29 @@ class TestProtection:
         assert all(r.protect for r in stateful)
 
     @pytest.mark.parametrize("stack", ["dev", "staging"])
-    def test_other_stacks_can_be_torn_down(self, declared: dict[str, Declaration], stack: str) -> None:
-        assert not any(r.protect for r in declared[stack].resources)
+    def test_other_stacks_protect_only_the_configuration_that_holds_state(
+            self, declared: dict[str, Declaration], stack: str) -> None:
+        assert {r.name for r in declared[stack].resources if r.protect} == {
+            "vault-kv-mount", "vault-database-mount", "vault-transit-mount", "vault-pki-root-mount",
+            "vault-pki-int-mount", "vault-kubernetes-auth-backend", "vault-audit-file", "vault-audit-stdout",
+            "vault-transit-payments-card-data", "vault-transit-payments-receipts", "vault-pki-root-cert",
+            "vault-pki-int-csr", "vault-pki-int-signed", "vault-pki-int-set-signed"}
+
+    def test_a_stated_removal_is_declared_unprotected(self) -> None:
+        removals = ["sys/mounts/transit", "sys/audit/stdout", "sys/mounts/pki_int"]
+        prod = declare_stack("prod", {"vault-platform:removals": removals})
+        stated = {"vault-transit-mount", "vault-transit-payments-card-data", "vault-transit-payments-receipts",
+                  "vault-audit-stdout", "vault-pki-int-mount", "vault-pki-int-csr", "vault-pki-int-set-signed"}
+        assert {r.name for r in prod.resources if not r.protect} >= stated
+        for kept in ("vault-kv-mount", "vault-audit-file", "vault-pki-root-cert", "vault-pki-int-signed",
+                     "vault-cluster-release"):
+            assert prod.named(kept).protect, kept
+
+    def test_one_transit_key(self) -> None:
+        prod = declare_stack("prod", {"vault-platform:removals": ["transit/keys/payments-receipts"]})
+        assert not prod.named("vault-transit-payments-receipts").protect
+        assert prod.named("vault-transit-payments-card-data").protect
+        assert prod.named("vault-transit-mount").protect
 
 
 class TestKubernetesAuth:

@@ -21,7 +21,7 @@ RECEIPTS = "payments-receipts"
 
 class TestDeclared:
     @pytest.mark.parametrize(("stack", "rotate", "protected"), [
-        ("dev", 0, False), ("staging", 2592000, False), ("prod", 2592000, True)])
+        ("dev", 0, True), ("staging", 2592000, True), ("prod", 2592000, True)])
     def test_keys(self, declared: dict[str, Declaration], stack: str, rotate: int, protected: bool) -> None:
         keys = {r.inputs["name"]: r for r in declared[stack].of_type(KEY)}
         settings = {"backend": "transit", "autoRotatePeriod": rotate, "minDecryptionVersion": 1,

@@ -90,8 +90,8 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "clusterOnly", "cluster", "kubernetesAuth", "kv", "database", "policies", "apps",
-                    "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "removals", "cluster", "kubernetesAuth", "kv", "database", "policies",
+                    "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
 """Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
 no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
@@ -171,6 +171,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role))
+    removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
     assert cluster is not None
@@ -180,7 +181,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
         database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
-        github_actions=github, people=people,
+        github_actions=github, people=people, removals=removals,
     )
     _check_generated_policies(root, spec, plane)
     return spec
@@ -1009,6 +1010,19 @@ def _cluster_only(root: Node) -> bool:
         return True
     raise root.error("clusterOnly", f"{value!r} is not true or false",
                      "write true (a new environment's first `up` only) or remove the key", edit=REMOVE)
+
+
+def _removals(root: Node) -> tuple[str, ...]:
+    """``removals``: the stateful configuration the stack means to delete, by Vault path. Each is
+    declared unprotected while it is still in the spec; the change that drops it from the spec then
+    deletes it. A path no longer declared is harmless here (remove it from the list afterwards)."""
+    paths = root.strings("removals")
+    for index, path in enumerate(paths):
+        if not rules.REMOVAL_PATH.fullmatch(path):
+            raise root.error(f"removals[{index}]", f"{path!r} names no mount, auth method, audit device or "
+                             "transit key", "write sys/mounts/<path>, sys/auth/<path>, sys/audit/<path> or "
+                             "<transit mount>/keys/<name> (a PKI CA goes with its mount)")
+    return tuple(dict.fromkeys(paths))
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,

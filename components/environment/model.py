@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from components import rules
+
 Tier = Literal["dev", "staging", "prod"]
 """Which rules apply: ``dev`` may run a single replica without TLS; ``staging`` and ``prod`` may not."""
 
@@ -688,8 +690,20 @@ class EnvironmentSpec:
     """GitHub Actions' JWT login, or ``None`` while CI still runs with a token."""
     people: PeopleOidc | None = None
     """People's OIDC login, or ``None`` when the stack has none."""
+    removals: tuple[str, ...] = ()
+    """Stateful configuration the stack states it removes (``vault-platform:removals``), by Vault path:
+    these alone are declared unprotected, so that a later ``pulumi up`` may delete them."""
 
     @property
     def protect(self) -> bool:
-        """Stateful resources (the release, the mounts) are protected from deletion in ``prod``."""
+        """The cluster layer's stateful resources (the namespace, the release) are protected from
+        deletion in ``prod``."""
         return self.tier == "prod"
+
+    def keeps(self, path: str) -> bool:
+        """Whether the configuration layer's stateful resource at Vault ``path`` (``sys/mounts/secret``,
+        ``sys/auth/kubernetes``, ``sys/audit/file``, ``transit/keys/payments``) is protected from
+        deletion: in every tier, unless the stack states its removal. Deleting one loses what only
+        Vault holds (every secret of a mount, every ciphertext of a key, a CA's private key), and a
+        lost login or a renamed path would otherwise delete it without anyone asking."""
+        return not rules.removal_stated(path, self.removals)

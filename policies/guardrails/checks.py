@@ -19,6 +19,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -32,9 +33,11 @@ from pulumi_policy import (
 )
 
 from components import access, rules
+from components.environment import PROJECT
 from components.environment.durations import HOUR
 from components.render.acl import PolicyFileError, parse_policy
 from platformctl import engine
+from platformctl.stackfile import read_stack
 
 TIERS = ("dev", "staging", "prod")
 # Vault's system default for a TTL left unset (0): the mount's max lease TTL, 32 days.
@@ -55,7 +58,9 @@ PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
 CRONJOB = "kubernetes:batch/v1:CronJob"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SNAPSHOT_SAVE = "vault operator raft snapshot save"
-STATEFUL = (RELEASE, "vault:index/mount:Mount", "vault:index/authBackend:AuthBackend", JWT_BACKEND)
+NAMESPACE = "kubernetes:core/v1:Namespace"
+STATEFUL = (RELEASE, NAMESPACE)
+"""The cluster layer's resources that hold state: protected in prod."""
 
 # A property whose name ends like one of these holds a credential (the name is compared lowercased,
 # without '_' and '-': ``adminPassword``, ``token``, ``apiKey``, ``VAULT_TOKEN``, ``tokenReviewerJwt``),
@@ -367,7 +372,8 @@ def check_kv_cas(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """In prod, the resources that hold state (the Helm release, the mounts, the auth methods) are protected."""
+    """In prod, the cluster layer's resources that hold state (the Helm release, Vault's namespace) are
+    protected."""
     if args.resource_type not in STATEFUL or _tier(args) != "prod":
         return
     if not args.opts.protect:
@@ -396,6 +402,40 @@ def check_pki_domains(args: ResourceValidationArgs, report: ReportViolation) -> 
     for domain in lookup(args.props, "allowedDomains") or []:
         if (problem := rules.owned_domain(str(domain), subdomains)) is not None:
             report(f"allowedDomains: {problem}; list the organisation's own domains", None)
+
+
+def stated_removals(stack: str, root: Path = engine.ROOT) -> tuple[str, ...]:
+    """What the stack file states it removes (``vault-platform:removals``): the same file the Pulumi CLI
+    runs the program with. A stack without a file here states nothing."""
+    try:
+        removals = read_stack(stack, root).config.get(f"{PROJECT}:removals") or []
+    except FileNotFoundError:
+        return ()
+    return tuple(str(path) for path in removals) if isinstance(removals, list) else ()
+
+
+def configuration_protection_problem(resource_type: str, props: Mapping[str, Any], protect: bool,
+                                     removals: tuple[str, ...]) -> str | None:
+    """Why a resource of the configuration layer that holds state may be deleted, or ``None``: it must
+    be protected unless the stack states its removal."""
+    path = rules.stateful_configuration_path(resource_type, {key: reveal(value) for key, value in props.items()})
+    if path is None or protect or rules.removal_stated(path, removals):
+        return None
+    return (f"{path} holds state only Vault has (secrets, keys, a CA, the audit trail) and is not protected: "
+            f"a plan could delete it. Declare it with pulumi.ResourceOptions(protect=True), or, to remove it, "
+            f"state it in the stack's {PROJECT}:removals first")
+
+
+def check_configuration_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """In every tier, the configuration layer's mounts, auth methods, audit devices, transit keys and CAs
+    are protected, so that no plan deletes them (a lost login, a rename, a removed section), unless the
+    stack states their removal (``vault-platform:removals``). A policy pack sees the resources a plan
+    keeps, never the ones it deletes: the refusal itself is the engine's, which deletes no protected
+    resource; this check makes sure every such resource is protected."""
+    problem = configuration_protection_problem(args.resource_type, args.props, args.opts.protect,
+                                               stated_removals(_stack_name(args.urn)))
+    if problem is not None:
+        report(problem, None)
 
 
 # --- every stack: ACL policies ------------------------------------------------------------------
@@ -533,6 +573,7 @@ POLICIES = (
     _resource("no-plaintext-secrets", check_plaintext_secrets),
     _resource("kv-check-and-set", check_kv_cas),
     _resource("protect-stateful", check_protected),
+    _resource("protect-configuration", check_configuration_protected),
     _resource("audit-clear-fields", check_audit_clear_fields),
     _resource("pki-owned-domains", check_pki_domains),
     StackValidationPolicy(

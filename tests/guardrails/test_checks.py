@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from components.rules import grants_whole_mount
 from platformctl.engine import Declaration, unwrap
-from policies.guardrails.checks import POLICIES, environment
+from policies.guardrails.checks import POLICIES, configuration_protection_problem, environment, stated_removals
 
 from .harness import declared_args, not_applicable, reported, resource_args, stack_args
 
@@ -225,20 +226,73 @@ class TestProtected:
         ("prod", RELEASE, True, []),
         ("prod", RELEASE, False, ["vault-cluster-release holds state and must be protected in prod: declare it "
                                   "with pulumi.ResourceOptions(protect=True)"]),
-        ("prod", "vault-kv-mount", False, ["vault-kv-mount holds state and must be protected in prod: declare it "
-                                           "with pulumi.ResourceOptions(protect=True)"]),
-        ("prod", "vault-kubernetes-auth-backend", False, [
-            "vault-kubernetes-auth-backend holds state and must be protected in prod: declare it with "
+        ("prod", "vault-cluster-namespace", False, [
+            "vault-cluster-namespace holds state and must be protected in prod: declare it with "
             "pulumi.ResourceOptions(protect=True)"]),
-        ("prod", "vault-github-actions-backend", False, [
-            "vault-github-actions-backend holds state and must be protected in prod: declare it with "
-            "pulumi.ResourceOptions(protect=True)"]),
-        ("staging", "vault-kv-mount", False, []),
-        ("prod", "vault-kv-config", False, []),
+        ("staging", RELEASE, False, []),
+        ("prod", "vault-kv-mount", False, []),  # the configuration layer's: protect-configuration
     ])
     def test_protect(self, declared: dict[str, Declaration], tags: dict[str, dict[str, str]], stack: str, name: str,
                      protect: bool, expected: list[str]) -> None:
         assert check(declared, tags, "protect-stateful", stack, name, {}, protect=protect) == expected
+
+
+def unprotected(path: str) -> list[str]:
+    return [f"{path} holds state only Vault has (secrets, keys, a CA, the audit trail) and is not protected: a "
+            "plan could delete it. Declare it with pulumi.ResourceOptions(protect=True), or, to remove it, state "
+            "it in the stack's vault-platform:removals first"]
+
+
+class TestConfigurationProtected:
+    """Mounts, auth methods, audit devices, transit keys and CAs are protected in every tier: the engine
+    then refuses any plan that would delete one (a lost login, a rename, a removed section)."""
+
+    @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+    @pytest.mark.parametrize(("name", "path"), [
+        ("vault-kv-mount", "sys/mounts/secret"),
+        ("vault-kubernetes-auth-backend", "sys/auth/kubernetes"),
+        ("vault-audit-file", "sys/audit/file"),
+        ("vault-transit-payments-card-data", "transit/keys/payments-card-data"),
+        ("vault-pki-root-cert", "sys/mounts/pki"),
+        ("vault-pki-int-csr", "sys/mounts/pki_int"),
+        ("vault-pki-int-set-signed", "sys/mounts/pki_int"),
+    ])
+    def test_unprotected_in_any_tier_is_refused(self, declared: dict[str, Declaration],
+                                                tags: dict[str, dict[str, str]], stack: str, name: str,
+                                                path: str) -> None:
+        assert check(declared, tags, "protect-configuration", stack, name, {}, protect=True) == []
+        assert check(declared, tags, "protect-configuration", stack, name, {}, protect=False) == unprotected(path)
+
+    @pytest.mark.parametrize("name", ["vault-kv-config", "vault-kubernetes-auth-api-service", RELEASE])
+    def test_other_resources_are_not_its_concern(self, declared: dict[str, Declaration],
+                                                 tags: dict[str, dict[str, str]], name: str) -> None:
+        assert check(declared, tags, "protect-configuration", "dev", name, {}, protect=False) == []
+
+    @pytest.mark.parametrize(("resource_type", "props", "removals", "refused"), [
+        ("vault:index/mount:Mount", {"path": "transit"}, ("sys/mounts/transit",), False),
+        ("vault:index/mount:Mount", {"path": "transit"}, ("sys/mounts/pki",), True),
+        ("vault:transit/secretBackendKey:SecretBackendKey", {"backend": "transit", "name": "k"},
+         ("transit/keys/k",), False),
+        ("vault:transit/secretBackendKey:SecretBackendKey", {"backend": "transit", "name": "k"},
+         ("sys/mounts/transit",), False),  # the mount goes, and every key in it
+        ("vault:transit/secretBackendKey:SecretBackendKey", {"backend": "transit", "name": "k"},
+         ("transit/keys/other",), True),
+        ("vault:index/audit:Audit", {"type": "file"}, (), True),  # path defaults to the type
+        ("vault:index/audit:Audit", {"type": "file"}, ("sys/audit/file",), False),
+        ("vault:jwt/authBackend:AuthBackend", {"path": "github"}, ("sys/auth/github",), False),
+        ("vault:pkiSecret/secretBackendRootCert:SecretBackendRootCert", {"backend": "pki"}, ("sys/auth/pki",), True),
+    ])
+    def test_a_stated_removal_may_be_unprotected(self, resource_type: str, props: dict[str, str],
+                                                 removals: tuple[str, ...], refused: bool) -> None:
+        problem = configuration_protection_problem(resource_type, props, False, removals)
+        assert (problem is not None) is refused
+
+    def test_the_stack_file_is_where_the_statement_is_read(self, tmp_path: Path) -> None:
+        (tmp_path / "stacks").mkdir()
+        (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(
+            "config:\n  vault-platform:removals: [sys/mounts/transit, transit/keys/k]\n")
+        assert stated_removals("dev", tmp_path) == ("sys/mounts/transit", "transit/keys/k")
+        assert stated_removals("prod", tmp_path) == ()  # no stack file: nothing stated
 
     def test_stateful_resources_are_protected_as_declared(self, declared: dict[str, Declaration]) -> None:
         assert declared["prod"].named(RELEASE).protect is True
@@ -441,6 +495,6 @@ class TestSnapshotsAndAlerts:
 
 def test_every_policy_is_tested() -> None:
     tested = {case[0] for case in TestDeclaredResources.CASES.values()} | {
-        "protect-stateful", "no-plaintext-secrets", "acl-least-privilege", "stack-tags", "audit-device",
-        "raft-snapshots", "alert-rules"}
+        "protect-stateful", "protect-configuration", "no-plaintext-secrets", "acl-least-privilege", "stack-tags",
+        "audit-device", "raft-snapshots", "alert-rules"}
     assert {policy.name for policy in POLICIES} == tested
