@@ -81,7 +81,7 @@ class TestEveryStack:
         (backend,) = [b for b in any_declared[stack].of_type(JWT_BACKEND) if b.inputs["type"] == "jwt"]
         assert (backend.inputs["path"], backend.inputs["oidcDiscoveryUrl"], backend.inputs["boundIssuer"]) == (
             github.path, GITHUB_ISSUER, GITHUB_ISSUER)
-        assert backend.protect == (spec(stack).tier == "prod")
+        assert backend.protect is spec(stack).keeps(f"sys/auth/{github.path}")  # in every tier
 
     def test_each_ci_role_binds_exact_claims_and_dies_with_the_job(self, any_declared: dict[str, Declaration],
                                                                     stack: str) -> None:
