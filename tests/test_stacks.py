@@ -90,7 +90,8 @@ class TestProtection:
             "vault-kv-mount", "vault-database-mount", "vault-transit-mount", "vault-pki-root-mount",
             "vault-pki-int-mount", "vault-kubernetes-auth-backend", "vault-audit-file", "vault-audit-stdout",
             "vault-transit-payments-card-data", "vault-transit-payments-receipts", "vault-pki-root-cert",
-            "vault-pki-int-csr", "vault-pki-int-signed", "vault-pki-int-set-signed"}
+            "vault-pki-int-csr", "vault-pki-int-signed", "vault-pki-int-set-signed", "vault-github-actions-backend",
+            *(["vault-people-backend"] if stack == "staging" else [])}
 
     def test_a_stated_removal_is_declared_unprotected(self) -> None:
         removals = ["sys/mounts/transit", "sys/audit/stdout", "sys/mounts/pki_int"]
