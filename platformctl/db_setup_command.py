@@ -18,7 +18,7 @@ from components.render.acl import load_policy_files
 
 from .db_setup import changed_scripts, full_scripts, render
 from .engine import ROOT
-from .stackfile import StackConfig, read_stack, stack_config, stack_file, stacks
+from .stackfile import StackConfig, StackFileError, read_stack, stack_config, stack_file, stacks
 
 NAME = "db-setup"
 HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         head = spec_of(read_stack(args.stack))
         base = base_spec(args.stack, args.since, ROOT) if args.since else None
-    except (FileNotFoundError, SpecError, RuntimeError) as error:
+    except (FileNotFoundError, StackFileError, SpecError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if head.database is None:

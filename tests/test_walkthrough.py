@@ -7,6 +7,7 @@ tools fails here."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from platformctl.engine import ROOT
-from tests.support import repository_copy
+from tests.support import TEST_STACKS, repository_copy
 
 SECTION = "## Onboard an application"
 PLATFORMCTL = "venv/bin/python -m platformctl "
@@ -58,8 +59,14 @@ def followed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     stack_file = re.search(r"`(stacks/Pulumi\.[\w-]+\.yaml)`", (ROOT / "README.md").read_text().split(SECTION)[1])
     assert stack_file is not None
     repo = repository_copy(tmp_path_factory.mktemp("walkthrough") / "repo")
-    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=repo, check=True)
     path = repo / stack_file.group(1)
+    # The walkthrough starts from the test stack of that name, not this week's committed one (which may
+    # have onboarded an application of the same name by now), as the base commit.
+    shutil.copy(TEST_STACKS / stack_file.group(1), path)
+    for git in (["add", "-A"], ["-c", "user.name=tests", "-c", "user.email=tests@localhost", "commit", "-q",
+                                "-m", "the test stack as base"]):
+        subprocess.run(["git", *git], cwd=repo, check=True, capture_output=True)
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=repo, check=True)
     document = yaml.safe_load(path.read_text())
     merge(document, yaml.safe_load(edit))
     path.write_text(yaml.safe_dump(document, sort_keys=False))
