@@ -29,14 +29,12 @@ def test_the_onboarded_app(onboarded: Declaration) -> None:
                            "'orders-api' in stack 'staging'.")
     assert text.split("\nReach (what the token may do with what the stack declares, by Vault's ACL rules):\n")[1] \
         .split("\n\n")[0].splitlines() == [
-        "  KV secret staging/orders-api: read (secret/data/staging/orders-api)",
-        "  database role orders-api-reader: new credentials (database/creds/orders-api-reader), lease 15m, "
-        "renewable up to 1h",
-        "  static database role orders-api-reporting: the credentials of user orders_api_reporting "
-        "(database/static-creds/orders-api-reporting)",
-        "  transit key orders-api-data (aes256-gcm96): encrypt, decrypt",
-        "  PKI role orders-api: issue certificates for orders-api.orders.svc, orders-api.orders.svc.cluster.local, "
-        "up to 3d"]
+        "  KV secret staging/orders-api: read on secret/data/staging/orders-api",
+        "  PKI role orders-api: update on pki_int/issue/orders-api",
+        "  database role orders-api-reader: read on database/creds/orders-api-reader",
+        "  static database role orders-api-reporting: read on database/static-creds/orders-api-reporting",
+        "  transit key orders-api-data: update on transit/decrypt/orders-api-data",
+        "  transit key orders-api-data: update on transit/encrypt/orders-api-data"]
     pasted = yaml.safe_load(annotations)
     assert pasted == onboarded.outputs["orders-api-annotations"]
     assert "vault.hashicorp.com/agent-inject-template-db-creds.env: |\n" in annotations
@@ -45,7 +43,7 @@ def test_the_onboarded_app(onboarded: Declaration) -> None:
 def test_a_declared_policy_attached_to_the_app_widens_its_reach() -> None:
     declaration = declare_stack("staging")
     reach = app_text(declaration, "api-service").split("\nReach ")[1].split("\n\n")[0]
-    assert "  KV secret staging/api-service: read (secret/data/staging/api-service)" in reach
+    assert "  KV secret staging/api-service: read on secret/data/staging/api-service" in reach
     assert "transit key" not in reach
     assert "app-api-service, api-secrets, default" in app_text(declaration, "api-service")
 

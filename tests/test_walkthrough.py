@@ -106,12 +106,13 @@ def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: di
     assert view.startswith(f"Application {app['name']!r} in stack 'staging'\n")
     assert f"  Kubernetes service account {app['namespace']}/{app['serviceAccount']}\n" in view
     assert f"  -> token TTL {app['tokenTtl']}, " in view
-    reach = view.split("\nReach ", 1)[1].split("\n\n", 1)[0]
+    reach = view.split("\nReach ", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     (grant,) = app["transitKeys"]
-    assert [line.split(":")[0].strip() for line in reach.splitlines()[1:]] == [
-        f"KV secret {app['kvPaths'][0]}", f"database role {app['databaseRole']}",
-        f"transit key {grant['key']} (aes256-gcm96)", f"PKI role {app['certificate']['role']}"]
-    assert f"transit key {grant['key']} (aes256-gcm96): {', '.join(grant['operations'])}" in reach
+    assert sorted(reach) == sorted([
+        f"  KV secret {app['kvPaths'][0]}: read on secret/data/{app['kvPaths'][0]}",
+        f"  database role {app['databaseRole']}: read on database/creds/{app['databaseRole']}",
+        *(f"  transit key {grant['key']}: update on transit/{op}/{grant['key']}" for op in grant["operations"]),
+        f"  PKI role {app['certificate']['role']}: update on pki_int/issue/{app['certificate']['role']}"])
     annotations = yaml.safe_load(view.split("metadata.annotations):\n", 1)[1])
     assert annotations["vault.hashicorp.com/role"] == app["name"]
     issue = f"pki_int/issue/{app['certificate']['role']}"
