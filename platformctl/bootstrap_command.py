@@ -12,13 +12,13 @@ import argparse
 import json
 import sys
 
-from components.environment import EnvironmentSpec, SpecError, load_spec
+from components.environment import EnvironmentSpec
 from components.render.snapshots import iam_trust_condition, uploader_iam_policy
 
 from .aws_bootstrap import bootstrap_state, bucket_name
 from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
 from .aws_snapshots import SnapshotBucket, bootstrap_snapshot_bucket
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "bootstrap-state"
 HELP = "create (idempotently) a stack's S3 state bucket and KMS secrets key, and print how to use them"
@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         bucket = bucket_name(args.bucket_prefix, args.stack)
-        stack = read_stack(args.stack)
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
-    except (AwsError, FileNotFoundError, SpecError) as error:
+    except AwsError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if (spec := spec_or_report(args.stack)) is None:
         return 2
     try:
         backend = bootstrap_state(args.stack, bucket, args.region, s3=client("s3", args.region),

@@ -7,11 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.environment import SpecError, load_spec
-
 from .aws_clients import client
 from .aws_preflight import check_auto_unseal
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "preflight"
 HELP = "check in AWS that the stack's KMS auto-unseal key exists, is usable, and Vault's role may use it"
@@ -22,25 +20,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        stack = read_stack(args.stack)
-        # The hand-written policies' names only matter to the policy rules, which ``plan`` checks.
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
-    except (FileNotFoundError, SpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    if (spec := spec_or_report(args.stack)) is None:
         return 2
     unseal = spec.cluster.auto_unseal
     if unseal is None:
-        print(f"{stack.stack}: no auto-unseal (Shamir unseal keys); nothing to check")
+        print(f"{spec.stack}: no auto-unseal (Shamir unseal keys); nothing to check")
         return 0
-    result = check_auto_unseal(stack.stack, unseal, client("kms", unseal.region))
+    result = check_auto_unseal(spec.stack, unseal, client("kms", unseal.region))
     for finding in result.findings:
         print(f"{finding.level}: {finding.message}\n  fix: {finding.fix}", file=sys.stderr)
     if not result.ok:
         errors = sum(finding.level == "error" for finding in result.findings)
-        print(f"{stack.stack}: preflight failed ({errors} error{'s' if errors > 1 else ''})", file=sys.stderr)
+        print(f"{spec.stack}: preflight failed ({errors} error{'s' if errors > 1 else ''})", file=sys.stderr)
         return 1
-    print(f"{stack.stack}: {result.key} ({result.key_arn}) is an enabled symmetric ENCRYPT_DECRYPT key "
+    print(f"{spec.stack}: {result.key} ({result.key_arn}) is an enabled symmetric ENCRYPT_DECRYPT key "
           f"that {unseal.role_arn} may use"
           + (" (see warnings)" if result.findings else ""))
     return 0

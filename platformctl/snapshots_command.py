@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.environment import EnvironmentSpec, SpecError, load_spec
+from components.environment import EnvironmentSpec
 
 from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
 from .aws_snapshots import fetch_snapshot, list_snapshots
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "snapshots"
 HELP = "list the stack's Raft snapshots in S3, or fetch one for a restore"
@@ -30,11 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        stack = read_stack(args.stack)
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
-    except (FileNotFoundError, SpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    if (spec := spec_or_report(args.stack)) is None:
         return 2
     if spec.snapshots is None:
         print(f"error: stack {spec.stack} declares no snapshots (vault-platform:snapshots)", file=sys.stderr)

@@ -7,6 +7,7 @@ pull request that drops the login shows in the plan diff."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.environment import LOGIN_KEYS, PROJECT
+from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_spec
 
 from .engine import ROOT
 
@@ -126,3 +127,15 @@ def _secret_references(value: Any) -> Iterator[str]:
 
 def stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
+
+
+def spec_or_report(stack: str) -> EnvironmentSpec | None:
+    """The committed stack's spec for a command, or ``None`` once the reason it cannot be read (no such
+    stack, or a config the spec refuses) is printed: the command then exits 2. The hand-written
+    policies' names only matter to the policy rules, which ``plan`` checks."""
+    try:
+        config = read_stack(stack)
+        return load_spec(config.stack, config.config, config.secret_keys)
+    except (FileNotFoundError, SpecError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
