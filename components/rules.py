@@ -142,6 +142,18 @@ def ttl_cap(name: str, seconds: int, cap: int, *, shown: str | None = None) -> s
     return f"{name} {shown or _duration(seconds)} is above the cap of {_duration(cap)}"
 
 
+def lease_within_token(role_max_ttl: int, token_max_ttl: int, app: str) -> str | None:
+    """A database role's credentials live no longer than the tokens that take them: a lease belongs to
+    the token that created it, and Vault revokes it (drops the user, ending its sessions) when that
+    token expires, whatever the role's maxTtl says."""
+    if role_max_ttl <= token_max_ttl:
+        return None
+    token_max = _duration(token_max_ttl)
+    return (f"{_duration(role_max_ttl)} outlives the tokens of application {app!r} (tokenMaxTtl {token_max}): "
+            f"Vault revokes a lease when the token that created it expires, so its database users would be "
+            f"dropped after {token_max}")
+
+
 def audit_devices(count: int, tier: str) -> str | None:
     """Vault stops answering requests when it cannot write to any audit device: outside dev, one
     failing device must not stop the service, so there are at least two."""

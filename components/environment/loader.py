@@ -976,7 +976,10 @@ def _check_lease_within_token(node: Node, app: App, role: object) -> None:
     """Refuses a database role whose credentials would be renewed for longer than the application's
     tokens live: a lease belongs to the token that created it, and Vault revokes it (drops the
     database user, ending its sessions) when that token expires, whatever the role's maxTtl says."""
-    if not isinstance(role, DatabaseRole) or role.max_ttl <= app.token_max_ttl:
+    if not isinstance(role, DatabaseRole):
+        return
+    problem = rules.lease_within_token(role.max_ttl, app.token_max_ttl, app.name)
+    if problem is None:
         return
     key = f"{PROJECT}:database.roles[{role.name}]"
     token_max = format_duration(app.token_max_ttl)
@@ -984,10 +987,7 @@ def _check_lease_within_token(node: Node, app: App, role: object) -> None:
     if role.default_ttl > app.token_max_ttl:
         edits = ((f"{key}.defaultTtl", token_max), *edits)
     report(SpecError(
-        node.stack, f"{key}.maxTtl",
-        f"{format_duration(role.max_ttl)} outlives the tokens of application {app.name!r} (tokenMaxTtl "
-        f"{token_max}): Vault revokes a lease when the token that created it expires, so its database "
-        f"users would be dropped after {token_max}",
+        node.stack, f"{key}.maxTtl", problem,
         f"set it to {token_max} or less, or raise tokenMaxTtl of application {app.name!r} to "
         f"{format_duration(role.max_ttl)} (at most {format_duration(rules.TOKEN_MAX_TTL_CAP)})",
         edits=edits, refers_to=f"database.roles:{role.name}"))

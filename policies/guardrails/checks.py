@@ -32,7 +32,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components import access, rules
+from components import access, rules, vault_acl
 from components.environment import PROJECT
 from components.environment.durations import HOUR
 from components.render.acl import PolicyFileError, parse_policy
@@ -510,6 +510,34 @@ def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> No
         report(f"the stack {problem} ({AUDIT})", None)
 
 
+def lease_problems(resources: list[tuple[str, Mapping[str, Any]]]) -> Iterator[str]:
+    """Each (Kubernetes auth role, database role) pair where the role's tokens may read the database
+    role's credentials (Vault's ACL semantics over the policies the role attaches) and the credentials'
+    ``maxTtl`` outlives the tokens' ``tokenMaxTtl``."""
+    policies = {str(reveal(props.get("name"))): str(reveal(props.get("policy")) or "")
+                for type_token, props in resources if type_token == ACL_POLICY}
+    credentials = [(f"{reveal(props.get('backend'))}/creds/{reveal(props.get('name'))}", _ttl(props, "maxTtl"))
+                   for type_token, props in resources if type_token == DATABASE_ROLE]
+    for type_token, props in resources:
+        if type_token != AUTH_ROLE or not credentials:
+            continue
+        attached = [str(reveal(name)) for name in lookup(props, "tokenPolicies") or ()]
+        acl = vault_acl.Acl.of_texts({name: policies[name] for name in attached if name in policies})
+        app = str(lookup(props, "roleName"))
+        for path, max_ttl in credentials:
+            if acl.allows("read", path) and (
+                    problem := rules.lease_within_token(max_ttl, _ttl(props, "tokenMaxTtl"), app)) is not None:
+                yield (f"{path}: maxTtl {problem}; lower the database role's maxTtl or raise the auth role's "
+                       "tokenMaxTtl")
+
+
+def check_database_leases(args: StackValidationArgs, report: ReportViolation) -> None:
+    """No database role's credentials are renewed for longer than the tokens of an application that reads
+    them live (a lease dies with the token that created it: the user would be dropped early)."""
+    for problem in lease_problems([(resource.resource_type, resource.props) for resource in args.resources]):
+        report(problem, None)
+
+
 def _snapshot_jobs(args: StackValidationArgs) -> list[Any]:
     """The CronJobs whose pods run ``vault operator raft snapshot save``."""
     jobs = []
@@ -584,6 +612,9 @@ POLICIES = (
         config_schema=PolicyConfigSchema(properties=dict(_REQUIRED_TAGS))),
     StackValidationPolicy(
         name="audit-device", description=(check_audit_device.__doc__ or "").strip(), validate=check_audit_device),
+    StackValidationPolicy(
+        name="database-leases", description=(check_database_leases.__doc__ or "").strip(),
+        validate=check_database_leases),
     StackValidationPolicy(
         name="raft-snapshots", description=(check_raft_snapshots.__doc__ or "").strip(),
         validate=check_raft_snapshots),

@@ -6,6 +6,7 @@ properties, numbers as floats, secrets wrapped) and are then altered, as a pull 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -493,8 +494,46 @@ class TestSnapshotsAndAlerts:
         assert reported("alert-rules", args) == expected
 
 
+def with_inputs(declaration: Declaration, resource: str, **inputs: Any) -> Declaration:
+    """``declaration`` with the inputs of the resource named ``resource`` changed."""
+    resources = tuple(dataclasses.replace(r, inputs={**r.inputs, **inputs}) if r.name == resource else r
+                      for r in declaration.resources)
+    return dataclasses.replace(declaration, resources=resources)
+
+
+class TestDatabaseLeases:
+    """A lease dies with the token that created it: the credentials an app's tokens may read are never
+    renewed for longer than those tokens live (Vault's ACL semantics decide who may read them)."""
+
+    ROLE = "vault-database-api-role"
+
+    def test_every_declared_stack_passes(self, declared: dict[str, Declaration],
+                                         tags: dict[str, dict[str, str]]) -> None:
+        for stack, declaration in declared.items():
+            assert reported("database-leases", stack_args(declaration, tags[stack])) == [], stack
+
+    def test_a_role_outliving_the_app_token_is_refused(self, declared: dict[str, Declaration],
+                                                       tags: dict[str, dict[str, str]]) -> None:
+        longer = with_inputs(declared["prod"], self.ROLE, maxTtl=86400.0)
+        assert reported("database-leases", stack_args(longer, tags["prod"])) == [
+            "database/creds/api-role: maxTtl 1d outlives the tokens of application 'api-service' (tokenMaxTtl 4h): "
+            "Vault revokes a lease when the token that created it expires, so its database users would be dropped "
+            "after 4h; lower the database role's maxTtl or raise the auth role's tokenMaxTtl"]
+
+    def test_tokens_that_live_as_long_pass(self, declared: dict[str, Declaration],
+                                           tags: dict[str, dict[str, str]]) -> None:
+        longer = with_inputs(declared["prod"], self.ROLE, maxTtl=86400.0)
+        longer = with_inputs(longer, "vault-kubernetes-auth-api-service", tokenMaxTtl=86400.0)
+        assert reported("database-leases", stack_args(longer, tags["prod"])) == []
+
+    def test_a_role_no_token_may_read_is_not_concerned(self, declared: dict[str, Declaration],
+                                                       tags: dict[str, dict[str, str]]) -> None:
+        unread = with_inputs(declared["prod"], self.ROLE, maxTtl=86400.0, name="batch-role")
+        assert reported("database-leases", stack_args(unread, tags["prod"])) == []
+
+
 def test_every_policy_is_tested() -> None:
     tested = {case[0] for case in TestDeclaredResources.CASES.values()} | {
         "protect-stateful", "protect-configuration", "no-plaintext-secrets", "acl-least-privilege", "stack-tags",
-        "audit-device", "raft-snapshots", "alert-rules"}
+        "audit-device", "raft-snapshots", "alert-rules", "database-leases"}
     assert {policy.name for policy in POLICIES} == tested

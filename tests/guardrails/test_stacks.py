@@ -118,7 +118,7 @@ class TestPullRequests:
 class TestPackFiles:
     def test_policy_names_are_unique_and_described(self) -> None:
         names = [policy.name for policy in POLICIES]
-        assert len(names) == len(set(names)) == 21
+        assert len(names) == len(set(names)) == 22
         assert all(policy.description for policy in POLICIES)
 
     def test_every_policy_is_mandatory(self) -> None:
