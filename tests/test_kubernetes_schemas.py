@@ -25,7 +25,7 @@ import yaml
 from components.render.helm_values import helm_values
 from components.render.snapshots import cron_job
 from platformctl.engine import Declaration, DeclaredResource, unwrap
-from tests.support import STACKS, declare_stack, spec_of
+from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of, spec_of_config
 
 # The oldest Kubernetes minor the platform supports (EKS standard support) and the newest schema set.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
@@ -95,9 +95,9 @@ def custom_resources(declaration: Declaration) -> Iterator[tuple[DeclaredResourc
             yield resource, _integral(unwrap(resource.inputs))
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_custom_resource_validates_against_its_crd(declared: dict[str, Declaration], stack: str) -> None:
-    for resource, manifest in custom_resources(declared[stack]):
+@pytest.mark.parametrize("stack", ANY_STACK)
+def test_every_custom_resource_validates_against_its_crd(any_declared: dict[str, Declaration], stack: str) -> None:
+    for resource, manifest in custom_resources(any_declared[stack]):
         jsonschema.Draft7Validator(crd_schema(resource.type)).validate(manifest)
 
 
@@ -127,9 +127,9 @@ def _validate(manifest: dict[str, Any]) -> None:
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_object_of_the_configured_stack_validates(declared: dict[str, Declaration], stack: str) -> None:
-    objects = list(manifests(declared[stack]))
+@pytest.mark.parametrize("stack", ANY_STACK)
+def test_every_object_of_the_configured_stack_validates(any_declared: dict[str, Declaration], stack: str) -> None:
+    objects = list(manifests(any_declared[stack]))
     assert objects
     for resource, manifest in objects:
         try:
@@ -138,17 +138,17 @@ def test_every_object_of_the_configured_stack_validates(declared: dict[str, Decl
             pytest.fail(f"{stack}: {resource.name} ({resource.type}): {error.message} at {list(error.path)}")
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_object_of_the_cluster_layer_validates(cluster_only: dict[str, Declaration], stack: str) -> None:
-    for _, manifest in manifests(cluster_only[stack]):
+@pytest.mark.parametrize("stack", ANY_STACK)
+def test_every_object_of_the_cluster_layer_validates(stack: str) -> None:
+    for _, manifest in manifests(declare_config(any_stack(stack, configured=False))):
         _validate(manifest)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ANY_STACK)
 def test_every_declared_kubernetes_type_is_validated_or_known_not_to_have_a_schema(
-        declared: dict[str, Declaration], stack: str) -> None:
-    validated = {resource.type for resource, _ in manifests(declared[stack])}
-    kubernetes = {r.type for r in declared[stack].resources if r.custom and r.type.startswith("kubernetes:")}
+        any_declared: dict[str, Declaration], stack: str) -> None:
+    validated = {resource.type for resource, _ in manifests(any_declared[stack])}
+    kubernetes = {r.type for r in any_declared[stack].resources if r.custom and r.type.startswith("kubernetes:")}
     assert kubernetes - validated <= set(NOT_BUILT_IN)
 
 
@@ -173,11 +173,11 @@ def test_the_schema_check_can_fail(path: tuple[str, ...], value: Any) -> None:
         _validate(manifest)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ANY_STACK)
 def test_the_sidecar_handed_to_the_chart_validates_as_a_pod_container(stack: str) -> None:
     """The chart copies ``server.extraContainers`` into its StatefulSet as they are: checked as the
     containers of a pod with the volumes the chart gives the servers."""
-    server = helm_values(spec_of(stack))["server"]
+    server = helm_values(spec_of_config(any_stack(stack)))["server"]
     volumes = [{"name": "audit", "persistentVolumeClaim": {"claimName": "audit-vault-0"}},
                *server.get("volumes", [])]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vault-0"},

@@ -8,7 +8,7 @@ import functools
 import pytest
 
 from platformctl.engine import Declaration, DeclaredResource
-from tests.support import STACKS, declare_stack
+from tests.support import ANY_STACK, any_stack, declare_config
 
 AUDIT = "vault:index/audit:Audit"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -16,7 +16,8 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 @functools.cache
 def declared(stack: str) -> Declaration:
-    return declare_stack(stack)
+    """A member of ``ANY_STACK`` (a committed stack, or one with an application onboarded), declared."""
+    return declare_config(any_stack(stack))
 
 
 def waits_for(declaration: Declaration, resource: DeclaredResource) -> set[str]:
@@ -38,7 +39,7 @@ def vault_resources(declaration: Declaration) -> list[DeclaredResource]:
             if r.custom and r.type.startswith("vault:") and not r.type.startswith("pulumi:providers:")]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ANY_STACK)
 class TestVaultConfigurationWaits:
     def test_every_vault_resource_waits_for_the_helm_release(self, stack: str) -> None:
         declaration = declared(stack)
