@@ -7,7 +7,9 @@ request therefore cannot show by itself. Three kinds:
   role's schemas, and the existing users of static roles): applied by the DBA from
   ``platformctl db-setup``;
 - the Vault CA secret in each application namespace, which the injected agent trusts Vault through
-  when TLS is on (distributed by the platform team, e.g. with trust-manager).
+  when TLS is on (distributed by the platform team, e.g. with trust-manager);
+- the Raft snapshot bucket and the snapshot job's IAM role: ``platformctl bootstrap-state`` creates
+  the bucket and prints the role's policy; the role is made with the account's IAM.
 
 Pure: a stack's config and spec in, :class:`Needs` out; two of them in, what is new out."""
 
@@ -42,6 +44,8 @@ class Needs:
     """Application namespaces that need :attr:`ca_secret`, sorted; empty without TLS."""
     tls_source: tuple[str, str] = ("vault", "vault-tls")
     """``(namespace, secret)`` of Vault's own TLS secret, whose ``ca.crt`` the CA secret copies."""
+    snapshot_bucket: tuple[str, str, str] | None = None
+    """``(bucket, region, IAM role ARN)`` of the Raft snapshots, or ``None`` when the stack takes none."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,12 @@ class Checklist:
     """Namespaces that need the CA secret."""
     tls_source: tuple[str, str] = ("vault", "vault-tls")
     """``(namespace, secret)`` of Vault's own TLS secret."""
+    snapshot_bucket: tuple[str, str, str] | None = None
+    """``(bucket, region, IAM role ARN)`` of the Raft snapshots, when new."""
 
     @property
     def empty(self) -> bool:
-        return not (self.secrets or self.grants or self.static_users or self.ca_namespaces)
+        return not (self.secrets or self.grants or self.static_users or self.ca_namespaces or self.snapshot_bucket)
 
 
 def stack_spec(stack: StackConfig) -> EnvironmentSpec:
@@ -105,6 +111,8 @@ def needs_of(stack: StackConfig, spec: EnvironmentSpec) -> Needs:
         ca_secret=tls.ca_secret_name if tls.enabled else None,
         ca_namespaces=tuple(sorted({app.namespace for app in spec.apps})) if tls.enabled else (),
         tls_source=(spec.cluster.namespace, tls.secret_name),
+        snapshot_bucket=(spec.snapshots.bucket, spec.snapshots.region, spec.snapshots.role_arn)
+        if spec.snapshots is not None else None,
     )
 
 
@@ -136,6 +144,8 @@ def checklist(head: Needs, base: Needs | None = None, since: str | None = None) 
         ca_secret=head.ca_secret if namespaces else None,
         ca_namespaces=namespaces,
         tls_source=head.tls_source,
+        snapshot_bucket=head.snapshot_bucket if base is None or base.snapshot_bucket != head.snapshot_bucket
+        else None,
     )
 
 
@@ -183,7 +193,18 @@ def _items(check: Checklist, code: str) -> list[tuple[str, list[str]]]:
         for namespace in check.ca_namespaces:
             items.append((f"Put the Vault CA secret {code}{check.ca_secret}{code} (key ca.crt) in namespace "
                           f"{code}{namespace}{code}", ca_commands(namespace, check.ca_secret, check.tls_source)))
+    if check.snapshot_bucket is not None:
+        bucket, region, role = check.snapshot_bucket
+        items.append((f"Create the snapshot bucket {code}{bucket}{code} ({region}) and the snapshot job's IAM role "
+                      f"{code}{role}{code} with the policy and trust conditions the command prints",
+                      [bootstrap_command(check.stack)]))
     return items
+
+
+def bootstrap_command(stack: str) -> str:
+    """The command that creates (or re-applies) the stack's buckets, the snapshot bucket among them."""
+    return (f"venv/bin/python -m platformctl bootstrap-state {stack} --bucket-prefix <state bucket prefix> "
+            "--region <state region>")
 
 
 def checklist_text(check: Checklist) -> list[str]:
@@ -203,7 +224,7 @@ def checklist_markdown(checks: list[Checklist]) -> str:
     lines = ["### Outside the repository", ""]
     todo = [check for check in checks if not check.empty]
     if not todo:
-        lines.append("Nothing: no new stack secret, database grant or namespace needing the Vault CA.")
+        lines.append("Nothing: no new stack secret, database grant, namespace needing the Vault CA or snapshot bucket.")
         return "\n".join(lines) + "\n"
     lines += ["What this change needs that no `pulumi up` does; check each off before deploying the stack.", ""]
     for check in todo:

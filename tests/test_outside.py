@@ -99,13 +99,13 @@ class TestChecklist:
         assert checklist_text(check) == ["Needs outside the repository that origin/main did not: nothing."]
         assert checklist_markdown([check]) == (
             "### Outside the repository\n\n"
-            "Nothing: no new stack secret, database grant or namespace needing the Vault CA.\n")
+            "Nothing: no new stack secret, database grant, namespace needing the Vault CA or snapshot bucket.\n")
 
     def test_without_a_base_everything_is_listed(self) -> None:
         check = checklist(needs("staging"))
         assert [secret.key for secret in check.secrets] == list(needs("staging").secrets)
         assert check.since is None
-        assert "venv/bin/python -m platformctl db-setup staging" in checklist_text(check)[-4]
+        assert "        venv/bin/python -m platformctl db-setup staging" in checklist_text(check)
 
     @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
     def test_the_markdown_names_the_stack_on_every_item(self, stack: str) -> None:
@@ -114,3 +114,26 @@ class TestChecklist:
         assert items
         assert all(line.startswith(f"- [ ] **{stack}**: ") for line in items)
         assert f"pulumi config set --secret --stack {stack} vault-platform:ordersApiToken" in markdown
+
+
+class TestSnapshotBucket:
+    def test_a_stack_that_starts_taking_snapshots_needs_its_bucket_and_role(self) -> None:
+        base = needs("dev")
+        head = needs("dev", {f"{P}snapshots": {"bucket": "acme-vault-snapshots-dev", "region": "eu-west-1",
+                                               "roleArn": "arn:aws:iam::111111111111:role/vault-dev-snapshots"}})
+        check = checklist(head, base, "origin/main")
+        assert check.snapshot_bucket == ("acme-vault-snapshots-dev", "eu-west-1",
+                                         "arn:aws:iam::111111111111:role/vault-dev-snapshots")
+        assert checklist_text(check)[-2:] == [
+            "  [ ] Create the snapshot bucket 'acme-vault-snapshots-dev' (eu-west-1) and the snapshot job's IAM role "
+            "'arn:aws:iam::111111111111:role/vault-dev-snapshots' with the policy and trust conditions the command "
+            "prints",
+            "        venv/bin/python -m platformctl bootstrap-state dev --bucket-prefix <state bucket prefix> "
+            "--region <state region>",
+        ]
+
+    def test_an_unchanged_bucket_needs_nothing_and_a_new_one_is_listed(self) -> None:
+        assert checklist(needs("prod"), needs("prod"), "main").snapshot_bucket is None
+        moved = needs("prod", {f"{P}snapshots.bucket": "acme-vault-snapshots-prod-2"})
+        assert checklist(moved, needs("prod"), "main").snapshot_bucket is not None
+        assert checklist(needs("prod")).snapshot_bucket == needs("prod").snapshot_bucket
