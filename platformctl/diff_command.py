@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
     declarations = {head.stack: declare(head.stack, head.config, head.secret_keys) for head in heads}
     refusals = [d.error for d in declarations.values() if d.error is not None]
     try:
-        # A refused stack shows its refusal alone: its base is not needed.
-        bases = base_sides([name for name in names if declarations[name].error is None], args.base, ROOT)
+        # A refused stack shows its refusal alone: its base is not needed. Without a list of stacks,
+        # one whose file the branch deletes is compared too: everything it declared is removed.
+        bases = base_sides([name for name in names if declarations[name].error is None], args.base, ROOT,
+                           deleted=not args.stacks)
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -74,18 +76,22 @@ def run(args: argparse.Namespace) -> int:
         diffs.append(diff_plans(base.plan, plan_document(declaration)))
         if declaration.error is None:
             checks.append(checklist(needs_of(head, stack_spec(head)), base.needs, args.base))
+    for name in sorted(set(bases) - set(names)):
+        diffs.append(diff_plans(bases[name].plan, {"stack": name, **EMPTY_PLAN}))
     sys.stdout.write(render_comment(diffs, args.base, [checklist_markdown(checks)]))
     for refusal in refusals:
         print(f"error: {refusal}", file=sys.stderr)
     return 1 if refusals else 0
 
 
-def base_sides(names: list[str], ref: str, root: Path) -> dict[str, BaseSide]:
-    """Each stack of ``names`` at git ``ref``."""
-    if not names:
+def base_sides(names: list[str], ref: str, root: Path, *, deleted: bool = False) -> dict[str, BaseSide]:
+    """Each stack of ``names`` at git ``ref``; with ``deleted``, also each stack ``ref`` has whose
+    file is gone from ``root``."""
+    if not names and not deleted:
         return {}
     with _worktree(root, ref) as tree:
-        return {name: _base_side(name, ref, tree) for name in names}
+        gone = [name for name in stacks(tree) if deleted and not stack_file(name, root).is_file()]
+        return {name: _base_side(name, ref, tree) for name in [*names, *gone]}
 
 
 def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:

@@ -58,3 +58,13 @@ def test_a_refused_config_fails_plan_and_diff_with_the_specs_message_and_no_reso
     assert ("### Stack `staging`: refused\n\n**The program refuses this branch's config:** `stack 'staging'"
             in diff.stdout)
     assert not re.search(r"^#### (Added|Removed|Changed)", diff.stdout, re.MULTILINE)
+
+
+def test_a_deleted_stack_file_shows_everything_it_declared_as_removed(repo: Path) -> None:
+    (repo / STAGING).unlink()
+    diff = platformctl(repo, "diff", "--base", "HEAD")
+    assert (diff.returncode, diff.stderr) == (0, "")
+    staging = diff.stdout.split("### Stack `staging`: branch vs `HEAD`\n", 1)[1]
+    assert re.match(r"\n#### Access changes|\n\*\*0 added, \d+ removed, 0 changed\*\*", staging)
+    assert "- - `vault-cluster-release` (`kubernetes:helm.sh/v3:Release`)" in staging
+    assert "(removed) loses" in diff.stdout.split("### Access changes", 1)[1].split("### Stack", 1)[0]
