@@ -273,9 +273,12 @@ def decide(observed: Observed, progress: Progress, rules: Rules) -> Decision:
     pending = _pending(observed, step)
     found = [*pending, *problems(observed)]
     if found:
-        if step is None:
-            return Stop(f"{stack}: Vault is not healthy, so no pod was replaced: {'; '.join(found)}")
-        if progress.waited >= rules.timeout:
+        # Before the first step too: right after `up`, new pods (a scale-up) may still be joining and
+        # a scale-down's voters may not be pruned yet; nothing is touched while waiting.
+        if step is None and progress.waited >= rules.timeout:
+            return Stop(f"{stack}: Vault did not become healthy within {rules.timeout:.0f}s, so no pod was "
+                        f"replaced: {'; '.join(found)}")
+        if step is not None and progress.waited >= rules.timeout:
             return Stop(f"{stack}: {_describe(step)} did not settle within {rules.timeout:.0f}s: "
                         f"{'; '.join(found)}. Stopped; nothing more was replaced. Fix it, then run "
                         f"`platformctl rollout {stack}` again")

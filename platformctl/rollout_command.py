@@ -30,8 +30,9 @@ HELP = ("replace the Vault server pods behind the StatefulSet's update revision:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
     parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds each step may take to settle before the rollout stops (default 600)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds the cluster may take to be healthy, before the first step and after each, "
+                             "before the rollout stops (default 900: longer than prod's dead-server threshold)")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between looks (default 5)")
     parser.add_argument("--unseal-by-hand", action="store_true",
                         help="for a stack without auto-unseal: replace pods anyway, and wait for the key "
