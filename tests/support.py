@@ -14,6 +14,8 @@ Two kinds of stack:
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -114,7 +116,18 @@ def spec_of_config(stack: StackConfig) -> EnvironmentSpec:
 
 
 def declare_config(stack: StackConfig) -> Declaration:
-    return declare(stack.stack, stack.config, stack.secret_keys)
+    """What ``stack`` declares: a copy of the one run of the program per distinct stack name, config,
+    secret keys and environment variables in this test session (a run is about 0.1 s of CPU, and many
+    tests assert on the same stack). A test that changes anything else the program reads (patches a
+    component) calls ``platformctl.engine.declare`` itself."""
+    environment = sorted((name, value) for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST")
+    key = json.dumps([stack.stack, stack.config, sorted(stack.secret_keys), environment], sort_keys=True)
+    if key not in _DECLARED:
+        _DECLARED[key] = declare(stack.stack, stack.config, stack.secret_keys)
+    return copy.deepcopy(_DECLARED[key])
+
+
+_DECLARED: dict[str, Declaration] = {}
 
 
 def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: bool = True,
