@@ -21,6 +21,7 @@ from components.render.snapshots import (
     upload_script,
     uploader_iam_policy,
 )
+from components.vault_acl import Acl
 from platformctl.engine import Declaration, unwrap
 from tests.support import DELETE, spec_of
 from tests.test_helm_values import chart_defaults
@@ -187,3 +188,28 @@ class TestAwsDocuments:
         assert (rule["Filter"], rule["Expiration"], rule["Status"]) == (
             {"Prefix": "staging/"}, {"Days": 14}, "Enabled")
 
+
+
+class TestTheJobsToken:
+    """What a token of the snapshot role may do, by Vault's ACL rules (``components.vault_acl``): its
+    policy alone (``token_no_default_policy``), so it takes snapshots and nothing else."""
+
+    @pytest.fixture
+    def acl(self) -> Acl:
+        return Acl.of_texts({"vault-snapshot": snapshot_policy()}, default_policy=False)
+
+    def test_it_may_take_a_snapshot(self, acl: Acl) -> None:
+        assert acl.capabilities("sys/storage/raft/snapshot") == {"read"}
+
+    @pytest.mark.parametrize(("capability", "path"), [
+        ("update", "sys/storage/raft/snapshot"),          # a restore
+        ("update", "sys/storage/raft/snapshot-force"),    # a forced restore
+        ("read", "sys/storage/raft/configuration"),
+        ("read", "secret/data/production/api-service"),
+        ("read", "database/creds/api-role"),
+        ("update", "auth/token/create"),
+        ("update", "auth/token/revoke-self"),             # no default policy
+        ("update", "transit/decrypt/payments-card-data"),
+    ])
+    def test_it_may_do_nothing_else(self, acl: Acl, capability: str, path: str) -> None:
+        assert not acl.allows(capability, path)
