@@ -4,11 +4,8 @@ defaults, and the server configuration parsed as HCL."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from components.render.helm_values import (
     sighup_script,
     tls_reload_script,
 )
+from tests.sidecar_loop import SidecarLoop, StandInServer
 from tests.support import ANY_STACK, COMMITTED, STACKS, any_stack, spec_of, spec_of_config
 
 CHART = Path(__file__).resolve().parent / "reference" / "vault-helm"
@@ -241,30 +239,18 @@ class TestTlsRenewal:
 
 
 class ReloadRun:
-    """The reload loop running under a real POSIX shell beside a stand-in server process (a copy of the
-    shell under its own name, so that ``pgrep`` finds it and nothing else; like Vault, it forks children),
-    which logs each SIGHUP."""
+    """The reload loop, driven round by round, beside a stand-in server started on demand."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.name = f"vrl{os.getpid() % 100000}"
-        self.binary = directory / self.name
-        shutil.copy(shutil.which("sh") or "/bin/sh", self.binary)
-        self.hangups = directory / "hangups"
         (directory / "tls.crt").write_text("certificate 1")
         (directory / "tls.key").write_text("key 1")
-        self.server: subprocess.Popen[bytes] | None = None
-        self.loop = subprocess.Popen(["/bin/sh", "-c", tls_reload_script(str(directory), self.name, 0.03)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.server = StandInServer(directory, "vrl")
+        # The interval the chart runs: the stand-in `sleep` ignores it.
+        self.loop = SidecarLoop(tls_reload_script(str(directory), self.server.name), directory)
 
     def start_server(self) -> None:
-        self.server = subprocess.Popen([str(self.binary), "-c", f'trap "echo hup >> {self.hangups}" HUP; '
-                                        "while :; do sleep 0.02; done"])
-
-    def stop_server(self) -> None:
-        if self.server is not None:
-            self.server.kill()
-            self.server.wait()
+        self.server.start("while :; do sleep 0.02; done")
 
     def renew(self, serial: int) -> None:
         for name in ("tls.crt", "tls.key"):
@@ -272,23 +258,12 @@ class ReloadRun:
             staged.write_text(f"{name} {serial}")
             staged.rename(self.directory / name)  # an atomic swap, as the kubelet's
 
-    def hangups_count(self) -> int:
-        return len(self.hangups.read_text().splitlines()) if self.hangups.exists() else 0
+    def signalled(self) -> str:
+        return f"certificate changed: sent SIGHUP to {self.server.name} (pid {self.server.pid})"
 
-    def count(self, expected: int = 0) -> int:
-        """The SIGHUPs received once ``expected`` have arrived (or 5 s passed), and ten more rounds."""
-        deadline = time.monotonic() + 5
-        while self.hangups_count() < expected and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)  # ten rounds of the loop: time for any extra signal to show
-        return self.hangups_count()
-
-    def stop(self) -> str:
-        for process in (self.loop, self.server):
-            if process is not None:
-                process.kill()
-                process.wait()
-        return (self.loop.stdout.read() if self.loop.stdout else b"").decode()
+    def stop(self) -> None:
+        self.loop.stop()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -299,31 +274,69 @@ def reload_run(tmp_path: Path) -> Iterator[ReloadRun]:
 
 
 class TestTlsReloadLoop:
+    """The script under a real shell, round by round (``tests/sidecar_loop.py``): each round's log is
+    every SIGHUP it sent, and the server's own count of handled signals matches it."""
+
     def test_one_sighup_per_renewal_and_none_before(self, reload_run: ReloadRun) -> None:
         reload_run.start_server()
-        assert reload_run.count() == 0  # nothing at start, nothing while the files stay
+        assert reload_run.loop.rounds(3) == []  # nothing at start, nothing while the files stay
         reload_run.renew(2)
-        assert reload_run.count(1) == 1
+        assert reload_run.loop.round() == [reload_run.signalled()]
+        assert reload_run.loop.rounds(3) == []
+        assert reload_run.server.handled(1) == 1
         reload_run.renew(3)
-        assert reload_run.count(2) == 2
-        assert "certificate changed: sent SIGHUP to" in reload_run.stop()
+        assert reload_run.loop.rounds(3) == [reload_run.signalled()]
+        assert reload_run.server.handled(2) == 2
+
+    def test_nothing_to_signal_without_a_server(self, reload_run: ReloadRun) -> None:
+        reload_run.renew(2)
+        assert reload_run.loop.rounds(3) == []
 
     def test_a_server_that_starts_after_a_renewal_is_not_signalled(self, reload_run: ReloadRun) -> None:
         reload_run.renew(2)
-        time.sleep(0.3)
+        assert reload_run.loop.round() == []
         reload_run.start_server()  # it reads the renewed files itself
-        assert reload_run.count() == 0
+        assert reload_run.loop.rounds(3) == []
         reload_run.renew(3)
-        assert reload_run.count(1) == 1
+        assert reload_run.loop.round() == [reload_run.signalled()]
+        assert reload_run.server.handled(1) == 1
 
-    def test_a_restart_alone_is_not_signalled(self, reload_run: ReloadRun) -> None:
-        reload_run.start_server()
-        assert reload_run.count() == 0
-        reload_run.stop_server()
-        reload_run.start_server()  # a new process, whether or not the loop saw the gap
-        assert reload_run.count() == 0
+    def test_a_renewal_in_the_round_the_server_starts_costs_one_extra_reload(self, reload_run: ReloadRun) -> None:
+        # The loop cannot tell whether the server read the files before or after the renewal, so it
+        # takes the older ones: one reload a round later, never a missed one.
         reload_run.renew(2)
-        assert reload_run.count(1) == 1
+        reload_run.start_server()
+        assert reload_run.loop.round() == []  # first seen: never signalled in that round
+        assert reload_run.loop.round() == [reload_run.signalled()]
+        assert reload_run.loop.rounds(3) == []
+        assert reload_run.server.handled(1) == 1
+
+    @pytest.mark.parametrize("rounds_while_down", [0, 1], ids=["gap-unseen", "gap-seen"])
+    def test_a_restart_alone_is_not_signalled(self, reload_run: ReloadRun, rounds_while_down: int) -> None:
+        reload_run.start_server()
+        assert reload_run.loop.rounds(2) == []
+        first = reload_run.server.pid
+        reload_run.server.stop()
+        assert reload_run.loop.rounds(rounds_while_down) == []
+        reload_run.start_server()  # a new process
+        assert reload_run.server.pid != first
+        assert reload_run.loop.rounds(3) == []
+        reload_run.renew(2)
+        assert reload_run.loop.round() == [reload_run.signalled()]
+        assert reload_run.server.handled(1) == 1
+
+    def test_the_oldest_process_of_the_name_is_signalled(self, reload_run: ReloadRun) -> None:
+        # Vault forks children of its own name for a moment; the server is the oldest.
+        reload_run.start_server()
+        assert reload_run.loop.round() == []
+        child = subprocess.Popen([str(reload_run.server.binary), "-c", "while :; do sleep 0.02; done"])
+        try:
+            reload_run.renew(2)
+            assert reload_run.loop.round() == [reload_run.signalled()]
+        finally:
+            child.kill()
+            child.wait()
+        assert child.returncode == -signal.SIGKILL  # the child was never sent the SIGHUP that ends it
 
     def test_the_server_dies_of_an_unhandled_sighup(self, tmp_path: Path) -> None:
         # Why the loop never signals at start: before a process handles SIGHUP, the signal ends it.
