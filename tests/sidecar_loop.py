@@ -4,7 +4,9 @@ server: what the tests of the certificate reload and of the audit log rotation s
 The script is the one the chart runs, unchanged. Only ``sleep``, the wait between rounds, is a
 stand-in on its ``PATH``: it prints a marker and returns when the test asks for the next round. So a
 test decides when each round runs, and reads exactly the lines that round logged (every SIGHUP the
-loop sends is logged); nothing depends on how fast a loaded machine runs the loop."""
+loop sends is logged); nothing depends on how fast a loaded machine runs the loop. With a ``clock``
+(seconds since the epoch, in a file that a stand-in ``date`` reads), each wait also moves the clock
+on by the script's interval, as the real wait would: the rounds are as far apart as in the chart."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 WAITING = "-- waiting for the next round"
@@ -26,11 +28,16 @@ STUCK_SECONDS = 60
 class SidecarLoop:
     """The script under ``/bin/sh``; :meth:`round` runs one round and returns the lines it logged."""
 
-    def __init__(self, script: str, directory: Path, tools: Mapping[str, str] | None = None) -> None:
+    def __init__(self, script: str, directory: Path, clock: Path | None = None) -> None:
         bin_dir = directory / "bin"
         bin_dir.mkdir(exist_ok=True)
         # EOF on stdin (see stop) makes `sleep` fail, which ends `while sleep ...; do`.
-        for name, text in {"sleep": f'#!/bin/sh\necho "{WAITING}"\nread -r _\n', **(tools or {})}.items():
+        tools = {"sleep": f'#!/bin/sh\necho "{WAITING}"\nread -r _ || exit\n'}
+        if clock is not None:
+            tools["sleep"] += f'echo $(($(cat "{clock}") + ${{1%.*}})) > "{clock}"\n'
+            date = shutil.which("date") or "/bin/date"
+            tools["date"] = f'#!/bin/sh\nexec {date} -d "@$(cat "{clock}")" "$@"\n'
+        for name, text in tools.items():
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o755)
         environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}

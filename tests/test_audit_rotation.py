@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,31 +15,24 @@ from pathlib import Path
 import pytest
 
 from components.render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
+from tests.sidecar_loop import SidecarLoop, StandInServer, wait_until
 from tests.support import refusal, spec_of
 
-ROUND = 0.05
+NOON = 1795867200
+"""2026-11-28T12:00:00Z"""
 
 
 class RotationRun:
-    """The loop for one log (and a certificate when ``tls``) beside the stand-in server."""
+    """The loop for one log (and a certificate when ``tls``), driven round by round, beside the
+    stand-in server."""
 
     def __init__(self, directory: Path, *, max_bytes: int = 2000, retention_days: int = 1, tls: bool = False) -> None:
-        self.directory = directory
         self.log = directory / "audit" / "vault-audit.log"
         self.log.parent.mkdir()
-        self.hangups = directory / "hangups"
-        self.name = f"vrot{os.getpid() % 100000}"
-        self.binary = directory / self.name
-        shutil.copy(shutil.which("sh") or "/bin/sh", self.binary)
-        # `date -u +%Y%m%d` reads the day from a file, so that a test can move to the next day.
-        self.day = directory / "day"
-        self.day.write_text("20261128\n")
-        bin_dir = directory / "bin"
-        bin_dir.mkdir()
-        real_date = shutil.which("date") or "/bin/date"
-        (bin_dir / "date").write_text(f'#!/bin/sh\nif [ "$2" = "+%Y%m%d" ]; then cat {self.day}; '
-                                      f'else exec {real_date} "$@"; fi\n')
-        (bin_dir / "date").chmod(0o755)
+        self.server = StandInServer(directory, "vrot")
+        # `date` reads this clock: rotated logs are named by it, and a test moves it to the next day.
+        self.clock = directory / "clock"
+        self.clock.write_text(f"{NOON}\n")
         certificates = None
         if tls:
             certificates = directory / "tls"
@@ -50,35 +41,27 @@ class RotationRun:
                 (certificates / name).write_text(f"{name} 1")
         self.certificates = certificates
         rotation = AuditLogRotation(files=(str(self.log),), max_bytes=max_bytes, retention_days=retention_days)
-        script = sighup_script(str(certificates) if certificates else None, rotation, self.name, ROUND)
-        environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-        self.loop = subprocess.Popen(["/bin/sh", "-c", script], env=environment,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.server: subprocess.Popen[bytes] | None = None
+        script = sighup_script(str(certificates) if certificates else None, rotation, self.server.name)
+        self.loop = SidecarLoop(script, directory, self.clock)
 
     def start_server(self, pause: float = 0.002) -> None:
-        log = self.log
-        self.server = subprocess.Popen([str(self.binary), "-c", (
-            f'exec 3>>"{log}"; trap \'exec 3>>"{log}"; echo hup >> "{self.hangups}"\' HUP; i=0; '
-            f'while :; do i=$((i+1)); echo "entry $i" >&3; sleep {pause}; done')])
+        """A server that appends numbered entries and, like the file audit device, reopens on SIGHUP."""
+        self.server.start(f'exec 3>>"{self.log}"; i=0; '
+                          f'while :; do i=$((i+1)); echo "entry $i" >&3; sleep {pause}; done',
+                          on_hangup=f'exec 3>>"{self.log}"')
 
-    def hangups_count(self) -> int:
-        return len(self.hangups.read_text().splitlines()) if self.hangups.exists() else 0
+    def next_day(self) -> None:
+        self.clock.write_text(f"{int(self.clock.read_text()) + 86400}\n")
 
-    def wait_for(self, condition: object, timeout: float = 5) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-            time.sleep(0.01)
+    def signalled(self, reason: str) -> str:
+        return f"{reason}: sent SIGHUP to {self.server.name} (pid {self.server.pid})"
 
     def rotated(self) -> list[Path]:
         return sorted(p for p in self.log.parent.iterdir() if p.name != self.log.name)
 
-    def stop(self) -> str:
-        for process in (self.server, self.loop):
-            if process is not None:
-                process.kill()
-                process.wait()
-        return (self.loop.stdout.read() if self.loop.stdout else b"").decode()
+    def stop(self) -> None:
+        self.loop.stop()
+        self.server.stop()
 
     def entries(self) -> list[int]:
         """Every numbered entry in the log and the rotated logs, in file order."""
@@ -97,28 +80,49 @@ def run(tmp_path: Path) -> Iterator[RotationRun]:
 
 
 class TestRotationLoop:
+    """The script under a real shell, round by round (``tests/sidecar_loop.py``): each round's log is
+    every SIGHUP it sent, and the server's own count of handled signals matches it."""
+
     def test_a_log_past_its_size_is_rotated_gzipped_and_no_entry_is_lost(self, run: RotationRun) -> None:
         run.start_server()
-        run.wait_for(lambda: sum(p.suffix == ".gz" for p in run.rotated()) >= 2)
-        output = run.stop()
-        rotated = run.rotated()
-        assert sum(path.suffix == ".gz" for path in rotated) >= 2
-        assert all(path.name.startswith("vault-audit.log.2") for path in rotated)
-        assert run.hangups_count() >= 2
-        assert f"rotated {run.log}: sent SIGHUP to {run.name}" in output
+        assert run.loop.round() == []  # first seen: never signalled in that round
+        for rotation in (1, 2, 3):
+            wait_until(lambda: run.log.exists() and run.log.stat().st_size > 2000)
+            assert run.loop.round() == [run.signalled(f"rotated {run.log}")]
+            # Vault keeps writing the renamed log until it handles the signal (a round of 30 s in the
+            # chart), so the next round's gzip comes after that.
+            assert run.server.handled(rotation) == rotation
+            (renamed,) = (path for path in run.rotated() if path.suffix != ".gz")
+            assert renamed.name.startswith("vault-audit.log.2026112")
+            assert renamed.name.endswith("Z")
+            if run.log.stat().st_size <= 2000:
+                assert run.loop.round() == []  # gzips it; nothing to signal
+        run.server.stop()
+        assert run.loop.round() == []  # the last renamed log gzipped
+        assert [path.suffix for path in run.rotated()] == [".gz"] * 3
+        assert all(path.name.startswith("vault-audit.log.2") for path in run.rotated())
         entries = run.entries()
         assert entries == list(range(1, len(entries) + 1))  # in order, none missing, none twice
 
     def test_a_small_log_is_rotated_once_a_day(self, run: RotationRun) -> None:
-        run.start_server(pause=0.5)  # a few entries only: far below the size
-        run.wait_for(lambda: run.log.exists() and run.log.stat().st_size > 0)
-        time.sleep(10 * ROUND)
+        run.start_server(pause=0.05)  # a few entries a round: far below the size
+        wait_until(lambda: run.log.exists() and run.log.stat().st_size > 0)
+        assert run.loop.rounds(3) == []
         assert run.rotated() == []
-        run.day.write_text("20261129\n")
-        run.wait_for(lambda: run.hangups_count() >= 1)
-        time.sleep(10 * ROUND)
-        assert run.hangups_count() == 1  # once for the new day, not every round
-        assert len(run.rotated()) == 1
+        run.next_day()
+        assert run.loop.round() == [run.signalled(f"rotated {run.log}")]
+        assert run.loop.rounds(3) == []  # once for the new day, not every round
+        assert run.server.handled(1) == 1
+        # Renamed at the fourth round, the clock's: 30 s a round from noon, then a day on.
+        assert [path.name for path in run.rotated()] == ["vault-audit.log.20261129T120200Z.gz"]
+
+    def test_an_empty_log_is_not_rotated_on_a_new_day(self, run: RotationRun) -> None:
+        run.log.touch()
+        run.server.start("while :; do sleep 0.02; done")  # writes nothing
+        assert run.loop.round() == []
+        run.next_day()
+        assert run.loop.rounds(3) == []
+        assert run.rotated() == []
 
     def test_rotated_logs_past_the_retention_are_deleted(self, run: RotationRun) -> None:
         old = run.log.parent / "vault-audit.log.20261126T000000Z.gz"
@@ -129,36 +133,44 @@ class TestRotationLoop:
         day_and_a_bit = time.time() - 25 * 3600
         for path in (old, other):
             os.utime(path, (day_and_a_bit, day_and_a_bit))
-        run.wait_for(lambda: not old.exists())
+        assert run.loop.round() == []
         assert not old.exists()
         assert recent.exists()
         assert other.exists()  # not a rotated log
 
     def test_nothing_is_rotated_while_vault_is_not_running(self, run: RotationRun) -> None:
         run.log.write_text("entry 1\n" * 1000)
-        time.sleep(10 * ROUND)
+        run.next_day()
+        assert run.loop.rounds(3) == []
         assert run.rotated() == []
 
 
 def test_a_renewal_and_a_rotation_each_signal_once(tmp_path: Path) -> None:
     run = RotationRun(tmp_path, tls=True)
     try:
-        run.start_server(pause=0.5)
-        run.wait_for(lambda: run.log.exists())
-        time.sleep(10 * ROUND)
-        assert run.hangups_count() == 0
+        run.start_server(pause=0.05)
+        wait_until(lambda: run.log.exists())
+        assert run.loop.rounds(3) == []
         assert run.certificates is not None
         for name in ("tls.crt", "tls.key"):
             staged = run.certificates / f".{name}"
             staged.write_text(f"{name} 2")
             staged.rename(run.certificates / name)
-        run.wait_for(lambda: run.hangups_count() >= 1)
-        time.sleep(10 * ROUND)
-        assert run.hangups_count() == 1
+        assert run.loop.round() == [run.signalled("certificate changed")]
+        assert run.loop.rounds(3) == []
+        assert run.server.handled(1) == 1
         assert run.rotated() == []
+        # Both in one round: one signal for both.
+        for name in ("tls.crt", "tls.key"):
+            staged = run.certificates / f".{name}"
+            staged.write_text(f"{name} 3")
+            staged.rename(run.certificates / name)
+        run.next_day()
+        assert run.loop.round() == [run.signalled(f"certificate changed, rotated {run.log}")]
+        assert run.loop.rounds(3) == []
+        assert run.server.handled(2) == 2
     finally:
-        output = run.stop()
-    assert f"certificate changed: sent SIGHUP to {run.name}" in output
+        run.stop()
 
 
 # ---- the spec
