@@ -15,10 +15,11 @@ import argparse
 import os
 import sys
 import time
+from typing import Protocol
 
 from components.environment import SpecError, load_spec
 
-from .rollout import Done, Held, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
+from .rollout import Done, Held, Observed, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
 from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
 from .stackfile import read_stack, stacks
 
@@ -59,7 +60,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _drive(servers: ServerSet, rules: Rules, dry_run: bool, poll: float) -> int:
+class Servers(Protocol):
+    """What the loop needs of :class:`ServerSet`."""
+
+    def observe(self) -> Observed: ...
+
+    def replace(self, step: Replace) -> None: ...
+
+    def step_down(self, step: StepDown) -> None: ...
+
+
+def _drive(servers: Servers, rules: Rules, dry_run: bool, poll: float) -> int:
     observed = servers.observe()
     progress = Progress(target_revision=observed.update_revision)
     if dry_run:

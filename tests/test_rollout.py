@@ -37,6 +37,7 @@ from platformctl.rollout import (
     plan,
     problems,
 )
+from platformctl.rollout_command import _drive
 from platformctl.rollout_io import health_of, pod_state, raft_state_of, server_selector, vault_client
 from tests.support import spec_of
 
@@ -541,3 +542,72 @@ class TestCommand:
         err = capsys.readouterr().err
         assert err.startswith("error: staging: ")
         assert err.count("\n") == 1
+
+
+class ScriptedServers:
+    """The loop's side of :class:`platformctl.rollout_io.ServerSet`: hands out prepared observations
+    in turn and records what the loop asked for. It stands in for our own I/O layer, not for Vault."""
+
+    def __init__(self, *observations: Observed) -> None:
+        self.observations = list(observations)
+        self.calls: list[Replace | StepDown] = []
+
+    def observe(self) -> Observed:
+        return self.observations.pop(0) if len(self.observations) > 1 else self.observations[0]
+
+    def replace(self, step: Replace) -> None:
+        self.calls.append(step)
+
+    def step_down(self, step: StepDown) -> None:
+        self.calls.append(step)
+
+
+class TestLoop:
+    @pytest.fixture(autouse=True)
+    def no_sleep(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("platformctl.rollout_command.time.sleep", lambda seconds: None)
+
+    def test_replaces_waits_and_finishes(self, capsys: pytest.CaptureFixture[str]) -> None:
+        late = cluster(3, 0, {2})
+        down = with_pod(late, "vault-2", terminating=True)
+        back = with_pod(cluster(3, 0), "vault-2", uid="new-2")
+        servers = ScriptedServers(late, late, down, back)
+        assert _drive(servers, RULES, dry_run=False, poll=0) == 0
+        assert servers.calls == [Replace("vault-2", "uid-2", "standby")]
+        assert capsys.readouterr().out.splitlines() == [
+            "prod: replacing vault-2 (standby)",
+            "  waiting: vault-2 has not been recreated yet",
+            f"prod: all 3 server pods run revision {NEW} and are healthy"]
+
+    def test_dry_run_only_prints(self, capsys: pytest.CaptureFixture[str]) -> None:
+        servers = ScriptedServers(with_pod(cluster(3, 1, {1, 2}), "vault-0", ready=False))
+        assert _drive(servers, RULES, dry_run=True, poll=0) == 0
+        assert servers.calls == []
+        assert capsys.readouterr().out.splitlines() == [
+            f"prod: update revision {NEW}; 3 steps:",
+            "  1. replace vault-2 (standby), then wait until it is Ready, unsealed and a healthy Raft voter",
+            "  2. step down vault-1 (active), then wait until another server is active",
+            "  3. replace vault-1, then wait until it is Ready, unsealed and a healthy Raft voter",
+            "prod: a rollout would stop now: vault-0 is not Ready"]
+
+    @pytest.mark.parametrize(("rules", "observed", "code", "message"), [
+        (RULES, cluster(3, 2), 0, f"prod: all 3 server pods run revision {NEW} and are healthy"),
+        (SHAMIR, cluster(1, 0, {0}), 3, "warning: dev: vault-0 run an old revision"),
+        (dataclasses.replace(RULES, timeout=0), with_pod(cluster(3, 0, {1}), "vault-1", health=SEALED), 1,
+         "error: prod: Vault did not become healthy within 0s, so no pod was replaced: vault-1 is sealed"),
+    ])
+    def test_outcomes(self, rules: Rules, observed: Observed, code: int, message: str,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+        servers = ScriptedServers(observed)
+        assert _drive(servers, rules, dry_run=False, poll=0) == code
+        assert servers.calls == []
+        output = capsys.readouterr()
+        assert (output.out + output.err).startswith(message)
+
+    def test_a_revision_that_moves_mid_rollout_stops_after_one_step(self, capsys: pytest.CaptureFixture[str]) -> None:
+        first = cluster(3, 0, {1, 2})
+        moved = dataclasses.replace(with_pod(first, "vault-2", uid="new-2"), update_revision="vault-newer")
+        servers = ScriptedServers(first, moved)
+        assert _drive(servers, RULES, dry_run=False, poll=0) == 1
+        assert servers.calls == [Replace("vault-2", "uid-2", "standby")]
+        assert "update revision moved from" in capsys.readouterr().err
