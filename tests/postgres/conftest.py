@@ -66,6 +66,8 @@ def in_setup(connection: Connection, setup: AdminSetup) -> Connection:
 class Credentials:
     username: str
     password: str
+    expires: datetime
+    """The expiration the request passed (whole seconds, as Vault's): what the server must hold."""
 
 
 @dataclass
@@ -130,9 +132,9 @@ class World:
         """A credentials request: a Vault-style username and password, the role's creation statements."""
         now = datetime.now(UTC).replace(microsecond=0)
         credentials = Credentials(vault_plugin.generate_username(DISPLAY_NAME, role.name, now),
-                                  vault_plugin.generate_password())
+                                  vault_plugin.generate_password(), now + expires_in)
         vault_plugin.new_user(self.admin(), self.creation(role) if statements is None else statements,
-                              credentials.username, credentials.password, now + expires_in)
+                              credentials.username, credentials.password, credentials.expires)
         return credentials
 
     def query(self, text: str, *params: object) -> list[tuple[object, ...]]:
