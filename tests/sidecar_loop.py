@@ -90,7 +90,7 @@ class StandInServer:
     to ``hangups``."""
 
     def __init__(self, directory: Path, prefix: str) -> None:
-        self.name = f"{prefix}{os.getpid() % 100000}"
+        self.name = f"{prefix}{os.getpid()}"  # at most 15 characters: what pgrep matches
         self.binary = directory / self.name
         shutil.copy(shutil.which("sh") or "/bin/sh", self.binary)
         self.hangups = directory / "hangups"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,8 @@ class TestTlsReloadLoop:
         # Vault forks children of its own name for a moment; the server is the oldest.
         reload_run.start_server()
         assert reload_run.loop.round() == []
+        # pgrep compares start times in clock ticks (10 ms): the child starts at least two later.
+        time.sleep(0.02)
         child = subprocess.Popen([str(reload_run.server.binary), "-c", "while :; do sleep 0.02; done"])
         try:
             reload_run.renew(2)
