@@ -121,6 +121,14 @@ class StandInServer:
         return self.hangups_count()
 
 
+def renew_certificate(directory: Path, serial: int) -> None:
+    """New ``tls.crt`` and ``tls.key`` in ``directory``, each swapped in atomically, as the kubelet's."""
+    for name in ("tls.crt", "tls.key"):
+        staged = directory / f".{name}"
+        staged.write_text(f"{name} {serial}")
+        staged.rename(directory / name)
+
+
 def wait_until(condition: Callable[[], bool]) -> None:
     """Waits for something the processes under test do by themselves; fails when they are stuck."""
     deadline = time.monotonic() + STUCK_SECONDS

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from components.render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
-from tests.sidecar_loop import SidecarLoop, StandInServer, wait_until
+from tests.sidecar_loop import SidecarLoop, StandInServer, renew_certificate, wait_until
 from tests.support import refusal, spec_of
 
 NOON = 1795867200
@@ -37,8 +37,7 @@ class RotationRun:
         if tls:
             certificates = directory / "tls"
             certificates.mkdir()
-            for name in ("tls.crt", "tls.key"):
-                (certificates / name).write_text(f"{name} 1")
+            renew_certificate(certificates, 1)
         self.certificates = certificates
         rotation = AuditLogRotation(files=(str(self.log),), max_bytes=max_bytes, retention_days=retention_days)
         script = sighup_script(str(certificates) if certificates else None, rotation, self.server.name)
@@ -152,19 +151,13 @@ def test_a_renewal_and_a_rotation_each_signal_once(tmp_path: Path) -> None:
         wait_until(lambda: run.log.exists())
         assert run.loop.rounds(3) == []
         assert run.certificates is not None
-        for name in ("tls.crt", "tls.key"):
-            staged = run.certificates / f".{name}"
-            staged.write_text(f"{name} 2")
-            staged.rename(run.certificates / name)
+        renew_certificate(run.certificates, 2)
         assert run.loop.round() == [run.signalled("certificate changed")]
         assert run.loop.rounds(3) == []
         assert run.server.handled(1) == 1
         assert run.rotated() == []
         # Both in one round: one signal for both.
-        for name in ("tls.crt", "tls.key"):
-            staged = run.certificates / f".{name}"
-            staged.write_text(f"{name} 3")
-            staged.rename(run.certificates / name)
+        renew_certificate(run.certificates, 3)
         run.next_day()
         assert run.loop.round() == [run.signalled(f"certificate changed, rotated {run.log}")]
         assert run.loop.rounds(3) == []

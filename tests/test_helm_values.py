@@ -25,7 +25,7 @@ from components.render.helm_values import (
     sighup_script,
     tls_reload_script,
 )
-from tests.sidecar_loop import SidecarLoop, StandInServer
+from tests.sidecar_loop import SidecarLoop, StandInServer, renew_certificate
 from tests.support import ANY_STACK, COMMITTED, STACKS, any_stack, spec_of, spec_of_config
 
 CHART = Path(__file__).resolve().parent / "reference" / "vault-helm"
@@ -244,8 +244,7 @@ class ReloadRun:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        (directory / "tls.crt").write_text("certificate 1")
-        (directory / "tls.key").write_text("key 1")
+        renew_certificate(directory, 1)
         self.server = StandInServer(directory, "vrl")
         # The interval the chart runs: the stand-in `sleep` ignores it.
         self.loop = SidecarLoop(tls_reload_script(str(directory), self.server.name), directory)
@@ -254,10 +253,7 @@ class ReloadRun:
         self.server.start("while :; do sleep 0.02; done")
 
     def renew(self, serial: int) -> None:
-        for name in ("tls.crt", "tls.key"):
-            staged = self.directory / f".{name}"
-            staged.write_text(f"{name} {serial}")
-            staged.rename(self.directory / name)  # an atomic swap, as the kubelet's
+        renew_certificate(self.directory, serial)
 
     def signalled(self) -> str:
         return f"certificate changed: sent SIGHUP to {self.server.name} (pid {self.server.pid})"
