@@ -104,7 +104,7 @@ class TestRotationLoop:
         assert entries == list(range(1, len(entries) + 1))  # in order, none missing, none twice
 
     def test_a_small_log_is_rotated_once_a_day(self, run: RotationRun) -> None:
-        run.start_server(pause=0.05)  # a few entries a round: far below the size
+        run.start_server(pause=0.5)  # minutes to reach the size, however slow the machine
         wait_until(lambda: run.log.exists() and run.log.stat().st_size > 0)
         assert run.loop.rounds(3) == []
         assert run.rotated() == []
@@ -147,7 +147,7 @@ class TestRotationLoop:
 def test_a_renewal_and_a_rotation_each_signal_once(tmp_path: Path) -> None:
     run = RotationRun(tmp_path, tls=True)
     try:
-        run.start_server(pause=0.05)
+        run.start_server(pause=0.5)
         wait_until(lambda: run.log.exists())
         assert run.loop.rounds(3) == []
         assert run.certificates is not None
