@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.apps_scaling import stack_with_apps
+from benchmarks.apps_scaling import ROOT, stack_with_apps
 from components.access import Resource, access_changes, access_matrix
 from platformctl.engine import declare
 from platformctl.stackfile import read_stack
@@ -34,7 +34,8 @@ def declared(count: int) -> list[Resource]:
     """The resources the prod stack with ``count`` generated applications declares."""
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "stacks").mkdir()
-        (Path(scratch) / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack_with_apps(count)))
+        (Path(scratch) / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(
+            stack_with_apps(count, (ROOT / "stacks" / "Pulumi.prod.yaml").read_text())))
         stack = read_stack("prod", Path(scratch))
     declaration = declare(stack.stack, stack.config, stack.secret_keys)
     assert declaration.error is None, declaration.error

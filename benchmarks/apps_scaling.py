@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 P = "vault-platform:"
 
 
-def stack_with_apps(count: int) -> dict[str, Any]:
-    """The committed prod stack file with ``count`` generated applications added."""
-    document: dict[str, Any] = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+def stack_with_apps(count: int, prod_stack_file: str) -> dict[str, Any]:
+    """The prod stack file ``prod_stack_file`` (its text) with ``count`` generated applications added."""
+    document: dict[str, Any] = yaml.safe_load(prod_stack_file)
     config = document["config"]
     secrets = {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}} for i in range(count)}
     config[f"{P}kv"]["secrets"].update(secrets)
@@ -138,12 +138,14 @@ def main() -> None:
         if args.before:
             trees["before"] = _copy_of(args.before, Path(scratch) / "before")
             shutil.copy(__file__, trees["before"] / me)  # the same measuring code on both sides
+        # Each side gets its own prod stack with the apps added: the one its own rules accept.
+        committed = {label: (tree / "stacks" / "Pulumi.prod.yaml").read_text() for label, tree in trees.items()}
         print(f"{'apps':>5} {'resources':>9} {'floor s':>8} " + " ".join(
             f"{label + ' ' + what:>16}" for label in trees for what in ("program s", "plan s", "plan MiB")))
         for count in args.counts:
-            document = yaml.safe_dump(stack_with_apps(count), sort_keys=False)
-            for tree in trees.values():
-                (tree / "stacks" / "Pulumi.prod.yaml").write_text(document)
+            for label, tree in trees.items():
+                document = stack_with_apps(count, committed[label])
+                (tree / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
             floor = _child(trees["after"], [me, "--measure", "floor"])
             cells = [f"{count:5d}", f"{int(floor['resources']):9d}", f"{floor['seconds']:8.2f}"]
             for tree in trees.values():
