@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.environment import SpecError, load_spec
-
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "oidc-audience"
 HELP = "print the audience of the stack's GitHub Actions login (what a workflow requests its OIDC token for)"
@@ -21,14 +19,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        stack = read_stack(args.stack)
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
-    except (FileNotFoundError, SpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    spec = spec_or_report(args.stack)
+    if spec is None:
         return 2
     if spec.github_actions is None:
-        print(f"error: stack {stack.stack!r} declares no vault-platform:githubActions login", file=sys.stderr)
+        print(f"error: stack {spec.stack!r} declares no vault-platform:githubActions login", file=sys.stderr)
         return 2
     print(spec.github_actions.audience)
     return 0

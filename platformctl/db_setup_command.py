@@ -13,12 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from components.environment import EnvironmentSpec, SpecError, load_spec
-from components.render.acl import load_policy_files
+from components.environment import EnvironmentSpec, SpecError
 
 from .db_setup import changed_scripts, full_scripts, render
 from .engine import ROOT
-from .stackfile import StackConfig, StackFileError, read_stack, stack_config, stack_file, stacks
+from .stackfile import StackFileError, read_stack, stack_config, stack_file, stack_spec, stacks
 
 NAME = "db-setup"
 HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"
@@ -32,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        head = spec_of(read_stack(args.stack))
+        head = stack_spec(read_stack(args.stack))
         base = base_spec(args.stack, args.since, ROOT) if args.since else None
     except (FileNotFoundError, StackFileError, SpecError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -48,11 +47,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def spec_of(stack: StackConfig) -> EnvironmentSpec:
-    reserved = [document.name for document in load_policy_files()]
-    return load_spec(stack.stack, stack.config, stack.secret_keys, reserved)
-
-
 def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
     """The stack's spec as of ``ref`` (read with today's rules), or None when it did not exist then."""
     verify = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=root,
@@ -64,7 +58,7 @@ def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
     if shown.returncode != 0:
         return None  # a new stack: everything is new
     try:
-        return spec_of(stack_config(stack, yaml.safe_load(shown.stdout) or {}))
+        return stack_spec(stack_config(stack, yaml.safe_load(shown.stdout) or {}))
     except SpecError as error:
         raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup without "
                            "--since: the complete script is idempotent") from None

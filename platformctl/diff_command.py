@@ -25,9 +25,18 @@ from components.environment import SpecError
 
 from .diff import diff_plans, render_comment
 from .engine import ROOT, declare
-from .outside import Needs, checklist, checklist_markdown, needs_of, stack_spec
+from .outside import Needs, checklist, checklist_markdown, needs_of
 from .plan import plan_document
-from .stackfile import StackConfig, StackFileError, parse_stack_file, read_stack, stack_config, stack_file, stacks
+from .stackfile import (
+    StackConfig,
+    StackFileError,
+    parse_stack_file,
+    read_stack,
+    stack_config,
+    stack_file,
+    stack_spec,
+    stacks,
+)
 
 NAME = "diff"
 HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "

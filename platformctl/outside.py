@@ -18,8 +18,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from components.environment import EnvironmentSpec, load_spec
-from components.render.acl import load_policy_files
+from components.environment import EnvironmentSpec
 
 from .stackfile import StackConfig
 
@@ -87,11 +86,6 @@ class Checklist:
     @property
     def empty(self) -> bool:
         return not (self.secrets or self.grants or self.static_users or self.ca_namespaces or self.snapshot_bucket)
-
-
-def stack_spec(stack: StackConfig) -> EnvironmentSpec:
-    """The spec of ``stack``, as the program loads it; raises ``SpecError`` when refused."""
-    return load_spec(stack.stack, stack.config, stack.secret_keys, [d.name for d in load_policy_files()])
 
 
 def needs_of(stack: StackConfig, spec: EnvironmentSpec) -> Needs:

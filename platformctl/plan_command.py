@@ -7,9 +7,9 @@ import sys
 
 from .app_view import UnknownApp, app_text
 from .engine import declare
-from .outside import checklist, checklist_text, needs_of, stack_spec
+from .outside import checklist, checklist_text, needs_of
 from .plan import plan_json, plan_text
-from .stackfile import StackFileError, as_first_up, read_stack, stacks
+from .stackfile import StackFileError, as_first_up, read_stack, stack_spec, stacks
 
 NAME = "plan"
 HELP = "print what a stack declares, evaluated offline by the real program with Pulumi's mock engine"

@@ -17,11 +17,9 @@ import sys
 import time
 from typing import Protocol
 
-from components.environment import SpecError, load_spec
-
 from .rollout import Done, Held, Observed, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
 from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "rollout"
 HELP = ("replace the Vault server pods behind the StatefulSet's update revision: standbys one at a time, "
@@ -43,11 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        stack = read_stack(args.stack)
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys)
-    except (FileNotFoundError, SpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    spec = spec_or_report(args.stack)
+    if spec is None:
         return 2
     ca_cert = args.ca_cert or (spec.vault.ca_cert_file if spec.vault else None) or os.environ.get("VAULT_CACERT")
     rules = Rules(stack=spec.stack, namespace=spec.cluster.namespace, timeout=args.timeout,

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_spec
+from components.render.acl import load_policy_files
 
 from .engine import ROOT
 
@@ -129,13 +130,16 @@ def stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
 
 
+def stack_spec(stack: StackConfig) -> EnvironmentSpec:
+    """The spec of ``stack``, as the program loads it; raises ``SpecError`` when refused."""
+    return load_spec(stack.stack, stack.config, stack.secret_keys, [d.name for d in load_policy_files()])
+
+
 def spec_or_report(stack: str) -> EnvironmentSpec | None:
     """The committed stack's spec for a command, or ``None`` once the reason it cannot be read (no such
-    stack, or a config the spec refuses) is printed: the command then exits 2. The hand-written
-    policies' names only matter to the policy rules, which ``plan`` checks."""
+    stack, or a config the spec refuses) is printed: the command then exits 2."""
     try:
-        config = read_stack(stack)
-        return load_spec(config.stack, config.config, config.secret_keys)
+        return stack_spec(read_stack(stack))
     except (FileNotFoundError, SpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None
