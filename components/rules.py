@@ -65,8 +65,7 @@ def tls_allowed(enabled: bool, tier: str) -> str | None:
     return f"TLS may only be turned off in dev, not in {tier}"
 
 
-# libpq modes that may hand the admin password to a server nobody verified, or send it in clear.
-UNVERIFIED_SSL_MODES = ("disable", "allow", "prefer", "require")
+# libpq modes that verify the server (the others may hand the admin password to any server, or send it in clear).
 VERIFYING_SSL_MODES = ("verify-ca", "verify-full")
 
 
@@ -382,8 +381,8 @@ def _object_refusal(refuse: Callable[..., Refusal], what: str, target: str, decl
                     granted: set[str], allowed: set[str]) -> Refusal | None:
     if not target or _only_globs(target):
         return refuse(f"it reaches every {what} of the mount", f"name the {what}s the holder needs")
-    if target not in declared and not (literal_prefix(target) != target and any(vault_acl.matches(target, name)
-                                                                            for name in declared)):
+    if target not in declared and not (literal_prefix(target) != target and any(map(vault_acl.matcher(target),
+                                                                                  declared))):
         listed = ", ".join(sorted(declared)[:10]) or "none"
         return refuse(f"{what} {target!r} is not declared by the stack",
                       f"declare it, or use a declared one ({listed})")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -379,6 +379,13 @@ def default_rules() -> tuple[PathRule, ...]:
     return parse_rules(DEFAULT_POLICY, "Vault's default policy")
 
 
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether policy path ``pattern`` (exact, ``*`` or ``+``) applies to a request path: the ACL built
+    once, for testing many paths."""
+    acl = Acl({"": [PathRule(pattern, ("read",))]})
+    return lambda path: acl.allows("read", path)
+
+
 def matches(pattern: str, path: str) -> bool:
     """Does policy path ``pattern`` (exact, ``*`` or ``+``) apply to request path ``path``?"""
-    return Acl({"": [PathRule(pattern, ("read",))]}).allows("read", path)
+    return matcher(pattern)(path)

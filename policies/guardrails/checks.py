@@ -15,6 +15,7 @@ a stack that is neither gets the production rules.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -404,9 +405,11 @@ def check_pki_domains(args: ResourceValidationArgs, report: ReportViolation) -> 
             report(f"allowedDomains: {problem}; list the organisation's own domains", None)
 
 
+@functools.cache
 def stated_removals(stack: str, root: Path = engine.ROOT) -> tuple[str, ...]:
     """What the stack file states it removes (``vault-platform:removals``): the same file the Pulumi CLI
-    runs the program with. A stack without a file here states nothing."""
+    runs the program with. A stack without a file here states nothing. Read once per run, not once per
+    resource checked."""
     try:
         removals = read_stack(stack, root).config.get(f"{PROJECT}:removals") or []
     except FileNotFoundError:
@@ -514,15 +517,23 @@ def lease_problems(resources: list[tuple[str, Mapping[str, Any]]]) -> Iterator[s
     """Each (Kubernetes auth role, database role) pair where the role's tokens may read the database
     role's credentials (Vault's ACL semantics over the policies the role attaches) and the credentials'
     ``maxTtl`` outlives the tokens' ``tokenMaxTtl``."""
-    policies = {str(reveal(props.get("name"))): str(reveal(props.get("policy")) or "")
-                for type_token, props in resources if type_token == ACL_POLICY}
+    policies: dict[str, tuple[vault_acl.PathRule, ...]] = {}
+    for type_token, props in resources:
+        if type_token == ACL_POLICY:
+            name = str(reveal(props.get("name")))
+            try:  # parsed once for every role that attaches it
+                policies[name] = vault_acl.parse_rules(str(reveal(props.get("policy")) or ""), f"policy {name!r}")
+            except vault_acl.PolicyParseError:
+                continue  # acl-least-privilege reports it
+
     credentials = [(f"{reveal(props.get('backend'))}/creds/{reveal(props.get('name'))}", _ttl(props, "maxTtl"))
                    for type_token, props in resources if type_token == DATABASE_ROLE]
     for type_token, props in resources:
         if type_token != AUTH_ROLE or not credentials:
             continue
         attached = [str(reveal(name)) for name in lookup(props, "tokenPolicies") or ()]
-        acl = vault_acl.Acl.of_texts({name: policies[name] for name in attached if name in policies})
+        acl = vault_acl.Acl({**{name: policies[name] for name in attached if name in policies},
+                             vault_acl.DEFAULT_POLICY_NAME: vault_acl.default_rules()})
         app = str(lookup(props, "roleName"))
         for path, max_ttl in credentials:
             if acl.allows("read", path) and (

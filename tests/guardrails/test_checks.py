@@ -531,6 +531,13 @@ class TestDatabaseLeases:
         unread = with_inputs(declared["prod"], self.ROLE, maxTtl=86400.0, name="batch-role")
         assert reported("database-leases", stack_args(unread, tags["prod"])) == []
 
+    def test_a_policy_that_does_not_parse_grants_nothing_here(self, declared: dict[str, Declaration],
+                                                              tags: dict[str, dict[str, str]]) -> None:
+        # acl-least-privilege reports the broken text; this policy only must not fail on it.
+        broken = with_inputs(declared["prod"], self.ROLE, maxTtl=86400.0)
+        broken = with_inputs(broken, "vault-policies-app-api-service", policy='path "x" {')
+        assert reported("database-leases", stack_args(broken, tags["prod"])) == []
+
 
 def test_every_policy_is_tested() -> None:
     tested = {case[0] for case in TestDeclaredResources.CASES.values()} | {
