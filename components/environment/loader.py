@@ -463,7 +463,7 @@ def _auto_unseal(node: Node) -> AutoUnseal:
         kms_key_id=node.string("kmsKeyId"),
         role_arn=node.string("roleArn"),
     )
-    if not re.fullmatch(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+", unseal.role_arn):
+    if not operations.ROLE_ARN.fullmatch(unseal.role_arn):
         raise node.error("roleArn", f"{unseal.role_arn!r} is not an IAM role ARN",
                          "use arn:aws:iam::<account>:role/<name>")
     if not re.fullmatch(r"(alias/[\w/-]+|(mrk-)?[0-9a-f-]{32,36}|arn:aws[-a-z]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+)",

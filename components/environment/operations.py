@@ -33,7 +33,7 @@ MAX_REQUEST_LATENCY_MS = 90_000
 MAX_REQUEST_LATENCY_WHY = "Vault ends a request after 90s, so a slower threshold never fires"
 # S3 bucket names without dots (dots break TLS to virtual-hosted bucket addresses).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-_ROLE_ARN = re.compile(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+")
+ROLE_ARN = re.compile(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 
@@ -63,7 +63,7 @@ def load_snapshots(node: Node, tier: Tier) -> Snapshots | None:
         raise node.error("bucket", f"{bucket!r} is not a valid S3 bucket name",
                          "use 3-63 lowercase letters, digits and single hyphens (no dots)")
     role_arn = node.string("roleArn")
-    if not _ROLE_ARN.fullmatch(role_arn):
+    if not ROLE_ARN.fullmatch(role_arn):
         raise node.error("roleArn", f"{role_arn!r} is not an IAM role ARN", "use arn:aws:iam::<account>:role/<name>")
     snapshots = Snapshots(interval=interval, retention_days=retention // DAY, bucket=bucket,
                           region=node.string("region", rule=AWS_REGION), role_arn=role_arn)

@@ -20,10 +20,12 @@ API_PORT = 8200
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 PROMETHEUS_RETENTION = "24h"
 """Longer than any alert's look-back (a counter that vanished between two scrapes would reset)."""
-# The chart's own server image (values.yaml of 0.34.1, server.image): already on every node that runs
-# Vault, and Alpine with busybox (sh, sha256sum, pgrep, kill; the chart's preStop hook relies on the
-# same tools: `kill -SIGTERM $(pidof vault)`). Bump it with the chart.
-TLS_RELOADER_IMAGE = "hashicorp/vault:2.0.4"
+# The chart's own server image (values.yaml of 0.34.1, server.image); the one pin for every container
+# of ours that runs Vault's image (the snapshot job's too). Bump it with the chart.
+SERVER_IMAGE = "hashicorp/vault:2.0.4"
+# The SIGHUP sidecar runs it: already on every node that runs Vault, and Alpine with busybox (sh,
+# sha256sum, pgrep, kill; the chart's preStop hook relies on the same tools: `kill -SIGTERM $(pidof vault)`).
+TLS_RELOADER_IMAGE = SERVER_IMAGE
 TLS_RELOAD_INTERVAL_SECONDS = 30
 SIGHUP_SIDECAR = "vault-sighup"
 """The container beside each server that signals it (certificate renewed, audit log rotated)."""

@@ -18,12 +18,12 @@ from components.environment.durations import HOUR
 from components.environment.operations import SNAPSHOT_IDENTITY
 
 from .acl import render_rules
-from .helm_values import API_PORT, IRSA_ANNOTATION, TLS_MOUNT_PATH, api_scheme
+from .helm_values import API_PORT, IRSA_ANNOTATION, SERVER_IMAGE, TLS_MOUNT_PATH, api_scheme
 
 SNAPSHOT_PATH = "sys/storage/raft/snapshot"
 """``GET`` takes a snapshot; not a sudo path (``PathsSpecial.Root`` of Vault's system backend)."""
-VAULT_IMAGE = "hashicorp/vault:2.0.4"
-"""The image chart 0.34.1 runs the servers with (``server.image``): the CLI matches the servers."""
+VAULT_IMAGE = SERVER_IMAGE
+"""The image the chart runs the servers with: the CLI matches the servers."""
 AWS_CLI_IMAGE = "amazon/aws-cli:2.22.35"
 """AWS CLI v2, pinned."""
 SNAPSHOT_DIR = "/snapshots"
