@@ -48,8 +48,9 @@ def full_scripts(database: Database) -> list[ConnectionScript]:
 def changed_scripts(base: Database | None, head: Database) -> list[ConnectionScript]:
     """Per connection of ``head``, what applying it over ``base``'s setup needs."""
     before = needs_of(base) if base is not None else {}
+    after = needs_of(head)
     scripts = []
-    for name, needs in needs_of(head).items():
+    for name, needs in after.items():
         old = before.get(name)
         connection = needs.connection
         if old is None or any(getattr(old.connection, key) != getattr(connection, key) for key in _IDENTITY):
@@ -77,7 +78,7 @@ def changed_scripts(base: Database | None, head: Database) -> list[ConnectionScr
                 statements += static_user_statements(connection, user, removed=True)
         scripts.append(ConnectionScript(connection, tuple(statements), tuple(later), whole=False))
     scripts += [ConnectionScript(old.connection, (), whole=False, removed=True)
-                for name, old in before.items() if name not in needs_of(head)]
+                for name, old in before.items() if name not in after]
     return scripts
 
 

@@ -11,13 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from components.environment import EnvironmentSpec, SpecError
 
 from .db_setup import changed_scripts, full_scripts, render
 from .engine import ROOT
-from .stackfile import StackFileError, read_stack, stack_config, stack_file, stack_spec, stacks
+from .stackfile import StackFileError, parse_stack_file, read_stack, stack_config, stack_file, stack_spec, stacks
 
 NAME = "db-setup"
 HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"
@@ -58,7 +56,7 @@ def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
     if shown.returncode != 0:
         return None  # a new stack: everything is new
     try:
-        return stack_spec(stack_config(stack, yaml.safe_load(shown.stdout) or {}))
+        return stack_spec(stack_config(stack, parse_stack_file(shown.stdout, f"{ref}:{path}")))
     except SpecError as error:
         raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup without "
                            "--since: the complete script is idempotent") from None

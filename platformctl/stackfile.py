@@ -130,16 +130,18 @@ def stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
 
 
-def stack_spec(stack: StackConfig) -> EnvironmentSpec:
-    """The spec of ``stack``, as the program loads it; raises ``SpecError`` when refused."""
-    return load_spec(stack.stack, stack.config, stack.secret_keys, [d.name for d in load_policy_files()])
+def stack_spec(stack: StackConfig, *, ci_role: str | None = None) -> EnvironmentSpec:
+    """The spec of ``stack``, as the program loads it (``ci_role``: the CI job's JWT role, as the
+    program reads it from its environment); raises ``SpecError`` when refused."""
+    return load_spec(stack.stack, stack.config, stack.secret_keys, [d.name for d in load_policy_files()],
+                     ci_role=ci_role)
 
 
-def spec_or_report(stack: str) -> EnvironmentSpec | None:
+def spec_or_report(stack: str, *, ci_role: str | None = None) -> EnvironmentSpec | None:
     """The committed stack's spec for a command, or ``None`` once the reason it cannot be read (no such
     stack, or a config the spec refuses) is printed: the command then exits 2."""
     try:
-        return stack_spec(read_stack(stack))
+        return stack_spec(read_stack(stack), ci_role=ci_role)
     except (FileNotFoundError, SpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None

@@ -18,9 +18,9 @@ import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from requests.exceptions import RequestException
 
-from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec, SpecError, load_spec
+from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec
 
-from .stackfile import read_stack, stacks
+from .stackfile import spec_or_report, stacks
 
 NAME = "vault-login"
 HELP = "print a Vault token for this CI job, logged in with its GitHub OIDC token at the stack's JWT role"
@@ -59,11 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     jwt = os.environ.get(JWT_VARIABLE, "")
-    try:
-        stack = read_stack(args.stack)
-        spec = load_spec(stack.stack, stack.config, stack.secret_keys, ci_role=os.environ.get(CI_ROLE_VARIABLE))
-    except (FileNotFoundError, SpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    spec = spec_or_report(args.stack, ci_role=os.environ.get(CI_ROLE_VARIABLE))
+    if spec is None:
         return 2
     request = login_request(spec)
     if isinstance(request, str):
