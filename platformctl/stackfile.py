@@ -7,6 +7,7 @@ pull request that drops the login shows in the plan diff."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -80,9 +81,18 @@ def parse_stack_file(text: str, name: str) -> dict[str, Any]:
     return document
 
 
+@functools.cache
+def project_defaults() -> Mapping[str, Any]:
+    """The ``default`` of each key ``Pulumi.yaml`` declares: the CLI hands it to the program as if the stack
+    had set it (pulumi/pulumi pkg/workspace/config.go, mergeConfig), so runs without the CLI do too."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    return {key: declared["default"] for key, declared in (project.get("config") or {}).items()
+            if "default" in declared}
+
+
 def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
     """The config of a parsed stack file ``document``, as :func:`read_stack` returns it."""
-    raw: dict[str, Any] = dict(document.get("config") or {})
+    raw: dict[str, Any] = {**project_defaults(), **(document.get("config") or {})}
     tags = raw.pop("pulumi:tags", {}) or {}
     config: dict[str, Any] = {}
     secret_keys: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from components.environment import SpecError
-from tests.support import COMMITTED, STACKS, spec_of
+from platformctl.stackfile import project_defaults, read_stack
+from tests.support import COMMITTED, STACKS, spec_of, spec_of_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_SCHEMA = ROOT / "tests" / "reference" / "pulumi" / "project.json"
@@ -37,14 +39,32 @@ class TestProjectFile:
         assert document["stackConfigDir"] == "stacks"
         assert "venv" in (ROOT / "bin" / "_venv.sh").read_text()
 
-    def test_every_structured_config_key_is_declared(self) -> None:
-        declared = set(dict(project()["config"]))  # type: ignore[call-overload]
-        used = set()
-        for stack in COMMITTED:
-            config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
-            used |= {key for key, value in config.items()
-                     if key.startswith("vault-platform:") and isinstance(value, dict | list)}
-        assert used <= declared
+    def test_no_declared_key_is_required(self) -> None:
+        # The CLI refuses a stack that lacks a key declared in the project's namespace without a
+        # `default` (pulumi/pulumi pkg/workspace/config.go, mergeConfig): every key here is optional.
+        declarations = dict(project()["config"])  # type: ignore[call-overload]
+        assert declarations
+        assert [key for key, declared in declarations.items() if "default" not in declared] == []
+
+    def test_required_key_rule_can_fail(self) -> None:
+        declarations = {**dict(project()["config"]), "vault-platform:tier": {"type": "string"}}  # type: ignore[call-overload]
+        assert [key for key, declared in declarations.items() if "default" not in declared] == ["vault-platform:tier"]
+
+    @pytest.mark.parametrize("stack", COMMITTED)
+    def test_each_default_is_what_the_program_assumes_without_it(self, stack: str) -> None:
+        # The CLI hands every default to the program as if the stack had set it: a default must not
+        # change what a stack that leaves the key out declares.
+        with_defaults = read_stack(stack)
+        without = dataclasses.replace(with_defaults, config={
+            key: value for key, value in with_defaults.config.items() if key not in project_defaults()})
+        assert set(project_defaults()) <= set(with_defaults.config)
+        assert spec_of_config(with_defaults) == spec_of_config(without)
+
+    def test_the_entry_point_is_the_project_folder(self) -> None:
+        # With `main: __main__.py` the language host runs the file with runpy.run_path, which leaves the
+        # project's folder off sys.path, and `import components` fails (pulumi/pulumi#7360).
+        assert "main" not in project()
+        assert (ROOT / "__main__.py").is_file()
 
 
 class TestStackFiles:
