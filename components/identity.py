@@ -9,7 +9,6 @@ import pulumi
 import pulumi_vault as vault
 
 from components.environment import EnvironmentSpec, GithubActions, PeopleOidc
-from components.environment.identity import GITHUB_ISSUER
 from components.options import children_of
 from components.render.identity import bound_claims
 
@@ -34,8 +33,9 @@ class GithubActionsAuth(pulumi.ComponentResource):
             type="jwt",
             description="GitHub Actions jobs log in with their OIDC token.",
             # Vault fetches the signing keys through discovery, and accepts no other issuer.
-            oidc_discovery_url=GITHUB_ISSUER,
-            bound_issuer=GITHUB_ISSUER,
+            oidc_discovery_url=github.issuer,
+            oidc_discovery_ca_pem=github.issuer_ca_pem,
+            bound_issuer=github.issuer,
             opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{github.path}"))),
         )
         for role in github.roles:
@@ -78,6 +78,7 @@ class PeopleAuth(pulumi.ComponentResource):
             description="People log in with the company's identity provider.",
             # Vault checks the token's issuer against the discovered one.
             oidc_discovery_url=people.discovery_url,
+            oidc_discovery_ca_pem=people.discovery_ca_pem,
             oidc_client_id=people.client_id,
             oidc_client_secret=pulumi.Config().require_secret(people.client_secret_key),
             default_role=PEOPLE_ROLE,

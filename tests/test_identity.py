@@ -21,6 +21,7 @@ from components.vault_acl import Acl
 from platformctl.__main__ import main as platformctl_main
 from platformctl.engine import Declaration, DeclaredResource, is_secret
 from platformctl.vault_login_command import JwtLoginRequest, login_request
+from tests.postgres.server import ServerTls
 from tests.support import (
     ANY_STACK,
     COMMITTED,
@@ -80,7 +81,8 @@ class TestEveryStack:
         assert github is not None
         (backend,) = [b for b in any_declared[stack].of_type(JWT_BACKEND) if b.inputs["type"] == "jwt"]
         assert (backend.inputs["path"], backend.inputs["oidcDiscoveryUrl"], backend.inputs["boundIssuer"]) == (
-            github.path, GITHUB_ISSUER, GITHUB_ISSUER)
+            github.path, github.issuer, github.issuer)
+        assert backend.inputs.get("oidcDiscoveryCaPem") == github.issuer_ca_pem
         assert backend.protect is spec(stack).keeps(f"sys/auth/{github.path}")  # in every tier
 
     def test_each_ci_role_binds_exact_claims_and_dies_with_the_job(self, any_declared: dict[str, Declaration],
@@ -178,11 +180,13 @@ class TestLogin:
         assert error.problem.startswith("is true, but vault:token is set")
 
 
+PRIVATE_CA = ServerTls.throwaway("github.acme.example", "acme private CA")
 EXACT: dict[str, Any] = {
     f"{P}githubActions": {"repository": "acme/payments-vault", "audience": "https://vault.acme.example",
+                          "issuer": "https://github.acme.example/_services/token", "issuerCaPem": PRIVATE_CA.ca_pem,
                           "deployEnvironment": "production", "previewEnvironment": "production-pr",
                           "previewPolicies": ["operations-readonly"]},
-    f"{P}oidc": {"discoveryUrl": "https://acme.okta.com/", "clientId": "0oa1vault",
+    f"{P}oidc": {"discoveryUrl": "https://acme.okta.com/", "clientId": "0oa1vault", "discoveryCaPem": PRIVATE_CA.ca_pem,
                  "clientSecret": {"fromSecret": "oidcClientSecret"},
                  "allowedRedirectUris": ["https://vault.acme.example/ui/vault/auth/oidc/oidc/callback"],
                  "userClaim": "preferred_username", "scopes": ["groups"], "tokenTtl": "30m", "tokenMaxTtl": "4h",
@@ -201,6 +205,18 @@ def declaration() -> Declaration:
 
 class TestExactShapes:
     """An edited stack: every value as written, and the defaults."""
+
+    def test_a_private_issuer_and_its_ca(self, declaration: Declaration) -> None:
+        backend = declaration.named("vault-github-actions-backend").inputs
+        assert (backend["oidcDiscoveryUrl"], backend["boundIssuer"], backend["oidcDiscoveryCaPem"]) == (
+            "https://github.acme.example/_services/token", "https://github.acme.example/_services/token",
+            PRIVATE_CA.ca_pem)
+        assert declaration.named("vault-people-backend").inputs["oidcDiscoveryCaPem"] == PRIVATE_CA.ca_pem
+
+    def test_githubs_issuer_by_default(self) -> None:
+        github = spec_of("prod").github_actions
+        assert github is not None
+        assert (github.issuer, github.issuer_ca_pem) == (GITHUB_ISSUER, None)
 
     def test_ci_roles(self, declaration: Declaration) -> None:
         roles = by_name(declaration, JWT_ROLE)
@@ -259,6 +275,10 @@ class TestBadInput:
         ({f"{OIDC}.allowedRedirectUris": ["http://vault.prod.internal/callback"]}, f"{OIDC}.allowedRedirectUris[0]",
          "is not an https URL"),
         ({f"{OIDC}.discoveryUrl": "http://login.example"}, f"{OIDC}.discoveryUrl", "is not an https issuer URL"),
+        ({f"{GA}.issuer": "http://github.acme.example"}, f"{GA}.issuer", "is not an https issuer URL"),
+        ({f"{GA}.issuerCaPem": "not a certificate"}, f"{GA}.issuerCaPem", "is not PEM certificates"),
+        ({f"{OIDC}.discoveryCaPem": PRIVATE_CA.certificate_pem}, f"{OIDC}.discoveryCaPem",
+         "holds no CA certificate"),
         ({f"{OIDC}.groups[1].policies": ["auditors"]}, f"{OIDC}.groups[1].policies[0]",
          "policy 'auditors' is not declared"),
         ({f"{OIDC}.groups[1].policies": ["vault-iac"]}, f"{OIDC}.groups[1].policies[0]",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -416,6 +417,25 @@ def label_of(item: Any) -> str | None:
 
 PORTS = (1, 65535)
 """TCP and UDP ports."""
+
+
+def ca_pem(node: Node, key: str, signed: str) -> str | None:
+    """The PEM text at ``key``, checked to hold CA certificates (OpenSSL, through ``ssl``), or ``None``
+    when unset; ``signed`` says what the CA signed, for the fix."""
+    text = node.optional_string(key)
+    if text is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError) as error:
+        raise node.error(key, f"is not PEM certificates ({error.args[-1]})",
+                         "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, "
+                         f"as a YAML block ({key}: |)") from None
+    if context.cert_store_stats()["x509_ca"] == 0:
+        raise node.error(key, "holds no CA certificate (a server certificate cannot sign another)",
+                         f"give the CA that signed {signed}")
+    return text
 
 
 def port_problem(port: int) -> str | None:

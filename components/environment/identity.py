@@ -13,7 +13,7 @@ from typing import cast
 
 from components import rules
 
-from ._reader import AUDIENCE, VAULT_NAME, Name, Node, check_name, check_ttl_cap, check_ttl_order, declared
+from ._reader import AUDIENCE, VAULT_NAME, Name, Node, ca_pem, check_name, check_ttl_cap, check_ttl_order, declared
 from .durations import HOUR
 from .model import CiRole, CiRoleName, GithubActions, PeopleGroup, PeopleOidc, Policy
 
@@ -60,6 +60,9 @@ def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) 
     repository = _exact(node, "repository", REPOSITORY, "repository")
     audience = _exact(node, "audience", AUDIENCE, "aud", "write the audience the workflows request, e.g. "
                       f"vault-platform-{stack}")
+    issuer = _issuer(node, "issuer", GITHUB_ISSUER, f"write GitHub's issuer, {GITHUB_ISSUER}, or your GitHub "
+                     "Enterprise Server's, https://<host>/_services/token")
+    issuer_ca_pem = ca_pem(node, "issuerCaPem", "the issuer's HTTPS certificate")
     deploy_environment = _exact(node, "deployEnvironment", ENVIRONMENT, "environment", default=stack)
     preview_environment = _exact(node, "previewEnvironment", ENVIRONMENT, "environment", default=f"{stack}-preview")
     if preview_environment == deploy_environment:
@@ -79,7 +82,7 @@ def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) 
                              f"({PREVIEW_POLICY}, and {OPERATIONS_POLICY} if needed)")
     node.done()
     return GithubActions(
-        path=GITHUB_ACTIONS_PATH, repository=repository, audience=audience,
+        path=GITHUB_ACTIONS_PATH, repository=repository, audience=audience, issuer=issuer, issuer_ca_pem=issuer_ca_pem,
         deploy=CiRole(name="deploy", environment=deploy_environment, ref=MAIN_REF, policies=(DEPLOY_POLICY,),
                       token_ttl=DEPLOY_TOKEN_TTL),
         preview=CiRole(name="preview", environment=preview_environment, ref=None,
@@ -90,12 +93,8 @@ def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) 
 def load_people(node: Node, policies: Mapping[str, Policy], secret: Callable[[Node, str], str]) -> PeopleOidc:
     """The ``oidc`` section; ``secret(node, key)`` checks the ``{fromSecret: ...}`` at ``key`` and names
     the stack secret."""
-    # Kept exactly as written: Vault requires the discovered issuer to be this very string.
-    discovery_url = node.string("discoveryUrl")
-    match = _URL.fullmatch(discovery_url)
-    if match is None or match.group(1) != "https":
-        raise node.error("discoveryUrl", f"{discovery_url!r} is not an https issuer URL",
-                         "write the identity provider's issuer, e.g. https://login.example.com")
+    discovery_url = _issuer(node, "discoveryUrl", None, "write the identity provider's issuer, e.g. "
+                            "https://login.example.com")
     uris = node.strings("allowedRedirectUris")
     if not uris:
         raise node.error("allowedRedirectUris", "is empty: Vault would refuse every login",
@@ -122,6 +121,7 @@ def load_people(node: Node, policies: Mapping[str, Policy], secret: Callable[[No
     people = PeopleOidc(
         path=PEOPLE_PATH,
         discovery_url=discovery_url,
+        discovery_ca_pem=ca_pem(node, "discoveryCaPem", "the identity provider's HTTPS certificate"),
         client_id=node.string("clientId", rule=CLIENT_ID),
         client_secret_key=secret(node, "clientSecret"),
         allowed_redirect_uris=tuple(dict.fromkeys(uris)),
@@ -137,6 +137,16 @@ def load_people(node: Node, policies: Mapping[str, Policy], secret: Callable[[No
     check_ttl_order(node, "tokenTtl", people.token_ttl, "tokenMaxTtl", people.token_max_ttl)
     node.done()
     return people
+
+
+def _issuer(node: Node, key: str, default: str | None, fix: str) -> str:
+    """An OIDC issuer URL, kept exactly as written: Vault requires the discovered issuer to be this very
+    string (vault-plugin-auth-jwt, through go-oidc's discovery check)."""
+    url = node.string(key, default)
+    match = _URL.fullmatch(url)
+    if match is None or match.group(1) != "https":
+        raise node.error(key, f"{url!r} is not an https issuer URL", fix)
+    return url
 
 
 def _people_group(node: Node, policies: Mapping[str, Policy]) -> PeopleGroup:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-import ssl
 from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, cast
 
@@ -26,6 +25,7 @@ from ._reader import (
     Node,
     SpecError,
     attempt,
+    ca_pem,
     check_min_ttl,
     check_name,
     check_ttl_cap,
@@ -611,7 +611,7 @@ def _connection(node: Node, tier: Tier, secrets: _SecretRefs) -> Connection:
         rotate_root=node.boolean("rotateRoot", not in_cluster),
         admin_setup=cast(AdminSetup, node.string("adminSetup", "functions", choices=ADMIN_SETUPS)),
         table_owner=node.string("tableOwner", "app_owner", rule=SQL_IDENTIFIER),
-        tls_ca=_tls_ca(node),
+        tls_ca=ca_pem(node, "tlsCa", "the database server's certificate"),
     )
     if connection.rotate_root and in_cluster:
         raise node.error("rotateRoot", "the in-cluster PostgreSQL resets the admin password to the generated "
@@ -656,24 +656,6 @@ def _check_tls(node: Node, connection: Connection, tier: Tier) -> None:
     problem = rules.database_host(connection.host, tier)
     if problem is not None:
         raise node.error("host", problem, "use the server's fully qualified DNS name, the one its certificate carries")
-
-
-def _tls_ca(node: Node) -> str | None:
-    """The PEM text of ``tlsCa``, checked to hold CA certificates (OpenSSL, through ``ssl``)."""
-    text = node.optional_string("tlsCa")
-    if text is None:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        context.load_verify_locations(cadata=text)
-    except (ssl.SSLError, ValueError) as error:
-        raise node.error("tlsCa", f"is not PEM certificates ({error.args[-1]})",
-                         "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, "
-                         "as a YAML block (tlsCa: |)") from None
-    if context.cert_store_stats()["x509_ca"] == 0:
-        raise node.error("tlsCa", "holds no CA certificate (a server certificate cannot sign another)",
-                         "give the CA that signed the database server's certificate")
-    return text
 
 
 def _check_creation_statements(node: Node, statements: tuple[str, ...], connection: Connection) -> None:

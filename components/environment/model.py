@@ -537,6 +537,11 @@ class GithubActions:
     """``owner/name`` of this repository (the token's ``repository`` claim), matched exactly."""
     audience: str
     """The audience workflows request their token for and the roles require (``aud``)."""
+    issuer: str
+    """The OIDC issuer of the job tokens (``iss``): GitHub's, or a GitHub Enterprise Server's; Vault reads its
+    discovery document and signing keys there, and accepts no other issuer."""
+    issuer_ca_pem: str | None
+    """The CA (PEM) that signed the issuer's HTTPS certificate when it is a private one, else ``None``."""
     deploy: CiRole
     """``pulumi up`` from ``main`` in the stack's deploy environment, with ``vault-iac``."""
     preview: CiRole
@@ -566,6 +571,8 @@ class PeopleOidc:
     """Mount path of the OIDC auth method (``auth/<path>``)."""
     discovery_url: str
     """The identity provider's issuer, where Vault reads ``.well-known/openid-configuration``."""
+    discovery_ca_pem: str | None
+    """The CA (PEM) that signed the identity provider's HTTPS certificate when it is a private one."""
     client_id: str
     """Vault's OAuth client id at the identity provider."""
     client_secret_key: str
