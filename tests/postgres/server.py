@@ -111,9 +111,13 @@ class ServerTls:
 class PostgresServer:
     """One server process; :meth:`start` and :meth:`stop` (idempotent, also removes the directory)."""
 
-    def __init__(self, bindir: Path | None = None, tls: ServerTls | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, tls: ServerTls | None = None, address: str = "127.0.0.1",
+                 port: int | None = None) -> None:
+        """``address`` (a loopback address) and ``port`` (else a free one) are where it listens over TCP."""
         self.bindir = bindir or find_bindir()
         self.tls = tls
+        self.address = address
+        self.fixed_port = port
         self.as_root = os.geteuid() == 0
         self.directory = Path(tempfile.mkdtemp(prefix="pgtest-", dir=_scratch_parent()))
         self.data = self.directory / "data"
@@ -137,11 +141,11 @@ class PostgresServer:
                   "--no-instructions", "--encoding=UTF8", "--locale=C.UTF-8")
         (self.data / "pg_hba.conf").write_text(
             f"local all {SUPERUSER} trust\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
+            f"host all all {self.address}/32 scram-sha-256\n"
         )
         # Throwaway data: durability settings off, for a fast start and fast CREATE DATABASE.
         settings = {
-            "listen_addresses": "'127.0.0.1'",
+            "listen_addresses": f"'{self.address}'",
             "unix_socket_directories": f"'{self.directory}'",
             "password_encryption": "'scram-sha-256'",
             "fsync": "off",
@@ -156,7 +160,7 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         for attempt in range(3):
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"),
                           "-o", f"-p {self.port}", "-w", "-t", "30", "start")
@@ -198,6 +202,6 @@ class PostgresServer:
         """An autocommit connection over TCP, authenticated with SCRAM-SHA-256 (refused otherwise);
         without TLS unless ``tls`` gives libpq's ``sslmode`` and friends."""
         conninfo = psycopg.conninfo.make_conninfo(
-            host="127.0.0.1", port=self.port, user=user, password=password, dbname=dbname,
+            host=self.address, port=self.port, user=user, password=password, dbname=dbname,
             require_auth="scram-sha-256", connect_timeout=10, **({"sslmode": "disable"} | tls))
         return psycopg.connect(conninfo, autocommit=True)
