@@ -1,0 +1,83 @@
+"""The real tools and the servers the end-to-end tests share: found once, started once per test
+session (a Kubernetes API, the chart's repository behind an HTTPS proxy), always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from kubernetes import client as kubernetes_client
+
+from components.render.helm_values import CHART_REPOSITORY
+from tests.e2e.servers import ConnectProxy, HttpsFiles, KubeCluster, ca_bundle, running
+from tests.e2e.tools import HOW_TO_GET_THEM, SHARED_TOOLS, Tools, find_tools, required
+from tests.postgres.server import ServerTls
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
+CHART_HOST = CHART_REPOSITORY.removeprefix("https://").rstrip("/")
+# The CustomResourceDefinitions the stacks' objects need, as the cluster's cert-manager and Prometheus
+# operator install them (tests/reference holds their upstream files).
+CRD_FILES = (REFERENCE / "cert-manager" / "cert-manager.io_certificates.yaml",
+             REFERENCE / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml")
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    found, missing = find_tools()
+    if found is None:
+        message = f"the real tools are missing ({', '.join(missing)}): {HOW_TO_GET_THEM}"
+        if required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(f"end-to-end tests skipped: {message}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def kube_tools(tools: Tools) -> Tools:
+    if tools.kube_local is None:
+        message = f"kube-local.sh or the Kubernetes binaries are missing: {HOW_TO_GET_THEM}"
+        if required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(f"end-to-end tests on a cluster skipped: {message}")
+    return tools
+
+
+@pytest.fixture(scope="session")
+def cluster(kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A loopback Kubernetes API whose pods become Ready, with the stacks' CRDs applied."""
+    assert kube_tools.kube_local is not None
+    kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube"))
+    with running(kube):
+        api = kubernetes_client.ApiextensionsV1Api(kube.api())
+        for document in [*(yaml.safe_load(path.read_text()) for path in CRD_FILES), SERVICE_MONITOR_CRD]:
+            api.create_custom_resource_definition(cast(Any, document))
+        yield kube
+
+
+@pytest.fixture(scope="session")
+def chart_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The chart's repository (``../shared/tools/chart-repo``: its ``index.yaml`` and package) served over
+    HTTPS under its own name through an HTTPS proxy: the environment a CLI run needs to reach it."""
+    directory = tmp_path_factory.mktemp("chart-repository")
+    tls = ServerTls.throwaway(CHART_HOST, "vault-platform e2e chart repository CA")
+    files = {f"/{path.name}": path.read_bytes() for path in (SHARED_TOOLS / "chart-repo").iterdir() if path.is_file()}
+    server = HttpsFiles(tls, directory, files)
+    proxy = ConnectProxy({CHART_HOST: server.port})
+    with running(server, proxy):
+        yield {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(ca_bundle(directory, tls.ca_pem))}
+
+
+# A stand-in for the Prometheus operator's ServiceMonitor CRD (the chart renders one in staging and prod):
+# the kind must exist for the release to install; its schema is not what these tests check.
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList", "plural": "servicemonitors",
+                       "singular": "servicemonitor"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}

@@ -1,0 +1,284 @@
+"""Real servers on loopback for the end-to-end tests, each in a temporary directory, on free ports,
+stopped by PID: Vault (Raft storage, initialized and unsealed), a Kubernetes API (``kube-local.sh``),
+an HTTPS file server (the chart's repository, an OIDC issuer) and an HTTPS proxy that sends a public
+host name to it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import select
+import shlex
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+
+import hvac  # type: ignore[import-untyped]
+from kubernetes import client as kubernetes_client
+from kubernetes import config as kubernetes_config
+
+from tests.postgres.server import ServerTls, free_port
+
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``: by the PID the test started, nothing else."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def ca_bundle(directory: Path, *extra_pems: str) -> Path:
+    """The system's CAs plus throwaway ones, for ``SSL_CERT_FILE`` (which replaces the system roots)."""
+    path = directory / "ca-bundle.pem"
+    system = SYSTEM_CA_BUNDLE.read_text() if SYSTEM_CA_BUNDLE.is_file() else ""
+    path.write_text(system + "".join(pem if pem.endswith("\n") else pem + "\n" for pem in extra_pems))
+    return path
+
+
+class VaultServer:
+    """``vault server`` with integrated Raft storage, as production runs it (no ``-dev``): initialized with
+    one key share and unsealed by :meth:`start`; :attr:`root_token` is the initial root token."""
+
+    def __init__(self, binary: Path, directory: Path, hosts: Mapping[str, str] | None = None,
+                 mounts: Mapping[Path, Path] | None = None) -> None:
+        """``hosts`` (name -> loopback address) and ``mounts`` (a directory of this machine -> where Vault
+        sees it) give the process a view of its own (a private mount namespace: nothing else sees them),
+        as a server inside the cluster would have: the Services' names, its audit volume."""
+        self.binary = binary
+        self.directory = directory
+        self.hosts = dict(hosts or {})
+        self.mounts = dict(mounts or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.root_token = ""
+        self.unseal_key = ""
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        return hvac.Client(url=self.address, token=token if token is not None else self.root_token, timeout=10)
+
+    def start(self) -> None:
+        (self.directory / "raft").mkdir(parents=True, exist_ok=True)
+        self.port, cluster_port = free_port(), free_port()
+        config = self.directory / "vault.hcl"
+        config.write_text(
+            f'storage "raft" {{\n  path = "{self.directory / "raft"}"\n  node_id = "e2e-0"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
+            f'  cluster_address = "127.0.0.1:{cluster_port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "http://127.0.0.1:{self.port}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
+            'disable_mlock = true\n')
+        self.launch()
+        client = self.client(token="")
+        answer = client.sys.initialize(secret_shares=1, secret_threshold=1)
+        self.root_token, self.unseal_key = answer["root_token"], answer["keys"][0]
+        self.unseal()
+
+    def launch(self) -> None:
+        """Starts the process on the existing storage (sealed, until :meth:`unseal`)."""
+        log = (self.directory / "vault.log").open("ab")
+        self.process = subprocess.Popen(
+            [*self._namespace(), str(self.binary), "server", f"-config={self.directory / 'vault.hcl'}"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VAULT_LOG_LEVEL": "warn"},
+            start_new_session=True)
+        wait_until(self._answers, 30, f"Vault on port {self.port} (log: {self.directory / 'vault.log'})")
+
+    def _namespace(self) -> list[str]:
+        """The command that runs Vault in its own mount namespace with :attr:`hosts` and :attr:`mounts`
+        (``unshare`` keeps the PID: the shell it starts ``exec``s Vault)."""
+        if not self.hosts and not self.mounts:
+            return []
+        hosts = self.directory / "hosts"
+        hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in self.hosts.items()))
+        binds = {hosts: Path("/etc/hosts"), **self.mounts}
+        script = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"
+                             for source, target in binds.items())
+        return ["unshare", "--mount", "--", "sh", "-c", f'{script} && exec "$@"', "vault-in-namespace"]
+
+    def unseal(self) -> None:
+        self.client(token="").sys.submit_unseal_key(self.unseal_key)
+        wait_until(lambda: self._health() == 200, 30, "Vault to become the active Raft leader")
+
+    def _health(self) -> int | None:
+        address = ("127.0.0.1", self.port)
+        with contextlib.suppress(OSError, IndexError, ValueError), socket.create_connection(address, 2) as connection:
+            connection.sendall(b"GET /v1/sys/health HTTP/1.0\r\n\r\n")
+            return int(connection.recv(64).split(b" ")[1])
+        return None
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"vault server exited: {(self.directory / 'vault.log').read_text()[-2000:]}")
+        return self._health() is not None
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+
+class KubeCluster:
+    """``kube-local.sh``'s loopback cluster: etcd, kube-apiserver, controller-manager, scheduler and kwok
+    (pods become Ready without running); :attr:`kubeconfig` is its admin kubeconfig."""
+
+    def __init__(self, script: Path, kube_bin: Path, directory: Path) -> None:
+        self.script = script
+        self.directory = directory
+        self.environment = {**os.environ, "KUBE_LOCAL_BIN": str(kube_bin)}
+        self.kubeconfig = Path()
+
+    def start(self) -> None:
+        started = subprocess.run([str(self.script), "start", str(self.directory)], env=self.environment,
+                                 capture_output=True, text=True, check=False, timeout=300)
+        if started.returncode != 0:
+            raise RuntimeError(f"kube-local.sh start failed:\n{started.stderr[-3000:]}")
+        self.kubeconfig = Path(started.stdout.strip().splitlines()[-1])
+
+    def api(self) -> kubernetes_client.ApiClient:
+        """The official client, as the cluster's admin."""
+        return cast(kubernetes_client.ApiClient,
+                    kubernetes_config.new_client_from_config(str(self.kubeconfig)))  # type: ignore[no-untyped-call]
+
+    def stop(self) -> None:
+        subprocess.run([str(self.script), "stop", str(self.directory)], env=self.environment,
+                       capture_output=True, check=False, timeout=120)
+
+
+class HttpsFiles:
+    """An HTTPS server on a free loopback port answering GETs from a table of paths (a callable gets
+    the request's headers), with a certificate for ``tls.host`` from a throwaway CA."""
+
+    def __init__(self, tls: ServerTls, directory: Path,
+                 files: Mapping[str, bytes | Callable[[Mapping[str, str]], tuple[int, bytes]]]) -> None:
+        self.tls = tls
+        self.files = dict(files)
+        table = self.files
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                entry = table.get(self.path.split("?")[0])
+                status, body = (404, b"not found") if entry is None else (
+                    (200, entry) if isinstance(entry, bytes) else entry(dict(self.headers.items())))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "application/json" if body[:1] in (b"{", b"[") else
+                                 "application/octet-stream")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        (directory / "server.crt").write_text(tls.certificate_pem)
+        (directory / "server.key").write_text(tls.key_pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(directory / "server.crt", directory / "server.key")
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port: int = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ConnectProxy:
+    """An HTTPS proxy (``CONNECT``) on a free loopback port that tunnels the named hosts to loopback
+    ports and refuses every other host: given to a process as ``HTTPS_PROXY``, it makes a public name
+    reach a local server without root or ``/etc/hosts`` (Go never proxies loopback addresses, so Vault
+    and the Kubernetes API are still reached directly)."""
+
+    def __init__(self, routes: Mapping[str, int]) -> None:
+        table = dict(routes)
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = self.rfile.readline(4096).decode("latin-1").split()
+                while self.rfile.readline(4096) not in (b"\r\n", b"\n", b""):
+                    pass
+                host = request[1].rsplit(":", 1)[0] if len(request) == 3 and request[0] == "CONNECT" else ""
+                if host not in table:
+                    self.wfile.write(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+                    return
+                with socket.create_connection(("127.0.0.1", table[host]), timeout=10) as upstream:
+                    self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self.wfile.flush()
+                    _pipe(self.connection, upstream)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pipe(left: socket.socket, right: socket.socket) -> None:
+    sockets = [left, right]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 60)
+        if not readable:
+            return
+        for source in readable:
+            data = source.recv(65536)
+            if not data:
+                return
+            (right if source is left else left).sendall(data)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_segment(value: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+@contextlib.contextmanager
+def running(*servers: Any) -> Iterator[None]:
+    """Starts the servers in order and always stops every one that started, in reverse order."""
+    started: list[Any] = []
+    try:
+        for server in servers:
+            started.append(server)  # stopped even when its start fails halfway
+            server.start()
+        yield
+    finally:
+        for server in reversed(started):
+            with contextlib.suppress(Exception):
+                server.stop()

@@ -1,0 +1,237 @@
+"""The project as users run it: the real Pulumi CLI, its Python language host and the real providers,
+against a loopback Kubernetes API (pods become Ready there without running), a real Vault with Raft
+storage, a real PostgreSQL 15, and the chart fetched from a stand-in of its repository.
+
+- every committed stack is accepted by the CLI and previewed to the end, declaring what the offline
+  plan (``bin/plan``) declares;
+- the dev stack is applied from empty, every identity's access in Vault is what the offline evaluator
+  says (``access_check``), the stack holds still, and is destroyed only once ``removals`` say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as kubernetes_client
+
+from components.environment import EnvironmentSpec
+from components.environment.loader import DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
+from components.render.admin_setup import IN_CLUSTER_SUPERUSER
+from platformctl.stackfile import read_stack, stack_spec
+from tests.e2e.access_check import disagreements
+from tests.e2e.issuer import OidcIssuer
+from tests.e2e.project import PulumiProject, declared_names, planned_names
+from tests.e2e.servers import KubeCluster, VaultServer, ca_bundle, running
+from tests.e2e.tools import Tools
+from tests.postgres.server import PostgresServer
+from tests.support import COMMITTED
+
+PLACEHOLDER = "placeholder-set-by-the-e2e-test"
+
+
+@pytest.fixture(scope="module")
+def vault(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
+    """One Vault for the previews: a preview writes nothing, but the provider logs in (a child token)."""
+    server = VaultServer(tools.which("vault"), tmp_path_factory.mktemp("vault"))
+    with running(server):
+        yield server
+
+
+def stack_secrets(stack: str) -> dict[str, str]:
+    """A placeholder for every stack secret the stack file references (what `bin/plan` lists)."""
+    return {key: PLACEHOLDER for key in read_stack(stack).placeholders}
+
+
+@pytest.mark.parametrize("stack", COMMITTED)
+def test_the_cli_previews_every_committed_stack(stack: str, tools: Tools, cluster: KubeCluster,
+                                                chart_repository: dict[str, str], vault: VaultServer,
+                                                tmp_path: Path) -> None:
+    project = PulumiProject(tools, tmp_path, {"KUBECONFIG": str(cluster.kubeconfig), **chart_repository})
+    project.init(stack, {"vault:address": vault.address}, {**stack_secrets(stack), "vault:token": vault.root_token})
+    preview = project.preview(stack)
+    errors = [event for event in preview.get("diagnostics", []) if event.get("severity") == "error"]
+    assert errors == []
+    assert declared_names(preview) == planned_names(project.offline_plan(stack))
+    assert {step["op"] for step in preview["steps"]} == {"create"}
+
+
+class DevPostgresInit:
+    """What the in-cluster PostgreSQL's container does on its first start, for a real PostgreSQL beside the
+    cluster (pods do not run here): once the program's Secret exists, its init script runs as the image's
+    superuser in the database the Deployment names (the postgres image's docker-entrypoint-initdb.d)."""
+
+    def __init__(self, cluster: KubeCluster, postgres: PostgresServer, connection_name: str, database: str) -> None:
+        self.core = kubernetes_client.CoreV1Api(cluster.api())
+        self.postgres = postgres
+        self.secret = f"{connection_name}-credentials"
+        self.database = database
+        self.done = threading.Event()
+        self.stopping = threading.Event()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        with self.postgres.superuser() as connection:
+            connection.execute(f'CREATE ROLE "{IN_CLUSTER_SUPERUSER}" SUPERUSER')
+            connection.execute(f'CREATE DATABASE "{self.database}" OWNER "{IN_CLUSTER_SUPERUSER}"')
+        self.thread.start()
+
+    def _watch(self) -> None:
+        try:
+            while not self.stopping.wait(0.1):
+                with contextlib.suppress(kubernetes_client.ApiException):
+                    secret = self.core.read_namespaced_secret(self.secret, DEV_POSTGRES_NAMESPACE)
+                    script = base64.b64decode((secret.data or {})["10-vault-admin.sql"]).decode()
+                    with self.postgres.superuser(self.database) as connection:
+                        connection.execute(f'SET ROLE "{IN_CLUSTER_SUPERUSER}"')
+                        connection.execute(script.encode())
+                    self.done.set()
+                    return
+        except BaseException as error:  # reported by the test
+            self.failure = error
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+def audit_directory(spec: EnvironmentSpec) -> Path:
+    """Where the dev stack's file audit device writes inside the Vault pod (the chart's audit volume)."""
+    (path,) = [device.file_path for device in spec.audit.devices if (device.file_path or "").startswith("/")]
+    assert path is not None
+    return Path(path)
+
+
+@dataclass
+class AppliedDev:
+    """The dev stack as ``pulumi up`` left it, and the servers it runs against."""
+
+    project: PulumiProject
+    cluster: KubeCluster
+    vault: VaultServer
+    postgres: PostgresServer
+    issuer: OidcIssuer
+    spec: EnvironmentSpec
+    audit_log: Path
+    """Vault's file audit log (the dev stack's ``file`` device), as this machine sees it."""
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def dev(tools: Tools, cluster: KubeCluster, chart_repository: dict[str, str],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedDev]:
+    """The dev stack applied from empty by ``pulumi up`` (the bootstrap run: the stack's token)."""
+    if os.geteuid() != 0:
+        pytest.skip("the dev stack's up needs root: Vault runs in a mount namespace of its own, with the "
+                    "in-cluster names and the audit volume of its pod (CI runs as root)")
+    directory = tmp_path_factory.mktemp("dev")
+    spec = stack_spec(read_stack("dev"))
+    assert spec.database is not None
+    (connection,) = [c for c in spec.database.connections if c.in_cluster]
+    audit_log = audit_directory(spec)
+    mountpoint = audit_log.parent
+    created = [path for path in (mountpoint.parent, mountpoint) if not path.exists()]
+    mountpoint.mkdir(parents=True, exist_ok=True)  # an empty mount point; Vault's writes go to the directory
+    (directory / "audit").mkdir()
+    # The in-cluster Service's name, for Vault, at a loopback address of its own on PostgreSQL's port.
+    postgres = PostgresServer(address="127.0.0.42", port=DEV_POSTGRES_PORT)
+    issuer = OidcIssuer(directory / "issuer")
+    vault = VaultServer(tools.which("vault"), directory / "vault", hosts={connection.host: postgres.address},
+                        mounts={directory / "audit": mountpoint})
+    init = DevPostgresInit(cluster, postgres, connection.name, connection.database)
+    try:
+        with running(postgres, issuer, vault, init):
+            bundle = ca_bundle(directory, issuer.tls.ca_pem, Path(chart_repository["SSL_CERT_FILE"]).read_text())
+            project = PulumiProject(tools, directory / "cli", {
+                "KUBECONFIG": str(cluster.kubeconfig), **chart_repository, "SSL_CERT_FILE": str(bundle)})
+            _point_logins_at(project, issuer)
+            project.init("dev", {"vault:address": vault.address},
+                         {**stack_secrets("dev"), "vault:token": vault.root_token})
+            project.up("dev")
+            assert init.failure is None
+            assert init.done.is_set()
+            yield AppliedDev(project, cluster, vault, postgres, issuer, spec, directory / "audit" / audit_log.name)
+    finally:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+def test_the_dev_stack_applies_both_layers(dev: AppliedDev) -> None:
+    client = dev.vault.client()
+    assert {"secret/", "database/", "transit/", "pki/", "pki_int/"} <= set(
+        client.sys.list_mounted_secrets_engines()["data"])
+    assert {"kubernetes/", "github-actions/", "oidc/"} <= set(client.sys.list_auth_methods()["data"])
+    assert set(client.sys.list_enabled_audit_devices()["data"]) == {f"{d.path}/" for d in dev.spec.audit.devices}
+    assert dev.audit_entries()
+    # The chart's servers, ready as far as the cluster knows (kwok's pods run nothing).
+    servers = kubernetes_client.AppsV1Api(dev.cluster.api()).read_namespaced_stateful_set(
+        dev.spec.cluster.release_name, dev.spec.cluster.namespace)
+    assert servers.status is not None
+    assert servers.status.ready_replicas == dev.spec.cluster.replicas
+
+
+def test_an_app_gets_unique_database_credentials_that_log_in(dev: AppliedDev) -> None:
+    client = dev.vault.client()
+    first, second = (client.secrets.database.generate_credentials("api-role")["data"] for _ in range(2))
+    assert first["username"] != second["username"]
+    assert first["username"].startswith("v-")
+    with dev.postgres.connect(first["username"], first["password"], "app") as session:
+        assert session.execute("SELECT current_user").fetchone() == (first["username"],)
+
+
+def test_every_identity_reaches_in_vault_what_the_evaluator_says(dev: AppliedDev) -> None:
+    assert disagreements(dev.vault.client(), dev.project.access("dev")["identities"]) == []
+
+
+def test_a_second_preview_finds_no_changes(dev: AppliedDev) -> None:
+    dev.project.run("preview", "--stack", "dev", "--expect-no-changes", "--non-interactive")
+
+
+def test_destroy_is_refused_until_removals_say_so(dev: AppliedDev) -> None:
+    refused = dev.project.run("destroy", "--stack", "dev", "--yes", "--non-interactive", check=False)
+    assert refused.returncode != 0
+    assert "protected" in refused.stdout + refused.stderr
+    client = dev.vault.client()
+    assert "secret/" in client.sys.list_mounted_secrets_engines()["data"]
+
+    dev.project.edit_stack("dev", {"vault-platform:removals": removals_of(dev.project.offline_plan("dev"))})
+    dev.project.up("dev")
+    dev.project.run("destroy", "--stack", "dev", "--yes", "--non-interactive")
+    assert "secret/" not in client.sys.list_mounted_secrets_engines()["data"]
+    assert "github-actions/" not in client.sys.list_auth_methods()["data"]
+
+
+def _point_logins_at(project: PulumiProject, issuer: OidcIssuer) -> None:
+    """GitHub's issuer and the identity provider cannot be reached here, and Vault reads their discovery
+    documents as soon as the methods' config is written: both point at a loopback issuer, with its CA."""
+    config = project.stack_config("dev")
+    github: dict[str, Any] = {**config["vault-platform:githubActions"], "issuer": issuer.url,
+                              "issuerCaPem": issuer.tls.ca_pem}
+    people: dict[str, Any] = {**config["vault-platform:oidc"], "discoveryUrl": issuer.url,
+                              "discoveryCaPem": issuer.tls.ca_pem}
+    project.edit_stack("dev", {"vault-platform:githubActions": github, "vault-platform:oidc": people})
+
+
+def removals_of(plan: dict[str, Any]) -> list[str]:
+    """Every protected Vault path the plan declares, as ``removals`` names them (a PKI CA goes with its mount)."""
+    prefixes = {"vault:index/audit:Audit": "sys/audit", "vault:index/mount:Mount": "sys/mounts",
+                "vault:index/authBackend:AuthBackend": "sys/auth", "vault:jwt/authBackend:AuthBackend": "sys/auth"}
+    paths = set()
+    for resource in plan["resources"].values():
+        if resource["type"] in prefixes:
+            paths.add(f"{prefixes[resource['type']]}/{resource['inputs']['path']}")
+        elif resource["type"] == "vault:transit/secretBackendKey:SecretBackendKey":
+            paths.add(f"{resource['inputs']['backend']}/keys/{resource['inputs']['name']}")
+    return sorted(paths)
