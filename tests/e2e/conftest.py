@@ -24,6 +24,22 @@ CRD_FILES = (REFERENCE / "cert-manager" / "cert-manager.io_certificates.yaml",
              REFERENCE / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml")
 
 
+SKIPPED = "end-to-end tests skipped: "
+_TOOLS_LINE = next(number for number, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+                   if line.startswith("def tools("))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Every end-to-end test skipped for want of the tools is reported at one place, so the run's summary
+    says it in one line (pytest folds skips by place and reason)."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].startswith(
+            f"Skipped: {SKIPPED}"):
+        report.longrepr = (__file__, _TOOLS_LINE, report.longrepr[2])
+
+
 @pytest.fixture(scope="session")
 def tools() -> Tools:
     found, missing = find_tools()
@@ -31,7 +47,7 @@ def tools() -> Tools:
         message = f"the real tools are missing ({', '.join(missing)}): {HOW_TO_GET_THEM}"
         if required():
             pytest.fail(message, pytrace=False)
-        pytest.skip(f"end-to-end tests skipped: {message}")
+        pytest.skip(SKIPPED + message)
     return found
 
 
@@ -41,7 +57,7 @@ def kube_tools(tools: Tools) -> Tools:
         message = f"kube-local.sh or the Kubernetes binaries are missing: {HOW_TO_GET_THEM}"
         if required():
             pytest.fail(message, pytrace=False)
-        pytest.skip(f"end-to-end tests on a cluster skipped: {message}")
+        pytest.skip(f"{SKIPPED}{message}")
     return tools
 
 

@@ -45,9 +45,11 @@ class PulumiProject:
         })
         self.pulumi = str(tools.which("pulumi"))
 
-    def run(self, *arguments: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.pulumi, *arguments], cwd=self.root, env=self.environment, capture_output=True,
-                                text=True, check=False, timeout=timeout)
+    def run(self, *arguments: str, check: bool = True, timeout: float = 600,
+            environment: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``pulumi <arguments>``; ``environment`` adds variables for this run only (a CI job's login)."""
+        result = subprocess.run([self.pulumi, *arguments], cwd=self.root, capture_output=True, text=True, check=False,
+                                env={**self.environment, **(environment or {})}, timeout=timeout)
         if check and result.returncode != 0:
             raise PulumiFailed(f"pulumi {' '.join(arguments)} exited {result.returncode}:\n"
                                f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}")
