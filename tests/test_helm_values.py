@@ -54,7 +54,7 @@ class TestAgainstTheChart:
     def test_reference_is_the_pinned_chart(self) -> None:
         chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
         assert (chart["version"], chart["appVersion"]) == ("0.34.1", "2.0.4")
-        assert {spec_of_config(any_stack(stack)).cluster.chart_version for stack in COMMITTED} == {chart["version"]}
+        assert {spec_of_config(any_stack(stack)).deployed.chart_version for stack in COMMITTED} == {chart["version"]}
 
     @pytest.mark.parametrize("stack", ANY_STACK)
     def test_values_validate_against_the_chart_schema(self, stack: str) -> None:
@@ -149,9 +149,9 @@ class TestRaftConfig:
     def test_one_retry_join_per_replica(self, stack: str) -> None:
         spec = spec_of(stack)
         raft = parse_raft(stack)["storage"][0]['"raft"']
-        scheme = "https" if spec.cluster.tls.enabled else "http"
+        scheme = "https" if spec.deployed.tls.enabled else "http"
         assert [unquote(join["leader_api_addr"]) for join in raft["retry_join"]] == [
-            f"{scheme}://vault-{i}.vault-internal:8200" for i in range(spec.cluster.replicas)]
+            f"{scheme}://vault-{i}.vault-internal:8200" for i in range(spec.deployed.replicas)]
         assert unquote(raft["path"]) == "/vault/data"
 
     def test_tls_peers_are_verified(self) -> None:
