@@ -31,6 +31,8 @@ REVIEWER_FIX = ("create a service account in the application cluster bound to th
                 "system:auth-delegator, store a token of it with `pulumi config set --secret vault-platform:<key>`, "
                 "and write {fromSecret: <key>} here (README, 'A Vault this stack does not deploy')")
 
+KEYS = ("kubernetesHost", "kubernetesCaCert", "tokenReviewerJwt", "raft", "autopilot", "jobsNamespace",
+        "caSecretName")
 SecretReference = Callable[[Node, str], str]
 """Reads ``{fromSecret: <key>}`` at a key of a node and returns the stack secret's key."""
 AutopilotReader = Callable[[Node, Tier, int], RaftAutopilot]
@@ -42,6 +44,11 @@ def load_external_vault(node: Node, tier: Tier, reference: SecretReference,
     """The ``externalVault`` section: how Vault reaches the application cluster's API to review service
     account tokens, whether it runs on Raft (autopilot then needs the voters, which only the stack
     knows), and where the platform's jobs run."""
+    # Every key of the section counts as read before any is checked: a missing one is then never taken
+    # for a misspelling of another (kubernetesHost and kubernetesCaCert are spelled alike); a misspelt
+    # one, unknown, still is.
+    for key in KEYS:
+        node.raw(key)
     host = _kubernetes_host(node)
     node.require("kubernetesCaCert", "paste the CA of the application cluster's API server as a YAML block "
                  f"(kubernetesCaCert: |), e.g. from `{CA_COMMAND}`")
