@@ -156,6 +156,11 @@ REFUSED: dict[str, tuple[dict[str, Any], str, str, str]] = {
         {f"{P}clusterOnly": True}, f"{P}clusterOnly", "is true, but the stack's Vault is external "
         "(vault-platform:externalVault): there is no cluster layer to declare first, and its operator initialized "
         "it", "remove it, and set the Vault login (vault:address, with githubActions or vault:token)"),
+    "no login": (
+        {"vault:token": DELETE, f"{P}githubActions": DELETE}, "vault:token", "is not set, and no other Vault login "
+        "(githubActions with vault:address) is configured: the program cannot configure the external Vault",
+        "set vault:address and declare githubActions (CI's login), or, for a run by hand, run `pulumi config set "
+        "--secret vault:token <token>`"),
     "in-cluster database": (
         {f"{P}tier": "dev", f"{P}database.connections[0]": {"name": "postgres", "inCluster": True,
                                                            "database": "app", "adminUser": "vault_admin"}},

@@ -176,7 +176,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
-                                          github=github if root.has("githubActions") else None, ci_role=ci_role))
+                                          github=github if root.has("githubActions") else None, ci_role=ci_role,
+                                          external=root.has("externalVault")))
     removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
@@ -1069,7 +1070,7 @@ def _removals(root: Node) -> tuple[str, ...]:
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
-                  github: GithubActions | None, ci_role: str | None) -> VaultAccess | None:
+                  github: GithubActions | None, ci_role: str | None, external: bool = False) -> VaultAccess | None:
     """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
     in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
     the ``githubActions`` login once ``vault:address`` is set.
@@ -1090,6 +1091,11 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
     jwt = not logins and github is not None and config.get("vault:address") is not None
     if jwt:
         logins = ["vault:address"]
+    if not logins and external:  # no cluster layer to fall back on: the stack configures Vault or nothing
+        raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login (githubActions with "
+                        "vault:address) is configured: the program cannot configure the external Vault",
+                        "set vault:address and declare githubActions (CI's login), or, for a run by hand, run "
+                        f"`pulumi config set --secret {LOGIN_KEYS[0]} <token>`")
     if not logins:
         raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login (githubActions with "
                         "vault:address) is configured: the "
