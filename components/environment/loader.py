@@ -170,7 +170,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         report(root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's "
                           "namespace", "keep Vault in a namespace of its own, e.g. vault", edit="vault"))
     if root.has("externalVault"):
-        snapshots, monitoring = _external_snapshots(root, tier, external_vault, database), None
+        _refuse_in_cluster_database(root, database)
+        snapshots, monitoring = _external_operations(root, tier, external_vault), None
     else:
         snapshots = attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
         monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
@@ -357,16 +358,19 @@ def _vault_servers(root: Node, tier: Tier, secrets: _SecretRefs) -> tuple[Cluste
     return attempt(lambda: _cluster(root.child("cluster"), tier)), None
 
 
-def _external_snapshots(root: Node, tier: Tier, vault: ExternalVault | None,
-                         database: Database | None) -> Snapshots | None:
-    """With an external Vault: snapshots only when declared, and only of Raft storage; no alert rules
-    (they watch the chart's servers and volumes, which this stack does not run); no in-cluster
-    PostgreSQL (there is no Vault namespace to run it beside)."""
+def _refuse_in_cluster_database(root: Node, database: Database | None) -> None:
+    """With an external Vault, no in-cluster PostgreSQL: there is no Vault namespace to run it beside."""
     for connection in database.connections if database else ():
         if connection.in_cluster:
             report(root.error(f"database.connections[{connection.name}].inCluster", "the in-cluster PostgreSQL "
                               "runs beside a Vault this stack deploys, and this stack's Vault is external",
                               "point host, port and adminPassword at a PostgreSQL server the Vault reaches"))
+
+
+def _external_operations(root: Node, tier: Tier, vault: ExternalVault | None) -> Snapshots | None:
+    """The snapshots and monitoring sections with an external Vault: snapshots only when declared, and
+    only of Raft storage; no alert rules (they watch the chart's servers and volumes, which this stack
+    does not run)."""
     if root.has("monitoring"):
         report(root.error("monitoring", "is set, but the stack's Vault is external: the alert rules watch the "
                           "servers, Raft and volumes of the Vault this program deploys, through the chart's "
