@@ -7,7 +7,8 @@ request therefore cannot show by itself. Three kinds:
   role's schemas, and the existing users of static roles): applied by the DBA from
   ``platformctl db-setup``;
 - the Vault CA secret in each application namespace, which the injected agent trusts Vault through
-  when TLS is on (distributed by the platform team, e.g. with trust-manager);
+  when TLS is on (distributed by the platform team, e.g. with trust-manager; an external Vault's CA
+  comes from its operator, and its snapshot job's namespace needs it too);
 - the Raft snapshot bucket and the snapshot job's IAM role: ``platformctl bootstrap-state`` creates
   the bucket and prints the role's policy; the role is made with the account's IAM.
 
@@ -38,7 +39,8 @@ class Needs:
     static_users: tuple[tuple[str, str], ...]
     """``(connection, username)`` of the existing users static roles rotate, sorted."""
     ca_secret: str | None
-    """Name of the CA secret the agents read, or ``None`` when Vault serves without TLS."""
+    """Name of the CA secret the agents read, or ``None`` when there is none (Vault serves without TLS,
+    or an external Vault's certificate is one the system's roots verify)."""
     ca_namespaces: tuple[str, ...]
     """Namespaces that need :attr:`ca_secret` (the applications', and an external Vault's snapshot job's),
     sorted; empty without one."""
