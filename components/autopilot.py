@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
+from components.environment import RaftAutopilot
 from components.options import children_of
 from components.render.autopilot import autopilot_inputs
 
@@ -14,8 +14,7 @@ class Autopilot(pulumi.ComponentResource):
     """``sys/storage/raft/autopilot/configuration``: after a scale-down or the loss of a server beyond
     the replicas, no dead voter stays behind to eat the cluster's failure tolerance."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, autopilot: RaftAutopilot, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:autopilot:Autopilot", name, None, opts)
-        vault.RaftAutopilot(f"{name}-config", **autopilot_inputs(spec.cluster.autopilot),
-                            opts=children_of(self, opts))
+        vault.RaftAutopilot(f"{name}-config", **autopilot_inputs(autopilot), opts=children_of(self, opts))
         self.register_outputs({})

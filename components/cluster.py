@@ -26,7 +26,7 @@ class VaultCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
-        cluster = spec.cluster
+        cluster = spec.deployed
         child = children_of(self, opts)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -68,7 +68,7 @@ class VaultCluster(pulumi.ComponentResource):
     def _certificate(self, name: str, spec: EnvironmentSpec, namespace: k8s.core.v1.Namespace,
                      child: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
         """A cert-manager ``Certificate`` for every name a client or a Raft peer dials."""
-        cluster = spec.cluster
+        cluster = spec.deployed
         release, ns = cluster.release_name, cluster.namespace
         dns_names = [
             release, f"{release}.{ns}", f"{release}.{ns}.svc", f"{release}.{ns}.svc.cluster.local",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_vault as vault
 
@@ -13,9 +15,31 @@ from components.render.acl import app_policy_name
 KUBERNETES_HOST = "https://kubernetes.default.svc:443"
 
 
+def _reviewer(spec: EnvironmentSpec) -> dict[str, Any]:
+    """How Vault reaches the TokenReview API (``auth/<path>/config``). In the cluster: its own pod's
+    token and CA. From outside it: the application cluster's API server, its CA, and the reviewer's
+    JWT from the stack secret, never in plaintext. terraform-provider-vault v5.10.1,
+    vault/resource_kubernetes_auth_backend_config.go: ``kubernetes_host`` (required),
+    ``kubernetes_ca_cert``, ``token_reviewer_jwt`` (``Sensitive``; Vault never returns it on a read, so
+    the provider keeps what it wrote) and ``disable_local_ca_jwt`` are written to ``auth/<path>/config``.
+    """
+    external = spec.external
+    if external is None:
+        # Vault reads its own pod's token and CA to call the TokenReview API.
+        return {"kubernetes_host": KUBERNETES_HOST, "disable_local_ca_jwt": False}
+    return {
+        "kubernetes_host": external.kubernetes_host,
+        "kubernetes_ca_cert": external.kubernetes_ca_cert,
+        "token_reviewer_jwt": pulumi.Config().require_secret(external.token_reviewer_jwt_key),
+        # Should Vault ever run in a pod of another cluster, its own token and CA are not this cluster's.
+        "disable_local_ca_jwt": True,
+    }
+
+
 class KubernetesAuth(pulumi.ComponentResource):
     """Pods log in with their service account token; Vault reviews it with its own service account
-    (it runs in the cluster), and each role admits exactly one service account in one namespace."""
+    (it runs in the cluster) or, when it runs elsewhere, with the stack's token reviewer, and each role
+    admits exactly one service account in one namespace."""
 
     path: pulumi.Output[str]
     """Mount path of the auth method."""
@@ -31,14 +55,8 @@ class KubernetesAuth(pulumi.ComponentResource):
             description="Pods log in with their service account token.",
             opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{spec.kubernetes_auth_path}"))),
         )
-        config = vault.kubernetes.AuthBackendConfig(
-            f"{name}-config",
-            backend=backend.path,
-            kubernetes_host=KUBERNETES_HOST,
-            # Vault reads its own pod's token and CA to call the TokenReview API.
-            disable_local_ca_jwt=False,
-            opts=dependent,
-        )
+        config = vault.kubernetes.AuthBackendConfig(f"{name}-config", backend=backend.path,
+                                                    **_reviewer(spec), opts=dependent)
         for app in spec.apps:
             vault.kubernetes.AuthBackendRole(
                 f"{name}-{app.name}",

@@ -26,7 +26,7 @@ class VaultAlerts(pulumi.ComponentResource):
             f"{name}-rules",
             api_version=PROMETHEUS_OPERATOR_API,
             kind="PrometheusRule",
-            metadata={"name": f"{spec.cluster.release_name}-alerts", "namespace": namespace,
+            metadata={"name": f"{spec.deployed.release_name}-alerts", "namespace": namespace,
                       "labels": dict(spec.monitoring.prometheus_labels)},
             spec=prometheus_rule_groups(spec),
             opts=children_of(self, opts),

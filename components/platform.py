@@ -39,7 +39,7 @@ class VaultPlatform(pulumi.ComponentResource):
     """Vault on Kubernetes for one environment, configured once Vault is initialized."""
 
     address: pulumi.Output[str]
-    """Vault's in-cluster API address."""
+    """Vault's API address: in the cluster for the Vault this stack deploys, else ``vault:address``."""
     annotations: dict[str, dict[str, str]]
     """Vault Agent injector annotations per application."""
     next_steps: str | None
@@ -50,21 +50,30 @@ class VaultPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
         child = children_of(self, opts)
-        kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child)
-        on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
-        cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
-        if spec.monitoring is not None:
-            VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
+        # An external Vault needs the application cluster only for the snapshot job.
+        kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child) if (
+            spec.cluster is not None or spec.snapshots is not None) else None
+        servers: list[pulumi.Resource] = []  # the Vault configuration waits for the Helm release, if any
         dev_passwords: dict[str, pulumi.Output[str]] = {}
         dev_databases: list[pulumi.Resource] = []
-        if spec.database is not None:
-            for connection in spec.database.connections:
-                if connection.in_cluster:
-                    postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
-                                           spec.database.roles, spec.database.static_roles, opts=on_cluster)
-                    dev_passwords[connection.name] = postgres.admin_password
-                    dev_databases.append(postgres)
-        self.address = cluster.address
+        if spec.cluster is not None:
+            assert kubernetes is not None
+            on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
+            cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
+            servers.append(cluster.release)
+            self.address = cluster.address
+            if spec.monitoring is not None:
+                VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
+            if spec.database is not None:
+                for connection in spec.database.connections:
+                    if connection.in_cluster:
+                        postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
+                                               spec.database.roles, spec.database.static_roles, opts=on_cluster)
+                        dev_passwords[connection.name] = postgres.admin_password
+                        dev_databases.append(postgres)
+        else:
+            assert spec.vault is not None  # an external Vault is configured from the first `up` on
+            self.address = pulumi.Output.from_input(spec.vault.address)
         self.annotations = {app.name: injector_annotations(app, spec) for app in spec.apps}
         self.next_steps = None
         self.pki_csr = None
@@ -75,13 +84,14 @@ class VaultPlatform(pulumi.ComponentResource):
                                       ca_cert_file=spec.vault.ca_cert_file, **_login(spec.vault), opts=child)
             # Waits name resources, not components: a component in depends_on is expanded into all its
             # children again for every resource that waits, and these are the ones that matter.
-            on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=[cluster.release]))
+            on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=servers))
             # Audit devices first: nothing is configured before it can be audited.
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
             AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
             auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             if spec.snapshots is not None:
+                assert kubernetes is not None
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
                 RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
@@ -90,7 +100,8 @@ class VaultPlatform(pulumi.ComponentResource):
             if spec.people is not None:
                 PeopleAuth(f"{name}-people", spec, spec.people, opts=on_vault)
             KvEngine(f"{name}-kv", spec, opts=on_vault)
-            Autopilot(f"{name}-autopilot", spec, opts=on_vault)
+            if spec.autopilot is not None:
+                Autopilot(f"{name}-autopilot", spec.autopilot, opts=on_vault)
             if spec.database is not None:
                 # verify_connection needs the dev database up before the connection is written.
                 DatabaseEngine(f"{name}-database", spec, dev_passwords,

@@ -35,7 +35,7 @@ class RaftSnapshots(pulumi.ComponentResource):
             backend=auth_path,
             role_name=SNAPSHOT_IDENTITY,
             bound_service_account_names=[SNAPSHOT_IDENTITY],
-            bound_service_account_namespaces=[spec.cluster.namespace],
+            bound_service_account_namespaces=[spec.jobs_namespace],
             audience=spec.kubernetes_auth_audience,
             token_policies=[policy.name],
             token_no_default_policy=True,

@@ -7,7 +7,8 @@ request therefore cannot show by itself. Three kinds:
   role's schemas, and the existing users of static roles): applied by the DBA from
   ``platformctl db-setup``;
 - the Vault CA secret in each application namespace, which the injected agent trusts Vault through
-  when TLS is on (distributed by the platform team, e.g. with trust-manager);
+  when TLS is on (distributed by the platform team, e.g. with trust-manager; an external Vault's CA
+  comes from its operator, and its snapshot job's namespace needs it too);
 - the Raft snapshot bucket and the snapshot job's IAM role: ``platformctl bootstrap-state`` creates
   the bucket and prints the role's policy; the role is made with the account's IAM.
 
@@ -38,11 +39,14 @@ class Needs:
     static_users: tuple[tuple[str, str], ...]
     """``(connection, username)`` of the existing users static roles rotate, sorted."""
     ca_secret: str | None
-    """Name of the CA secret the agents read, or ``None`` when Vault serves without TLS."""
+    """Name of the CA secret the agents read, or ``None`` when there is none (Vault serves without TLS,
+    or an external Vault's certificate is one the system's roots verify)."""
     ca_namespaces: tuple[str, ...]
-    """Application namespaces that need :attr:`ca_secret`, sorted; empty without TLS."""
-    tls_source: tuple[str, str] = ("vault", "vault-tls")
-    """``(namespace, secret)`` of Vault's own TLS secret, whose ``ca.crt`` the CA secret copies."""
+    """Namespaces that need :attr:`ca_secret` (the applications', and an external Vault's snapshot job's),
+    sorted; empty without one."""
+    tls_source: tuple[str, str] | None = ("vault", "vault-tls")
+    """``(namespace, secret)`` of Vault's own TLS secret, whose ``ca.crt`` the CA secret copies; ``None``
+    for an external Vault, whose CA its operator hands over."""
     snapshot_bucket: tuple[str, str, str] | None = None
     """``(bucket, region, IAM role ARN)`` of the Raft snapshots, or ``None`` when the stack takes none."""
 
@@ -78,8 +82,8 @@ class Checklist:
     """Name of the CA secret, when :attr:`ca_namespaces` is not empty."""
     ca_namespaces: tuple[str, ...]
     """Namespaces that need the CA secret."""
-    tls_source: tuple[str, str] = ("vault", "vault-tls")
-    """``(namespace, secret)`` of Vault's own TLS secret."""
+    tls_source: tuple[str, str] | None = ("vault", "vault-tls")
+    """``(namespace, secret)`` of Vault's own TLS secret; ``None`` for an external Vault."""
     snapshot_bucket: tuple[str, str, str] | None = None
     """``(bucket, region, IAM role ARN)`` of the Raft snapshots, when new."""
 
@@ -95,16 +99,19 @@ def needs_of(stack: StackConfig, spec: EnvironmentSpec) -> Needs:
                      for role in (database.roles if database else ()) for grant in role.grants
                      for privilege in grant.privileges})
     static_users = sorted({(role.connection, role.username) for role in (database.static_roles if database else ())})
-    tls = spec.cluster.tls
+    ca_secret = spec.ca_secret_name
+    namespaces = {app.namespace for app in spec.apps}
+    if spec.external is not None and spec.snapshots is not None:
+        namespaces.add(spec.jobs_namespace)  # the snapshot job verifies the external Vault with it too
     return Needs(
         stack=stack.stack,
         secrets=tuple(sorted(stack.secret_keys)),
         stored_secrets=frozenset(stack.stored_secrets & stack.secret_keys),
         grants=tuple(grants),
         static_users=tuple(static_users),
-        ca_secret=tls.ca_secret_name if tls.enabled else None,
-        ca_namespaces=tuple(sorted({app.namespace for app in spec.apps})) if tls.enabled else (),
-        tls_source=(spec.cluster.namespace, tls.secret_name),
+        ca_secret=ca_secret,
+        ca_namespaces=tuple(sorted(namespaces)) if ca_secret is not None else (),
+        tls_source=(spec.cluster.namespace, spec.cluster.tls.secret_name) if spec.cluster is not None else None,
         snapshot_bucket=(spec.snapshots.bucket, spec.snapshots.region, spec.snapshots.role_arn)
         if spec.snapshots is not None else None,
     )
@@ -154,11 +161,15 @@ def db_setup_command(stack: str, since: str | None) -> str:
     return f"venv/bin/python -m platformctl db-setup {stack}" + (f" --since {since}" if since else "")
 
 
-def ca_commands(namespace: str, secret: str, tls_source: tuple[str, str]) -> list[str]:
-    """One way to put the CA secret in ``namespace``: the ``ca.crt`` of Vault's own TLS secret."""
+def ca_commands(namespace: str, secret: str, tls_source: tuple[str, str] | None) -> list[str]:
+    """One way to put the CA secret in ``namespace``: the ``ca.crt`` of Vault's own TLS secret, or the CA
+    an external Vault's operator hands over (saved as ``ca.crt``)."""
+    create = f"kubectl -n {namespace} create secret generic {secret} --from-file=ca.crt"
+    if tls_source is None:
+        return [create]
     source_namespace, source = tls_source
     return [f"kubectl -n {source_namespace} get secret {source} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > ca.crt",
-            f"kubectl -n {namespace} create secret generic {secret} --from-file=ca.crt"]
+            create]
 
 
 def _items(check: Checklist, code: str) -> list[tuple[str, list[str]]]:
@@ -185,8 +196,10 @@ def _items(check: Checklist, code: str) -> list[tuple[str, list[str]]]:
                       [db_setup_command(check.stack, check.since)]))
     if check.ca_secret is not None:
         for namespace in check.ca_namespaces:
+            source = "" if check.tls_source is not None else " (ca.crt: the CA the external Vault's operator gives)"
             items.append((f"Put the Vault CA secret {code}{check.ca_secret}{code} (key ca.crt) in namespace "
-                          f"{code}{namespace}{code}", ca_commands(namespace, check.ca_secret, check.tls_source)))
+                          f"{code}{namespace}{code}{source}",
+                          ca_commands(namespace, check.ca_secret, check.tls_source)))
     if check.snapshot_bucket is not None:
         bucket, region, role = check.snapshot_bucket
         items.append((f"Create the snapshot bucket {code}{bucket}{code} ({region}) and the snapshot job's IAM role "

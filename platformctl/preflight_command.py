@@ -1,6 +1,7 @@
 """``platformctl preflight <stack>``: before ``pulumi up``, checks the stack's KMS auto-unseal key in
 AWS (see :mod:`platformctl.aws_preflight`). Exit 0 when it is usable (warnings allowed) or the
-stack has no auto-unseal, 1 on any failure, 2 when the stack or its spec cannot be read."""
+stack has no auto-unseal, 1 on any failure, 2 when the stack or its spec cannot be read, or its Vault is
+external (``vault-platform:externalVault``: no server of it is this stack's)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 from .aws_clients import client
 from .aws_preflight import check_auto_unseal
-from .stackfile import spec_or_report, stacks
+from .stackfile import external_refusal, spec_or_report, stacks
 
 NAME = "preflight"
 HELP = "check in AWS that the stack's KMS auto-unseal key exists, is usable, and Vault's role may use it"
@@ -21,6 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if (spec := spec_or_report(args.stack)) is None:
+        return 2
+    if spec.cluster is None:
+        print(external_refusal(spec.stack, "its unseal is its operator's, and there is no auto-unseal key to "
+                               "check"), file=sys.stderr)
         return 2
     unseal = spec.cluster.auto_unseal
     if unseal is None:

@@ -6,8 +6,9 @@ token in ``VAULT_TOKEN`` that may read ``sys/storage/raft/autopilot/state`` and 
 ``sys/step-down``, and a route to the pod IPs.
 
 Exit 0 when every pod runs the update revision and the cluster is healthy (or Vault is not initialized
-yet), 1 when it stopped (nothing more is touched), 2 when the stack cannot be read, 3 when pods are
-behind but the stack unseals by hand (run again with ``--unseal-by-hand``)."""
+yet), 1 when it stopped (nothing more is touched), 2 when the stack cannot be read or its Vault is external
+(no server of it is this stack's), 3 when pods are behind but the stack unseals by hand (run again with
+``--unseal-by-hand``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from .rollout import Done, Held, Observed, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
 from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
-from .stackfile import spec_or_report, stacks
+from .stackfile import external_refusal, spec_or_report, stacks
 
 NAME = "rollout"
 HELP = ("replace the Vault server pods behind the StatefulSet's update revision: standbys one at a time, "
@@ -43,6 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = spec_or_report(args.stack)
     if spec is None:
+        return 2
+    if spec.cluster is None:
+        print(external_refusal(spec.stack, "its servers are rolled by its operator"), file=sys.stderr)
         return 2
     ca_cert = args.ca_cert or (spec.vault.ca_cert_file if spec.vault else None) or os.environ.get("VAULT_CACERT")
     rules = Rules(stack=spec.stack, namespace=spec.cluster.namespace, timeout=args.timeout,

@@ -155,3 +155,10 @@ def spec_or_report(stack: str, *, ci_role: str | None = None) -> EnvironmentSpec
     except (FileNotFoundError, SpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None
+
+
+def external_refusal(stack: str, why: str) -> str:
+    """What a command about the Vault servers says of a stack whose Vault is external (``why``: whose
+    job it is instead); the command then exits 2."""
+    return (f"error: stack {stack!r}: its Vault is external ({PROJECT}:externalVault): this stack deploys no "
+            f"Vault server, and {why}")

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment import EnvironmentSpec, SpecError, StackRefused, load_spec
+from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_spec
 from components.environment._reader import REMOVE, label_of
 from components.render.acl import load_policy_files
 from platformctl.engine import ROOT, Declaration, declare
@@ -108,6 +108,15 @@ def onboard(document: Mapping[str, Any], spec: EnvironmentSpec) -> dict[str, Any
         app["certificate"] = {"role": name, "commonName": service}
     config.setdefault(f"{_P}apps", []).append(app)
     return onboarded
+
+
+def deployed_cluster(stack: str) -> Cluster:
+    """The cluster the member ``stack`` of :data:`ANY_STACK` deploys; skips the test for a stack whose
+    Vault is external (``vault-platform:externalVault``), which hands nothing to the chart."""
+    cluster = spec_of_config(any_stack(stack)).cluster
+    if cluster is None:
+        pytest.skip(f"{stack}: its Vault is external, this stack deploys no Vault server")
+    return cluster
 
 
 def spec_of_config(stack: StackConfig) -> EnvironmentSpec:

@@ -25,17 +25,17 @@ class TestSpec:
         ("prod", RaftAutopilot(cleanup_dead_servers=True, dead_server_last_contact_threshold=600, min_quorum=5)),
     ])
     def test_defaults_per_tier(self, stack: str, expected: RaftAutopilot) -> None:
-        assert spec_of(stack).cluster.autopilot == expected
+        assert spec_of(stack).deployed.autopilot == expected
 
     @pytest.mark.parametrize(("replicas", "cleanup"), [(1, False), (3, True), (5, True), (7, True)])
     def test_min_quorum_follows_the_replicas(self, replicas: int, cleanup: bool) -> None:
-        autopilot = spec_of("staging" if replicas > 1 else "dev", {f"{P}cluster.replicas": replicas}).cluster.autopilot
+        autopilot = spec_of("staging" if replicas > 1 else "dev", {f"{P}cluster.replicas": replicas}).deployed.autopilot
         assert (autopilot.min_quorum, autopilot.cleanup_dead_servers) == (replicas, cleanup)
 
     @pytest.mark.parametrize(("value", "seconds"), [("1m", 60), ("30m", 1800), ("2h", 7200)])
     def test_threshold_can_be_set(self, value: str, seconds: int) -> None:
         changes = {f"{P}cluster.autopilot": {"deadServerLastContactThreshold": value}}
-        assert spec_of("prod", changes).cluster.autopilot.dead_server_last_contact_threshold == seconds
+        assert spec_of("prod", changes).deployed.autopilot.dead_server_last_contact_threshold == seconds
 
     def test_threshold_below_a_minute_is_refused_with_a_fix_that_applies(self) -> None:
         changes = {f"{P}cluster.autopilot": {"deadServerLastContactThreshold": "30s"}}
@@ -43,7 +43,7 @@ class TestSpec:
         problem = refusal("prod", changes, key)
         assert (problem.problem, problem.fix) == ("30s is below the 1m Vault accepts", "use 1m or more, e.g. 10m")
         fixed = spec_of_config(apply_edits("prod", changes, problem.edits))
-        assert fixed.cluster.autopilot.dead_server_last_contact_threshold == 600
+        assert fixed.deployed.autopilot.dead_server_last_contact_threshold == 600
 
     def test_a_bare_number_is_refused(self) -> None:
         changes = {f"{P}cluster.autopilot": {"deadServerLastContactThreshold": 600}}

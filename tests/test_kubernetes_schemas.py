@@ -25,7 +25,16 @@ import yaml
 from components.render.helm_values import helm_values
 from components.render.snapshots import cron_job
 from platformctl.engine import Declaration, DeclaredResource, unwrap
-from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of, spec_of_config
+from tests.support import (
+    ANY_STACK,
+    STACKS,
+    any_stack,
+    declare_config,
+    declare_stack,
+    deployed_cluster,
+    spec_of,
+    spec_of_config,
+)
 
 # The oldest Kubernetes minor the platform supports (EKS standard support) and the newest schema set.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
@@ -177,6 +186,7 @@ def test_the_schema_check_can_fail(path: tuple[str, ...], value: Any) -> None:
 def test_the_sidecar_handed_to_the_chart_validates_as_a_pod_container(stack: str) -> None:
     """The chart copies ``server.extraContainers`` into its StatefulSet as they are: checked as the
     containers of a pod with the volumes the chart gives the servers."""
+    deployed_cluster(stack)
     server = helm_values(spec_of_config(any_stack(stack)))["server"]
     volumes = [{"name": "audit", "persistentVolumeClaim": {"claimName": "audit-vault-0"}},
                *server.get("volumes", [])]

@@ -8,7 +8,7 @@ import functools
 import pytest
 
 from platformctl.engine import Declaration, DeclaredResource
-from tests.support import ANY_STACK, any_stack, declare_config
+from tests.support import ANY_STACK, any_stack, declare_config, deployed_cluster
 
 AUDIT = "vault:index/audit:Audit"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -42,6 +42,7 @@ def vault_resources(declaration: Declaration) -> list[DeclaredResource]:
 @pytest.mark.parametrize("stack", ANY_STACK)
 class TestVaultConfigurationWaits:
     def test_every_vault_resource_waits_for_the_helm_release(self, stack: str) -> None:
+        deployed_cluster(stack)
         declaration = declared(stack)
         (release,) = declaration.of_type(RELEASE)
         late = [r.name for r in vault_resources(declaration) if release.urn not in waits_for(declaration, r)]

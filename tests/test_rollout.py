@@ -505,7 +505,7 @@ class TestVaultClient:
         ca = tmp_path / "ca.crt"
         ca.write_text("")
         spec = spec_of("prod")
-        vault = vault_client(spec.cluster, "vault-3", "10.1.2.3", str(ca), "s.token", timeout=7)
+        vault = vault_client(spec.deployed, "vault-3", "10.1.2.3", str(ca), "s.token", timeout=7)
         assert vault.adapter.base_uri == "https://10.1.2.3:8200"
         assert (vault.adapter.token, vault.adapter._kwargs["timeout"], vault.adapter._kwargs["verify"]) == (
             "s.token", 7, str(ca))
@@ -520,11 +520,11 @@ class TestVaultClient:
     @pytest.mark.parametrize("stack", ["staging", "prod"])
     def test_the_servers_certificate_covers_that_name(self, stack: str, declared: dict[str, Declaration]) -> None:
         [certificate] = declared[stack].of_type("kubernetes:cert-manager.io/v1:Certificate")
-        release = spec_of(stack).cluster.release_name
+        release = spec_of(stack).deployed.release_name
         assert f"*.{release}-internal" in certificate.inputs["spec"]["dnsNames"]
 
     def test_plain_http_in_dev_and_ipv6_pod_ips(self) -> None:
-        vault = vault_client(spec_of("dev").cluster, "vault-0", "fd00::5", None, None)
+        vault = vault_client(spec_of("dev").deployed, "vault-0", "fd00::5", None, None)
         assert vault.adapter.base_uri == "http://[fd00::5]:8200"
         assert vault.adapter._kwargs["verify"] is True
 

@@ -18,8 +18,8 @@ class TestCommittedStacks:
         spec = spec_of("prod")
         assert spec.tier == "prod"
         assert spec.protect is True
-        assert spec.cluster.replicas == 5
-        assert spec.cluster.chart_version == "0.34.1"
+        assert spec.deployed.replicas == 5
+        assert spec.deployed.chart_version == "0.34.1"
         (app,) = spec.apps
         assert (app.name, app.namespace, app.service_account, app.token_ttl) == (
             "api-service", "production", "api-service-sa", 3600)
@@ -41,7 +41,7 @@ class TestCommittedStacks:
     @pytest.mark.parametrize(("stack", "replicas", "tls", "injector"), [
         ("dev", 1, False, 1), ("staging", 3, True, 2), ("prod", 5, True, 3)])
     def test_sizes_per_environment(self, stack: str, replicas: int, tls: bool, injector: int) -> None:
-        cluster = spec_of(stack).cluster
+        cluster = spec_of(stack).deployed
         assert (cluster.replicas, cluster.tls.enabled, cluster.injector_replicas) == (replicas, tls, injector)
 
     def test_dev_brings_its_own_database_and_protects_nothing(self) -> None:
@@ -420,7 +420,7 @@ class TestBadInput:
         assert refused.value.problem == "'production' is not one of dev, staging, prod"
 
     def test_a_request_equal_to_its_limit_is_fine(self) -> None:
-        resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "4096Mi"}).cluster.server_resources
+        resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "4096Mi"}).deployed.server_resources
         assert (resources.memory_request, resources.memory_limit) == ("4096Mi", "4Gi")
 
     @pytest.mark.parametrize(("quantity", "refusal"), [
@@ -431,7 +431,7 @@ class TestBadInput:
     def test_storage_quantities(self, quantity: str, refusal: str | None) -> None:
         changes = {f"{P}cluster.storage.data": quantity}
         if refusal is None:
-            assert spec_of("prod", changes).cluster.data_storage == quantity
+            assert spec_of("prod", changes).deployed.data_storage == quantity
         else:
             with pytest.raises(SpecError, match=refusal):
                 spec_of("prod", changes)
@@ -440,7 +440,7 @@ class TestBadInput:
                                         "1234abcd-12ab-34cd-56ef-1234567890ab",
                                         "arn:aws:kms:eu-west-1:222222222222:key/mrk-1234abcd12ab34cd56ef1234567890ab"])
     def test_kms_key_ids(self, key_id: str) -> None:
-        assert spec_of("prod", {f"{P}cluster.autoUnseal.kmsKeyId": key_id}).cluster.auto_unseal is not None
+        assert spec_of("prod", {f"{P}cluster.autoUnseal.kmsKeyId": key_id}).deployed.auto_unseal is not None
 
     def test_a_role_needs_grants_or_statements(self) -> None:
         with pytest.raises(SpecError) as refused:

@@ -257,13 +257,24 @@ class Node:
         """The value of a required key that is not set: when a key of this object is a misspelling of
         it, that key is the problem (reported as unknown, with the rename as its fix) and its value is
         read in its place, so that the rest of the object is still checked; else the key is missing."""
+        misspelt = self._misspelling(name)
+        if misspelt is None:
+            raise self.error(name, "is required but not set", f"set {self.path(name)!r}")
+        report(self._unknown(misspelt, name, f"rename it to {name!r}, which is required"))
+        self._used.add(misspelt)
+        return self._value[misspelt]
+
+    def require(self, name: str, fix: str) -> None:
+        """Refuses a required key that is not set with ``fix``, where "set it" would not say what to
+        write; a misspelling of it is left to :meth:`required`, which reads it in its place."""
+        if not self.has(name) and self._misspelling(name) is None:
+            raise self.error(name, "is required but not set", fix)
+
+    def _misspelling(self, name: str) -> str | None:
+        """An unread key of this object, set, that is spelled almost as ``name``."""
         unused = [key for key in self._value if key not in self._used and isinstance(key, str)]
         close = difflib.get_close_matches(name, unused, n=1, cutoff=0.7)
-        if not close or self._value[close[0]] is None:
-            raise self.error(name, "is required but not set", f"set {self.path(name)!r}")
-        report(self._unknown(close[0], name, f"rename it to {name!r}, which is required"))
-        self._used.add(close[0])
-        return self._value[close[0]]
+        return close[0] if close and self._value[close[0]] is not None else None
 
     def string(self, name: str, default: str | None = None, rule: Name | None = None,
                choices: tuple[str, ...] = ()) -> str:

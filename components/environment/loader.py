@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, cast
 
 from .. import rules
-from . import identity, operations, sections
+from . import external, identity, operations, sections
 from ._reader import (
     AUDIENCE,
     AWS_REGION,
@@ -48,6 +48,7 @@ from .model import (
     Database,
     DatabaseRole,
     EnvironmentSpec,
+    ExternalVault,
     GithubActions,
     Grant,
     JwtLogin,
@@ -59,6 +60,7 @@ from .model import (
     RaftAutopilot,
     Resources,
     SecretValue,
+    Snapshots,
     StaticRole,
     Tier,
     Tls,
@@ -90,8 +92,8 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "clusterOnly", "removals", "cluster", "kubernetesAuth", "kv", "database", "policies",
-                    "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "removals", "cluster", "externalVault", "kubernetesAuth", "kv", "database",
+                    "policies", "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
 """Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
 no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
@@ -119,7 +121,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
     tier = _tier(stack, root)
-    cluster = attempt(lambda: _cluster(root.child("cluster"), tier))
+    cluster, external_vault = _vault_servers(root, tier, secrets)
     auth_path, audience = attempt(lambda: _kubernetes_auth(root.child("kubernetesAuth")),
                                   broken="kubernetesAuth") or ("kubernetes", "")
     # A section that fails declares no mount: references to mounts are then not checked.
@@ -154,7 +156,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
                               "choose another path, e.g. kubernetes", edit="kubernetes"))
     audit = attempt(lambda: sections.load_audit(root.child("audit"), tier, sections.mounts_of(
         [kv_or_none.mount], [database.mount] if database else [], [transit.mount] if transit else [],
-        [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else [])))
+        [ca.mount for ca in (pki.root, pki.intermediate) if ca is not None] if pki else []),
+        external=root.has("externalVault")))
     with collecting():
         _check_mounts(root, [("kv.mount", kv_or_none.mount)]
                       + ([("database.mount", database.mount)] if database else [])
@@ -166,22 +169,27 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
             cluster.namespace == DEV_POSTGRES_NAMESPACE):
         report(root.error("cluster.namespace", f"{DEV_POSTGRES_NAMESPACE!r} is the in-cluster PostgreSQL's "
                           "namespace", "keep Vault in a namespace of its own, e.g. vault", edit="vault"))
-    snapshots = attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
-    monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
+    if root.has("externalVault"):
+        _refuse_in_cluster_database(root, database)
+        snapshots, monitoring = _external_operations(root, tier, external_vault), None
+    else:
+        snapshots = attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
+        monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
-                                          github=github if root.has("githubActions") else None, ci_role=ci_role))
+                                          github=github if root.has("githubActions") else None, ci_role=ci_role,
+                                          external=root.has("externalVault")))
     removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
-    assert cluster is not None
+    assert (cluster is None) != (external_vault is None)
     assert kv is not None
     assert audit is not None
     spec = EnvironmentSpec(
         stack=stack, tier=tier, cluster=cluster, kubernetes_auth_path=auth_path, kv=kv,
         database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
-        github_actions=github, people=people, removals=removals,
+        github_actions=github, people=people, removals=removals, external=external_vault,
     )
     _check_generated_policies(root, spec, plane)
     return spec
@@ -320,6 +328,64 @@ def _tier(stack: str, root: Node) -> Tier:
         root.raw("tier")
         return stack
     return cast(Tier, root.string("tier", choices=TIERS))
+
+
+def _vault_servers(root: Node, tier: Tier, secrets: _SecretRefs) -> tuple[Cluster | None, ExternalVault | None]:
+    """The Vault this stack deploys (``cluster``), or the one it only configures (``externalVault``):
+    exactly one of the two, each ``None`` when refused."""
+    if root.has("cluster") and root.has("externalVault"):
+        report(root.error("externalVault", "is set together with vault-platform:cluster: a stack either deploys "
+                          "its Vault or configures one it does not deploy",
+                          "remove vault-platform:cluster when the Vault runs elsewhere, or remove "
+                          "vault-platform:externalVault when this stack deploys it"))
+        root.raw("cluster")
+        return None, None
+    if root.has("externalVault"):
+        root.raw("cluster")
+        if attempt(lambda: _cluster_only(root)):
+            report(root.error("clusterOnly", "is true, but the stack's Vault is external "
+                              "(vault-platform:externalVault): there is no cluster layer to declare first, "
+                              "and its operator initialized it", "remove it, and set the Vault login "
+                              "(vault:address, with githubActions or vault:token)", edit=REMOVE))
+        return None, attempt(lambda: external.load_external_vault(
+            root.child("externalVault"), tier, secrets.reference, _autopilot), broken="externalVault")
+    if not root.has("cluster"):
+        report(root.error("cluster", "is not set: the stack says neither which Vault it deploys nor which one "
+                          "it configures", "declare vault-platform:cluster (the Helm release this stack deploys), "
+                          "or vault-platform:externalVault for a Vault that runs elsewhere (README, 'A Vault "
+                          "this stack does not deploy')"))
+        return None, None
+    return attempt(lambda: _cluster(root.child("cluster"), tier)), None
+
+
+def _refuse_in_cluster_database(root: Node, database: Database | None) -> None:
+    """With an external Vault, no in-cluster PostgreSQL: there is no Vault namespace to run it beside."""
+    for connection in database.connections if database else ():
+        if connection.in_cluster:
+            report(root.error(f"database.connections[{connection.name}].inCluster", "the in-cluster PostgreSQL "
+                              "runs beside a Vault this stack deploys, and this stack's Vault is external",
+                              "point host, port and adminPassword at a PostgreSQL server the Vault reaches"))
+
+
+def _external_operations(root: Node, tier: Tier, vault: ExternalVault | None) -> Snapshots | None:
+    """The snapshots and monitoring sections with an external Vault: snapshots only when declared, and
+    only of Raft storage; no alert rules (they watch the chart's servers and volumes, which this stack
+    does not run)."""
+    if root.has("monitoring"):
+        report(root.error("monitoring", "is set, but the stack's Vault is external: the alert rules watch the "
+                          "servers, Raft and volumes of the Vault this program deploys, through the chart's "
+                          "ServiceMonitor", "remove it: the Vault's operator scrapes and alerts on it", edit=REMOVE))
+    root.raw("monitoring")
+    if not root.has("snapshots"):
+        root.raw("snapshots")
+        return None
+    if vault is not None and not vault.raft:
+        report(root.error("snapshots", "is set, but vault-platform:externalVault.raft is false: Raft snapshots "
+                          "need integrated storage", "remove snapshots (the Vault's operator backs it up), or set "
+                          "externalVault.raft to true if the Vault runs on integrated storage"))
+        root.raw("snapshots")
+        return None
+    return attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
 
 
 def _cluster(node: Node, tier: Tier) -> Cluster:
@@ -1008,7 +1074,7 @@ def _removals(root: Node) -> tuple[str, ...]:
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
-                  github: GithubActions | None, ci_role: str | None) -> VaultAccess | None:
+                  github: GithubActions | None, ci_role: str | None, external: bool = False) -> VaultAccess | None:
     """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
     in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
     the ``githubActions`` login once ``vault:address`` is set.
@@ -1029,6 +1095,11 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
     jwt = not logins and github is not None and config.get("vault:address") is not None
     if jwt:
         logins = ["vault:address"]
+    if not logins and external:  # no cluster layer to fall back on: the stack configures Vault or nothing
+        raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login (githubActions with "
+                        "vault:address) is configured: the program cannot configure the external Vault",
+                        "set vault:address and declare githubActions (CI's login), or, for a run by hand, run "
+                        f"`pulumi config set --secret {LOGIN_KEYS[0]} <token>`")
     if not logins:
         raise SpecError(stack, LOGIN_KEYS[0], "is not set, and no other Vault login (githubActions with "
                         "vault:address) is configured: the "

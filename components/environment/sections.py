@@ -19,6 +19,7 @@ from ._reader import (
     HOST,
     K8S_SUBDOMAIN,
     PORTS,
+    REMOVE,
     VAULT_NAME,
     Node,
     SpecError,
@@ -54,6 +55,8 @@ from .model import (
 # components.render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
 AUDIT_DIRECTORY = "/vault/audit"
 STDOUT = "stdout"
+EXTERNAL_FILE_FIX = (f"write the absolute path of a file the Vault's servers may write (where its operator keeps "
+                     f"audit logs), e.g. /var/log/vault/vault-audit.log, or {STDOUT!r}")
 SOCKET_TYPES = ("tcp", "udp")
 _AUDIT_KEY = re.compile(r"[a-z][a-z0-9_]*")
 _SOCKET_ADDRESS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?:(\d{1,5})")
@@ -83,13 +86,15 @@ _URL_BASE = re.compile(r"(https?)://[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?(?::(\d{1,5}
 
 # -- audit ------------------------------------------------------------------------------------------
 
-def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
-    """The ``audit`` section; ``mounts`` are the mount paths the spec declares."""
+def load_audit(node: Node, tier: Tier, mounts: Set[str], *, external: bool = False) -> Audit:
+    """The ``audit`` section; ``mounts`` are the mount paths the spec declares. With an ``external``
+    Vault, a file device writes where that Vault's servers can (an absolute path), there is no audit
+    volume to require, and no rotation: the log is its operator's."""
     devices: dict[str, AuditDevice] = {}
     files: dict[str, str] = {}
     for item in node.children("devices"):
         with collecting():
-            device = _audit_device(item)
+            device = _audit_device(item, external)
             if device.path in devices:
                 raise item.error("path", f"a second audit device is enabled at {device.path!r}",
                                  "give each device its own path")
@@ -104,8 +109,12 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
     if complete and (problem := rules.audit_devices(len(devices), tier)) is not None:
         raise node.error("devices", problem,
                          f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
-    on_volume = any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files)
-    if complete and tier != "dev" and not on_volume:
+    if external and node.has("rotation"):
+        raise node.error("rotation", "is set, but the stack's Vault is external: the log rotation runs beside the "
+                         "servers this program deploys", "remove it: the Vault's operator rotates its audit logs",
+                         edit=REMOVE)
+    on_volume = not external and any(path.startswith(f"{AUDIT_DIRECTORY}/") for path in files)
+    if complete and tier != "dev" and not external and not on_volume:
         raise node.error("devices", f"no device writes to the audit volume ({AUDIT_DIRECTORY}) in {tier}",
                          f"declare a file device with filePath {AUDIT_DIRECTORY}/vault-audit.log")
     clear: dict[str, ClearAuditKeys] = {}
@@ -137,7 +146,7 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str]) -> Audit:
     return audit
 
 
-def _audit_device(node: Node) -> AuditDevice:
+def _audit_device(node: Node, external: bool) -> AuditDevice:
     kind = node.string("type", "file", choices=("file", "socket"))
     if node.boolean("logRaw", False):
         raise node.error("logRaw", "would write every secret, token and password to the audit log in "
@@ -145,12 +154,17 @@ def _audit_device(node: Node) -> AuditDevice:
     path = node.string("path", rule=VAULT_NAME)
     file_path = address = socket_type = None
     if kind == "file":
+        if external:
+            node.require("filePath", EXTERNAL_FILE_FIX)
         file_path = node.string("filePath")
-        # A plain file right under the volume: no "..", ".", "//" or trailing "/" that would name a
+        # A plain file (right under the volume): no "..", ".", "//" or trailing "/" that would name a
         # directory or let two devices write one file under two spellings.
-        if file_path != STDOUT and (posixpath.dirname(file_path) != AUDIT_DIRECTORY
-                                    or posixpath.normpath(file_path) != file_path
-                                    or not re.fullmatch(r"[-_.a-zA-Z0-9]+", posixpath.basename(file_path))):
+        plain = posixpath.normpath(file_path) == file_path and bool(
+            re.fullmatch(r"[-_.a-zA-Z0-9]+", posixpath.basename(file_path)))
+        if file_path != STDOUT and external and not (plain and posixpath.isabs(file_path)):
+            raise node.error("filePath", f"{file_path!r} is not an absolute path of a file: the external Vault "
+                             "opens it on its own servers", EXTERNAL_FILE_FIX)
+        if file_path != STDOUT and not external and not (plain and posixpath.dirname(file_path) == AUDIT_DIRECTORY):
             raise node.error("filePath", f"{file_path!r} is not on the audit volume",
                              f"write to a file under {AUDIT_DIRECTORY}/ or to {STDOUT!r}")
     else:

@@ -46,7 +46,7 @@ class Alert:
 def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     """The stack's alerts: the servers, Raft, audit, certificate, snapshots, leases, latency, volumes."""
     assert spec.monitoring is not None
-    cluster = spec.cluster
+    cluster = spec.deployed
     ns = cluster.namespace
     vault = f'job="{cluster.release_name}-internal",namespace="{ns}"'
     leader = f"on (pod) (vault_core_active{{{vault}}} == 1)"

@@ -35,8 +35,10 @@ def injector_annotations(app: App, spec: EnvironmentSpec) -> dict[str, str]:
         annotations[f"{PREFIX}/agent-pre-populate-only"] = "true"
     else:
         annotations[f"{PREFIX}/agent-revoke-on-shutdown"] = "true"
-    if spec.cluster.tls.enabled:
-        annotations[f"{PREFIX}/tls-secret"] = spec.cluster.tls.ca_secret_name
+    # Without a CA secret (no TLS, or an external Vault whose certificate the system's roots verify) the
+    # agent trusts the image's own roots.
+    if spec.ca_secret_name is not None:
+        annotations[f"{PREFIX}/tls-secret"] = spec.ca_secret_name
         annotations[f"{PREFIX}/ca-cert"] = f"{AGENT_TLS_PATH}/ca.crt"
     for path in app.kv_paths:
         api_path = f"{spec.kv.mount}/data/{path}"

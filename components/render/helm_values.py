@@ -52,7 +52,7 @@ def service_address(cluster: Cluster) -> str:
 def raft_config(spec: EnvironmentSpec) -> str:
     """The server configuration: listener, Raft storage joining every peer, Kubernetes service
     registration and, when the spec asks for it, the AWS KMS seal."""
-    cluster = spec.cluster
+    cluster = spec.deployed
     if cluster.tls.enabled:
         listener = [
             f"tls_cert_file = {_q(TLS_MOUNT_PATH + '/tls.crt')}",
@@ -224,7 +224,7 @@ def sighup_sidecar(spec: EnvironmentSpec) -> dict[str, Any] | None:
     may signal Vault without any capability. Sharing the process namespace puts it inside Vault's
     trust boundary (a process of the same user can see Vault's through ``/proc``), so it is the
     chart's own image running nothing but this loop, with no capabilities and a read-only root."""
-    cluster = spec.cluster
+    cluster = spec.deployed
     audit = audit_log_rotation(spec)
     tls_directory = TLS_MOUNT_PATH if cluster.tls.enabled else None
     if tls_directory is None and audit is None:
@@ -249,7 +249,7 @@ def sighup_sidecar(spec: EnvironmentSpec) -> dict[str, Any] | None:
 
 def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
     """The chart values for ``spec``: HA Raft, TLS, injector, budgets, storage and resources."""
-    cluster = spec.cluster
+    cluster = spec.deployed
     server: dict[str, Any] = {
         # The config's hash on the pod template: a config change moves the StatefulSet's update
         # revision. The chart's OnDelete strategy restarts no pod for it: `platformctl rollout` does.
@@ -306,7 +306,7 @@ def service_monitor(spec: EnvironmentSpec) -> dict[str, Any]:
     the active server only, which cannot report a sealed one), with the Prometheus operator's labels,
     and over TLS verified against the Vault CA by the name the certificate covers (a pod IP is not)."""
     assert spec.monitoring is not None
-    cluster = spec.cluster
+    cluster = spec.deployed
     monitor: dict[str, Any] = {
         "enabled": True,
         "selectors": dict(spec.monitoring.prometheus_labels),

@@ -53,9 +53,24 @@ def schedule(snapshots: Snapshots) -> str:
 
 
 def vault_address(spec: EnvironmentSpec) -> str:
-    """The active server (the chart's ``<release>-active`` service): the leader writes the snapshot."""
+    """The active server (the chart's ``<release>-active`` service): the leader writes the snapshot. An
+    external Vault at the address the stack reaches it at (``vault:address``), which forwards the
+    request to its leader."""
     cluster = spec.cluster
+    if cluster is None:
+        assert spec.vault is not None  # an external Vault is always configured (no clusterOnly)
+        return spec.vault.address
     return f"{api_scheme(cluster)}://{cluster.release_name}-active.{cluster.namespace}.svc:{API_PORT}"
+
+
+def vault_ca_secret(spec: EnvironmentSpec) -> str | None:
+    """The secret in the job's namespace whose ``ca.crt`` verifies Vault's certificate: the servers'
+    own TLS secret beside them, an external Vault's ``caSecretName``; ``None`` without TLS, or for an
+    external Vault whose certificate the image's roots verify."""
+    if spec.cluster is not None:
+        return spec.cluster.tls.secret_name if spec.cluster.tls.enabled else None
+    assert spec.external is not None
+    return spec.external.ca_secret_name
 
 
 def save_script(spec: EnvironmentSpec) -> str:
@@ -89,7 +104,7 @@ def service_account(spec: EnvironmentSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": SNAPSHOT_IDENTITY, "namespace": spec.cluster.namespace, "labels": _labels(),
+        "metadata": {"name": SNAPSHOT_IDENTITY, "namespace": spec.jobs_namespace, "labels": _labels(),
                      "annotations": {IRSA_ANNOTATION: spec.snapshots.role_arn}},
     }
 
@@ -97,16 +112,18 @@ def service_account(spec: EnvironmentSpec) -> dict[str, Any]:
 def cron_job(spec: EnvironmentSpec) -> dict[str, Any]:
     """The CronJob: one run at a time, none made up for after a long outage, history kept."""
     assert spec.snapshots is not None
-    cluster = spec.cluster
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                   "capabilities": {"drop": ["ALL"]}}
-    volumes: list[dict[str, Any]] = [{"name": "snapshots", "emptyDir": {"sizeLimit": cluster.data_storage}},
+    # A snapshot is at most the Raft data it is taken of: the size of a deployed server's data volume;
+    # an external Vault's is not known here, and the node's ephemeral storage bounds it.
+    scratch = {"sizeLimit": spec.cluster.data_storage} if spec.cluster is not None else {}
+    volumes: list[dict[str, Any]] = [{"name": "snapshots", "emptyDir": scratch},
                                      {"name": "home", "emptyDir": {"sizeLimit": "64Mi"}}]
     vault_env = [{"name": "VAULT_ADDR", "value": vault_address(spec)}, {"name": "HOME", "value": "/home"}]
     vault_mounts: list[dict[str, Any]] = [{"name": "snapshots", "mountPath": SNAPSHOT_DIR},
                                           {"name": "home", "mountPath": "/home"}]
-    if cluster.tls.enabled:
-        volumes.append({"name": "vault-ca", "secret": {"secretName": cluster.tls.secret_name,
+    if (ca_secret := vault_ca_secret(spec)) is not None:
+        volumes.append({"name": "vault-ca", "secret": {"secretName": ca_secret,
                                                        "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
         vault_mounts.append({"name": "vault-ca", "mountPath": TLS_MOUNT_PATH, "readOnly": True})
         vault_env.append({"name": "VAULT_CACERT", "value": f"{TLS_MOUNT_PATH}/ca.crt"})
@@ -136,7 +153,7 @@ def cron_job(spec: EnvironmentSpec) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": SNAPSHOT_IDENTITY, "namespace": cluster.namespace, "labels": _labels()},
+        "metadata": {"name": SNAPSHOT_IDENTITY, "namespace": spec.jobs_namespace, "labels": _labels()},
         "spec": {
             "schedule": schedule(spec.snapshots),
             "timeZone": "Etc/UTC",
@@ -189,7 +206,7 @@ def uploader_iam_policy(snapshots: Snapshots, stack: str, key_arn: str) -> dict[
 
 def iam_trust_condition(spec: EnvironmentSpec) -> dict[str, str]:
     """The ``sub`` and ``aud`` the role's trust policy must require of the cluster's OIDC tokens (IRSA)."""
-    return {"sub": f"system:serviceaccount:{spec.cluster.namespace}:{SNAPSHOT_IDENTITY}", "aud": "sts.amazonaws.com"}
+    return {"sub": f"system:serviceaccount:{spec.jobs_namespace}:{SNAPSHOT_IDENTITY}", "aud": "sts.amazonaws.com"}
 
 
 def lifecycle_rules(snapshots: Snapshots, stack: str) -> list[dict[str, Any]]:

@@ -501,6 +501,16 @@ def declares_vault(args: StackValidationArgs) -> bool:
     return any(resource.resource_type == VAULT_PROVIDER for resource in args.resources)
 
 
+def deploys_vault(args: StackValidationArgs) -> bool:
+    """The stack deploys its Vault servers: it declares the chart's Helm release. A stack whose Vault is
+    external (``vault-platform:externalVault``: HCP, VMs, another team's cluster) declares none."""
+    return any(resource.resource_type == RELEASE for resource in args.resources)
+
+
+EXTERNAL_VAULT = (f"the stack deploys no Vault server (no {RELEASE}; its Vault is external, "
+                  f"{PROJECT}:externalVault)")
+
+
 def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> None:
     """Every request to Vault is audited: an audit device in dev, at least two in staging and prod (not
     applicable before Vault is configured: a stack that declares no Vault provider has nothing to audit)."""
@@ -565,12 +575,15 @@ def _snapshot_jobs(args: StackValidationArgs) -> list[Any]:
 
 def check_raft_snapshots(args: StackValidationArgs, report: ReportViolation) -> None:
     """Staging and prod take Raft snapshots on a schedule: a CronJob runs ``vault operator raft snapshot
-    save``, one run at a time (not applicable before Vault is configured: the job logs in to Vault)."""
+    save``, one run at a time (not applicable before Vault is configured: the job logs in to Vault; nor
+    to an external Vault's stack that takes none: its backups are its operator's)."""
     if not declares_vault(args):
         args.not_applicable("the stack declares no Vault provider (Vault is not configured yet): no Vault to "
                             "take snapshots of")
     urn = args.resources[0].urn if args.resources else ""
     jobs = _snapshot_jobs(args)
+    if not jobs and not deploys_vault(args):
+        args.not_applicable(f"{EXTERNAL_VAULT}: its operator backs it up")
     if (problem := rules.snapshots_taken(bool(jobs), environment(args.stack_tags, urn))) is not None:
         report(f"the stack {problem} (no {CRONJOB} runs `{SNAPSHOT_SAVE}`)", None)
     for job in jobs:
@@ -580,7 +593,10 @@ def check_raft_snapshots(args: StackValidationArgs, report: ReportViolation) -> 
 
 
 def check_alert_rules(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Staging and prod declare alert rules for Vault (a Prometheus operator PrometheusRule)."""
+    """Staging and prod declare alert rules for Vault (a Prometheus operator PrometheusRule); not applicable
+    to an external Vault's stack: the rules watch the servers and volumes this program deploys."""
+    if not deploys_vault(args):
+        args.not_applicable(f"{EXTERNAL_VAULT}: its operator watches it")
     urn = args.resources[0].urn if args.resources else ""
     declared = any(resource.resource_type == PROMETHEUS_RULE for resource in args.resources)
     if (problem := rules.alerts_declared(declared, environment(args.stack_tags, urn))) is not None:

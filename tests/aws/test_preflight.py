@@ -187,7 +187,7 @@ def test_an_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
 def test_the_key_is_found_by_id_arn_or_alias(aws: str, name: str) -> None:
     key = make_key(ALLOW_VAULT, alias="alias/by-any-name")
     key_id = "alias/by-any-name" if name == "alias" else key[name]
-    unseal = spec_of("staging", {"vault-platform:cluster.autoUnseal.kmsKeyId": key_id}).cluster.auto_unseal
+    unseal = spec_of("staging", {"vault-platform:cluster.autoUnseal.kmsKeyId": key_id}).deployed.auto_unseal
     assert unseal is not None
     result = check_auto_unseal("staging", unseal, client("kms", REGION))
     assert (result.key_arn, result.findings) == (key["Arn"], ())
@@ -195,7 +195,7 @@ def test_the_key_is_found_by_id_arn_or_alias(aws: str, name: str) -> None:
 
 def test_an_alias_of_another_key_name_is_not_found(aws: str) -> None:
     make_key(ALLOW_VAULT, alias="alias/something-else")
-    unseal = spec_of("staging").cluster.auto_unseal
+    unseal = spec_of("staging").deployed.auto_unseal
     assert unseal is not None
     result = check_auto_unseal("staging", unseal, client("kms", REGION))
     assert (result.ok, result.key_arn, [f.message for f in result.findings]) == (
@@ -204,7 +204,7 @@ def test_an_alias_of_another_key_name_is_not_found(aws: str) -> None:
 
 def test_a_key_in_another_region_is_not_found(aws: str) -> None:
     make_key(ALLOW_VAULT)
-    unseal = spec_of("staging", {"vault-platform:cluster.autoUnseal.region": "us-east-1"}).cluster.auto_unseal
+    unseal = spec_of("staging", {"vault-platform:cluster.autoUnseal.region": "us-east-1"}).deployed.auto_unseal
     assert unseal is not None
     result = check_auto_unseal("staging", unseal, client("kms", unseal.region))
     assert result.findings[0] == Finding(
@@ -218,7 +218,7 @@ def test_a_key_we_may_not_read_fails() -> None:
     """moto allows every call, so KMS's AccessDeniedException is replayed through botocore's
     Stubber, on a client that sends nothing."""
     kms = client("kms", REGION)
-    unseal = spec_of("staging").cluster.auto_unseal
+    unseal = spec_of("staging").deployed.auto_unseal
     assert unseal is not None
     with Stubber(kms) as stub:
         stub.add_client_error("describe_key", "AccessDeniedException", "not authorized", http_status_code=400,

@@ -20,7 +20,7 @@ from pulumi_policy import EnforcementLevel
 from components import rules
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
-from tests.support import ANY_STACK, any_stack, declare_config, declare_stack
+from tests.support import ANY_STACK, any_stack, declare_config, declare_stack, deployed_cluster
 
 from .harness import Violation, run_pack
 
@@ -73,6 +73,7 @@ class TestCommittedStacks:
     @pytest.mark.parametrize("stack", ANY_STACK)
     def test_cluster_only_passes_the_whole_pack(self, stack: str) -> None:
         # A new environment's first `pulumi up`: the cluster, no Vault provider and no Vault resource.
+        deployed_cluster(stack)
         config = any_stack(stack, configured=False)
         declaration = declare_config(config)
         assert declaration.error is None
