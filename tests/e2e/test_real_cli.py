@@ -181,10 +181,11 @@ def test_the_dev_stack_applies_both_layers(dev: AppliedDev) -> None:
     assert set(client.sys.list_enabled_audit_devices()["data"]) == {f"{d.path}/" for d in dev.spec.audit.devices}
     assert dev.audit_entries()
     # The chart's servers, ready as far as the cluster knows (kwok's pods run nothing).
+    cluster = dev.spec.deployed
     servers = kubernetes_client.AppsV1Api(dev.cluster.api()).read_namespaced_stateful_set(
-        dev.spec.cluster.release_name, dev.spec.cluster.namespace)
+        cluster.release_name, cluster.namespace)
     assert servers.status is not None
-    assert servers.status.ready_replicas == dev.spec.cluster.replicas
+    assert servers.status.ready_replicas == cluster.replicas
 
 
 def test_an_app_gets_unique_database_credentials_that_log_in(dev: AppliedDev) -> None:
