@@ -25,6 +25,7 @@ class TransitEngine(pulumi.ComponentResource):
         mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
                              description="Encryption and signing as a service.", opts=child)
         for key in transit.keys:
+            keep = spec.keeps(f"{transit.mount}/keys/{key.name}")
             vault.transit.SecretBackendKey(
                 f"{name}-{key.name}",
                 backend=mount.path,
@@ -33,11 +34,12 @@ class TransitEngine(pulumi.ComponentResource):
                 auto_rotate_period=key.auto_rotate_period,
                 min_decryption_version=key.min_decryption_version,
                 exportable=key.exportable,
-                deletion_allowed=key.deletion_allowed,
+                # Vault refuses to delete a key without it (transit/keys/:name DELETE): a key whose removal
+                # the stack states allows it, so that the change dropping it can delete it.
+                deletion_allowed=key.deletion_allowed or not keep,
                 allow_plaintext_backup=False,
                 # Losing a key loses every ciphertext made with it.
-                opts=child_of_self.merge(pulumi.ResourceOptions(
-                    protect=spec.keeps(f"{transit.mount}/keys/{key.name}"))),
+                opts=child_of_self.merge(pulumi.ResourceOptions(protect=keep)),
             )
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})

@@ -47,6 +47,13 @@ class TestDeclared:
         assert (key.inputs["type"], key.inputs["autoRotatePeriod"], key.inputs["minDecryptionVersion"],
                 key.inputs["exportable"], key.inputs["deletionAllowed"]) == ("rsa-4096", 7776000, 3, True, True)
 
+    def test_a_key_whose_removal_is_stated_may_be_deleted(self) -> None:
+        # Vault refuses DELETE transit/keys/:name unless deletion_allowed (found by a real destroy, tests/e2e).
+        declaration = declare_stack("prod", {"vault-platform:removals": [f"transit/keys/{CARD}"]})
+        card, receipts = (declaration.named(f"vault-transit-{name}") for name in (CARD, RECEIPTS))
+        assert (card.inputs["deletionAllowed"], card.protect) == (True, False)
+        assert (receipts.inputs["deletionAllowed"], receipts.protect) == (False, True)
+
     def test_the_plan_shows_the_keys(self, declared: dict[str, Declaration]) -> None:
         text = plan_text(declared["prod"], edited("prod"))
         assert f"+ vault:transit/secretBackendKey:SecretBackendKey  vault-transit-{CARD}  [protected]" in text

@@ -42,7 +42,7 @@ def disagreements(root: hvac.Client, identities: Iterable[Mapping[str, Any]]) ->
         policies = list(identity["policies"])
         assert policies, f"{identity['subject']} has no policy: a token created without one would be root's child"
         # The texts Vault holds, the built-in default policy included: the evaluator reads what Vault reads.
-        acl = Acl.of_texts({name: root.sys.read_acl_policy(name)["data"]["rules"] for name in policies},
+        acl = Acl.of_texts({name: root.sys.read_acl_policy(name)["data"]["policy"] for name in policies},
                            default_policy=False)
         token = root.auth.token.create(policies=policies, no_default_policy=DEFAULT_POLICY_NAME not in policies,
                                        ttl="10m", no_parent=True)["auth"]["client_token"]

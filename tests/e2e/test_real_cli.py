@@ -14,8 +14,9 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from tests.postgres.server import PostgresServer
 from tests.support import COMMITTED
 
 PLACEHOLDER = "placeholder-set-by-the-e2e-test"
+SERVICE_ACCOUNT_DIRECTORY = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where a pod's service account token and the cluster's CA are (and where Vault's Kubernetes auth reads them)."""
 
 
 @pytest.fixture(scope="module")
@@ -145,32 +148,46 @@ def dev(tools: Tools, cluster: KubeCluster, chart_repository: dict[str, str],
     assert spec.database is not None
     (connection,) = [c for c in spec.database.connections if c.in_cluster]
     audit_log = audit_directory(spec)
-    mountpoint = audit_log.parent
-    created = [path for path in (mountpoint.parent, mountpoint) if not path.exists()]
-    mountpoint.mkdir(parents=True, exist_ok=True)  # an empty mount point; Vault's writes go to the directory
     (directory / "audit").mkdir()
+    # What Vault's pod has: its audit volume, and its service account's CA (the Kubernetes auth method reads
+    # it when its config is written: vault-plugin-auth-kubernetes, path_config.go, updateTLSConfig).
+    service_account = directory / "serviceaccount"
+    service_account.mkdir()
+    shutil.copy(cluster.directory / "pki" / "ca.crt", service_account / "ca.crt")
+    pod_paths = {directory / "audit": audit_log.parent, service_account: SERVICE_ACCOUNT_DIRECTORY}
     # The in-cluster Service's name, for Vault, at a loopback address of its own on PostgreSQL's port.
     postgres = PostgresServer(address="127.0.0.42", port=DEV_POSTGRES_PORT)
     issuer = OidcIssuer(directory / "issuer")
     vault = VaultServer(tools.which("vault"), directory / "vault", hosts={connection.host: postgres.address},
-                        mounts={directory / "audit": mountpoint})
+                        mounts=pod_paths)
     init = DevPostgresInit(cluster, postgres, connection.name, connection.database)
+    with mount_points(pod_paths.values()), running(postgres, issuer, vault, init):
+        bundle = ca_bundle(directory, issuer.tls.ca_pem, Path(chart_repository["SSL_CERT_FILE"]).read_text())
+        project = PulumiProject(tools, directory / "cli", {
+            "KUBECONFIG": str(cluster.kubeconfig), **chart_repository, "SSL_CERT_FILE": str(bundle)})
+        _point_logins_at(project, issuer)
+        project.init("dev", {"vault:address": vault.address},
+                     {**stack_secrets("dev"), "vault:token": vault.root_token})
+        project.up("dev")
+        assert init.failure is None
+        assert init.done.is_set()
+        yield AppliedDev(project, cluster, vault, postgres, issuer, spec, directory / "audit" / audit_log.name)
+
+
+@contextlib.contextmanager
+def mount_points(paths: Iterable[Path]) -> Iterator[None]:
+    """Empty directories to mount on in Vault's namespace; those that did not exist are removed after."""
+    created: list[Path] = []
+    for path in paths:
+        missing = [directory for directory in (path, *path.parents) if not directory.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+        created.extend(missing)
     try:
-        with running(postgres, issuer, vault, init):
-            bundle = ca_bundle(directory, issuer.tls.ca_pem, Path(chart_repository["SSL_CERT_FILE"]).read_text())
-            project = PulumiProject(tools, directory / "cli", {
-                "KUBECONFIG": str(cluster.kubeconfig), **chart_repository, "SSL_CERT_FILE": str(bundle)})
-            _point_logins_at(project, issuer)
-            project.init("dev", {"vault:address": vault.address},
-                         {**stack_secrets("dev"), "vault:token": vault.root_token})
-            project.up("dev")
-            assert init.failure is None
-            assert init.done.is_set()
-            yield AppliedDev(project, cluster, vault, postgres, issuer, spec, directory / "audit" / audit_log.name)
+        yield
     finally:
-        for path in reversed(created):
+        for directory in created:  # deepest first
             with contextlib.suppress(OSError):
-                path.rmdir()
+                directory.rmdir()
 
 
 def test_the_dev_stack_applies_both_layers(dev: AppliedDev) -> None:
@@ -250,22 +267,22 @@ def denials(entries: list[dict[str, Any]]) -> list[str]:
             if entry.get("type") == "response" and "permission denied" in (entry.get("error") or "")]
 
 
-def as_job(dev: AppliedDev, role: CiRole, *arguments: str) -> list[dict[str, Any]]:
+def as_job(dev: AppliedDev, role: CiRole, *arguments: str) -> tuple[str, list[dict[str, Any]]]:
     """``pulumi <arguments>`` as the workflow runs it: no stored token, the job's OIDC token handed to the
-    provider (``TERRAFORM_VAULT_AUTH_JWT``) and the role named; returns the audit entries of the run."""
+    provider (``TERRAFORM_VAULT_AUTH_JWT``) and the role named; its output and the audit entries of the run."""
     before = len(dev.audit_entries())
     dev.project.run("config", "rm", "--stack", "dev", "vault:token")
     try:
-        dev.project.run(*arguments, "--stack", "dev", "--non-interactive", environment={
+        result = dev.project.run(*arguments, "--stack", "dev", "--non-interactive", environment={
             "TERRAFORM_VAULT_AUTH_JWT": dev.issuer.token(job_claims(dev, role)), CI_ROLE_VARIABLE: role.name})
     finally:
         dev.project.run("config", "set", "--stack", "dev", "--secret", "vault:token", dev.vault.root_token)
-    return dev.audit_entries()[before:]
+    return result.stdout, dev.audit_entries()[before:]
 
 
 def test_ci_deploys_with_its_oidc_token_and_vault_denies_it_nothing(dev: AppliedDev) -> None:
     deploy, _ = roles(dev)
-    entries = as_job(dev, deploy, "up", "--yes", "--skip-preview", "--refresh")
+    _, entries = as_job(dev, deploy, "up", "--yes", "--skip-preview", "--refresh")
     calls = iac_requests(entries, DEPLOY_POLICY)
     assert calls  # the run went through the deploy role's token
     assert denials(entries) == []
@@ -280,9 +297,13 @@ def test_ci_deploys_with_its_oidc_token_and_vault_denies_it_nothing(dev: Applied
 
 def test_a_pull_requests_preview_reads_everything_and_may_write_nothing(dev: AppliedDev) -> None:
     _, preview = roles(dev)
-    entries = as_job(dev, preview, "preview", "--refresh", "--expect-no-changes")
+    output, entries = as_job(dev, preview, "preview", "--refresh", "--json")
     assert iac_requests(entries, PREVIEW_POLICY)
     assert denials(entries) == []
+    # Nothing changes but the provider's login (the preview role, where main's deploy ran as deploy).
+    changed = {(step["op"], step["urn"].split("::")[-1], tuple(step.get("diffs") or ()))
+               for step in json.loads(output)["steps"] if step["op"] != "same"}
+    assert changed == {("update", "vault-vault", ("authLoginJwt",))}
     assert dev.spec.github_actions is not None
     token = dev.vault.client(token="").auth.jwt.jwt_login(
         role=preview.name, jwt=dev.issuer.token(job_claims(dev, preview)),

@@ -141,7 +141,7 @@ class PostgresServer:
                   "--no-instructions", "--encoding=UTF8", "--locale=C.UTF-8")
         (self.data / "pg_hba.conf").write_text(
             f"local all {SUPERUSER} trust\n"
-            f"host all all {self.address}/32 scram-sha-256\n"
+            "host all all 127.0.0.0/8 scram-sha-256\n"  # clients connect from 127.0.0.1 whatever it listens on
         )
         # Throwaway data: durability settings off, for a fast start and fast CREATE DATABASE.
         settings = {
