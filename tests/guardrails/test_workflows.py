@@ -33,6 +33,21 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return list(job["steps"])
 
 
+PIN = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.M)
+"""An action pinned by its full commit SHA (a tag can be moved to other code), the release tag in a
+comment. Each SHA was read from the action's own repository (``git rev-parse <tag>^{commit}``)."""
+
+
+def unpinned(line: str) -> bool:
+    """A ``uses:`` line that names neither a local workflow nor a commit with its release."""
+    return not (re.search(r"uses: \./", line) or PIN.search(line))
+
+
+def action(step: dict[str, Any]) -> str:
+    """``owner/name`` of a step's action, without the pinned commit."""
+    return str(step["uses"]).split("@")[0]
+
+
 def actionlint(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # Shell and Python checks in run: steps need shellcheck and pyflakes, which are not pinned here.
     return subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=", *args],
@@ -67,9 +82,27 @@ class TestLint:
         assert 'property "os" is not defined in object type' in result.stdout
 
     @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-    def test_actions_are_pinned_to_a_release(self, path: Path) -> None:
-        for uses in re.findall(r"uses:\s*(\S+)", path.read_text()):
-            assert uses.startswith("./") or re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", uses), uses
+    def test_actions_are_pinned_to_a_commit_with_the_release_in_a_comment(self, path: Path) -> None:
+        lines = [line.strip() for line in path.read_text().splitlines() if re.search(r"\buses:", line)]
+        assert lines
+        assert [line for line in lines if unpinned(line)] == []
+
+    def test_one_commit_per_action_and_release_in_every_workflow(self) -> None:
+        pins: dict[str, set[str]] = {}
+        for path in FILES:
+            for action, sha, release in PIN.findall(path.read_text()):
+                pins.setdefault(f"{action} {release}", set()).add(sha)
+        assert len(pins) == 7
+        assert {release: shas for release, shas in pins.items() if len(shas) > 1} == {}
+
+    @pytest.mark.parametrize("line", [
+        "- uses: actions/checkout@v4.2.2",  # a tag can be moved to other code
+        "- uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683",  # which release is it?
+        "- uses: actions/checkout@11bd719 # v4.2.2",  # an abbreviated commit is ambiguous
+        "- uses: actions/checkout@main # v4.2.2",
+    ])
+    def test_a_tag_or_a_bare_commit_is_refused(self, line: str) -> None:
+        assert unpinned(line)
 
 
 class TestPullRequests:
@@ -90,7 +123,7 @@ class TestPullRequests:
         # No stack list: the command diffs every stack file, a new one included.
         assert 'python -m platformctl diff --base "origin/$BASE_REF" > comment/comment.md || status=$?' in run
         assert run.rstrip().endswith('exit "$status"')
-        assert steps(job)[-1]["uses"].split("@")[0] == "actions/upload-artifact"
+        assert action(steps(job)[-1]) == "actions/upload-artifact"
 
     def test_comment_is_posted_from_the_base_without_running_pr_code(self) -> None:
         document = load("pr-plan-diff-comment.yml")
@@ -98,8 +131,7 @@ class TestPullRequests:
                                                        "types": ["completed"]}}
         job = document["jobs"]["comment"]
         assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
-        assert [step["uses"].split("@")[0] for step in steps(job)] == ["actions/download-artifact",
-                                                                       "actions/github-script"]
+        assert [action(step) for step in steps(job)] == ["actions/download-artifact", "actions/github-script"]
         script = steps(job)[1]["with"]["script"]
         assert "updateComment" in script
         assert "const marker = '<!-- vault-platform:plan-diff -->';" in script
@@ -150,7 +182,7 @@ class TestClusterAccess:
         definition = load(name)["jobs"][job]
         assert definition["env"]["EKS_CLUSTER_NAME"] == "${{ vars.EKS_CLUSTER_NAME }}"
         assert definition["env"]["AWS_REGION"] == "${{ vars.AWS_REGION }}"
-        labels = [step.get("name") or step["uses"].split("@")[0] for step in steps(definition)]
+        labels = [step.get("name") or action(step) for step in steps(definition)]
         write = labels.index("Write the kubeconfig for the stack's EKS cluster")
         assert steps(definition)[write]["run"] == KUBECONFIG
         assert labels.index("aws-actions/configure-aws-credentials") < write
@@ -210,10 +242,10 @@ class TestDeploys:
     def test_oidc_kubeconfig_preflight_before_preview_and_before_up(self) -> None:
         text = (WORKFLOWS / "pulumi-up.yml").read_text()
         assert "secrets." not in text
-        labels = [step.get("with", {}).get("command") or step.get("name") or step["uses"]
+        labels = [step.get("with", {}).get("command") or step.get("name") or action(step)
                   for step in steps(load("pulumi-up.yml")["jobs"]["up"])]
         assert labels[3:] == [
-            "aws-actions/configure-aws-credentials@v4.0.2",
+            "aws-actions/configure-aws-credentials",
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
             "OIDC token for Vault (before preview)", "preview",
