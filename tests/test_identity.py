@@ -92,7 +92,8 @@ class TestEveryStack:
         assert sorted(roles) == ["deploy", "preview"]
         for role in github.roles:
             inputs = roles[role.name]
-            expected = {"repository": github.repository, "environment": role.environment}
+            expected = {"repository": github.repository, "repository_id": github.repository_id,
+                        "repository_owner_id": github.repository_owner_id, "environment": role.environment}
             if role.name == "deploy":
                 expected["ref"] = "refs/heads/main"
             assert inputs["boundClaims"] == expected
@@ -179,7 +180,8 @@ class TestLogin:
 
 
 EXACT: dict[str, Any] = {
-    f"{P}githubActions": {"repository": "acme/payments-vault", "audience": "https://vault.acme.example",
+    f"{P}githubActions": {"repository": "acme/payments-vault", "repositoryId": 612345678,
+                          "repositoryOwnerId": 87654321, "audience": "https://vault.acme.example",
                           "deployEnvironment": "production", "previewEnvironment": "production-pr",
                           "previewPolicies": ["operations-readonly"]},
     f"{P}oidc": {"discoveryUrl": "https://acme.okta.com/", "clientId": "0oa1vault",
@@ -208,13 +210,15 @@ class TestExactShapes:
             "roleName", "roleType", "boundClaims", "boundClaimsType", "boundAudiences", "userClaim", "tokenPolicies",
             "tokenTtl", "tokenMaxTtl", "tokenExplicitMaxTtl", "tokenType")} == {
             "roleName": "deploy", "roleType": "jwt",
-            "boundClaims": {"repository": "acme/payments-vault", "environment": "production", "ref": "refs/heads/main"},
+            "boundClaims": {"repository": "acme/payments-vault", "repository_id": "612345678",
+                            "repository_owner_id": "87654321", "environment": "production", "ref": "refs/heads/main"},
             "boundClaimsType": "string", "boundAudiences": ["https://vault.acme.example"], "userClaim": "sub",
             "tokenPolicies": ["vault-iac"], "tokenTtl": 3600, "tokenMaxTtl": 3600, "tokenExplicitMaxTtl": 3600,
             "tokenType": "service"}
         preview = roles["vault-github-actions-preview"].inputs
         assert (preview["boundClaims"], preview["tokenPolicies"], preview["tokenExplicitMaxTtl"]) == (
-            {"repository": "acme/payments-vault", "environment": "production-pr"},
+            {"repository": "acme/payments-vault", "repository_id": "612345678", "repository_owner_id": "87654321",
+             "environment": "production-pr"},
             ["vault-preview", "operations-readonly"], 1800)
 
     def test_people(self, declaration: Declaration) -> None:
@@ -242,6 +246,10 @@ class TestBadInput:
         ({f"{GA}.repository": "vault-platform/*"}, f"{GA}.repository", "'vault-platform/*' holds a glob ('*')"),
         ({f"{GA}.repository": "vault-platform"}, f"{GA}.repository", "'vault-platform' is not a valid name"),
         ({f"{GA}.repository": ""}, f"{GA}.repository", "binds no exact 'repository' claim"),
+        ({f"{GA}.repositoryId": DELETE}, f"{GA}.repositoryId", "is required but not set"),
+        ({f"{GA}.repositoryOwnerId": DELETE}, f"{GA}.repositoryOwnerId", "is required but not set"),
+        ({f"{GA}.repositoryId": "vault-platform"}, f"{GA}.repositoryId", "expected a whole number, got a string"),
+        ({f"{GA}.repositoryOwnerId": 0}, f"{GA}.repositoryOwnerId", "0 is below the minimum of 1"),
         ({f"{GA}.audience": "vault-*"}, f"{GA}.audience", "the 'aud' claim 'vault-*' holds a glob ('*')"),
         ({f"{GA}.deployEnvironment": "prod*"}, f"{GA}.deployEnvironment", "'prod*' holds a glob ('*')"),
         ({f"{GA}.previewEnvironment": "*"}, f"{GA}.previewEnvironment", "'*' holds a glob ('*')"),
@@ -278,13 +286,16 @@ class TestBadInput:
 
 
 class TestJwtRoleRule:
-    GOOD = {"repository": "acme/vault", "environment": "prod"}
+    GOOD = {"repository": "acme/vault", "repository_id": "612345678", "repository_owner_id": "87654321",
+            "environment": "prod"}
 
     @pytest.mark.parametrize(("claims", "claims_type", "audiences", "problem"), [
         (GOOD, "string", ["a"], None),
         ({**GOOD, "ref": "refs/heads/main"}, "string", ["a"], None),
         (GOOD, "glob", ["a"], "bound_claims_type is 'glob'"),
-        ({"repository": "acme/vault"}, "string", ["a"], "binds no exact 'environment' claim"),
+        ({**GOOD, "environment": None}, "string", ["a"], "binds no exact 'environment' claim"),
+        ({**GOOD, "repository_id": None}, "string", ["a"], "binds no exact 'repository_id' claim"),
+        ({**GOOD, "repository_owner_id": ""}, "string", ["a"], "binds no exact 'repository_owner_id' claim"),
         ({**GOOD, "repository": ""}, "string", ["a"], "binds no exact 'repository' claim"),
         ({**GOOD, "ref": "refs/heads/*"}, "string", ["a"], "the 'ref' claim 'refs/heads/*' holds a glob"),
         (GOOD, "string", [], "binds no audience"),
@@ -420,7 +431,7 @@ class TestWorkflowLogin:
         assert vault_steps
         for index in vault_steps:
             before = steps[index - 1]
-            assert before["uses"] == "actions/github-script@v7.0.1"
+            assert before["uses"] == "actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea"
             assert (before["env"], before["with"]) == ({"AUDIENCE": "${{ steps.vault.outputs.audience }}"},
                                                        {"script": TOKEN_STEP})
             assert steps.index(audience) < index

@@ -535,6 +535,11 @@ class GithubActions:
     """Mount path of the JWT auth method (``auth/<path>``)."""
     repository: str
     """``owner/name`` of this repository (the token's ``repository`` claim), matched exactly."""
+    repository_id: str
+    """GitHub's numeric id of the repository (``repository_id``): a repository renamed, or deleted and
+    created again under the same name, gets a new one, so the name alone does not let it log in."""
+    repository_owner_id: str
+    """GitHub's numeric id of the repository's owner (``repository_owner_id``), likewise."""
     audience: str
     """The audience workflows request their token for and the roles require (``aud``)."""
     deploy: CiRole
