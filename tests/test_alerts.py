@@ -103,6 +103,8 @@ SNAPSHOT = 'namespace="vault",cronjob="vault-snapshot"'
 JOB = 'namespace="vault",job_name="vault-snapshot-29400000"'
 AUDIT_PVC = 'namespace="vault",persistentvolumeclaim="audit-vault-0"'
 DATA_PVC = 'namespace="vault",persistentvolumeclaim="data-vault-2"'
+CERT_MANAGER = 'job="cert-manager",namespace="cert-manager",pod="cert-manager-6d4f9c7b5-x2kqp"'
+"""Target labels of cert-manager's own pod, which a scrape without honorLabels puts on its metrics."""
 
 
 def _volume(pvc: str, available: str, capacity: str = "100x90") -> dict[str, str]:
@@ -169,8 +171,17 @@ CASES: dict[str, list[Case]] = {
               f"vault_core_handle_request{_server('vault-0', quantile='0.5')}": "2000x20"}, "15m"),
     ],
     "VaultCertificateExpiring": [
+        # Scraped with honorLabels: true, the metric's namespace kept.
         Case({'certmanager_certificate_expiration_timestamp_seconds{namespace="vault",name="vault-tls"}':
               f"{10 * 86400}x20"}, "15m", [{"namespace": "vault", "name": "vault-tls"}]),
+        # cert-manager's chart default, honorLabels: false: the metric's namespace is exported_namespace.
+        Case({f"certmanager_certificate_expiration_timestamp_seconds{{{CERT_MANAGER},exported_namespace=\"vault\","
+              'name="vault-tls"}': f"{10 * 86400}x20"}, "15m", [{"namespace": "vault", "name": "vault-tls"}]),
+        Case({f"certmanager_certificate_expiration_timestamp_seconds{{{CERT_MANAGER},exported_namespace=\"vault\","
+              'name="vault-tls"}': f"{30 * 86400}x20"}, "15m"),
+        # cert-manager running in Vault's namespace: another namespace's certificate of the same name.
+        Case({'certmanager_certificate_expiration_timestamp_seconds{job="cert-manager",namespace="vault",'
+              'exported_namespace="other",name="vault-tls"}': f"{86400}x20"}, "15m"),
         Case({'certmanager_certificate_expiration_timestamp_seconds{namespace="vault",name="vault-tls"}':
               f"{30 * 86400}x20",
               'certmanager_certificate_expiration_timestamp_seconds{namespace="other",name="vault-tls"}':

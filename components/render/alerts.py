@@ -10,7 +10,8 @@ Where each series comes from:
   those rules only trust the node that is active now.
 * ``kube_*``: kube-state-metrics (the snapshot CronJob and its Jobs).
 * ``kubelet_volume_stats_*``: the kubelets (the servers' volumes).
-* ``certmanager_*``: cert-manager's own metrics (the server certificate).
+* ``certmanager_*``: cert-manager's own metrics (the server certificate), under either of its
+  ServiceMonitor's ``honorLabels``.
 """
 
 from __future__ import annotations
@@ -81,15 +82,28 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     ]
     if cluster.tls.enabled and cluster.tls.cert_manager_issuer is not None:
         rules.append(Alert(
-            "VaultCertificateExpiring",
-            f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{ns}",name="{cluster.tls.secret_name}"}}'
-            f" - time() < {CERTIFICATE_WARNING_DAYS * DAY}", "10m", "critical",
+            "VaultCertificateExpiring", f"{_certificate_expiry(ns, cluster.tls.secret_name)} - time() < "
+            f"{CERTIFICATE_WARNING_DAYS * DAY}", "10m", "critical",
             f"Vault's server certificate {cluster.tls.secret_name} expires within {CERTIFICATE_WARNING_DAYS} days"))
     if spec.snapshots is not None:
         rules += _snapshot_alerts(ns, 2 * spec.snapshots.interval)
     for volume, what in (("audit", "audit log"), ("data", "Raft data")):
         rules += _volume_alerts(ns, f"{volume}-{cluster.release_name}-[0-9]+", volume.capitalize(), what)
     return tuple(rules)
+
+
+def _certificate_expiry(ns: str, certificate: str) -> str:
+    """The certificate's expiry time, labelled ``namespace`` and ``name``, under either scrape of
+    cert-manager. Its metric carries the certificate's ``namespace`` (cert-manager v1.21
+    internal/collectors/certificate_collector.go); with the ServiceMonitor's ``honorLabels: false``,
+    cert-manager's chart default (deploy/charts/cert-manager/values.yaml), Prometheus keeps the
+    target's namespace (cert-manager's own) as ``namespace`` and moves the metric's to
+    ``exported_namespace``; with ``honorLabels: true`` the metric's stays ``namespace``."""
+    metric = "certmanager_certificate_expiration_timestamp_seconds"
+    exported = (f'label_replace({metric}{{exported_namespace="{ns}",name="{certificate}"}}, '
+                f'"namespace", "$1", "exported_namespace", "(.+)")')
+    honored = f'{metric}{{namespace="{ns}",exported_namespace="",name="{certificate}"}}'
+    return f"max by (namespace, name) ({exported} or {honored})"
 
 
 def _snapshot_alerts(ns: str, two_intervals: int) -> list[Alert]:
