@@ -99,6 +99,8 @@ def _server(pod: str, **labels: str) -> str:
 
 
 ACTIVE_0 = {f"vault_core_active{_server('vault-0')}": "1x30", f"vault_core_active{_server('vault-1')}": "0x30"}
+SCRAPED = {f"up{_server('vault-0')}": "1x30", f"up{_server('vault-1')}": "1x30", f"up{_server('vault-2')}": "0x30"}
+"""The servers' scrapes: three pods, vault-2 down."""
 SNAPSHOT = 'namespace="vault",cronjob="vault-snapshot"'
 JOB = 'namespace="vault",job_name="vault-snapshot-29400000"'
 AUDIT_PVC = 'namespace="vault",persistentvolumeclaim="audit-vault-0"'
@@ -141,9 +143,13 @@ CASES: dict[str, list[Case]] = {
               f"vault_autopilot_healthy{_server('vault-1')}": "0x10"}, "10m"),
     ],
     "VaultRaftVoterDead": [
-        Case({**ACTIVE_0, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "0x10",
+        # vault-2's pod is scraped (down: up 0) and autopilot reports it unhealthy.
+        Case({**ACTIVE_0, **SCRAPED, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "0x10",
               f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-1')}": "1x10"}, "10m",
              [{**SERVER, "pod": "vault-0", "node_id": "vault-2"}]),
+        # vault-4 was scaled down: its pod is gone, its last value lingers in the leader's metrics.
+        Case({**ACTIVE_0, **SCRAPED, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-4')}": "0x10",
+              f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "1x10"}, "10m"),
         Case({**ACTIVE_0, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "1x10",
               f"vault_autopilot_node_healthy{_server('vault-1', node_id='vault-2')}": "0x10"}, "10m"),
     ],

@@ -7,7 +7,8 @@ Where each series comes from:
   too: the unauthenticated metrics handler answers with the node's own metrics, unforwarded, and
   the core refreshes ``core.unsealed`` and ``core.active`` on every node). The leader alone
   reports leases and autopilot; its gauges linger on a former leader until the retention ends, so
-  those rules only trust the node that is active now.
+  those rules only trust the node that is active now, and a removed node's until the retention ends
+  too, so the voter rule only trusts nodes whose pod is still scraped.
 * ``kube_*``: kube-state-metrics (the snapshot CronJob and its Jobs).
 * ``kubelet_volume_stats_*``: the kubelets (the servers' volumes).
 * ``certmanager_*``: cert-manager's own metrics (the server certificate), under either of its
@@ -51,6 +52,11 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     ns = cluster.namespace
     vault = f'job="{cluster.release_name}-internal",namespace="{ns}"'
     leader = f"on (pod) (vault_core_active{{{vault}}} == 1)"
+    # The leader sets a node's gauge only while the node is in autopilot's state (physical/raft/
+    # raft_autopilot.go, NotifyState); a removed one's last value stays exported for the retention
+    # (24h). A node id is its pod's name (the chart's setNodeId): only a pod still scraped, down or
+    # not, is a node that can be dead; a scaled-down pod leaves the headless service at once.
+    scraped = f'on (node_id) label_replace(up{{{vault}}}, "node_id", "$1", "pod", "(.+)")'
     rules = [
         Alert("VaultSealed", f"vault_core_unsealed{{{vault}}} == 0", "2m", "critical",
               "Vault server {{ $labels.pod }} is sealed"),
@@ -64,8 +70,8 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
         Alert("VaultAutopilotUnhealthy",
               f"max by (namespace) ((vault_autopilot_healthy{{{vault}}} == 0) and {leader})", "5m", "critical",
               f"Raft autopilot reports the Vault cluster in namespace {ns} unhealthy"),
-        Alert("VaultRaftVoterDead", f"(vault_autopilot_node_healthy{{{vault}}} == 0) and {leader}", "5m", "critical",
-              "Raft voter {{ $labels.node_id }} is unhealthy (autopilot, as the leader sees it)"),
+        Alert("VaultRaftVoterDead", f"(vault_autopilot_node_healthy{{{vault}}} == 0) and {leader} and {scraped}",
+              "5m", "critical", "Raft voter {{ $labels.node_id }} is unhealthy (autopilot, as the leader sees it)"),
         Alert("VaultAuditLogFailing",
               f"sum by (namespace, pod) (increase(vault_audit_log_request_failure{{{vault}}}[5m])) > 0 or "
               f"sum by (namespace, pod) (increase(vault_audit_log_response_failure{{{vault}}}[5m])) > 0", "0m",
