@@ -79,7 +79,12 @@ class VaultPlatform(pulumi.ComponentResource):
             # Audit devices first: nothing is configured before it can be audited.
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
-            AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            policies = AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            # Then the IaC's own policy: Vault reads a token's policies at each request, so a grant that a
+            # change adds together with the resource needing it is in place before that resource's call.
+            # (The audit devices need none a change could add: vault-iac grants sys/audit/* whole.)
+            on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider},
+                                              depends_on=[policies.iac_policy])
             auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             if spec.snapshots is not None:
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
