@@ -18,7 +18,7 @@ import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from requests.exceptions import RequestException
 
-from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec
+from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec, project_file
 
 from .stackfile import spec_or_report, stacks
 
@@ -35,7 +35,8 @@ class JwtLoginRequest:
     address: str
     """Vault's address (``vault:address``)."""
     ca_cert_file: str | None
-    """CA bundle that verifies Vault's certificate, or ``None`` for the system's."""
+    """The stack's CA file that verifies Vault's certificate (``vault:caCertFile``, resolved from the
+    project's root as the provider resolves it), or ``None`` for the system's trust store."""
     mount: str
     """Mount path of the JWT auth method."""
     role: str
@@ -49,7 +50,8 @@ def login_request(spec: EnvironmentSpec) -> JwtLoginRequest | str:
     if access is None or access.jwt_login is None:
         return (f"stack {spec.stack!r} has no GitHub Actions login (vault-platform:githubActions with "
                 "vault:address, and no vault:token)")
-    return JwtLoginRequest(address=access.address.rstrip("/"), ca_cert_file=access.ca_cert_file,
+    ca_cert_file = str(project_file(access.ca_cert_file)) if access.ca_cert_file is not None else None
+    return JwtLoginRequest(address=access.address.rstrip("/"), ca_cert_file=ca_cert_file,
                            mount=access.jwt_login.mount, role=access.jwt_login.role)
 
 

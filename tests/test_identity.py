@@ -380,9 +380,10 @@ class TestVaultLoginCommand:
     def test_the_request_names_the_stacks_jwt_method_and_the_jobs_role(self, stack: str) -> None:
         access = spec(stack).vault
         assert access is not None
+        # The CA file as the provider opens it: relative to the project's root, wherever the command runs.
+        ca_cert_file = str(ROOT / access.ca_cert_file) if access.ca_cert_file is not None else None
         assert login_request(spec(stack)) == JwtLoginRequest(
-            address=access.address.rstrip("/"), ca_cert_file=access.ca_cert_file, mount="github-actions",
-            role="deploy")
+            address=access.address.rstrip("/"), ca_cert_file=ca_cert_file, mount="github-actions", role="deploy")
 
     def test_a_stack_logging_in_with_a_token_has_no_jwt_login(self) -> None:
         assert login_request(spec_of("prod")) == (

@@ -7,7 +7,9 @@ import fnmatch
 import re
 import ssl
 from collections.abc import Iterable, Iterator, Mapping, Set
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from .. import rules
 from . import identity, operations, sections
@@ -90,14 +92,22 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "clusterOnly", "removals", "cluster", "kubernetesAuth", "kv", "database", "policies",
-                    "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "vaultCaPublic", "removals", "cluster", "kubernetesAuth", "kv", "database",
+                    "policies", "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
 """Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
 no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
 (``clusterOnly``)."""
 CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
 """Environment variable in which a workflow names the role its job logs in with (deploy, preview)."""
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
+``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
+
+
+def project_file(path: str) -> Path:
+    """``path`` as the program and the Vault provider open it: relative to :data:`PROJECT_ROOT`."""
+    return PROJECT_ROOT / path
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
@@ -170,7 +180,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
-                                          github=github if root.has("githubActions") else None, ci_role=ci_role))
+                                          github=github if root.has("githubActions") else None, ci_role=ci_role,
+                                          tier=tier, ca_public=root.boolean("vaultCaPublic", False)))
     removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
@@ -659,21 +670,29 @@ def _check_tls(node: Node, connection: Connection, tier: Tier) -> None:
 
 
 def _tls_ca(node: Node) -> str | None:
-    """The PEM text of ``tlsCa``, checked to hold CA certificates (OpenSSL, through ``ssl``)."""
+    """The PEM text of ``tlsCa``, checked to hold CA certificates."""
     text = node.optional_string("tlsCa")
     if text is None:
         return None
+    if (problem := _ca_problem(text)) is not None:
+        raise node.error("tlsCa", problem, "paste the CA certificate(s) that signed the database server's, "
+                         "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, as a YAML block (tlsCa: |)")
+    return text
+
+
+def _ca_problem(text: str) -> str | None:
+    """Why PEM ``text`` cannot verify a server (OpenSSL, through ``ssl``; text around the PEM blocks is
+    ignored, as OpenSSL and Go's crypto/x509 ignore it), or ``None`` when it holds CA certificates."""
+    if not text.isascii():
+        return "is not PEM certificates (it holds text that is not ASCII)"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cadata=text)
     except (ssl.SSLError, ValueError) as error:
-        raise node.error("tlsCa", f"is not PEM certificates ({error.args[-1]})",
-                         "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, "
-                         "as a YAML block (tlsCa: |)") from None
+        return f"is not PEM certificates ({error.args[-1]})"
     if context.cert_store_stats()["x509_ca"] == 0:
-        raise node.error("tlsCa", "holds no CA certificate (a server certificate cannot sign another)",
-                         "give the CA that signed the database server's certificate")
-    return text
+        return "holds no CA certificate (a server certificate cannot sign another)"
+    return None
 
 
 def _check_creation_statements(node: Node, statements: tuple[str, ...], connection: Connection) -> None:
@@ -1026,7 +1045,7 @@ def _removals(root: Node) -> tuple[str, ...]:
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
-                  github: GithubActions | None, ci_role: str | None) -> VaultAccess | None:
+                  github: GithubActions | None, ci_role: str | None, tier: Tier, ca_public: bool) -> VaultAccess | None:
     """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
     in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
     the ``githubActions`` login once ``vault:address`` is set.
@@ -1064,7 +1083,7 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
         raise SpecError(stack, "vault:address", f"{address!r} is not a Vault address" if address else
                         "is required once vault:token is set", "run `pulumi config set vault:address "
                         "https://<host>:8200`")
-    ca_cert_file = config.get("vault:caCertFile")
+    ca_cert_file = _vault_ca(stack, config.get("vault:caCertFile"), urlsplit(address).scheme, tier, ca_public)
     jwt_login = None
     if jwt:
         assert github is not None
@@ -1073,8 +1092,37 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
             raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
                             "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
         jwt_login = JwtLogin(mount=github.path, role=role)
-    return VaultAccess(address=address, token_key=None if jwt else token_key,
-                       ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None, jwt_login=jwt_login)
+    return VaultAccess(address=address, token_key=None if jwt else token_key, ca_cert_file=ca_cert_file,
+                       jwt_login=jwt_login)
+
+
+def _vault_ca(stack: str, ca_cert_file: object, scheme: str, tier: Tier, ca_public: bool) -> str | None:
+    """``vault:caCertFile``: a file of the repository holding the CA certificate(s) that verify Vault's,
+    which the provider, ``platformctl vault-login`` and ``platformctl rollout`` all use. Outside dev an
+    https address needs one, unless the stack states that Vault's certificate chains to a public CA
+    (``vaultCaPublic``): the servers' certificate comes from the private ``platform-ca``, which no
+    runner's trust store holds."""
+    key, public_key = "vault:caCertFile", f"{PROJECT}:vaultCaPublic"
+    fix = (f"commit the CA's PEM as stacks/ca/{stack}.pem and run `pulumi config set {key} stacks/ca/{stack}.pem` "
+           "(README, \"Vault's CA\")")
+    if ca_cert_file is None:
+        if scheme == "https" and tier != "dev" and not ca_public:
+            raise SpecError(stack, key, "is not set: Vault's certificate comes from the private platform-ca, "
+                            "which the provider, vault-login and rollout would look for in the machine's trust store",
+                            f"{fix}; or set {public_key} to true if Vault's certificate chains to a public CA")
+        return None
+    if ca_public:
+        raise SpecError(stack, public_key, f"is true, but {key} names a CA file", "remove one of the two",
+                        edits=((public_key, REMOVE),))
+    if not isinstance(ca_cert_file, str) or not ca_cert_file:
+        raise SpecError(stack, key, f"expected a file path, got {ca_cert_file!r}", fix)
+    path = project_file(ca_cert_file)
+    if not path.is_file():
+        raise SpecError(stack, key, f"{ca_cert_file!r} is not a file (a relative path starts where Pulumi.yaml "
+                        "is)", fix)
+    if (problem := _ca_problem(path.read_text(errors="replace"))) is not None:
+        raise SpecError(stack, key, f"{ca_cert_file!r} {problem}", fix)
+    return ca_cert_file
 
 
 def _known(node: Node, key: str, names: Mapping[str, object], what: str, kind: str = "database.connections") -> str:

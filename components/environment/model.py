@@ -651,7 +651,9 @@ class VaultAccess:
     token_key: str | None
     """Stack secret holding the token the IaC runs with (``vault:token``), or ``None`` with a JWT login."""
     ca_cert_file: str | None
-    """CA bundle to verify Vault's certificate (``vault:caCertFile``); ``None`` uses the system store."""
+    """CA certificate(s) that verify Vault's (``vault:caCertFile``, a file of the repository, relative to
+    the project's root: ``stacks/ca/<stack>.pem``); ``None`` uses the machine's trust store (an http
+    address, dev, or a stack that states ``vaultCaPublic``)."""
     jwt_login: JwtLogin | None = None
     """The JWT login when no ``vault:token`` is set; exactly one of the two is set."""
 
