@@ -137,6 +137,33 @@ class TestVaultCa:
         assert refusal("prod", changes, key).problem.startswith(problem)
 
 
+class TestCiLoginOverTheNetwork:
+    """CI's JWT login sends the job's OIDC token and gets a Vault token back: never in clear across a
+    network. A token login (bootstrap, break-glass, a loopback test Vault) is the person's choice."""
+
+    @pytest.mark.parametrize(("stack", "address"), [
+        ("dev", "http://vault.dev.internal:8200"), ("dev", "http://10.0.4.7:8200"),
+        ("prod", "http://vault.prod.internal:8200"), ("dev", "http://localhost.example:8200")])
+    def test_a_jwt_login_over_plain_http_to_another_machine_is_refused(self, stack: str, address: str) -> None:
+        error = refusal(stack, {"vault:token": DELETE, "vault:address": address}, "vault:address")
+        assert error.problem == (f"{address!r} is plain http to another machine: the CI job's login would send its "
+                                 "OIDC token, and get its Vault token back, in clear")
+        assert error.fix == ("serve Vault with TLS (cluster.tls) and write its https address, with vault:caCertFile "
+                             "(README, \"Vault's CA\"); plain http only to a loopback address (a port-forward)")
+
+    @pytest.mark.parametrize(("stack", "changes"), [
+        ("dev", {"vault:token": DELETE, "vault:address": "http://127.0.0.1:8200"}),
+        ("dev", {"vault:token": DELETE, "vault:address": "http://localhost:8200"}),
+        ("prod", {"vault:token": DELETE, "vault:address": "http://[::1]:8200"}),
+        ("prod", {"vault:token": DELETE}),  # https, with the stack's CA
+        ("dev", {"vault:address": "http://vault.dev.internal:8200"}),  # a token: a bootstrap or break-glass run
+    ])
+    def test_accepted(self, stack: str, changes: dict[str, Any]) -> None:
+        access = spec_of(stack, changes).vault
+        assert access is not None
+        assert (access.jwt_login is not None) is ("vault:token" in changes)
+
+
 class TestCredentialLifetimes:
     """A lease dies with the token that created it: a database role's maxTtl never outlives the tokens
     of the applications that take credentials from it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import ipaddress
 import re
 import ssl
 from collections.abc import Iterable, Iterator, Mapping, Set
@@ -1085,6 +1086,11 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
                         "https://<host>:8200`")
     ca_cert_file = _vault_ca(stack, config.get("vault:caCertFile"), urlsplit(address).scheme, tier, ca_public)
     jwt_login = None
+    if jwt and urlsplit(address).scheme == "http" and not _loopback(urlsplit(address).hostname or ""):
+        raise SpecError(stack, "vault:address", f"{address!r} is plain http to another machine: the CI job's "
+                        "login would send its OIDC token, and get its Vault token back, in clear",
+                        "serve Vault with TLS (cluster.tls) and write its https address, with vault:caCertFile "
+                        "(README, \"Vault's CA\"); plain http only to a loopback address (a port-forward)")
     if jwt:
         assert github is not None
         role = identity.ci_role(ci_role or "deploy")
@@ -1094,6 +1100,16 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
         jwt_login = JwtLogin(mount=github.path, role=role)
     return VaultAccess(address=address, token_key=None if jwt else token_key, ca_cert_file=ca_cert_file,
                        jwt_login=jwt_login)
+
+
+def _loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1): traffic that never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _vault_ca(stack: str, ca_cert_file: object, scheme: str, tier: Tier, ca_public: bool) -> str | None:
