@@ -110,9 +110,21 @@ class VaultPlatform(pulumi.ComponentResource):
 
 
 def _login(access: VaultAccess) -> dict[str, Any]:
-    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's
-    OIDC token, which the provider reads from ``TERRAFORM_VAULT_AUTH_JWT`` (terraform-provider-vault,
-    internal/provider/auth_jwt.go) so that it never passes through the program or the state."""
+    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's.
+
+    The provider logs in at its first Vault call (terraform-provider-vault v5.10.1,
+    internal/provider/meta.go: ``GetClient`` -> ``setClient``), which comes after the Helm release,
+    since every Vault resource waits for it. A GitHub OIDC token lives 5 minutes (Vault allows 150 s
+    of leeway) and an upgrade of the release up to 15, so a job logs in before that, with
+    ``platformctl vault-login``, and hands the provider the Vault token (the deploy role's lives an
+    hour) in a file the provider reads (internal/provider/auth_token_file.go). Without such a file
+    the provider logs in with the OIDC token itself (``TERRAFORM_VAULT_AUTH_JWT``,
+    internal/provider/auth_jwt.go). Neither token passes through the program or the state."""
+    if access.jwt_login is not None and access.jwt_login.token_file is not None:
+        return {
+            "auth_login_token_file": vault.ProviderAuthLoginTokenFileArgs(filename=access.jwt_login.token_file),
+            "skip_child_token": True,
+        }
     if access.jwt_login is not None:
         return {
             "auth_login_jwt": vault.ProviderAuthLoginJwtArgs(role=access.jwt_login.role, mount=access.jwt_login.mount),

@@ -101,6 +101,9 @@ no ``githubActions`` login with a ``vault:address``) declares only the cluster l
 (``clusterOnly``)."""
 CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
 """Environment variable in which a workflow names the role its job logs in with (deploy, preview)."""
+TOKEN_FILE_VARIABLE = "TERRAFORM_VAULT_TOKEN_FILENAME"
+"""Environment variable naming the file that holds the CI job's Vault token: the Vault provider's own
+for its token-file login (terraform-provider-vault, internal/consts/consts.go ``EnvVarTokenFilename``)."""
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
 ``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
@@ -112,20 +115,22 @@ def project_file(path: str) -> Path:
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None) -> EnvironmentSpec:
+              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None,
+              ci_token_file: str | None = None) -> EnvironmentSpec:
     """Validates a stack's whole config and returns its spec, or raises one :class:`StackRefused`
     (a :class:`SpecError`) listing every problem found.
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
     the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies;
-    ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset).
+    ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
+    holding the Vault token that job already logged in for, if any.
     """
     with collected():
-        return _load(stack, config, secret_keys, reserved_policies, ci_role)
+        return _load(stack, config, secret_keys, reserved_policies, ci_role, ci_token_file or None)
 
 
 def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-          reserved_policies: Iterable[str], ci_role: str | None) -> EnvironmentSpec:
+          reserved_policies: Iterable[str], ci_role: str | None, ci_token_file: str | None) -> EnvironmentSpec:
     _refuse_foreign_namespaces(stack, config)
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
@@ -182,7 +187,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role,
-                                          tier=tier, ca_public=root.boolean("vaultCaPublic", False)))
+                                          ci_token_file=ci_token_file, tier=tier,
+                                          ca_public=root.boolean("vaultCaPublic", False)))
     removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
@@ -1046,7 +1052,8 @@ def _removals(root: Node) -> tuple[str, ...]:
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
-                  github: GithubActions | None, ci_role: str | None, tier: Tier, ca_public: bool) -> VaultAccess | None:
+                  github: GithubActions | None, ci_role: str | None, ci_token_file: str | None, tier: Tier,
+                  ca_public: bool) -> VaultAccess | None:
     """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
     in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
     the ``githubActions`` login once ``vault:address`` is set.
@@ -1085,21 +1092,24 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
                         "is required once vault:token is set", "run `pulumi config set vault:address "
                         "https://<host>:8200`")
     ca_cert_file = _vault_ca(stack, config.get("vault:caCertFile"), urlsplit(address).scheme, tier, ca_public)
-    jwt_login = None
-    if jwt and urlsplit(address).scheme == "http" and not _loopback(urlsplit(address).hostname or ""):
+    if not jwt:
+        return VaultAccess(address=address, token_key=token_key, ca_cert_file=ca_cert_file)
+    assert github is not None
+    if urlsplit(address).scheme == "http" and not _loopback(urlsplit(address).hostname or ""):
         raise SpecError(stack, "vault:address", f"{address!r} is plain http to another machine: the CI job's "
                         "login would send its OIDC token, and get its Vault token back, in clear",
                         "serve Vault with TLS (cluster.tls) and write its https address, with vault:caCertFile "
                         "(README, \"Vault's CA\"); plain http only to a loopback address (a port-forward)")
-    if jwt:
-        assert github is not None
-        role = identity.ci_role(ci_role or "deploy")
-        if role is None:
-            raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
-                            "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
-        jwt_login = JwtLogin(mount=github.path, role=role)
-    return VaultAccess(address=address, token_key=None if jwt else token_key, ca_cert_file=ca_cert_file,
-                       jwt_login=jwt_login)
+    role = identity.ci_role(ci_role or "deploy")
+    if role is None:
+        raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
+                        "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
+    if ci_token_file is not None and not Path(ci_token_file).is_file():
+        raise SpecError(stack, TOKEN_FILE_VARIABLE, f"{ci_token_file!r} is not a file",
+                        f"write the job's Vault token there first (`platformctl vault-login {stack} > <file>`), "
+                        f"or unset {TOKEN_FILE_VARIABLE} to log in with TERRAFORM_VAULT_AUTH_JWT")
+    return VaultAccess(address=address, token_key=None, ca_cert_file=ca_cert_file,
+                       jwt_login=JwtLogin(mount=github.path, role=role, token_file=ci_token_file))
 
 
 def _loopback(host: str) -> bool:

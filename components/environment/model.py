@@ -593,13 +593,18 @@ class PeopleOidc:
 
 @dataclass(frozen=True)
 class JwtLogin:
-    """The IaC logs in with the job's OIDC token (the provider's ``auth_login_jwt``); the token itself
-    comes from the job's environment (``TERRAFORM_VAULT_AUTH_JWT``), never from the stack."""
+    """The IaC logs in as the CI job, never with anything from the stack: with the Vault token
+    ``platformctl vault-login`` exchanged the job's OIDC token for, from the file the job names
+    (the provider's ``auth_login_token_file``), else with the OIDC token itself (``auth_login_jwt``,
+    from ``TERRAFORM_VAULT_AUTH_JWT``)."""
 
     mount: str
     """Mount path of the JWT auth method."""
     role: CiRoleName
     """The role this run logs in with."""
+    token_file: str | None = None
+    """The job's Vault token file (``TERRAFORM_VAULT_TOKEN_FILENAME``), or ``None`` to log in with the
+    OIDC token at the provider's first call."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,18 @@ def action(step: dict[str, Any]) -> str:
     return str(step["uses"]).split("@")[0]
 
 
+def stand_in(directory: Path, body: str) -> None:
+    """A ``python`` in ``directory`` that runs the shell ``body`` (``$3`` is the platformctl command)."""
+    (directory / "python").write_text(f"#!/bin/sh\n{body}\n")
+    (directory / "python").chmod(0o755)
+
+
+def run_step(script: str, directory: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A ``run:`` script as GitHub runs it (``bash -e``), with the stand-in ``python`` first on the path."""
+    return subprocess.run(["bash", "-e", "-c", script], env={"PATH": f"{directory}:/usr/bin:/bin", **env},
+                          capture_output=True, text=True, check=False)
+
+
 def actionlint(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # Shell and Python checks in run: steps need shellcheck and pyflakes, which are not pinned here.
     return subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=", *args],
@@ -142,7 +154,7 @@ class TestPullRequests:
         assert job["permissions"]["id-token"] == "write"
         uses = [step.get("uses", step.get("name", "")).split("@")[0] for step in steps(job)]
         assert uses.index("Preflight the KMS auto-unseal key") < uses.index("pulumi/actions")
-        preview = steps(job)[-1]["with"]
+        preview = steps(job)[uses.index("pulumi/actions")]["with"]
         assert (preview["command"], preview["policyPacks"], preview["comment-on-pr"]) == (
             "preview", "policies/guardrails", True)
 
@@ -198,6 +210,60 @@ class TestClusterAccess:
         assert all("id-token" not in (WORKFLOWS / name).read_text() for name, _ in hosted)
 
 
+LOGIN_JOBS = [("pulumi-up.yml", "up"), ("pr-preview.yml", "preview")]
+
+
+class TestVaultLoginSteps:
+    """Each job that reaches Vault logs in once, before its first Pulumi step (the provider logs in at
+    its first Vault call, which in an ``up`` comes after the Helm release: the OIDC token would be
+    expired by then), and revokes that token as its last step, whatever happened before."""
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_the_token_file_is_written_before_the_first_pulumi_step(self, name: str, job: str) -> None:
+        definition = steps(load(name)["jobs"][job])
+        labels = [step.get("name") or action(step) for step in definition]
+        login = labels.index("Vault token for this job")
+        assert labels[login - 1] == "OIDC token for Vault"
+        assert labels.count("OIDC token for Vault") == 1
+        first_pulumi = next(i for i, step in enumerate(definition) if step.get("uses", "").startswith("pulumi/"))
+        assert login < first_pulumi
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_the_login_writes_the_token_for_the_job_alone_and_names_the_file(
+            self, name: str, job: str, tmp_path: Path) -> None:
+        (login,) = [step for step in steps(load(name)["jobs"][job]) if step.get("name") == "Vault token for this job"]
+        stand_in(tmp_path, 'case "$3" in vault-login) echo s.job-token ;; *) exit 9 ;; esac')
+        (tmp_path / "env").write_text("")
+        result = run_step(login["run"], tmp_path, STACK="dev", RUNNER_TEMP=str(tmp_path),
+                          GITHUB_ENV=str(tmp_path / "env"))
+        assert (result.returncode, result.stdout) == (0, "")  # the token is never printed
+        token = tmp_path / "vault-token"
+        assert (token.read_text(), token.stat().st_mode & 0o777) == ("s.job-token\n", 0o600)
+        assert (tmp_path / "env").read_text() == f"TERRAFORM_VAULT_TOKEN_FILENAME={token}\n"
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_a_refused_login_fails_the_step(self, name: str, job: str, tmp_path: Path) -> None:
+        (login,) = [step for step in steps(load(name)["jobs"][job]) if step.get("name") == "Vault token for this job"]
+        stand_in(tmp_path, "exit 1")
+        (tmp_path / "env").write_text("")
+        result = run_step(login["run"], tmp_path, STACK="dev", RUNNER_TEMP=str(tmp_path),
+                          GITHUB_ENV=str(tmp_path / "env"))
+        assert result.returncode == 1
+        assert (tmp_path / "env").read_text() == ""
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    @pytest.mark.parametrize(("status", "warned"), [(0, False), (1, True)])
+    def test_the_last_step_revokes_the_token_always_and_never_fails_the_job(
+            self, name: str, job: str, status: int, warned: bool, tmp_path: Path) -> None:
+        revoke = steps(load(name)["jobs"][job])[-1]
+        assert (revoke["name"], revoke["if"]) == ("Revoke the job's Vault token", "always()")
+        stand_in(tmp_path, f'[ "$3 $5" = "vault-login --revoke" ] && echo "$4" > "{tmp_path}/revoked"; exit {status}')
+        result = run_step(revoke["run"], tmp_path, STACK="staging")
+        assert (tmp_path / "revoked").read_text() == "staging\n"
+        assert result.returncode == 0
+        assert ("::warning title=Vault token not revoked::staging" in result.stdout) is warned
+
+
 class TestDeploys:
     def test_tests_then_dev_then_staging_then_prod_on_main(self) -> None:
         document = load("deploy.yml")
@@ -248,15 +314,15 @@ class TestDeploys:
             "aws-actions/configure-aws-credentials",
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
-            "OIDC token for Vault (before preview)", "preview",
-            "Preflight the KMS auto-unseal key (before up)", "OIDC token for Vault (before up)", "up",
-            "OIDC token for Vault (before rollout)", "Roll the Vault servers onto the new template"]
+            "OIDC token for Vault", "Vault token for this job", "preview",
+            "Preflight the KMS auto-unseal key (before up)", "up", "Roll the Vault servers onto the new template",
+            "Revoke the job's Vault token"]
 
     def test_rollout_after_up_with_the_jobs_own_login_masked(self) -> None:
-        rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]
+        rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-2]
         assert "env" not in rollout
         lines = rollout["run"].splitlines()
-        assert lines[:3] == ['VAULT_TOKEN="$(python -m platformctl vault-login "$STACK")"',
+        assert lines[:3] == ['VAULT_TOKEN="$(cat "$TERRAFORM_VAULT_TOKEN_FILENAME")"',
                              'echo "::add-mask::$VAULT_TOKEN"', "export VAULT_TOKEN"]
         assert 'python -m platformctl rollout "$STACK" || status=$?' in lines
         assert "--dry-run" not in rollout["run"]
@@ -265,12 +331,10 @@ class TestDeploys:
     def test_rollout_exit_codes(self, status: int, outcome: int, tmp_path: Path) -> None:
         # The step's own script, run by bash with a stand-in for python: the login prints a token, the
         # rollout exits with ``status``.
-        script = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]["run"]
-        python = f'case "$3" in vault-login) echo s.token ;; *) exit {status} ;; esac'
-        (tmp_path / "python").write_text(f"#!/bin/sh\n{python}\n")
-        (tmp_path / "python").chmod(0o755)
-        result = subprocess.run(["bash", "-e", "-c", script], env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STACK": "dev"},
-                                capture_output=True, text=True, check=False)
+        script = steps(load("pulumi-up.yml")["jobs"]["up"])[-2]["run"]
+        stand_in(tmp_path, f"exit {status}")
+        (tmp_path / "vault-token").write_text("s.token\n")
+        result = run_step(script, tmp_path, STACK="dev", TERRAFORM_VAULT_TOKEN_FILENAME=str(tmp_path / "vault-token"))
         assert result.returncode == outcome
         assert result.stdout.startswith("::add-mask::s.token\n")
         assert ("::warning title=Vault servers not rolled out::dev unseals by hand" in result.stdout) is (status == 3)
