@@ -18,7 +18,7 @@ from components.environment import EnvironmentSpec, VaultAccess
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
-from components.monitoring import VaultAlerts
+from components.monitoring import MetricsAccess, VaultAlerts
 from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
@@ -55,6 +55,7 @@ class VaultPlatform(pulumi.ComponentResource):
         cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
         if spec.monitoring is not None:
             VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
+            MetricsAccess(f"{name}-metrics", spec, cluster.namespace, opts=on_cluster)
         dev_passwords: dict[str, pulumi.Output[str]] = {}
         dev_databases: list[pulumi.Resource] = []
         if spec.database is not None:

@@ -630,6 +630,10 @@ class Monitoring:
 
     prometheus_labels: tuple[tuple[str, str], ...]
     """Labels the Prometheus operator selects ServiceMonitors and PrometheusRules by, sorted."""
+    prometheus_namespace: str
+    """The namespace Prometheus runs in: the only one whose pods may reach Vault's metrics port."""
+    prometheus_pod_labels: tuple[tuple[str, str], ...]
+    """Labels of the Prometheus pods there (the operator's), sorted: the only pods that may reach it."""
     lease_threshold: int
     """Leases Vault may hold before an alert fires."""
     request_latency_ms: int

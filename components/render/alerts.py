@@ -3,8 +3,8 @@
 Where each series comes from:
 
 * ``vault_*``: every Vault server's own telemetry (``/v1/sys/metrics``), scraped by the chart's
-  ServiceMonitor through the ``<release>-internal`` service (all servers, standbys and sealed ones
-  too: the unauthenticated metrics handler answers with the node's own metrics, unforwarded, and
+  ServiceMonitor through the ``<release>-metrics`` service (all servers, standbys and sealed ones
+  too: the metrics listener answers with the node's own metrics, unforwarded, and
   the core refreshes ``core.unsealed`` and ``core.active`` on every node). The leader alone
   reports leases and autopilot; its gauges linger on a former leader until the retention ends, so
   those rules only trust the node that is active now, and a removed node's until the retention ends
@@ -50,7 +50,7 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     assert spec.monitoring is not None
     cluster = spec.cluster
     ns = cluster.namespace
-    vault = f'job="{cluster.release_name}-internal",namespace="{ns}"'
+    vault = f'job="{cluster.release_name}-metrics",namespace="{ns}"'
     leader = f"on (pod) (vault_core_active{{{vault}}} == 1)"
     # The leader sets a node's gauge only while the node is in autopilot's state (physical/raft/
     # raft_autopilot.go, NotifyState); a removed one's last value stays exported for the retention
