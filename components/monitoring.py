@@ -44,11 +44,13 @@ class MetricsAccess(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:monitoring:MetricsAccess", name, None, opts)
         child = children_of(self, opts)
+        # The namespace as the cluster's output: created after it.
         service = metrics_service(spec)
-        k8s.core.v1.Service(f"{name}-service", metadata={**service["metadata"], "namespace": namespace},
+        k8s.core.v1.Service(f"{name}-service", metadata={"name": service["metadata"]["name"], "namespace": namespace,
+                                                          "labels": service["metadata"]["labels"]},
                             spec=service["spec"], opts=child)
         policy = server_network_policy(spec)
         k8s.networking.v1.NetworkPolicy(f"{name}-network-policy",
-                                        metadata={**policy["metadata"], "namespace": namespace},
+                                        metadata={"name": policy["metadata"]["name"], "namespace": namespace},
                                         spec=policy["spec"], opts=child)
         self.register_outputs({})
