@@ -69,4 +69,4 @@ def reach_findings(spec: EnvironmentSpec) -> tuple[tuple[Finding, ...], tuple[st
         return (Finding("warning", f"{spec.stack}: whether Vault reaches its logins' issuers is not checked: no "
                         f"access to the cluster's server pods ({reason.strip()})",
                         "run the preflight with a kubeconfig for the stack's cluster that may list and exec into "
-                        f"pods in namespace {spec.cluster.namespace} (the deploy job's does)"),), ()
+                        f"pods in namespace {spec.cluster.namespace}"),), ()

@@ -125,7 +125,7 @@ class TestCommand:
             "warning: dev: whether Vault reaches its logins' issuers is not checked: no access to the cluster's "
             "server pods (Invalid kube-config file. No configuration found.)\n"
             "  fix: run the preflight with a kubeconfig for the stack's cluster that may list and exec into pods "
-            "in namespace vault (the deploy job's does)\n")
+            "in namespace vault\n")
 
     @pytest.mark.parametrize(("failing", "status"), [({}, 0), ({GITHUB: (1, "wget: download timed out")}, 1)])
     def test_an_issuer_out_of_reach_fails_the_preflight(self, monkeypatch: pytest.MonkeyPatch,
