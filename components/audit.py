@@ -31,6 +31,9 @@ class AuditDevices(pulumi.ComponentResource):
     """Every request and response Vault serves, written to each device with secrets HMAC'd.
 
     Declared before the secrets engines, so that nothing is configured before it can be audited.
+    Every field of a device replaces it (``vault/resource_audit.go``: all ForceNew), and Vault has one
+    device per ``sys/audit/<path>``: the old one is disabled before the new one is enabled there
+    (Pulumi's default, create first, fails with the path in use).
     """
 
     paths: pulumi.Output[list[str]]
@@ -50,7 +53,8 @@ class AuditDevices(pulumi.ComponentResource):
                 description=device.description,
                 local=False,
                 options=device_options(device, spec.audit.hmac_accessor),
-                opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/audit/{device.path}"))),
+                opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/audit/{device.path}"),
+                                                        delete_before_replace=True)),
             ))
         self.devices = devices
         self.paths = pulumi.Output.all(*(device.path for device in devices)).apply(list)

@@ -18,7 +18,7 @@ from components.environment import EnvironmentSpec, VaultAccess
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
-from components.monitoring import VaultAlerts
+from components.monitoring import MetricsAccess, VaultAlerts
 from components.options import children_of
 from components.pki import PkiEngine
 from components.render.acl import load_policy_files
@@ -64,6 +64,7 @@ class VaultPlatform(pulumi.ComponentResource):
             self.address = cluster.address
             if spec.monitoring is not None:
                 VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
+                MetricsAccess(f"{name}-metrics", spec, cluster.namespace, opts=on_cluster)
             if spec.database is not None:
                 for connection in spec.database.connections:
                     if connection.in_cluster:
@@ -88,7 +89,12 @@ class VaultPlatform(pulumi.ComponentResource):
             # Audit devices first: nothing is configured before it can be audited.
             audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
-            AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            policies = AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            # Then the IaC's own policy: Vault reads a token's policies at each request, so a grant that a
+            # change adds together with the resource needing it is in place before that resource's call.
+            # (The audit devices need none a change could add: vault-iac grants sys/audit/* whole.)
+            on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider},
+                                              depends_on=[policies.iac_policy])
             auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
             if spec.snapshots is not None:
                 assert kubernetes is not None
@@ -116,9 +122,21 @@ class VaultPlatform(pulumi.ComponentResource):
 
 
 def _login(access: VaultAccess) -> dict[str, Any]:
-    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's
-    OIDC token, which the provider reads from ``TERRAFORM_VAULT_AUTH_JWT`` (terraform-provider-vault,
-    internal/provider/auth_jwt.go) so that it never passes through the program or the state."""
+    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's.
+
+    The provider logs in at its first Vault call (terraform-provider-vault v5.10.1,
+    internal/provider/meta.go: ``GetClient`` -> ``setClient``), which comes after the Helm release,
+    since every Vault resource waits for it. A GitHub OIDC token lives 5 minutes (Vault allows 150 s
+    of leeway) and an upgrade of the release up to 15, so a job logs in before that, with
+    ``platformctl vault-login``, and hands the provider the Vault token (the deploy role's lives an
+    hour) in a file the provider reads (internal/provider/auth_token_file.go). Without such a file
+    the provider logs in with the OIDC token itself (``TERRAFORM_VAULT_AUTH_JWT``,
+    internal/provider/auth_jwt.go). Neither token passes through the program or the state."""
+    if access.jwt_login is not None and access.jwt_login.token_file is not None:
+        return {
+            "auth_login_token_file": vault.ProviderAuthLoginTokenFileArgs(filename=access.jwt_login.token_file),
+            "skip_child_token": True,
+        }
     if access.jwt_login is not None:
         return {
             "auth_login_jwt": vault.ProviderAuthLoginJwtArgs(role=access.jwt_login.role, mount=access.jwt_login.mount),

@@ -405,9 +405,10 @@ def default_service_account(service_account: str) -> str | None:
         return None
     return ("binds the namespace's 'default' service account, which every pod without its own account "
             "runs as: each of them would get the application's access")
-JWT_REQUIRED_CLAIMS = ("repository", "environment")
-"""Claims every GitHub Actions JWT role binds exactly: which repository, and which GitHub Environment
-(whose protection rules decide which branches and reviewers may reach it)."""
+JWT_REQUIRED_CLAIMS = ("repository", "repository_id", "repository_owner_id", "environment")
+"""Claims every GitHub Actions JWT role binds exactly: which repository, by name and by GitHub's ids of
+it and its owner (a renamed or re-created repository keeps the name, never the id), and which GitHub
+Environment (whose protection rules decide which branches and reviewers may reach it)."""
 
 
 def jwt_claim_problem(claim: str, value: object) -> str | None:

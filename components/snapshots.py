@@ -16,10 +16,11 @@ from components.render.snapshots import SNAPSHOT_TOKEN_TTL, cron_job, service_ac
 class RaftSnapshots(pulumi.ComponentResource):
     """Saves a Raft snapshot every interval and uploads it to the stack's S3 bucket.
 
-    Vault side: the ``vault-snapshot`` policy (read ``sys/storage/raft/snapshot`` only) and the
-    Kubernetes auth role of the same name, bound to exactly the job's service account, issuing batch
-    tokens of that policy alone (no ``default`` policy). Kubernetes side: the service account and
-    the CronJob, on the explicit Kubernetes provider the options carry.
+    Vault side: the ``vault-snapshot`` policy (read ``sys/storage/raft/snapshot``, and revoke its own
+    token) and the Kubernetes auth role of the same name, bound to exactly the job's service account,
+    issuing service tokens of that policy alone (no ``default`` policy), which the run revokes.
+    Kubernetes side: the service account and the CronJob, on the explicit Kubernetes provider the
+    options carry.
     """
 
     schedule: pulumi.Output[str]
@@ -41,7 +42,7 @@ class RaftSnapshots(pulumi.ComponentResource):
             token_no_default_policy=True,
             token_ttl=SNAPSHOT_TOKEN_TTL,
             token_max_ttl=SNAPSHOT_TOKEN_TTL,
-            token_type="batch",
+            token_type="service",  # a batch token cannot be revoked
             opts=child,
         )
         account = service_account(spec)

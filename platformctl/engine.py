@@ -53,6 +53,8 @@ class DeclaredResource:
     """Former names (alias URNs) the resource keeps its identity from."""
     dependencies: tuple[str, ...] = field(default=())
     """URNs of the resources it waits for (``depends_on``, components expanded to their children)."""
+    delete_before_replace: bool = False
+    """Replaced by deleting it first, then creating the new one (Pulumi's default is the other way)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 protect=request.protect,
                 aliases=tuple(str(alias) for alias in request.aliases),
                 dependencies=tuple(request.dependencies),
+                delete_before_replace=request.deleteBeforeReplace,
             ))
         return response
 

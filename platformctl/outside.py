@@ -5,7 +5,8 @@ request therefore cannot show by itself. Three kinds:
   ``pulumi config set --secret`` by someone who holds the value;
 - database privileges the admin Vault connects as must hold (to grant them on, for each dynamic
   role's schemas, and the existing users of static roles): applied by the DBA from
-  ``platformctl db-setup``;
+  ``platformctl db-setup``; never for dev's in-cluster PostgreSQL, whose pod runs the same set-up
+  itself on its first start (:class:`components.dev_postgres.DevPostgres`);
 - the Vault CA secret in each application namespace, which the injected agent trusts Vault through
   when TLS is on (distributed by the platform team, e.g. with trust-manager; an external Vault's CA
   comes from its operator, and its snapshot job's namespace needs it too);
@@ -95,10 +96,13 @@ class Checklist:
 def needs_of(stack: StackConfig, spec: EnvironmentSpec) -> Needs:
     """What ``stack`` (whose spec is ``spec``) needs outside the repository."""
     database = spec.database
+    # dev's in-cluster PostgreSQL is set up by its own pod: nothing for a DBA to do there.
+    outside = {c.name for c in database.connections if not c.in_cluster} if database else set()
     grants = sorted({(role.connection, grant.schema, privilege)
-                     for role in (database.roles if database else ()) for grant in role.grants
-                     for privilege in grant.privileges})
-    static_users = sorted({(role.connection, role.username) for role in (database.static_roles if database else ())})
+                     for role in (database.roles if database else ()) if role.connection in outside
+                     for grant in role.grants for privilege in grant.privileges})
+    static_users = sorted({(role.connection, role.username) for role in (database.static_roles if database else ())
+                           if role.connection in outside})
     ca_secret = spec.ca_secret_name
     namespaces = {app.namespace for app in spec.apps}
     if spec.external is not None and spec.snapshots is not None:

@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Protocol
 
+from components.environment import EnvironmentSpec, project_file
+
 from .rollout import Done, Held, Observed, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
 from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
 from .stackfile import external_refusal, spec_or_report, stacks
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if spec.cluster is None:
         print(external_refusal(spec.stack, "its servers are rolled by its operator"), file=sys.stderr)
         return 2
-    ca_cert = args.ca_cert or (spec.vault.ca_cert_file if spec.vault else None) or os.environ.get("VAULT_CACERT")
+    ca_cert = ca_bundle(spec, args.ca_cert)
     rules = Rules(stack=spec.stack, namespace=spec.cluster.namespace, timeout=args.timeout,
                   auto_unseal=spec.cluster.auto_unseal is not None, unseal_by_hand=args.unseal_by_hand)
     try:
@@ -57,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
     except (ApiException, ConfigException, VaultError, OSError) as error:
         print(f"error: {spec.stack}: {error}. Stopped; nothing more was replaced", file=sys.stderr)
         return 1
+
+
+def ca_bundle(spec: EnvironmentSpec, given: str | None) -> str | None:
+    """What verifies the servers' certificates: ``--ca-cert``, else the stack's ``vault:caCertFile`` (the
+    CA of the repository the provider uses, found from the project's root wherever this runs), else
+    ``VAULT_CACERT``; ``None`` for the system's trust store."""
+    stack_ca = spec.vault.ca_cert_file if spec.vault is not None else None
+    return given or (str(project_file(stack_ca)) if stack_ca else None) or os.environ.get("VAULT_CACERT")
 
 
 class Servers(Protocol):

@@ -26,7 +26,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from components.environment import Cluster
-from components.render.helm_values import API_PORT, CHART, api_scheme, raft_peer_host
+from components.render.helm_values import API_PORT, api_scheme, raft_peer_host, server_labels
 
 from .rollout import Observed, Pod, RaftServer, RaftState, Replace, StepDown, VaultHealth, active_pods, ordinal
 
@@ -44,7 +44,7 @@ __all__ = ["ApiException", "ConfigException", "ServerSet", "VaultError"]
 
 def server_selector(release: str) -> str:
     """The label selector of the release's server pods (the StatefulSet's ``matchLabels``)."""
-    return f"app.kubernetes.io/name={CHART},app.kubernetes.io/instance={release},component=server"
+    return ",".join(f"{key}={value}" for key, value in server_labels(release).items())
 
 
 def pod_state(pod: k8s.V1Pod, health: VaultHealth | None) -> Pod:

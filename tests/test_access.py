@@ -69,8 +69,9 @@ class TestTestStack:
             ("database role", "api-role", "database/creds/api-role", ["read"]),
         ]
         assert reaches(snapshot) == []
-        assert snapshot["grants"] == [{"policy": "vault-snapshot", "path": "sys/storage/raft/snapshot",
-                                       "capabilities": ["read"]}]
+        assert snapshot["grants"] == [
+            {"policy": "vault-snapshot", "path": "auth/token/revoke-self", "capabilities": ["update"]},
+            {"policy": "vault-snapshot", "path": "sys/storage/raft/snapshot", "capabilities": ["read"]}]
         assert api["grants"] == [
             {"policy": "api-secrets", "path": "secret/data/production/api-service", "capabilities": ["read"]},
             {"policy": "app-api-service", "path": "database/creds/api-role", "capabilities": ["read"]},
@@ -122,6 +123,7 @@ class TestTestStack:
                "    KV secret production/api-service  read on secret/data/production/api-service\n" \
                "    database role api-role            read on database/creds/api-role\n" in text
         assert "\npolicy vault-snapshot\n  reaches: nothing the stack declares\n  rules:\n" \
+               "    vault-snapshot: update on auth/token/revoke-self\n" \
                "    vault-snapshot: read on sys/storage/raft/snapshot\n" in text
 
     def test_cluster_only(self) -> None:

@@ -19,13 +19,14 @@ import yaml
 from components.environment import EnvironmentSpec
 from components.render.alerts import alerts, prometheus_rule_groups
 from components.render.helm_values import helm_values, raft_config
+from components.render.metrics import metrics_service, server_network_policy
 from platformctl.engine import Declaration, unwrap
 from platformctl.stackfile import read_stack
 from tests.support import COMMITTED, STACKS, refusal, spec_of, spec_of_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-VAULT = 'job="vault-internal",namespace="vault"'
-SERVER = {"job": "vault-internal", "namespace": "vault"}
+VAULT = 'job="vault-metrics",namespace="vault"'
+SERVER = {"job": "vault-metrics", "namespace": "vault"}
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -99,10 +100,14 @@ def _server(pod: str, **labels: str) -> str:
 
 
 ACTIVE_0 = {f"vault_core_active{_server('vault-0')}": "1x30", f"vault_core_active{_server('vault-1')}": "0x30"}
+SCRAPED = {f"up{_server('vault-0')}": "1x30", f"up{_server('vault-1')}": "1x30", f"up{_server('vault-2')}": "0x30"}
+"""The servers' scrapes: three pods, vault-2 down."""
 SNAPSHOT = 'namespace="vault",cronjob="vault-snapshot"'
 JOB = 'namespace="vault",job_name="vault-snapshot-29400000"'
 AUDIT_PVC = 'namespace="vault",persistentvolumeclaim="audit-vault-0"'
 DATA_PVC = 'namespace="vault",persistentvolumeclaim="data-vault-2"'
+CERT_MANAGER = 'job="cert-manager",namespace="cert-manager",pod="cert-manager-6d4f9c7b5-x2kqp"'
+"""Target labels of cert-manager's own pod, which a scrape without honorLabels puts on its metrics."""
 
 
 def _volume(pvc: str, available: str, capacity: str = "100x90") -> dict[str, str]:
@@ -139,9 +144,13 @@ CASES: dict[str, list[Case]] = {
               f"vault_autopilot_healthy{_server('vault-1')}": "0x10"}, "10m"),
     ],
     "VaultRaftVoterDead": [
-        Case({**ACTIVE_0, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "0x10",
+        # vault-2's pod is scraped (down: up 0) and autopilot reports it unhealthy.
+        Case({**ACTIVE_0, **SCRAPED, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "0x10",
               f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-1')}": "1x10"}, "10m",
              [{**SERVER, "pod": "vault-0", "node_id": "vault-2"}]),
+        # vault-4 was scaled down: its pod is gone, its last value lingers in the leader's metrics.
+        Case({**ACTIVE_0, **SCRAPED, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-4')}": "0x10",
+              f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "1x10"}, "10m"),
         Case({**ACTIVE_0, f"vault_autopilot_node_healthy{_server('vault-0', node_id='vault-2')}": "1x10",
               f"vault_autopilot_node_healthy{_server('vault-1', node_id='vault-2')}": "0x10"}, "10m"),
     ],
@@ -169,8 +178,17 @@ CASES: dict[str, list[Case]] = {
               f"vault_core_handle_request{_server('vault-0', quantile='0.5')}": "2000x20"}, "15m"),
     ],
     "VaultCertificateExpiring": [
+        # Scraped with honorLabels: true, the metric's namespace kept.
         Case({'certmanager_certificate_expiration_timestamp_seconds{namespace="vault",name="vault-tls"}':
               f"{10 * 86400}x20"}, "15m", [{"namespace": "vault", "name": "vault-tls"}]),
+        # cert-manager's chart default, honorLabels: false: the metric's namespace is exported_namespace.
+        Case({f"certmanager_certificate_expiration_timestamp_seconds{{{CERT_MANAGER},exported_namespace=\"vault\","
+              'name="vault-tls"}': f"{10 * 86400}x20"}, "15m", [{"namespace": "vault", "name": "vault-tls"}]),
+        Case({f"certmanager_certificate_expiration_timestamp_seconds{{{CERT_MANAGER},exported_namespace=\"vault\","
+              'name="vault-tls"}': f"{30 * 86400}x20"}, "15m"),
+        # cert-manager running in Vault's namespace: another namespace's certificate of the same name.
+        Case({'certmanager_certificate_expiration_timestamp_seconds{job="cert-manager",namespace="vault",'
+              'exported_namespace="other",name="vault-tls"}': f"{86400}x20"}, "15m"),
         Case({'certmanager_certificate_expiration_timestamp_seconds{namespace="vault",name="vault-tls"}':
               f"{30 * 86400}x20",
               'certmanager_certificate_expiration_timestamp_seconds{namespace="other",name="vault-tls"}':
@@ -304,13 +322,84 @@ def test_every_alert_has_a_runbook_line_in_the_readme(prod_rules: dict[str, dict
 # ---- the scrape: Vault's telemetry and the chart's ServiceMonitor
 
 
+def listeners(spec: EnvironmentSpec) -> dict[str, dict[str, Any]]:
+    """The server config's tcp listeners by address."""
+    return {listener['"tcp"']["address"].strip('"'): listener['"tcp"']
+            for listener in hcl2.loads(raft_config(spec))["listener"]}
+
+
 def test_the_server_config_exports_prometheus_metrics_without_hostname() -> None:
     config = hcl2.loads(raft_config(spec_of("prod")))
     (telemetry,) = config["telemetry"]
     assert (telemetry["prometheus_retention_time"], telemetry["disable_hostname"]) == ('"24h"', True)
-    (listener,) = config["listener"]
-    (metrics,) = listener['"tcp"']["telemetry"]
+
+
+def test_metrics_without_a_token_only_on_the_metrics_listener() -> None:
+    found = listeners(spec_of("prod"))
+    assert sorted(found) == ["[::]:8200", "[::]:8210"]
+    assert "telemetry" not in found["[::]:8200"]  # the API: metrics only with a token
+    (metrics,) = found["[::]:8210"]["telemetry"]
     assert metrics["unauthenticated_metrics_access"] is True
+    for listener in found.values():  # both serve the same certificate
+        assert listener["tls_cert_file"] == '"/vault/userconfig/vault-tls/tls.crt"'
+
+
+def test_no_metrics_listener_without_monitoring() -> None:
+    assert sorted(listeners(spec_of("dev"))) == ["[::]:8200"]
+    assert sorted(listeners(spec_of("dev", {"vault-platform:monitoring.enabled": True}))) == [
+        "[::]:8200", "[::]:8210"]
+
+
+def test_the_metrics_service_reaches_every_server_by_the_name_the_service_monitor_scrapes() -> None:
+    spec = spec_of("prod")
+    assert metrics_service(spec) == {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "vault-metrics", "namespace": "vault",
+                     "labels": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault",
+                                "vault-metrics": "true"}},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,  # sealed servers are never Ready
+                 "ports": [{"name": "https", "port": 8210, "targetPort": 8210, "protocol": "TCP"}],
+                 "selector": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault",
+                              "component": "server"}},
+    }
+    # The chart's ServiceMonitor selects by its name and instance labels plus matchLabels, and scrapes
+    # the port named after the scheme (vault-helm 0.34.1 templates/prometheus-servicemonitor.yaml).
+    monitor = helm_values(spec)["serverTelemetry"]["serviceMonitor"]
+    assert monitor["matchLabels"].items() <= metrics_service(spec)["metadata"]["labels"].items()
+    dev = spec_of("dev", {"vault-platform:monitoring.enabled": True})
+    assert metrics_service(dev)["spec"]["ports"][0]["name"] == "http"
+
+
+def test_only_prometheus_reaches_the_metrics_listener() -> None:
+    servers = {"matchLabels": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault",
+                               "component": "server"}}
+    assert server_network_policy(spec_of("prod")) == {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "vault-server", "namespace": "vault"},
+        "spec": {"podSelector": servers, "policyTypes": ["Ingress"], "ingress": [
+            {"ports": [{"port": 8200, "protocol": "TCP"}]},
+            {"from": [{"podSelector": servers}], "ports": [{"port": 8201, "protocol": "TCP"}]},
+            {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "prometheus-operator",
+                                                       "app.kubernetes.io/name": "prometheus"}}}],
+             "ports": [{"port": 8210, "protocol": "TCP"}]},
+        ]},
+    }
+    custom = server_network_policy(spec_of("prod", {
+        "vault-platform:monitoring.prometheusNamespace": "observability",
+        "vault-platform:monitoring.prometheusPodLabels": {"app": "prometheus", "prometheus": "k8s"}}))
+    assert custom["spec"]["ingress"][2]["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+        "podSelector": {"matchLabels": {"app": "prometheus", "prometheus": "k8s"}}}]
+
+
+def test_the_metrics_service_and_policy_are_declared_with_monitoring(declared: dict[str, Declaration]) -> None:
+    service = unwrap(declared["prod"].named("vault-metrics-service").inputs)
+    assert (service["metadata"], service["spec"]) == (metrics_service(spec_of("prod"))["metadata"],
+                                                      metrics_service(spec_of("prod"))["spec"])
+    policy = unwrap(declared["prod"].named("vault-metrics-network-policy").inputs)
+    assert policy["spec"] == server_network_policy(spec_of("prod"))["spec"]
+    assert [r for r in declared["dev"].resources if r.name.startswith("vault-metrics")] == []
 
 
 def test_the_service_monitor_scrapes_every_server_over_verified_tls() -> None:
@@ -319,7 +408,7 @@ def test_the_service_monitor_scrapes_every_server_over_verified_tls() -> None:
         "prometheusRules": {"enabled": False},
         "serviceMonitor": {
             "enabled": True, "selectors": {"release": "kube-prometheus-stack"}, "interval": "30s",
-            "scrapeTimeout": "10s", "matchLabels": {"vault-internal": "true"},
+            "scrapeTimeout": "10s", "matchLabels": {"vault-metrics": "true"},
             "tlsConfig": {"ca": {"secret": {"name": "vault-tls", "key": "ca.crt"}}, "serverName": "vault.vault.svc"},
         },
     }
@@ -337,6 +426,12 @@ def test_without_tls_the_service_monitor_has_no_tls_config() -> None:
     ({"vault-platform:monitoring.leaseThreshold": 0}, "monitoring.leaseThreshold", "below the minimum"),
     ({"vault-platform:monitoring.prometheusLabels": {"release": "a b"}}, "monitoring.prometheusLabels.release",
      "not a Kubernetes label value"),
+    ({"vault-platform:monitoring.prometheusNamespace": "Monitoring"}, "monitoring.prometheusNamespace",
+     "not a valid name"),
+    ({"vault-platform:monitoring.prometheusPodLabels": {"app kubernetes": "prometheus"}},
+     "monitoring.prometheusPodLabels.app kubernetes", "is not a Kubernetes label key"),
+    ({"vault-platform:monitoring.prometheusPodLabels": {"app": "prom etheus"}}, "monitoring.prometheusPodLabels.app",
+     "'prom etheus' is not a Kubernetes label value"),
 ])
 def test_monitoring_refusals(changes: dict[str, Any], key: str, words: str) -> None:
     problem = refusal("prod", changes, f"vault-platform:{key}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from components.render.annotations import injector_annotations
 from tests.support import refusal, spec_of
 
 A = "vault.hashicorp.com"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_seed_app_annotations_exactly() -> None:
@@ -34,6 +37,17 @@ def test_seed_app_annotations_exactly() -> None:
             "{{- end }}\n"
         ),
     }
+
+
+def test_values_are_written_unquoted_and_the_readme_says_the_files_are_not_for_a_shell() -> None:
+    # consul-template's plain {{ $value }}: a KV value "a b&c" is written as KEY=a b&c, which a shell's
+    # `source` would run as two commands. Application teams are told to parse the files instead.
+    spec = spec_of("prod")
+    annotations = injector_annotations(spec.apps[0], spec)
+    assert "\n{{ $key }}={{ $value }}\n" in annotations[f"{A}/agent-inject-template-production-api-service.env"]
+    assert "\nPGPASSWORD={{ .Data.password }}\n" in annotations[f"{A}/agent-inject-template-db-creds.env"]
+    assert ("Each value\nis written as Vault returns it, unquoted: read a file line by line and take everything "
+            "after the\nfirst `=` as the value; do not `source` it in a shell") in README.read_text()
 
 
 def test_without_tls_the_agent_needs_no_ca() -> None:

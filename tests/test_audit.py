@@ -44,6 +44,14 @@ class TestDeclared:
     def test_devices_are_protected_in_every_tier(self, declared: dict[str, Declaration], stack: str) -> None:
         assert {r.protect for r in declared[stack].of_type(AUDIT)} == {True}
 
+    @pytest.mark.parametrize("stack", STACKS)
+    def test_a_changed_device_is_disabled_before_it_is_enabled_again(self, declared: dict[str, Declaration],
+                                                                      stack: str) -> None:
+        # Every field replaces a device, and its path takes one device: creating the new one first fails.
+        assert {r.delete_before_replace for r in declared[stack].of_type(AUDIT)} == {True}
+        # Everything else keeps Pulumi's default (create the replacement, then delete).
+        assert {r.delete_before_replace for r in declared[stack].of_type(MOUNT)} == {False}
+
     def test_the_file_device_writes_to_the_volume_the_chart_mounts(self) -> None:
         assert AUDIT_DIRECTORY == AUDIT_MOUNT_PATH
         values = helm_values(spec_of("prod"))

@@ -87,11 +87,14 @@ class TestDeclared:
         parent = next(r for r in declared[stack].resources if r.urn == autopilot.parent)
         assert (parent.type, parent.name) == ("vault-platform:autopilot:Autopilot", "vault-autopilot")
 
-    def test_configured_after_the_audit_devices(self, declared: dict[str, Declaration]) -> None:
+    def test_configured_after_the_iac_policy_which_waits_for_the_audit_devices(
+            self, declared: dict[str, Declaration]) -> None:
         (autopilot,) = declared["prod"].of_type(AUTOPILOT)
+        policy = declared["prod"].named("vault-policies-vault-iac")
         audits = {r.urn for r in declared["prod"].of_type("vault:index/audit:Audit")}
         assert audits
-        assert audits <= set(autopilot.dependencies)
+        assert set(autopilot.dependencies) == {policy.urn}
+        assert audits <= set(policy.dependencies)
 
     def test_scaling_down_lowers_the_quorum(self) -> None:
         (autopilot,) = declare_stack("prod", {f"{P}cluster.replicas": 3}).of_type(AUTOPILOT)

@@ -144,8 +144,8 @@ REFUSED: dict[str, tuple[dict[str, Any], str, str, str]] = {
     "CA that is no PEM": (
         {f"{X}.kubernetesCaCert": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"}, f"{X}.kubernetesCaCert",
         "is not PEM certificates (no start line: cadata does not contain a certificate",
-        "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, as a YAML block "
-        "(kubernetesCaCert: |)"),
+        "paste the CA certificate(s) that signed the application cluster's API server certificate, -----BEGIN "
+        "CERTIFICATE----- to -----END CERTIFICATE-----, as a YAML block (kubernetesCaCert: |)"),
     "plaintext reviewer JWT": (
         {f"{X}.tokenReviewerJwt": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"}, f"{X}.tokenReviewerJwt",
         "holds a plaintext value where a secret is required", "store the value with `pulumi config set --secret "

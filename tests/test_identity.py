@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 
 from components import rules
 from components.environment import EnvironmentSpec
@@ -94,7 +95,8 @@ class TestEveryStack:
         assert sorted(roles) == ["deploy", "preview"]
         for role in github.roles:
             inputs = roles[role.name]
-            expected = {"repository": github.repository, "environment": role.environment}
+            expected = {"repository": github.repository, "repository_id": github.repository_id,
+                        "repository_owner_id": github.repository_owner_id, "environment": role.environment}
             if role.name == "deploy":
                 expected["ref"] = "refs/heads/main"
             assert inputs["boundClaims"] == expected
@@ -161,6 +163,31 @@ class TestLogin:
         (provider,) = declare_config(any_stack("staging")).of_type(PROVIDER)
         assert json.loads(provider.inputs["authLoginJwt"]) == {"role": "preview", "mount": "github-actions"}
 
+    def test_a_job_that_logged_in_first_hands_the_provider_its_token_file(
+            self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        # The provider logs in at its first Vault call, after the Helm release: with the job's Vault
+        # token (logged in for before the release, it lives an hour), not the OIDC token (minutes).
+        (tmp_path / "vault-token").write_text("s.job-token\n")
+        monkeypatch.setenv("TERRAFORM_VAULT_TOKEN_FILENAME", str(tmp_path / "vault-token"))
+        (provider,) = declare_config(any_stack("staging")).of_type(PROVIDER)
+        assert json.loads(provider.inputs["authLoginTokenFile"]) == {"filename": str(tmp_path / "vault-token")}
+        assert (provider.inputs["skipChildToken"], "authLoginJwt" in provider.inputs) == ("true", False)
+        assert "s.job-token" not in json.dumps(provider.inputs)  # the provider reads the file itself
+
+    def test_a_token_file_that_is_not_there_is_refused(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("TERRAFORM_VAULT_TOKEN_FILENAME", str(tmp_path / "vault-token"))
+        declaration = declare_config(any_stack("staging"))
+        assert declaration.error is not None
+        assert (f"stack 'staging', config key 'TERRAFORM_VAULT_TOKEN_FILENAME': '{tmp_path}/vault-token' is not a "
+                "file. Fix: write the job's Vault token there first") in declaration.error
+
+    def test_a_stacks_token_wins_over_the_jobs_token_file(self, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+        monkeypatch.setenv("TERRAFORM_VAULT_TOKEN_FILENAME", str(tmp_path / "absent"))
+        (provider,) = declare_stack("prod").of_type(PROVIDER)
+        assert is_secret(provider.inputs["token"])
+        assert "authLoginTokenFile" not in provider.inputs
+
     def test_an_unknown_role_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("VAULT_PLATFORM_CI_ROLE", "admin")
         declaration = declare_config(any_stack("staging"))
@@ -182,7 +209,8 @@ class TestLogin:
 
 PRIVATE_CA = ServerTls.throwaway("github.acme.example", "acme private CA")
 EXACT: dict[str, Any] = {
-    f"{P}githubActions": {"repository": "acme/payments-vault", "audience": "https://vault.acme.example",
+    f"{P}githubActions": {"repository": "acme/payments-vault", "repositoryId": 612345678,
+                          "repositoryOwnerId": 87654321, "audience": "https://vault.acme.example",
                           "issuer": "https://github.acme.example/_services/token", "issuerCaPem": PRIVATE_CA.ca_pem,
                           "deployEnvironment": "production", "previewEnvironment": "production-pr",
                           "previewPolicies": ["operations-readonly"]},
@@ -224,13 +252,15 @@ class TestExactShapes:
             "roleName", "roleType", "boundClaims", "boundClaimsType", "boundAudiences", "userClaim", "tokenPolicies",
             "tokenTtl", "tokenMaxTtl", "tokenExplicitMaxTtl", "tokenType")} == {
             "roleName": "deploy", "roleType": "jwt",
-            "boundClaims": {"repository": "acme/payments-vault", "environment": "production", "ref": "refs/heads/main"},
+            "boundClaims": {"repository": "acme/payments-vault", "repository_id": "612345678",
+                            "repository_owner_id": "87654321", "environment": "production", "ref": "refs/heads/main"},
             "boundClaimsType": "string", "boundAudiences": ["https://vault.acme.example"], "userClaim": "sub",
             "tokenPolicies": ["vault-iac"], "tokenTtl": 3600, "tokenMaxTtl": 3600, "tokenExplicitMaxTtl": 3600,
             "tokenType": "service"}
         preview = roles["vault-github-actions-preview"].inputs
         assert (preview["boundClaims"], preview["tokenPolicies"], preview["tokenExplicitMaxTtl"]) == (
-            {"repository": "acme/payments-vault", "environment": "production-pr"},
+            {"repository": "acme/payments-vault", "repository_id": "612345678", "repository_owner_id": "87654321",
+             "environment": "production-pr"},
             ["vault-preview", "operations-readonly"], 1800)
 
     def test_people(self, declaration: Declaration) -> None:
@@ -258,6 +288,10 @@ class TestBadInput:
         ({f"{GA}.repository": "vault-platform/*"}, f"{GA}.repository", "'vault-platform/*' holds a glob ('*')"),
         ({f"{GA}.repository": "vault-platform"}, f"{GA}.repository", "'vault-platform' is not a valid name"),
         ({f"{GA}.repository": ""}, f"{GA}.repository", "binds no exact 'repository' claim"),
+        ({f"{GA}.repositoryId": DELETE}, f"{GA}.repositoryId", "is required but not set"),
+        ({f"{GA}.repositoryOwnerId": DELETE}, f"{GA}.repositoryOwnerId", "is required but not set"),
+        ({f"{GA}.repositoryId": "vault-platform"}, f"{GA}.repositoryId", "expected a whole number, got a string"),
+        ({f"{GA}.repositoryOwnerId": 0}, f"{GA}.repositoryOwnerId", "0 is below the minimum of 1"),
         ({f"{GA}.audience": "vault-*"}, f"{GA}.audience", "the 'aud' claim 'vault-*' holds a glob ('*')"),
         ({f"{GA}.deployEnvironment": "prod*"}, f"{GA}.deployEnvironment", "'prod*' holds a glob ('*')"),
         ({f"{GA}.previewEnvironment": "*"}, f"{GA}.previewEnvironment", "'*' holds a glob ('*')"),
@@ -298,13 +332,16 @@ class TestBadInput:
 
 
 class TestJwtRoleRule:
-    GOOD = {"repository": "acme/vault", "environment": "prod"}
+    GOOD = {"repository": "acme/vault", "repository_id": "612345678", "repository_owner_id": "87654321",
+            "environment": "prod"}
 
     @pytest.mark.parametrize(("claims", "claims_type", "audiences", "problem"), [
         (GOOD, "string", ["a"], None),
         ({**GOOD, "ref": "refs/heads/main"}, "string", ["a"], None),
         (GOOD, "glob", ["a"], "bound_claims_type is 'glob'"),
-        ({"repository": "acme/vault"}, "string", ["a"], "binds no exact 'environment' claim"),
+        ({**GOOD, "environment": None}, "string", ["a"], "binds no exact 'environment' claim"),
+        ({**GOOD, "repository_id": None}, "string", ["a"], "binds no exact 'repository_id' claim"),
+        ({**GOOD, "repository_owner_id": ""}, "string", ["a"], "binds no exact 'repository_owner_id' claim"),
         ({**GOOD, "repository": ""}, "string", ["a"], "binds no exact 'repository' claim"),
         ({**GOOD, "ref": "refs/heads/*"}, "string", ["a"], "the 'ref' claim 'refs/heads/*' holds a glob"),
         (GOOD, "string", [], "binds no audience"),
@@ -382,16 +419,72 @@ class TestReadOnlyPolicies:
         assert acl.allows("read", "identity/group/name/platform-team")
 
 
+class FakeVault:
+    """Stands in for ``hvac.Client``: records each client made and each token revoked."""
+
+    made: list[dict[str, Any]] = []
+    revoked: list[str] = []
+    refuse = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        FakeVault.made.append(kwargs)
+        self.auth = self
+        self.token = self
+        self._token = kwargs.get("token")
+
+    def revoke_self(self) -> None:
+        if FakeVault.refuse:
+            raise hvac_exceptions.Forbidden("permission denied", method="post", url="/v1/auth/token/revoke-self")
+        FakeVault.revoked.append(str(self._token))
+
+
 class TestVaultLoginCommand:
-    """``platformctl vault-login``: the rollout step's Vault token, from the job's OIDC token."""
+    """``platformctl vault-login``: the job's Vault token, from its OIDC token; ``--revoke`` ends it."""
+
+    @pytest.fixture
+    def vault(self, monkeypatch: pytest.MonkeyPatch) -> type[FakeVault]:
+        monkeypatch.setattr("platformctl.vault_login_command.hvac.Client", FakeVault)
+        monkeypatch.setattr(FakeVault, "made", [])
+        monkeypatch.setattr(FakeVault, "revoked", [])
+        monkeypatch.setattr(FakeVault, "refuse", False)
+        return FakeVault
+
+    def test_revoke_ends_the_jobs_token_at_the_stacks_vault(self, vault: type[FakeVault], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / "vault-token").write_text("s.job-token\n")
+        monkeypatch.setenv("TERRAFORM_VAULT_TOKEN_FILENAME", str(tmp_path / "vault-token"))
+        assert platformctl_main(["vault-login", "staging", "--revoke"]) == 0
+        assert vault.made == [{"url": "https://vault.staging.internal:8200", "token": "s.job-token",
+                               "verify": str(ROOT / "stacks/ca/staging.pem")}]
+        assert vault.revoked == ["s.job-token"]
+        assert capsys.readouterr().err == "staging: the job's Vault token is revoked\n"
+
+    def test_revoke_without_a_token_does_nothing(self, vault: type[FakeVault], monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch.delenv("TERRAFORM_VAULT_TOKEN_FILENAME", raising=False)
+        assert platformctl_main(["vault-login", "prod", "--revoke"]) == 0
+        assert (vault.made, capsys.readouterr().err) == (
+            [], "prod: no Vault token to revoke (TERRAFORM_VAULT_TOKEN_FILENAME names no file holding one)\n")
+
+    def test_a_refused_revocation_exits_1(self, vault: type[FakeVault], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / "vault-token").write_text("s.job-token\n")
+        monkeypatch.setenv("TERRAFORM_VAULT_TOKEN_FILENAME", str(tmp_path / "vault-token"))
+        vault.refuse = True
+        assert platformctl_main(["vault-login", "dev", "--revoke"]) == 1
+        assert capsys.readouterr().err == ("error: dev: Vault refused to revoke the job's token "
+                                           "(auth/token/revoke-self): permission denied, on post "
+                                           "/v1/auth/token/revoke-self\n")
 
     @pytest.mark.parametrize("stack", COMMITTED)
     def test_the_request_names_the_stacks_jwt_method_and_the_jobs_role(self, stack: str) -> None:
         access = spec(stack).vault
         assert access is not None
+        # The CA file as the provider opens it: relative to the project's root, wherever the command runs.
+        ca_cert_file = str(ROOT / access.ca_cert_file) if access.ca_cert_file is not None else None
         assert login_request(spec(stack)) == JwtLoginRequest(
-            address=access.address.rstrip("/"), ca_cert_file=access.ca_cert_file, mount="github-actions",
-            role="deploy")
+            address=access.address.rstrip("/"), ca_cert_file=ca_cert_file, mount="github-actions", role="deploy")
 
     def test_a_stack_logging_in_with_a_token_has_no_jwt_login(self) -> None:
         assert login_request(spec_of("prod")) == (
@@ -428,19 +521,20 @@ class TestWorkflowLogin:
         assert "VAULT_TOKEN: " not in text  # never an env value: only what vault-login prints, masked
 
     @pytest.mark.parametrize(("workflow", "role"), [("pulumi-up.yml", "deploy"), ("pr-preview.yml", "preview")])
-    def test_each_vault_step_gets_a_fresh_token_for_the_stacks_audience(self, workflow: str, role: str) -> None:
+    def test_one_login_for_the_stacks_audience_before_every_vault_step(self, workflow: str, role: str) -> None:
         document = yaml.safe_load((WORKFLOWS / workflow).read_text())
         (job,) = document["jobs"].values()
         assert (job["permissions"]["id-token"], job["env"]["VAULT_PLATFORM_CI_ROLE"]) == ("write", role)
         steps = job["steps"]
         (audience,) = [step for step in steps if step.get("id") == "vault"]
         assert audience["run"].splitlines()[0] == 'audience=$(python -m platformctl oidc-audience "$STACK")'
+        (oidc,) = [index for index, step in enumerate(steps) if "TERRAFORM_VAULT_AUTH_JWT" in str(step)]
+        assert steps[oidc]["uses"] == "actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea"
+        assert (steps[oidc]["env"], steps[oidc]["with"]) == ({"AUDIENCE": "${{ steps.vault.outputs.audience }}"},
+                                                             {"script": TOKEN_STEP})
+        # Exchanged at once, while it is fresh; every step that reaches Vault reads the job's token file.
+        assert 'python -m platformctl vault-login "$STACK" > "$RUNNER_TEMP/vault-token"' in steps[oidc + 1]["run"]
         vault_steps = [index for index, step in enumerate(steps) if step.get("uses", "").startswith("pulumi/actions")
                        or "platformctl rollout" in step.get("run", "")]
         assert vault_steps
-        for index in vault_steps:
-            before = steps[index - 1]
-            assert before["uses"] == "actions/github-script@v7.0.1"
-            assert (before["env"], before["with"]) == ({"AUDIENCE": "${{ steps.vault.outputs.audience }}"},
-                                                       {"script": TOKEN_STEP})
-            assert steps.index(audience) < index
+        assert steps.index(audience) < oidc < min(vault_steps)

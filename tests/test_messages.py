@@ -175,7 +175,7 @@ class TestEnvironmentPrefix:
 class TestNamespaces:
     @pytest.mark.parametrize(("key", "meant"), [
         ("vault-platfrom:transit", "vault-platform:transit"),
-        ("vualt:caCertFile", "vault:caCertFile"),
+        ("vualt:namespace", "vault:namespace"),
         ("kubernets:context", "kubernetes:context"),
     ])
     def test_a_misspelt_namespace_is_refused_with_the_key_meant(self, key: str, meant: str) -> None:

@@ -12,6 +12,7 @@ from tests.support import ANY_STACK, any_stack, declare_config, deployed_cluster
 
 AUDIT = "vault:index/audit:Audit"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+IAC_POLICY = "vault-policies-vault-iac"
 
 
 @functools.cache
@@ -56,6 +57,16 @@ class TestVaultConfigurationWaits:
         unaudited = [r.name for r in vault_resources(declaration)
                      if r.type != AUDIT and not devices <= waits_for(declaration, r)]
         assert unaudited == []
+
+    def test_everything_after_the_audit_devices_waits_for_the_iac_policy(self, stack: str) -> None:
+        # A change that adds a grant to vault-iac and the resource needing it applies the grant first.
+        declaration = declared(stack)
+        policy = declaration.named(IAC_POLICY)
+        assert policy.inputs["name"] == "vault-iac"
+        early = [r.name for r in vault_resources(declaration)
+                 if r.type != AUDIT and r is not policy and policy.urn not in waits_for(declaration, r)]
+        assert early == []
+        assert {r.urn for r in declaration.of_type(AUDIT)} <= waits_for(declaration, policy)
 
 
 def test_a_resource_without_an_input_from_its_wait_would_be_caught() -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from platformctl.outside import Needs, NewSecret, checklist, checklist_markdown, checklist_text, needs_of
 from platformctl.stackfile import stack_config, stack_file
-from tests.support import TEST_STACKS, any_stack, edited, spec_of_config
+from tests.support import TEST_STACKS, any_stack, edited, spec_of, spec_of_config
 
 P = "vault-platform:"
 
@@ -45,6 +45,25 @@ class TestNeeds:
         dev = needs("dev")
         assert (dev.ca_secret, dev.ca_namespaces) == (None, ())
         assert dev.secrets == ("vault:token",)  # dev generates the rest with pulumi-random
+
+    def test_no_dba_work_for_the_in_cluster_database_which_sets_itself_up(self) -> None:
+        dev = needs("dev", {f"{P}database.staticRoles": [{"name": "reporting", "connection": "postgres",
+                                                          "username": "reporting"}]})
+        database = spec_of("dev").database
+        assert database is not None
+        assert database.connections[0].in_cluster
+        assert (dev.grants, dev.static_users) == ((), ())
+        assert checklist_text(checklist(dev)) == ["Needs outside the repository (no `pulumi up` does these):",
+                                                  "  [ ] Set stack secret 'vault:token' (already in "
+                                                  "stacks/Pulumi.dev.yaml)"]
+
+    def test_a_dev_database_outside_the_cluster_needs_the_dba(self) -> None:
+        shared = {"name": "postgres", "host": "postgres.dev.internal", "port": 5432, "database": "app",
+                  "adminUser": "vault_admin", "adminPassword": {"fromSecret": "postgresAdminPassword"}}
+        dev = needs("dev", {f"{P}database.connections": [shared], f"{P}postgresAdminPassword": "x"},
+                    secret_keys={"vault:token", f"{P}postgresAdminPassword", f"{P}oidcClientSecret"})
+        assert dev.grants == (("postgres", "public", "INSERT"), ("postgres", "public", "SELECT"),
+                              ("postgres", "public", "UPDATE"))
 
     def test_a_secure_value_in_the_stack_file_counts_as_set(self) -> None:
         document = document_of("staging")

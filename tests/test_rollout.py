@@ -37,7 +37,7 @@ from platformctl.rollout import (
     plan,
     problems,
 )
-from platformctl.rollout_command import _drive
+from platformctl.rollout_command import _drive, ca_bundle
 from platformctl.rollout_io import health_of, pod_state, raft_state_of, server_selector, vault_client
 from tests.support import spec_of
 
@@ -522,6 +522,17 @@ class TestVaultClient:
         [certificate] = declared[stack].of_type("kubernetes:cert-manager.io/v1:Certificate")
         release = spec_of(stack).deployed.release_name
         assert f"*.{release}-internal" in certificate.inputs["spec"]["dnsNames"]
+
+    def test_the_stacks_ca_file_from_the_projects_root_unless_one_is_given(
+            self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.chdir(tmp_path)  # wherever the command runs
+        monkeypatch.setenv("VAULT_CACERT", "/etc/ssl/vault-ca.pem")
+        root = Path(__file__).resolve().parents[1]
+        assert ca_bundle(spec_of("prod"), None) == str(root / "tests/stacks/ca/vault-ca.pem")
+        assert ca_bundle(spec_of("prod"), "given.pem") == "given.pem"
+        assert ca_bundle(spec_of("dev"), None) == "/etc/ssl/vault-ca.pem"  # the stack names none
+        monkeypatch.delenv("VAULT_CACERT")
+        assert ca_bundle(spec_of("dev"), None) is None
 
     def test_plain_http_in_dev_and_ipv6_pod_ips(self) -> None:
         vault = vault_client(spec_of("dev").deployed, "vault-0", "fd00::5", None, None)

@@ -4,6 +4,8 @@ shapes on prod; their schemas in ``test_kubernetes_schemas``) and its AWS docume
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from components.environment import SpecError
 from components.render.acl import parse_policy
 from components.render.snapshots import (
     AWS_CLI_IMAGE,
+    SNAPSHOT_DIR,
     VAULT_IMAGE,
     cron_job,
     lifecycle_rules,
@@ -78,7 +81,8 @@ class TestSpec:
 class TestVaultSide:
     def test_the_policy_reads_the_snapshot_path_only(self) -> None:
         rules = parse_policy(snapshot_policy(), "vault-snapshot")
-        assert [(rule.path, rule.capabilities) for rule in rules] == [("sys/storage/raft/snapshot", ("read",))]
+        assert [(rule.path, rule.capabilities) for rule in rules] == [("sys/storage/raft/snapshot", ("read",)),
+                                                                      ("auth/token/revoke-self", ("update",))]
 
     def test_declared_policy_and_role(self, declared: dict[str, Declaration]) -> None:
         prod = declared["prod"]
@@ -89,7 +93,7 @@ class TestVaultSide:
             "backend": "kubernetes", "roleName": "vault-snapshot",
             "boundServiceAccountNames": ["vault-snapshot"], "boundServiceAccountNamespaces": ["vault"],
             "audience": "https://kubernetes.default.svc", "tokenPolicies": ["vault-snapshot"],
-            "tokenNoDefaultPolicy": True, "tokenTtl": 600, "tokenMaxTtl": 600, "tokenType": "batch",
+            "tokenNoDefaultPolicy": True, "tokenTtl": 600, "tokenMaxTtl": 600, "tokenType": "service",
         }
 
     def test_dev_declares_no_snapshot_job(self, declared: dict[str, Declaration]) -> None:
@@ -151,6 +155,8 @@ class TestCronJob:
             'VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role=vault-snapshot '
             'jwt=@/var/run/secrets/kubernetes.io/serviceaccount/token)"\n'
             "export VAULT_TOKEN\n"
+            "trap 'vault token revoke -self >/dev/null || echo \"the token was not revoked: it expires in 10 minutes\" "
+            ">&2' EXIT\n"
             'name="vault-prod-$(date -u +%Y%m%dT%H%M%SZ).snap"\n'
             'vault operator raft snapshot save "/snapshots/$name"\n'
             'echo "$name" > /snapshots/name\n')
@@ -160,6 +166,28 @@ class TestCronJob:
             'aws s3 cp "/snapshots/$name" "s3://acme-vault-snapshots-prod/prod/$name" --checksum-algorithm SHA256 '
             "--only-show-errors\n"
             'echo "uploaded $name"\n')
+
+    @pytest.mark.parametrize("saved", [0, 2])
+    def test_the_token_is_revoked_whether_the_save_works_or_not(self, saved: int, tmp_path: Path) -> None:
+        # The save script under sh, with a stand-in vault CLI that logs its calls and their token.
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "snapshots").mkdir()
+        vault = tmp_path / "bin" / "vault"
+        vault.write_text(f'#!/bin/sh\necho "${{VAULT_TOKEN:-none}}: $*" >> {tmp_path}/calls\n'
+                         f'case "$1 $2" in "write -field=token") echo s.snapshot ;; "operator raft") exit {saved} ;; '
+                         "esac\n")
+        vault.chmod(0o755)
+        script = save_script(spec_of("prod")).replace(SNAPSHOT_DIR, str(tmp_path / "snapshots"))
+        result = subprocess.run(["sh", "-c", script], env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"},
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == saved
+        calls = (tmp_path / "calls").read_text().splitlines()
+        assert calls[0] == ("none: write -field=token auth/kubernetes/login role=vault-snapshot "
+                            "jwt=@/var/run/secrets/kubernetes.io/serviceaccount/token")
+        saved_to = rf"{tmp_path}/snapshots/vault-prod-\d{{8}}T\d{{6}}Z\.snap"
+        assert re.fullmatch(rf"s\.snapshot: operator raft snapshot save {saved_to}", calls[1])
+        assert calls[2:] == ["s.snapshot: token revoke -self"]
+        assert ((tmp_path / "snapshots" / "name").exists()) is (saved == 0)
 
     def test_declared_as_rendered(self, declared: dict[str, Declaration]) -> None:
         inputs = unwrap(declared["prod"].named("vault-snapshots-cronjob").inputs)
@@ -201,6 +229,9 @@ class TestTheJobsToken:
     def test_it_may_take_a_snapshot(self, acl: Acl) -> None:
         assert acl.capabilities("sys/storage/raft/snapshot") == {"read"}
 
+    def test_it_may_end_itself(self, acl: Acl) -> None:
+        assert acl.capabilities("auth/token/revoke-self") == {"update"}
+
     @pytest.mark.parametrize(("capability", "path"), [
         ("update", "sys/storage/raft/snapshot"),          # a restore
         ("update", "sys/storage/raft/snapshot-force"),    # a forced restore
@@ -208,7 +239,8 @@ class TestTheJobsToken:
         ("read", "secret/data/production/api-service"),
         ("read", "database/creds/api-role"),
         ("update", "auth/token/create"),
-        ("update", "auth/token/revoke-self"),             # no default policy
+        ("read", "auth/token/lookup-self"),               # no default policy
+        ("update", "auth/token/revoke"),                  # another token
         ("update", "transit/decrypt/payments-card-data"),
     ])
     def test_it_may_do_nothing_else(self, acl: Acl, capability: str, path: str) -> None:

@@ -3,12 +3,26 @@ with one message naming the stack, the config key, what is wrong and how to fix 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.environment import SpecError, StackRefused, format_duration, load_spec, parse_duration
-from tests.support import DELETE, STACKS, apply_edits, edited, refusal, spec_of
+from components.environment.loader import PROJECT_ROOT
+from platformctl.stackfile import read_stack
+from tests.postgres.server import ServerTls
+from tests.support import (
+    COMMITTED,
+    DELETE,
+    STACKS,
+    apply_edits,
+    declare_stack,
+    edited,
+    refusal,
+    spec_of,
+    spec_of_config,
+)
 
 P = "vault-platform:"
 
@@ -55,6 +69,99 @@ class TestCommittedStacks:
         access = spec_of("prod", {"vault:address": "https://vault.prod.internal:8200"}).vault
         assert access is not None
         assert (access.address, access.token_key) == ("https://vault.prod.internal:8200", "vault:token")
+
+
+CA = "vault:caCertFile"
+CA_PUBLIC = f"{P}vaultCaPublic"
+
+
+class TestVaultCa:
+    """``vault:caCertFile``: the CA that verifies Vault's certificate, a PEM file of the repository, for
+    the provider, ``vault-login`` and ``rollout``; required outside dev for an https address."""
+
+    @pytest.mark.parametrize("stack", COMMITTED)
+    def test_each_committed_https_stack_outside_dev_names_a_ca_of_the_repository(self, stack: str) -> None:
+        access = spec_of_config(read_stack(stack)).vault
+        assert access is not None
+        if access.address.startswith("https://") and stack != "dev":
+            assert access.ca_cert_file == f"stacks/ca/{stack}.pem"
+            assert (PROJECT_ROOT / access.ca_cert_file).read_text().count("-----BEGIN CERTIFICATE-----") >= 1
+
+    def test_the_provider_gets_the_file_as_written(self) -> None:
+        (provider,) = declare_stack("prod").of_type("pulumi:providers:vault")
+        assert provider.inputs["caCertFile"] == "tests/stacks/ca/vault-ca.pem"
+
+    @pytest.mark.parametrize("stack", ["staging", "prod"])
+    def test_an_https_address_without_a_ca_is_refused_outside_dev(self, stack: str) -> None:
+        error = refusal(stack, {CA: DELETE}, CA)
+        assert error.problem == ("is not set: Vault's certificate comes from the private platform-ca, which the "
+                                 "provider, vault-login and rollout would look for in the machine's trust store")
+        assert error.fix == (f"commit the CA's PEM as stacks/ca/{stack}.pem and run `pulumi config set "
+                             f"vault:caCertFile stacks/ca/{stack}.pem` (README, \"Vault's CA\"); or set "
+                             "vault-platform:vaultCaPublic to true if Vault's certificate chains to a public CA")
+
+    @pytest.mark.parametrize(("stack", "changes"), [
+        ("prod", {CA: DELETE, CA_PUBLIC: True}),  # the stack states the CA is public
+        ("prod", {CA: DELETE, "vault:address": "http://127.0.0.1:8200"}),  # a loopback test Vault, no TLS
+        ("staging", {CA: DELETE, "vault:address": "http://127.0.0.1:18200"}),
+        ("dev", {"vault:address": "https://vault.dev.internal:8200"}),
+        ("prod", {"vault:address": "http://127.0.0.1:8200"}),  # a CA with a plain address is harmless
+    ])
+    def test_accepted_without_a_ca_or_with_one_it_does_not_need(self, stack: str, changes: dict[str, Any]) -> None:
+        access = spec_of(stack, changes).vault
+        assert access is not None
+        assert access.ca_cert_file == ("tests/stacks/ca/vault-ca.pem" if stack != "dev" and CA not in changes else None)
+
+    def test_an_absolute_path_is_taken_as_it_is(self, tmp_path: Path) -> None:
+        (tmp_path / "ca.pem").write_text((PROJECT_ROOT / "tests/stacks/ca/vault-ca.pem").read_text())
+        access = spec_of("prod", {CA: str(tmp_path / "ca.pem")}).vault
+        assert access is not None
+        assert access.ca_cert_file == str(tmp_path / "ca.pem")
+
+    def test_a_server_certificate_is_not_a_ca(self, tmp_path: Path) -> None:
+        (tmp_path / "server.pem").write_text(ServerTls.throwaway("vault.prod.internal").certificate_pem)
+        error = refusal("prod", {CA: str(tmp_path / "server.pem")}, CA)
+        assert error.problem.endswith("holds no CA certificate (a server certificate cannot sign another)")
+
+    @pytest.mark.parametrize(("changes", "key", "problem"), [
+        ({CA: "stacks/ca/prod-eu.pem"}, CA, "'stacks/ca/prod-eu.pem' is not a file (a relative path starts where "
+                                            "Pulumi.yaml is)"),
+        ({CA: "README.md"}, CA, "'README.md' is not PEM certificates (it holds text that is not ASCII)"),
+        ({CA: "Pulumi.yaml"}, CA, "'Pulumi.yaml' is not PEM certificates (no start line: cadata does not contain a "
+                                  "certificate"),  # OpenSSL's words, then its source line
+        ({CA: 3}, CA, "expected a file path, got 3"),
+        ({CA_PUBLIC: True}, CA_PUBLIC, "is true, but vault:caCertFile names a CA file"),
+        ({CA: DELETE, CA_PUBLIC: "yes"}, CA_PUBLIC, "expected true or false, got a string ('yes')"),
+    ])
+    def test_refused(self, changes: dict[str, Any], key: str, problem: str) -> None:
+        assert refusal("prod", changes, key).problem.startswith(problem)
+
+
+class TestCiLoginOverTheNetwork:
+    """CI's JWT login sends the job's OIDC token and gets a Vault token back: never in clear across a
+    network. A token login (bootstrap, break-glass, a loopback test Vault) is the person's choice."""
+
+    @pytest.mark.parametrize(("stack", "address"), [
+        ("dev", "http://vault.dev.internal:8200"), ("dev", "http://10.0.4.7:8200"),
+        ("prod", "http://vault.prod.internal:8200"), ("dev", "http://localhost.example:8200")])
+    def test_a_jwt_login_over_plain_http_to_another_machine_is_refused(self, stack: str, address: str) -> None:
+        error = refusal(stack, {"vault:token": DELETE, "vault:address": address}, "vault:address")
+        assert error.problem == (f"{address!r} is plain http to another machine: the CI job's login would send its "
+                                 "OIDC token, and get its Vault token back, in clear")
+        assert error.fix == ("serve Vault with TLS (cluster.tls) and write its https address, with vault:caCertFile "
+                             "(README, \"Vault's CA\"); plain http only to a loopback address (a port-forward)")
+
+    @pytest.mark.parametrize(("stack", "changes"), [
+        ("dev", {"vault:token": DELETE, "vault:address": "http://127.0.0.1:8200"}),
+        ("dev", {"vault:token": DELETE, "vault:address": "http://localhost:8200"}),
+        ("prod", {"vault:token": DELETE, "vault:address": "http://[::1]:8200"}),
+        ("prod", {"vault:token": DELETE}),  # https, with the stack's CA
+        ("dev", {"vault:address": "http://vault.dev.internal:8200"}),  # a token: a bootstrap or break-glass run
+    ])
+    def test_accepted(self, stack: str, changes: dict[str, Any]) -> None:
+        access = spec_of(stack, changes).vault
+        assert access is not None
+        assert (access.jwt_login is not None) is ("vault:token" in changes)
 
 
 class TestCredentialLifetimes:

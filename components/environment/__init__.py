@@ -2,7 +2,7 @@
 
 from ._reader import SpecError, StackRefused
 from .durations import format_duration, parse_duration
-from .loader import APP_POLICY_PREFIX, CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec
+from .loader import APP_POLICY_PREFIX, CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec, project_file
 from .model import (
     AdminSetup,
     App,
@@ -97,4 +97,5 @@ __all__ = [
     "format_duration",
     "load_spec",
     "parse_duration",
+    "project_file",
 ]

@@ -436,17 +436,25 @@ def ca_pem(node: Node, key: str, signed: str) -> str | None:
     text = node.optional_string(key)
     if text is None:
         return None
+    if (problem := ca_problem(text)) is not None:
+        raise node.error(key, problem, f"paste the CA certificate(s) that signed {signed}, -----BEGIN "
+                         f"CERTIFICATE----- to -----END CERTIFICATE-----, as a YAML block ({key}: |)")
+    return text
+
+
+def ca_problem(text: str) -> str | None:
+    """Why PEM ``text`` cannot verify a server (OpenSSL, through ``ssl``; text around the PEM blocks is
+    ignored, as OpenSSL and Go's crypto/x509 ignore it), or ``None`` when it holds CA certificates."""
+    if not text.isascii():
+        return "is not PEM certificates (it holds text that is not ASCII)"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cadata=text)
     except (ssl.SSLError, ValueError) as error:
-        raise node.error(key, f"is not PEM certificates ({error.args[-1]})",
-                         "paste the CA certificate(s), -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, "
-                         f"as a YAML block ({key}: |)") from None
+        return f"is not PEM certificates ({error.args[-1]})"
     if context.cert_store_stats()["x509_ca"] == 0:
-        raise node.error(key, "holds no CA certificate (a server certificate cannot sign another)",
-                         f"give the CA that signed {signed}")
-    return text
+        return "holds no CA certificate (a server certificate cannot sign another)"
+    return None
 
 
 def port_problem(port: int) -> str | None:

@@ -58,6 +58,11 @@ _LOOPBACK = ("localhost", "127.0.0.1")
 def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) -> GithubActions:
     """The ``githubActions`` section: the repository, the audience and the two roles' environments."""
     repository = _exact(node, "repository", REPOSITORY, "repository")
+    # Names can be taken over (a renamed or re-created repository, a renamed owner); the ids cannot.
+    id_keys = ("repositoryId", "repositoryOwnerId")
+    for key in id_keys:
+        node.raw(key)  # both looked up first: one missing must not pass for a misspelling of the other
+    repository_id, repository_owner_id = (str(node.integer(key, minimum=1)) for key in id_keys)
     audience = _exact(node, "audience", AUDIENCE, "aud", "write the audience the workflows request, e.g. "
                       f"vault-platform-{stack}")
     issuer = _issuer(node, "issuer", GITHUB_ISSUER, f"write GitHub's issuer, {GITHUB_ISSUER}, or your GitHub "
@@ -82,7 +87,8 @@ def load_github_actions(node: Node, stack: str, policies: Mapping[str, Policy]) 
                              f"({PREVIEW_POLICY}, and {OPERATIONS_POLICY} if needed)")
     node.done()
     return GithubActions(
-        path=GITHUB_ACTIONS_PATH, repository=repository, audience=audience, issuer=issuer, issuer_ca_pem=issuer_ca_pem,
+        path=GITHUB_ACTIONS_PATH, repository=repository, repository_id=repository_id,
+        repository_owner_id=repository_owner_id, audience=audience, issuer=issuer, issuer_ca_pem=issuer_ca_pem,
         deploy=CiRole(name="deploy", environment=deploy_environment, ref=MAIN_REF, policies=(DEPLOY_POLICY,),
                       token_ttl=DEPLOY_TOKEN_TTL),
         preview=CiRole(name="preview", environment=preview_environment, ref=None,

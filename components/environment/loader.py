@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Set
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from .. import rules
 from . import external, identity, operations, sections
@@ -26,6 +29,7 @@ from ._reader import (
     SpecError,
     attempt,
     ca_pem,
+    ca_problem,
     check_min_ttl,
     check_name,
     check_ttl_cap,
@@ -92,31 +96,45 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "clusterOnly", "removals", "cluster", "externalVault", "kubernetesAuth", "kv", "database",
-                    "policies", "apps", "audit", "transit", "pki", "snapshots", "monitoring", "githubActions", "oidc")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "vaultCaPublic", "removals", "cluster", "externalVault", "kubernetesAuth",
+                    "kv", "database", "policies", "apps", "audit", "transit", "pki", "snapshots", "monitoring",
+                    "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
 """Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
 no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
 (``clusterOnly``)."""
 CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
 """Environment variable in which a workflow names the role its job logs in with (deploy, preview)."""
+TOKEN_FILE_VARIABLE = "TERRAFORM_VAULT_TOKEN_FILENAME"
+"""Environment variable naming the file that holds the CI job's Vault token: the Vault provider's own
+for its token-file login (terraform-provider-vault, internal/consts/consts.go ``EnvVarTokenFilename``)."""
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
+``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
+
+
+def project_file(path: str) -> Path:
+    """``path`` as the program and the Vault provider open it: relative to :data:`PROJECT_ROOT`."""
+    return PROJECT_ROOT / path
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None) -> EnvironmentSpec:
+              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None,
+              ci_token_file: str | None = None) -> EnvironmentSpec:
     """Validates a stack's whole config and returns its spec, or raises one :class:`StackRefused`
     (a :class:`SpecError`) listing every problem found.
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
     the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies;
-    ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset).
+    ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
+    holding the Vault token that job already logged in for, if any.
     """
     with collected():
-        return _load(stack, config, secret_keys, reserved_policies, ci_role)
+        return _load(stack, config, secret_keys, reserved_policies, ci_role, ci_token_file or None)
 
 
 def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-          reserved_policies: Iterable[str], ci_role: str | None) -> EnvironmentSpec:
+          reserved_policies: Iterable[str], ci_role: str | None, ci_token_file: str | None) -> EnvironmentSpec:
     _refuse_foreign_namespaces(stack, config)
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
@@ -178,6 +196,8 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     secrets.refuse_unknown(root)
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role,
+                                          ci_token_file=ci_token_file, tier=tier,
+                                          ca_public=root.boolean("vaultCaPublic", False),
                                           external=root.has("externalVault")))
     removals = attempt(lambda: _removals(root)) or ()
     stop_if_refused()
@@ -1074,7 +1094,8 @@ def _removals(root: Node) -> tuple[str, ...]:
 
 
 def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], *, cluster_only: bool,
-                  github: GithubActions | None, ci_role: str | None, external: bool = False) -> VaultAccess | None:
+                  github: GithubActions | None, ci_role: str | None, ci_token_file: str | None, tier: Tier,
+                  ca_public: bool, external: bool = False) -> VaultAccess | None:
     """How ``pulumi up`` reaches Vault, or ``None`` for a stack that says it is cluster-only: the token
     in ``vault:token`` when set (the bootstrap run, break-glass), else the CI job's OIDC token through
     the ``githubActions`` login once ``vault:address`` is set.
@@ -1117,17 +1138,64 @@ def _vault_access(stack: str, config: Mapping[str, Any], secret_keys: Set[str], 
         raise SpecError(stack, "vault:address", f"{address!r} is not a Vault address" if address else
                         "is required once vault:token is set", "run `pulumi config set vault:address "
                         "https://<host>:8200`")
-    ca_cert_file = config.get("vault:caCertFile")
-    jwt_login = None
-    if jwt:
-        assert github is not None
-        role = identity.ci_role(ci_role or "deploy")
-        if role is None:
-            raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
-                            "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
-        jwt_login = JwtLogin(mount=github.path, role=role)
-    return VaultAccess(address=address, token_key=None if jwt else token_key,
-                       ca_cert_file=ca_cert_file if isinstance(ca_cert_file, str) else None, jwt_login=jwt_login)
+    ca_cert_file = _vault_ca(stack, config.get("vault:caCertFile"), urlsplit(address).scheme, tier, ca_public)
+    if not jwt:
+        return VaultAccess(address=address, token_key=token_key, ca_cert_file=ca_cert_file)
+    assert github is not None
+    if urlsplit(address).scheme == "http" and not _loopback(urlsplit(address).hostname or ""):
+        raise SpecError(stack, "vault:address", f"{address!r} is plain http to another machine: the CI job's "
+                        "login would send its OIDC token, and get its Vault token back, in clear",
+                        "serve Vault with TLS (cluster.tls) and write its https address, with vault:caCertFile "
+                        "(README, \"Vault's CA\"); plain http only to a loopback address (a port-forward)")
+    role = identity.ci_role(ci_role or "deploy")
+    if role is None:
+        raise SpecError(stack, CI_ROLE_VARIABLE, f"{ci_role!r} is not a role of the GitHub Actions login",
+                        "set it to deploy (pulumi up on main) or preview (a pull request's preview)")
+    if ci_token_file is not None and not Path(ci_token_file).is_file():
+        raise SpecError(stack, TOKEN_FILE_VARIABLE, f"{ci_token_file!r} is not a file",
+                        f"write the job's Vault token there first (`platformctl vault-login {stack} > <file>`), "
+                        f"or unset {TOKEN_FILE_VARIABLE} to log in with TERRAFORM_VAULT_AUTH_JWT")
+    return VaultAccess(address=address, token_key=None, ca_cert_file=ca_cert_file,
+                       jwt_login=JwtLogin(mount=github.path, role=role, token_file=ci_token_file))
+
+
+def _loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1): traffic that never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _vault_ca(stack: str, ca_cert_file: object, scheme: str, tier: Tier, ca_public: bool) -> str | None:
+    """``vault:caCertFile``: a file of the repository holding the CA certificate(s) that verify Vault's,
+    which the provider, ``platformctl vault-login`` and ``platformctl rollout`` all use. Outside dev an
+    https address needs one, unless the stack states that Vault's certificate chains to a public CA
+    (``vaultCaPublic``): the servers' certificate comes from the private ``platform-ca``, which no
+    runner's trust store holds."""
+    key, public_key = "vault:caCertFile", f"{PROJECT}:vaultCaPublic"
+    fix = (f"commit the CA's PEM as stacks/ca/{stack}.pem and run `pulumi config set {key} stacks/ca/{stack}.pem` "
+           "(README, \"Vault's CA\")")
+    if ca_cert_file is None:
+        if scheme == "https" and tier != "dev" and not ca_public:
+            raise SpecError(stack, key, "is not set: Vault's certificate comes from the private platform-ca, "
+                            "which the provider, vault-login and rollout would look for in the machine's trust store",
+                            f"{fix}; or set {public_key} to true if Vault's certificate chains to a public CA")
+        return None
+    if ca_public:
+        raise SpecError(stack, public_key, f"is true, but {key} names a CA file", "remove one of the two",
+                        edits=((public_key, REMOVE),))
+    if not isinstance(ca_cert_file, str) or not ca_cert_file:
+        raise SpecError(stack, key, f"expected a file path, got {ca_cert_file!r}", fix)
+    path = project_file(ca_cert_file)
+    if not path.is_file():
+        raise SpecError(stack, key, f"{ca_cert_file!r} is not a file (a relative path starts where Pulumi.yaml "
+                        "is)", fix)
+    if (problem := ca_problem(path.read_text(errors="replace"))) is not None:
+        raise SpecError(stack, key, f"{ca_cert_file!r} {problem}", fix)
+    return ca_cert_file
 
 
 def _known(node: Node, key: str, names: Mapping[str, object], what: str, kind: str = "database.connections") -> str:

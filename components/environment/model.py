@@ -562,6 +562,11 @@ class GithubActions:
     """Mount path of the JWT auth method (``auth/<path>``)."""
     repository: str
     """``owner/name`` of this repository (the token's ``repository`` claim), matched exactly."""
+    repository_id: str
+    """GitHub's numeric id of the repository (``repository_id``): a repository renamed, or deleted and
+    created again under the same name, gets a new one, so the name alone does not let it log in."""
+    repository_owner_id: str
+    """GitHub's numeric id of the repository's owner (``repository_owner_id``), likewise."""
     audience: str
     """The audience workflows request their token for and the roles require (``aud``)."""
     issuer: str
@@ -622,13 +627,18 @@ class PeopleOidc:
 
 @dataclass(frozen=True)
 class JwtLogin:
-    """The IaC logs in with the job's OIDC token (the provider's ``auth_login_jwt``); the token itself
-    comes from the job's environment (``TERRAFORM_VAULT_AUTH_JWT``), never from the stack."""
+    """The IaC logs in as the CI job, never with anything from the stack: with the Vault token
+    ``platformctl vault-login`` exchanged the job's OIDC token for, from the file the job names
+    (the provider's ``auth_login_token_file``), else with the OIDC token itself (``auth_login_jwt``,
+    from ``TERRAFORM_VAULT_AUTH_JWT``)."""
 
     mount: str
     """Mount path of the JWT auth method."""
     role: CiRoleName
     """The role this run logs in with."""
+    token_file: str | None = None
+    """The job's Vault token file (``TERRAFORM_VAULT_TOKEN_FILENAME``), or ``None`` to log in with the
+    OIDC token at the provider's first call."""
 
 
 @dataclass(frozen=True)
@@ -654,6 +664,10 @@ class Monitoring:
 
     prometheus_labels: tuple[tuple[str, str], ...]
     """Labels the Prometheus operator selects ServiceMonitors and PrometheusRules by, sorted."""
+    prometheus_namespace: str
+    """The namespace Prometheus runs in: the only one whose pods may reach Vault's metrics port."""
+    prometheus_pod_labels: tuple[tuple[str, str], ...]
+    """Labels of the Prometheus pods there (the operator's), sorted: the only pods that may reach it."""
     lease_threshold: int
     """Leases Vault may hold before an alert fires."""
     request_latency_ms: int
@@ -680,7 +694,9 @@ class VaultAccess:
     token_key: str | None
     """Stack secret holding the token the IaC runs with (``vault:token``), or ``None`` with a JWT login."""
     ca_cert_file: str | None
-    """CA bundle to verify Vault's certificate (``vault:caCertFile``); ``None`` uses the system store."""
+    """CA certificate(s) that verify Vault's (``vault:caCertFile``, a file of the repository, relative to
+    the project's root: ``stacks/ca/<stack>.pem``); ``None`` uses the machine's trust store (an http
+    address, dev, or a stack that states ``vaultCaPublic``)."""
     jwt_login: JwtLogin | None = None
     """The JWT login when no ``vault:token`` is set; exactly one of the two is set."""
 

@@ -26,6 +26,11 @@ DEFAULT_SNAPSHOT_RETENTION: dict[Tier, int] = {"dev": 3 * DAY, "staging": 14 * D
 DEFAULT_AUDIT_RETENTION: dict[Tier, int] = {"dev": DAY, "staging": 7 * DAY, "prod": 30 * DAY}
 DEFAULT_AUDIT_MAX_FILE = "100Mi"
 DEFAULT_PROMETHEUS_LABELS = {"release": "prometheus"}  # what the chart's ServiceMonitor carries by default
+DEFAULT_PROMETHEUS_NAMESPACE = "monitoring"
+# What the Prometheus operator puts on every Prometheus pod it runs (prometheus-operator,
+# pkg/prometheus/server/statefulset.go: the pod selector labels).
+DEFAULT_PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus",
+                                 "app.kubernetes.io/managed-by": "prometheus-operator"}
 DEFAULT_LEASE_THRESHOLD = 100_000
 DEFAULT_REQUEST_LATENCY_MS = 1000
 # Vault ends a request after max_request_duration, 90s by default: a slower threshold never fires.
@@ -36,6 +41,8 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 ROLE_ARN = re.compile(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+# A label key: an optional DNS prefix and '/', then a name of at most 63 characters.
+_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def load_snapshots(node: Node, tier: Tier) -> Snapshots | None:
@@ -83,8 +90,18 @@ def load_monitoring(node: Node, tier: Tier) -> Monitoring | None:
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
             raise node.error(f"prometheusLabels.{key}", f"{value!r} is not a Kubernetes label value",
                              "use at most 63 letters, digits, '-', '_' and '.'")
+    pod_labels = node.mapping("prometheusPodLabels") or DEFAULT_PROMETHEUS_POD_LABELS
+    for key, value in pod_labels.items():
+        if not _LABEL_KEY.fullmatch(key):
+            raise node.error(f"prometheusPodLabels.{key}", "is not a Kubernetes label key",
+                             "write a label of the Prometheus pods, e.g. app.kubernetes.io/name")
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+            raise node.error(f"prometheusPodLabels.{key}", f"{value!r} is not a Kubernetes label value",
+                             "use at most 63 letters, digits, '-', '_' and '.'")
     monitoring = Monitoring(
         prometheus_labels=tuple(sorted(labels.items())),
+        prometheus_namespace=node.string("prometheusNamespace", DEFAULT_PROMETHEUS_NAMESPACE, rule=K8S_LABEL),
+        prometheus_pod_labels=tuple(sorted(pod_labels.items())),
         lease_threshold=node.integer("leaseThreshold", DEFAULT_LEASE_THRESHOLD, minimum=1),
         request_latency_ms=node.integer("requestLatencyMs", DEFAULT_REQUEST_LATENCY_MS, minimum=1,
                                         maximum=MAX_REQUEST_LATENCY_MS, why=MAX_REQUEST_LATENCY_WHY),

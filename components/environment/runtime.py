@@ -11,7 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.render.acl import load_policy_files
 
-from .loader import CI_ROLE_VARIABLE, load_spec
+from .loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE, load_spec
 from .model import EnvironmentSpec
 
 
@@ -24,8 +24,10 @@ def load_stack_spec() -> EnvironmentSpec:
     secret_keys = {key for key in config if runtime_config.is_config_secret(key)}
     secret_keys |= set(runtime_config.get_config_secret_keys_env())
     reserved = [document.name for document in load_policy_files()]
-    # A CI job names the role it logs in with; the JWT itself goes straight to the provider.
-    return load_spec(pulumi.get_stack(), config, secret_keys, reserved, ci_role=os.environ.get(CI_ROLE_VARIABLE))
+    # A CI job names the role it logs in with, and the file of the Vault token it logged in for; neither
+    # the JWT nor that token passes through the program: the provider reads them itself.
+    return load_spec(pulumi.get_stack(), config, secret_keys, reserved, ci_role=os.environ.get(CI_ROLE_VARIABLE),
+                     ci_token_file=os.environ.get(TOKEN_FILE_VARIABLE))
 
 
 def _decode(value: Any) -> Any:

@@ -3,14 +3,16 @@
 Where each series comes from:
 
 * ``vault_*``: every Vault server's own telemetry (``/v1/sys/metrics``), scraped by the chart's
-  ServiceMonitor through the ``<release>-internal`` service (all servers, standbys and sealed ones
-  too: the unauthenticated metrics handler answers with the node's own metrics, unforwarded, and
+  ServiceMonitor through the ``<release>-metrics`` service (all servers, standbys and sealed ones
+  too: the metrics listener answers with the node's own metrics, unforwarded, and
   the core refreshes ``core.unsealed`` and ``core.active`` on every node). The leader alone
   reports leases and autopilot; its gauges linger on a former leader until the retention ends, so
-  those rules only trust the node that is active now.
+  those rules only trust the node that is active now, and a removed node's until the retention ends
+  too, so the voter rule only trusts nodes whose pod is still scraped.
 * ``kube_*``: kube-state-metrics (the snapshot CronJob and its Jobs).
 * ``kubelet_volume_stats_*``: the kubelets (the servers' volumes).
-* ``certmanager_*``: cert-manager's own metrics (the server certificate).
+* ``certmanager_*``: cert-manager's own metrics (the server certificate), under either of its
+  ServiceMonitor's ``honorLabels``.
 """
 
 from __future__ import annotations
@@ -48,8 +50,13 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     assert spec.monitoring is not None
     cluster = spec.deployed
     ns = cluster.namespace
-    vault = f'job="{cluster.release_name}-internal",namespace="{ns}"'
+    vault = f'job="{cluster.release_name}-metrics",namespace="{ns}"'
     leader = f"on (pod) (vault_core_active{{{vault}}} == 1)"
+    # The leader sets a node's gauge only while the node is in autopilot's state (physical/raft/
+    # raft_autopilot.go, NotifyState); a removed one's last value stays exported for the retention
+    # (24h). A node id is its pod's name (the chart's setNodeId): only a pod still scraped, down or
+    # not, is a node that can be dead; a scaled-down pod leaves the headless service at once.
+    scraped = f'on (node_id) label_replace(up{{{vault}}}, "node_id", "$1", "pod", "(.+)")'
     rules = [
         Alert("VaultSealed", f"vault_core_unsealed{{{vault}}} == 0", "2m", "critical",
               "Vault server {{ $labels.pod }} is sealed"),
@@ -63,8 +70,8 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
         Alert("VaultAutopilotUnhealthy",
               f"max by (namespace) ((vault_autopilot_healthy{{{vault}}} == 0) and {leader})", "5m", "critical",
               f"Raft autopilot reports the Vault cluster in namespace {ns} unhealthy"),
-        Alert("VaultRaftVoterDead", f"(vault_autopilot_node_healthy{{{vault}}} == 0) and {leader}", "5m", "critical",
-              "Raft voter {{ $labels.node_id }} is unhealthy (autopilot, as the leader sees it)"),
+        Alert("VaultRaftVoterDead", f"(vault_autopilot_node_healthy{{{vault}}} == 0) and {leader} and {scraped}",
+              "5m", "critical", "Raft voter {{ $labels.node_id }} is unhealthy (autopilot, as the leader sees it)"),
         Alert("VaultAuditLogFailing",
               f"sum by (namespace, pod) (increase(vault_audit_log_request_failure{{{vault}}}[5m])) > 0 or "
               f"sum by (namespace, pod) (increase(vault_audit_log_response_failure{{{vault}}}[5m])) > 0", "0m",
@@ -81,15 +88,28 @@ def alerts(spec: EnvironmentSpec) -> tuple[Alert, ...]:
     ]
     if cluster.tls.enabled and cluster.tls.cert_manager_issuer is not None:
         rules.append(Alert(
-            "VaultCertificateExpiring",
-            f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{ns}",name="{cluster.tls.secret_name}"}}'
-            f" - time() < {CERTIFICATE_WARNING_DAYS * DAY}", "10m", "critical",
+            "VaultCertificateExpiring", f"{_certificate_expiry(ns, cluster.tls.secret_name)} - time() < "
+            f"{CERTIFICATE_WARNING_DAYS * DAY}", "10m", "critical",
             f"Vault's server certificate {cluster.tls.secret_name} expires within {CERTIFICATE_WARNING_DAYS} days"))
     if spec.snapshots is not None:
         rules += _snapshot_alerts(ns, 2 * spec.snapshots.interval)
     for volume, what in (("audit", "audit log"), ("data", "Raft data")):
         rules += _volume_alerts(ns, f"{volume}-{cluster.release_name}-[0-9]+", volume.capitalize(), what)
     return tuple(rules)
+
+
+def _certificate_expiry(ns: str, certificate: str) -> str:
+    """The certificate's expiry time, labelled ``namespace`` and ``name``, under either scrape of
+    cert-manager. Its metric carries the certificate's ``namespace`` (cert-manager v1.21
+    internal/collectors/certificate_collector.go); with the ServiceMonitor's ``honorLabels: false``,
+    cert-manager's chart default (deploy/charts/cert-manager/values.yaml), Prometheus keeps the
+    target's namespace (cert-manager's own) as ``namespace`` and moves the metric's to
+    ``exported_namespace``; with ``honorLabels: true`` the metric's stays ``namespace``."""
+    metric = "certmanager_certificate_expiration_timestamp_seconds"
+    exported = (f'label_replace({metric}{{exported_namespace="{ns}",name="{certificate}"}}, '
+                f'"namespace", "$1", "exported_namespace", "(.+)")')
+    honored = f'{metric}{{namespace="{ns}",exported_namespace="",name="{certificate}"}}'
+    return f"max by (namespace, name) ({exported} or {honored})"
 
 
 def _snapshot_alerts(ns: str, two_intervals: int) -> list[Alert]:

@@ -80,7 +80,9 @@ def certificate_template(api_path: str, certificate: AppCertificate, body: str) 
 
 
 def kv_template(api_path: str) -> str:
-    """Every key of a KV v2 secret as ``KEY=value`` lines (the current version)."""
+    """Every key of a KV v2 secret as ``KEY=value`` lines (the current version). Values are written as
+    Vault returns them, unquoted: a file to read line by line, not to ``source`` in a shell, which would
+    interpret a space, ``$``, ``&`` or a quote in a value (README, "For application teams")."""
     return (
         f'{{{{- with secret "{api_path}" -}}}}\n'
         "{{- range $key, $value := .Data.data }}\n"
@@ -91,7 +93,9 @@ def kv_template(api_path: str) -> str:
 
 
 def database_template(api_path: str, connection: Connection) -> str:
-    """libpq environment variables for fresh database credentials on ``connection``."""
+    """libpq environment variables for fresh database credentials on ``connection``, unquoted like
+    :func:`kv_template`'s (Vault's generated usernames and passwords hold no shell metacharacter, but
+    the file follows one rule)."""
     return (
         f'{{{{- with secret "{api_path}" -}}}}\n'
         f"PGHOST={connection.host}\n"

@@ -17,6 +17,10 @@ CHART_REPOSITORY = "https://helm.releases.hashicorp.com"
 TLS_MOUNT_PATH = "/vault/userconfig/vault-tls"
 AUDIT_MOUNT_PATH = "/vault/audit"
 API_PORT = 8200
+CLUSTER_PORT = 8201
+METRICS_PORT = 8210
+"""Vault's metrics listener (with monitoring on): ``/v1/sys/metrics`` without a token, on a port of its
+own so that a NetworkPolicy lets Prometheus alone reach it (:mod:`components.render.metrics`)."""
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 PROMETHEUS_RETENTION = "24h"
 """Longer than any alert's look-back (a counter that vanished between two scrapes would reset)."""
@@ -27,12 +31,20 @@ SERVER_IMAGE = "hashicorp/vault:2.0.4"
 # sha256sum, pgrep, kill; the chart's preStop hook relies on the same tools: `kill -SIGTERM $(pidof vault)`).
 TLS_RELOADER_IMAGE = SERVER_IMAGE
 TLS_RELOAD_INTERVAL_SECONDS = 30
+METRICS_SERVICE_LABEL = "vault-metrics"
+"""The label of the metrics service, which the chart's ServiceMonitor selects (with the chart's own)."""
 SIGHUP_SIDECAR = "vault-sighup"
 """The container beside each server that signals it (certificate renewed, audit log rotated)."""
 
 
 def api_scheme(cluster: Cluster) -> str:
     return "https" if cluster.tls.enabled else "http"
+
+
+def server_labels(release: str) -> dict[str, str]:
+    """The labels of the release's server pods: the chart's StatefulSet ``matchLabels``
+    (templates/server-statefulset.yaml; the chart's name is ``vault``)."""
+    return {"app.kubernetes.io/name": CHART, "app.kubernetes.io/instance": release, "component": "server"}
 
 
 def raft_peer_address(cluster: Cluster, index: int) -> str:
@@ -50,35 +62,48 @@ def service_address(cluster: Cluster) -> str:
 
 
 def raft_config(spec: EnvironmentSpec) -> str:
-    """The server configuration: listener, Raft storage joining every peer, Kubernetes service
+    """The server configuration: listeners, Raft storage joining every peer, Kubernetes service
     registration and, when the spec asks for it, the AWS KMS seal."""
     cluster = spec.deployed
     if cluster.tls.enabled:
-        listener = [
+        tls = [
             f"tls_cert_file = {_q(TLS_MOUNT_PATH + '/tls.crt')}",
             f"tls_key_file = {_q(TLS_MOUNT_PATH + '/tls.key')}",
             'tls_min_version = "tls12"',
         ]
     else:
-        listener = ["tls_disable = 1"]
+        tls = ["tls_disable = 1"]
     lines = [
         "ui = true",
         "disable_mlock = true",
         f"cluster_name = {_q(f'vault-{spec.stack}')}",
         "",
         'listener "tcp" {',
-        '  address = "[::]:8200"',
-        '  cluster_address = "[::]:8201"',
-        *(f"  {line}" for line in listener),
-        "",
-        # Prometheus scrapes /v1/sys/metrics without a token. That handler serves the node's own
-        # metrics, unforwarded, on standbys and sealed servers too (http/sys_metrics.go), which is
-        # what tells a sealed server apart; it exposes metrics only, no data.
-        "  telemetry {",
-        "    unauthenticated_metrics_access = true",
-        "  }",
+        f'  address = "[::]:{API_PORT}"',
+        f'  cluster_address = "[::]:{CLUSTER_PORT}"',
+        *(f"  {line}" for line in tls),
         "}",
         "",
+    ]
+    if spec.monitoring is not None:
+        lines += [
+            # Prometheus scrapes /v1/sys/metrics here without a token: each listener has its own handler,
+            # and only this one serves the node's own metrics unauthenticated and unforwarded, on
+            # standbys and sealed servers too (hashicorp/vault http/handler.go), which is what tells a
+            # sealed server apart. A token would not do: with one, a standby refuses the request (it
+            # would have to forward it, and metrics are local-only: http/logical.go) and a sealed server
+            # checks no token; the chart's values.yaml calls scraping every pod "Enterprise only". Vault
+            # gives this listener a cluster port of its own too (the next one up; command/server.go), unused.
+            'listener "tcp" {',
+            f'  address = "[::]:{METRICS_PORT}"',
+            *(f"  {line}" for line in tls),
+            "  telemetry {",
+            "    unauthenticated_metrics_access = true",
+            "  }",
+            "}",
+            "",
+        ]
+    lines += [
         "telemetry {",
         # Prometheus format on: gauges and counters are kept this long after their last update.
         f"  prometheus_retention_time = {_q(PROMETHEUS_RETENTION)}",
@@ -302,9 +327,11 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
 
 def service_monitor(spec: EnvironmentSpec) -> dict[str, Any]:
     """The chart's ServiceMonitor (``serverTelemetry.serviceMonitor``): every server through the
-    headless ``<release>-internal`` service (``vault-internal: "true"``; the chart's default selects
-    the active server only, which cannot report a sealed one), with the Prometheus operator's labels,
-    and over TLS verified against the Vault CA by the name the certificate covers (a pod IP is not)."""
+    headless ``<release>-metrics`` service, whose port of the chart's scheme name is the metrics
+    listener (:func:`components.render.metrics.metrics_service`; the chart's default selects the
+    active server's API port only, which cannot report a sealed one), with the Prometheus operator's
+    labels, and over TLS verified against the Vault CA by the name the certificate covers (a pod IP
+    is not)."""
     assert spec.monitoring is not None
     cluster = spec.deployed
     monitor: dict[str, Any] = {
@@ -312,7 +339,7 @@ def service_monitor(spec: EnvironmentSpec) -> dict[str, Any]:
         "selectors": dict(spec.monitoring.prometheus_labels),
         "interval": "30s",
         "scrapeTimeout": "10s",
-        "matchLabels": {"vault-internal": "true"},
+        "matchLabels": {METRICS_SERVICE_LABEL: "true"},
     }
     if cluster.tls.enabled:
         monitor["tlsConfig"] = {

@@ -254,9 +254,9 @@ def check_auth_bindings(args: ResourceValidationArgs, report: ReportViolation) -
 
 
 def check_jwt_role_claims(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """A JWT role (GitHub Actions' login) binds exact repository and environment claims, compared as
-    strings (``boundClaimsType`` ``string``, no ``*``), and an audience; OIDC roles (people) are bound
-    by their identity provider's client instead."""
+    """A JWT role (GitHub Actions' login) binds exact repository (name and ids) and environment claims,
+    compared as strings (``boundClaimsType`` ``string``, no ``*``), and an audience; OIDC roles (people)
+    are bound by their identity provider's client instead."""
     if args.resource_type != JWT_ROLE or lookup(args.props, "roleType") == "oidc":
         return
     claims = lookup(args.props, "boundClaims") or {}
@@ -264,8 +264,9 @@ def check_jwt_role_claims(args: ResourceValidationArgs, report: ReportViolation)
                                      str(lookup(args.props, "boundClaimsType") or "string"),
                                      [str(reveal(value)) for value in lookup(args.props, "boundAudiences") or ()])
     if problem is not None:
-        report(f"role {lookup(args.props, 'roleName')!r} {problem}: bind the exact repository and GitHub "
-               "Environment with boundClaimsType 'string', and the stack's audience", None)
+        report(f"role {lookup(args.props, 'roleName')!r} {problem}: bind the exact repository (name, "
+               "repository_id, repository_owner_id) and GitHub Environment with boundClaimsType 'string', "
+               "and the stack's audience", None)
 
 
 def _ttl(props: Mapping[str, Any], name: str) -> int:

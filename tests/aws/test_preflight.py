@@ -25,6 +25,12 @@ ADMIN_ONLY = {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:i
               "Action": "kms:*", "Resource": "*"}
 
 
+@pytest.fixture(autouse=True)
+def kms_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the KMS key; the issuers' reach from the cluster has its own (test_reach)."""
+    monkeypatch.setattr("platformctl.preflight_command.reach_findings", lambda spec: ((), ()))
+
+
 def make_key(*statements: dict[str, Any], alias: str = ALIAS, **create: Any) -> dict[str, Any]:
     """A key behind ``alias``; with ``statements``, they are its whole key policy."""
     kms = client("kms", REGION)

@@ -57,8 +57,8 @@ def check(declared: dict[str, Declaration], tags: dict[str, dict[str, str]], pol
 
 
 DEPLOY = "vault-github-actions-deploy"
-JWT_FIX = (": bind the exact repository and GitHub Environment with boundClaimsType 'string', and the stack's "
-           "audience")
+JWT_FIX = (": bind the exact repository (name, repository_id, repository_owner_id) and GitHub Environment with "
+           "boundClaimsType 'string', and the stack's audience")
 
 
 class TestDeclaredResources:
@@ -126,6 +126,13 @@ class TestDeclaredResources:
             f"role 'deploy' the 'environment' claim '*' holds a glob ('*'){JWT_FIX}"]),
         "jwt: no repository": ("jwt-role-claims", "prod", DEPLOY, {"boundClaims.repository": DROP}, [
             f"role 'deploy' binds no exact 'repository' claim, so a job of any repository could log in{JWT_FIX}"]),
+        "jwt: no repository id": ("jwt-role-claims", "prod", DEPLOY, {"boundClaims.repository_id": DROP}, [
+            f"role 'deploy' binds no exact 'repository_id' claim, so a job of any repository_id could "
+            f"log in{JWT_FIX}"]),
+        "jwt: no owner id": ("jwt-role-claims", "dev", "vault-github-actions-preview",
+                             {"boundClaims.repository_owner_id": DROP}, [
+            f"role 'preview' binds no exact 'repository_owner_id' claim, so a job of any repository_owner_id could "
+            f"log in{JWT_FIX}"]),
         "jwt: no environment": ("jwt-role-claims", "prod", DEPLOY, {"boundClaims.environment": ""}, [
             f"role 'deploy' binds no exact 'environment' claim, so a job of any environment could log in{JWT_FIX}"]),
         "jwt: no audience": ("jwt-role-claims", "prod", DEPLOY, {"boundAudiences": []}, [

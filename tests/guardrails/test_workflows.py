@@ -33,6 +33,33 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return list(job["steps"])
 
 
+PIN = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.M)
+"""An action pinned by its full commit SHA (a tag can be moved to other code), the release tag in a
+comment. Each SHA was read from the action's own repository (``git rev-parse <tag>^{commit}``)."""
+
+
+def unpinned(line: str) -> bool:
+    """A ``uses:`` line that names neither a local workflow nor a commit with its release."""
+    return not (re.search(r"uses: \./", line) or PIN.search(line))
+
+
+def action(step: dict[str, Any]) -> str:
+    """``owner/name`` of a step's action, without the pinned commit."""
+    return str(step["uses"]).split("@")[0]
+
+
+def stand_in(directory: Path, body: str) -> None:
+    """A ``python`` in ``directory`` that runs the shell ``body`` (``$3`` is the platformctl command)."""
+    (directory / "python").write_text(f"#!/bin/sh\n{body}\n")
+    (directory / "python").chmod(0o755)
+
+
+def run_step(script: str, directory: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A ``run:`` script as GitHub runs it (``bash -e``), with the stand-in ``python`` first on the path."""
+    return subprocess.run(["bash", "-e", "-c", script], env={"PATH": f"{directory}:/usr/bin:/bin", **env},
+                          capture_output=True, text=True, check=False)
+
+
 def actionlint(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # Shell and Python checks in run: steps need shellcheck and pyflakes, which are not pinned here.
     return subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=", *args],
@@ -67,9 +94,27 @@ class TestLint:
         assert 'property "os" is not defined in object type' in result.stdout
 
     @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-    def test_actions_are_pinned_to_a_release(self, path: Path) -> None:
-        for uses in re.findall(r"uses:\s*(\S+)", path.read_text()):
-            assert uses.startswith("./") or re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", uses), uses
+    def test_actions_are_pinned_to_a_commit_with_the_release_in_a_comment(self, path: Path) -> None:
+        lines = [line.strip() for line in path.read_text().splitlines() if re.search(r"\buses:", line)]
+        assert lines
+        assert [line for line in lines if unpinned(line)] == []
+
+    def test_one_commit_per_action_and_release_in_every_workflow(self) -> None:
+        pins: dict[str, set[str]] = {}
+        for path in FILES:
+            for action, sha, release in PIN.findall(path.read_text()):
+                pins.setdefault(f"{action} {release}", set()).add(sha)
+        assert len(pins) == 7
+        assert {release: shas for release, shas in pins.items() if len(shas) > 1} == {}
+
+    @pytest.mark.parametrize("line", [
+        "- uses: actions/checkout@v4.2.2",  # a tag can be moved to other code
+        "- uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683",  # which release is it?
+        "- uses: actions/checkout@11bd719 # v4.2.2",  # an abbreviated commit is ambiguous
+        "- uses: actions/checkout@main # v4.2.2",
+    ])
+    def test_a_tag_or_a_bare_commit_is_refused(self, line: str) -> None:
+        assert unpinned(line)
 
 
 class TestPullRequests:
@@ -90,7 +135,7 @@ class TestPullRequests:
         # No stack list: the command diffs every stack file, a new one included.
         assert 'python -m platformctl diff --base "origin/$BASE_REF" > comment/comment.md || status=$?' in run
         assert run.rstrip().endswith('exit "$status"')
-        assert steps(job)[-1]["uses"].split("@")[0] == "actions/upload-artifact"
+        assert action(steps(job)[-1]) == "actions/upload-artifact"
 
     def test_comment_is_posted_from_the_base_without_running_pr_code(self) -> None:
         document = load("pr-plan-diff-comment.yml")
@@ -98,8 +143,7 @@ class TestPullRequests:
                                                        "types": ["completed"]}}
         job = document["jobs"]["comment"]
         assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
-        assert [step["uses"].split("@")[0] for step in steps(job)] == ["actions/download-artifact",
-                                                                       "actions/github-script"]
+        assert [action(step) for step in steps(job)] == ["actions/download-artifact", "actions/github-script"]
         script = steps(job)[1]["with"]["script"]
         assert "updateComment" in script
         assert "const marker = '<!-- vault-platform:plan-diff -->';" in script
@@ -110,7 +154,7 @@ class TestPullRequests:
         assert job["permissions"]["id-token"] == "write"
         uses = [step.get("uses", step.get("name", "")).split("@")[0] for step in steps(job)]
         assert uses.index("Preflight the KMS auto-unseal key") < uses.index("pulumi/actions")
-        preview = steps(job)[-1]["with"]
+        preview = steps(job)[uses.index("pulumi/actions")]["with"]
         assert (preview["command"], preview["policyPacks"], preview["comment-on-pr"]) == (
             "preview", "policies/guardrails", True)
 
@@ -150,7 +194,7 @@ class TestClusterAccess:
         definition = load(name)["jobs"][job]
         assert definition["env"]["EKS_CLUSTER_NAME"] == "${{ vars.EKS_CLUSTER_NAME }}"
         assert definition["env"]["AWS_REGION"] == "${{ vars.AWS_REGION }}"
-        labels = [step.get("name") or step["uses"].split("@")[0] for step in steps(definition)]
+        labels = [step.get("name") or action(step) for step in steps(definition)]
         write = labels.index("Write the kubeconfig for the stack's EKS cluster")
         assert steps(definition)[write]["run"] == KUBECONFIG
         assert labels.index("aws-actions/configure-aws-credentials") < write
@@ -164,6 +208,60 @@ class TestClusterAccess:
                         if job.get("runs-on", "").startswith("ubuntu-"))
         assert hosted == [("pr-plan-diff-comment.yml", "comment"), ("pr-plan-diff.yml", "diff"), ("test.yml", "test")]
         assert all("id-token" not in (WORKFLOWS / name).read_text() for name, _ in hosted)
+
+
+LOGIN_JOBS = [("pulumi-up.yml", "up"), ("pr-preview.yml", "preview")]
+
+
+class TestVaultLoginSteps:
+    """Each job that reaches Vault logs in once, before its first Pulumi step (the provider logs in at
+    its first Vault call, which in an ``up`` comes after the Helm release: the OIDC token would be
+    expired by then), and revokes that token as its last step, whatever happened before."""
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_the_token_file_is_written_before_the_first_pulumi_step(self, name: str, job: str) -> None:
+        definition = steps(load(name)["jobs"][job])
+        labels = [step.get("name") or action(step) for step in definition]
+        login = labels.index("Vault token for this job")
+        assert labels[login - 1] == "OIDC token for Vault"
+        assert labels.count("OIDC token for Vault") == 1
+        first_pulumi = next(i for i, step in enumerate(definition) if step.get("uses", "").startswith("pulumi/"))
+        assert login < first_pulumi
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_the_login_writes_the_token_for_the_job_alone_and_names_the_file(
+            self, name: str, job: str, tmp_path: Path) -> None:
+        (login,) = [step for step in steps(load(name)["jobs"][job]) if step.get("name") == "Vault token for this job"]
+        stand_in(tmp_path, 'case "$3" in vault-login) echo s.job-token ;; *) exit 9 ;; esac')
+        (tmp_path / "env").write_text("")
+        result = run_step(login["run"], tmp_path, STACK="dev", RUNNER_TEMP=str(tmp_path),
+                          GITHUB_ENV=str(tmp_path / "env"))
+        assert (result.returncode, result.stdout) == (0, "")  # the token is never printed
+        token = tmp_path / "vault-token"
+        assert (token.read_text(), token.stat().st_mode & 0o777) == ("s.job-token\n", 0o600)
+        assert (tmp_path / "env").read_text() == f"TERRAFORM_VAULT_TOKEN_FILENAME={token}\n"
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_a_refused_login_fails_the_step(self, name: str, job: str, tmp_path: Path) -> None:
+        (login,) = [step for step in steps(load(name)["jobs"][job]) if step.get("name") == "Vault token for this job"]
+        stand_in(tmp_path, "exit 1")
+        (tmp_path / "env").write_text("")
+        result = run_step(login["run"], tmp_path, STACK="dev", RUNNER_TEMP=str(tmp_path),
+                          GITHUB_ENV=str(tmp_path / "env"))
+        assert result.returncode == 1
+        assert (tmp_path / "env").read_text() == ""
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    @pytest.mark.parametrize(("status", "warned"), [(0, False), (1, True)])
+    def test_the_last_step_revokes_the_token_always_and_never_fails_the_job(
+            self, name: str, job: str, status: int, warned: bool, tmp_path: Path) -> None:
+        revoke = steps(load(name)["jobs"][job])[-1]
+        assert (revoke["name"], revoke["if"]) == ("Revoke the job's Vault token", "always()")
+        stand_in(tmp_path, f'[ "$3 $5" = "vault-login --revoke" ] && echo "$4" > "{tmp_path}/revoked"; exit {status}')
+        result = run_step(revoke["run"], tmp_path, STACK="staging")
+        assert (tmp_path / "revoked").read_text() == "staging\n"
+        assert result.returncode == 0
+        assert ("::warning title=Vault token not revoked::staging" in result.stdout) is warned
 
 
 class TestDeploys:
@@ -210,21 +308,21 @@ class TestDeploys:
     def test_oidc_kubeconfig_preflight_before_preview_and_before_up(self) -> None:
         text = (WORKFLOWS / "pulumi-up.yml").read_text()
         assert "secrets." not in text
-        labels = [step.get("with", {}).get("command") or step.get("name") or step["uses"]
+        labels = [step.get("with", {}).get("command") or step.get("name") or action(step)
                   for step in steps(load("pulumi-up.yml")["jobs"]["up"])]
         assert labels[3:] == [
-            "aws-actions/configure-aws-credentials@v4.0.2",
+            "aws-actions/configure-aws-credentials",
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
-            "OIDC token for Vault (before preview)", "preview",
-            "Preflight the KMS auto-unseal key (before up)", "OIDC token for Vault (before up)", "up",
-            "OIDC token for Vault (before rollout)", "Roll the Vault servers onto the new template"]
+            "OIDC token for Vault", "Vault token for this job", "preview",
+            "Preflight the KMS auto-unseal key (before up)", "up", "Roll the Vault servers onto the new template",
+            "Revoke the job's Vault token"]
 
     def test_rollout_after_up_with_the_jobs_own_login_masked(self) -> None:
-        rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]
+        rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-2]
         assert "env" not in rollout
         lines = rollout["run"].splitlines()
-        assert lines[:3] == ['VAULT_TOKEN="$(python -m platformctl vault-login "$STACK")"',
+        assert lines[:3] == ['VAULT_TOKEN="$(cat "$TERRAFORM_VAULT_TOKEN_FILENAME")"',
                              'echo "::add-mask::$VAULT_TOKEN"', "export VAULT_TOKEN"]
         assert 'python -m platformctl rollout "$STACK" || status=$?' in lines
         assert "--dry-run" not in rollout["run"]
@@ -233,12 +331,10 @@ class TestDeploys:
     def test_rollout_exit_codes(self, status: int, outcome: int, tmp_path: Path) -> None:
         # The step's own script, run by bash with a stand-in for python: the login prints a token, the
         # rollout exits with ``status``.
-        script = steps(load("pulumi-up.yml")["jobs"]["up"])[-1]["run"]
-        python = f'case "$3" in vault-login) echo s.token ;; *) exit {status} ;; esac'
-        (tmp_path / "python").write_text(f"#!/bin/sh\n{python}\n")
-        (tmp_path / "python").chmod(0o755)
-        result = subprocess.run(["bash", "-e", "-c", script], env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STACK": "dev"},
-                                capture_output=True, text=True, check=False)
+        script = steps(load("pulumi-up.yml")["jobs"]["up"])[-2]["run"]
+        stand_in(tmp_path, f"exit {status}")
+        (tmp_path / "vault-token").write_text("s.token\n")
+        result = run_step(script, tmp_path, STACK="dev", TERRAFORM_VAULT_TOKEN_FILENAME=str(tmp_path / "vault-token"))
         assert result.returncode == outcome
         assert result.stdout.startswith("::add-mask::s.token\n")
         assert ("::warning title=Vault servers not rolled out::dev unseals by hand" in result.stdout) is (status == 3)
