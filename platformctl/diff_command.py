@@ -27,16 +27,7 @@ from .diff import diff_plans, render_comment
 from .engine import ROOT, declare
 from .outside import Needs, checklist, checklist_markdown, needs_of
 from .plan import plan_document
-from .stackfile import (
-    StackConfig,
-    StackFileError,
-    parse_stack_file,
-    read_stack,
-    stack_config,
-    stack_file,
-    stack_spec,
-    stacks,
-)
+from .stackfile import StackConfig, StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "diff"
 HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "
@@ -68,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys) for head in heads}
+    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys, head.apps) for head in heads}
     refusals = [d.error for d in declarations.values() if d.error is not None]
     try:
         # A refused stack shows its refusal alone: its base is not needed. Without a list of stacks,
@@ -117,12 +108,12 @@ def _base_side(stack: str, ref: str, tree: Path) -> BaseSide:
     if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
         raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
     plan: dict[str, Any] = json.loads(result.stdout)
-    return BaseSide(plan, _needs(stack, path))
+    return BaseSide(plan, _needs(stack, tree))
 
 
-def _needs(stack: str, path: Path) -> Needs | None:
+def _needs(stack: str, tree: Path) -> Needs | None:
     try:
-        config: StackConfig = stack_config(stack, parse_stack_file(path.read_text(), path.name))
+        config: StackConfig = read_stack(stack, tree)
         return needs_of(config, stack_spec(config))
     except (StackFileError, SpecError):
         return None
