@@ -6,10 +6,8 @@ files as of that ref, from ``git archive``). Exit 2 when a stack, its spec or th
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from components.environment.apps import APPS_DIR
 
 from .db_setup import changed_scripts, full_scripts, render
 from .engine import ROOT
+from .git_files import files_at
 from .stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "db-setup"
@@ -57,7 +56,7 @@ def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
         raise RuntimeError(f"{ref!r} is not a commit of this repository")
     with tempfile.TemporaryDirectory(prefix="platformctl-db-setup-") as scratch:
         tree = Path(scratch)
-        _extract(root, ref, tree)
+        files_at(root, ref, ["stacks", APPS_DIR], tree)
         if not stack_file(stack, tree).is_file():
             return None  # a new stack: everything is new
         try:
@@ -65,15 +64,3 @@ def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
         except SpecError as error:
             raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup "
                                "without --since: the complete script is idempotent") from None
-
-
-def _extract(root: Path, ref: str, into: Path) -> None:
-    """The stack files and the application files as of ``ref``, written under ``into``."""
-    listed = subprocess.run(["git", "ls-tree", "--name-only", ref, "--", "stacks", APPS_DIR], cwd=root,
-                            capture_output=True, text=True, check=True).stdout.split()
-    if not listed:
-        return
-    archive = subprocess.run(["git", "archive", "--format=tar", ref, "--", *listed], cwd=root,
-                             capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
