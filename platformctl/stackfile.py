@@ -50,13 +50,15 @@ def stack_file(stack: str, root: Path = ROOT) -> Path:
     return root / "stacks" / f"Pulumi.{stack}.yaml"
 
 
-def read_stack(stack: str, root: Path = ROOT) -> StackConfig:
-    """The stack's config, secrets replaced by placeholders, and the project's applications."""
+def read_stack(stack: str, root: Path = ROOT, apps: Apps | None = None) -> StackConfig:
+    """The stack's config, secrets replaced by placeholders, and the project's applications (``apps``
+    when they were read already)."""
     path = stack_file(stack, root)
     if not path.is_file():
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
                                 f"(stacks: {', '.join(stacks(root))})")
-    return stack_config(stack, parse_stack_file(path.read_text(), str(path.relative_to(root))), read_apps(root))
+    return stack_config(stack, parse_stack_file(path.read_text(), str(path.relative_to(root))),
+                        read_apps(root) if apps is None else apps)
 
 
 class StackFileError(ValueError):

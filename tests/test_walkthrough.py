@@ -145,6 +145,9 @@ def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(fo
     [steps] = [body for info, body, _ in walkthrough() if info == "text"]
     for command in steps.splitlines():
         assert f"\n  {command}\n" in outside, command
+    file, _ = app_file()
+    # Until its team has a line in CODEOWNERS (on the base branch), the platform team approves.
+    assert f"- `{file}` **added** (stacks `staging`); approval: `@vault-platform/platform-team`\n" in comment
     assert f"- + `vault-policies-app-{app['name']}` (`vault:index/policy:Policy`)" in comment
     assert f'  path "transit/encrypt/{app["transitKeys"][0]["key"]}" {{' in comment
     assert f"  | `boundServiceAccountNamespaces` | `[\"{app['namespace']}\"]` |" in comment
