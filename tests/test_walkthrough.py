@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,19 @@ def run(repo: Path, command: str) -> str:
     return result.stdout
 
 
+@dataclass(frozen=True)
+class Followed:
+    """The walkthrough, followed."""
+
+    outputs: dict[str, str]
+    """Each ``sh`` command -> its output."""
+    app: dict[str, Any]
+    """The application's file as it ends, as staging reads it: its name (the file's), its common keys
+    and staging's own."""
+
+
 @pytest.fixture(scope="module")
-def followed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def followed(tmp_path_factory: pytest.TempPathFactory) -> Followed:
     """Each ``sh`` command of the walkthrough -> its output, run in order on a copy of the repository
     whose ``origin/main`` is the commit before the change; each ``yaml`` block is merged, when its
     turn comes, into the file the text before it names."""
@@ -90,38 +102,36 @@ def followed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             if (info == "sh" and command and command != "bin/test") or (
                     info == "text" and command.startswith(PLATFORMCTL)):
                 outputs[command] = run(repo, command)
-    return outputs
+    file, _ = app_file()
+    document = yaml.safe_load((repo / file).read_text())
+    return Followed(outputs, {"name": Path(file).stem, **document, **(document["environments"]["staging"] or {})})
 
 
 def app_file() -> tuple[str, dict[str, Any]]:
-    """The application's file the walkthrough writes: its path and what it says."""
+    """The application's file the walkthrough completes: its path and what the README adds to it."""
     [(file, body)] = [(file, body) for info, body, file in walkthrough() if info == "yaml" and
                       file.startswith("apps/")]
     return file, dict(yaml.safe_load(body))
 
 
-def app_of_the_walkthrough() -> dict[str, Any]:
-    """The application as staging reads it: its name (the file's), common keys and staging's own."""
-    file, document = app_file()
-    return {"name": Path(file).stem, **document, **(document["environments"]["staging"] or {})}
-
-
 def test_the_walkthrough_shows_these_steps() -> None:
     commands = [line.strip() for info, body, _ in walkthrough() if info == "sh" for line in body.splitlines()]
-    app = app_of_the_walkthrough()["name"]
-    assert commands == ["bin/plan staging", f"bin/plan staging --app {app}", "bin/test",
+    file, _ = app_file()
+    app = Path(file).stem
+    assert commands == [f"venv/bin/python -m platformctl new-app {Path(file).parent.name}/{app} --environments staging",
+                        "bin/plan staging", f"bin/plan staging --app {app}", "bin/test",
                         "venv/bin/python -m platformctl diff staging --base origin/main"]
 
 
-def test_every_command_runs_and_the_plan_lists_what_is_needed_outside(followed: dict[str, str]) -> None:
-    plan = followed["bin/plan staging"]
+def test_every_command_runs_and_the_plan_lists_what_is_needed_outside(followed: Followed) -> None:
+    plan = followed.outputs["bin/plan staging"]
     assert "REFUSED" not in plan
     assert "\nNeeds outside the repository (no `pulumi up` does these):\n" in plan
 
 
-def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: dict[str, str]) -> None:
-    app = app_of_the_walkthrough()
-    view = followed[f"bin/plan staging --app {app['name']}"]
+def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: Followed) -> None:
+    app = followed.app
+    view = followed.outputs[f"bin/plan staging --app {app['name']}"]
     assert view.startswith(f"Application {app['name']!r} in stack 'staging'\n")
     assert f"  Kubernetes service account {app['namespace']}/{app['serviceAccount']}\n" in view
     assert f"  -> token TTL {app['tokenTtl']}, " in view
@@ -138,9 +148,9 @@ def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: di
     assert annotations["vault.hashicorp.com/agent-inject-secret-tls.crt"] == issue
 
 
-def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(followed: dict[str, str]) -> None:
-    app = app_of_the_walkthrough()
-    comment = followed["venv/bin/python -m platformctl diff staging --base origin/main"]
+def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(followed: Followed) -> None:
+    app = followed.app
+    comment = followed.outputs["venv/bin/python -m platformctl diff staging --base origin/main"]
     outside = comment.split("### Outside the repository\n", 1)[1].split("\n### ", 1)[0]
     [steps] = [body for info, body, _ in walkthrough() if info == "text"]
     for command in steps.splitlines():
@@ -153,12 +163,15 @@ def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(fo
     assert f"  | `boundServiceAccountNamespaces` | `[\"{app['namespace']}\"]` |" in comment
 
 
-def test_the_dbas_sql_covers_the_new_schema(followed: dict[str, str]) -> None:
-    [sql] = [output for command, output in followed.items() if " db-setup " in command]
-    schema = app_of_the_walkthrough()["databaseRoles"][0]["grants"][0]["schema"]
+def test_the_dbas_sql_covers_the_new_schema(followed: Followed) -> None:
+    [sql] = [output for command, output in followed.outputs.items() if " db-setup " in command]
+    schema = followed.app["databaseRoles"][0]["grants"][0]["schema"]
     assert f'"{schema}"' in sql
 
 
-def test_the_team_writes_its_file_and_the_platform_its_stack_file() -> None:
+def test_the_team_writes_its_file_and_the_platform_its_stack_file(followed: Followed) -> None:
     files = [file for info, _, file in walkthrough() if info == "yaml"]
     assert files == ["apps/orders/orders-api.yaml", "stacks/Pulumi.staging.yaml"]
+    new_app = next(output for command, output in followed.outputs.items() if " new-app " in command)
+    assert new_app.splitlines()[0] == "wrote apps/orders/orders-api.yaml (stacks: staging)"
+    assert (followed.app["namespace"], followed.app["serviceAccount"]) == ("orders", "orders-api")

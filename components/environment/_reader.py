@@ -447,8 +447,13 @@ def port_problem(port: int) -> str | None:
     return f"port {port} is outside {PORTS[0]} to {PORTS[1]}"
 
 
+def follows(value: str, rule: Name) -> bool:
+    """``value`` follows the naming ``rule``."""
+    return len(value) <= rule.max_length and rule.pattern.fullmatch(value) is not None
+
+
 def check_name(node: Node, name: str, value: str, rule: Name) -> None:
-    if len(value) > rule.max_length or not rule.pattern.fullmatch(value):
+    if not follows(value, rule):
         raise node.error(name, f"{value!r} is not a valid name",
                          f"use {rule.described}, at most {rule.max_length} characters")
 

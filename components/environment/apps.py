@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ._reader import FILE_KEY_PREFIX, K8S_LABEL, Node, YamlFileError, parse_yaml_with_lines
+from ._reader import FILE_KEY_PREFIX, K8S_LABEL, Node, YamlFileError, follows, parse_yaml_with_lines
 
 APPS_DIR = FILE_KEY_PREFIX.rstrip("/")
 SUFFIX = ".yaml"
@@ -205,7 +205,7 @@ def _layout_problem(relative: str) -> FileProblem | None:
                            f"under {APPS_DIR}/", f"rename it to {APPS_DIR}/{parts[1]}/{name}{SUFFIX}, or move it "
                            f"out of {APPS_DIR}/")
     for what, value in (("team folder", parts[1]), ("application name", name)):
-        if len(value) > K8S_LABEL.max_length or not K8S_LABEL.pattern.fullmatch(value):
+        if not follows(value, K8S_LABEL):
             return FileProblem(f"{relative}:", None, f"{value!r} is not a valid {what}",
                                f"rename it: use {K8S_LABEL.described}, at most {K8S_LABEL.max_length} characters")
     return None
