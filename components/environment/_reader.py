@@ -366,7 +366,7 @@ class Node:
 
     def children(self, name: str) -> Iterator[Node]:
         """The objects of a list, each named in its key path by its ``name`` (or ``key``, ``mount``,
-        ``path``): ``apps[api-service]``; by its index when it has none or shares it."""
+        ``path``): ``transit.keys[payments-card-data]``; by its index when it has none or shares it."""
         seen: set[str] = set()
         for index, item in enumerate(self.strings_or_items(name)):
             label = label_of(item)
