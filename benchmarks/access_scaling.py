@@ -1,7 +1,7 @@
 """How the access matrix (``platformctl access``, and the "Access changes" of the PR comment) scales
 with the number of applications a stack onboards.
 
-For each N, the prod stack file gets N generated applications (each with its own KV secret, database
+For each N, the prod stack gets N generated applications (each with its own KV secret, database
 role, declared policy and auth role: see ``benchmarks.apps_scaling``). The program declares it once
 under the mock engine (not timed here: ``apps_scaling`` measures that), then:
 
@@ -18,18 +18,26 @@ Times are CPU seconds of this process; a flat "ms/app" column is linear growth.
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
-from benchmarks.apps_scaling import ROOT, stack_with_apps
+from benchmarks.apps_scaling import ROOT, add_apps
 from components.access import Resource, access_changes, access_matrix
 from platformctl.engine import declare
-from platformctl.stackfile import stack_config
+from platformctl.stackfile import read_stack
 
 
 def declared(count: int) -> list[Resource]:
     """The resources the prod stack with ``count`` generated applications declares."""
-    stack = stack_config("prod", stack_with_apps(count, (ROOT / "stacks" / "Pulumi.prod.yaml").read_text()))
-    declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch)
+        for directory in ("stacks", "apps"):
+            shutil.copytree(ROOT / directory, tree / directory)
+        add_apps(count, tree, (ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+        stack = read_stack("prod", tree)
+    declaration = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
     assert declaration.error is None, declaration.error
     return [(resource.type, resource.inputs) for resource in declaration.resources]
 

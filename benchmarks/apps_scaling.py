@@ -1,7 +1,8 @@
 """How the plan scales with the number of applications a stack onboards, against a floor.
 
-For each N, the prod stack file gets N generated applications (each with its own KV secret, database
-role, declared policy and auth role), written into a throwaway copy of the project. Three numbers
+For each N, the prod stack gets N generated applications (each with its own KV secret, database
+role, declared policy and auth role), written into a throwaway copy of the project: each in its
+own file, or in the stack file for a commit from before application files. Three numbers
 are measured there, each in a process of its own so that none inherits another's heap:
 
 - ``floor``: a flat program declaring the same resource types, names and inputs (no components, no
@@ -36,26 +37,35 @@ ROOT = Path(__file__).resolve().parents[1]
 P = "vault-platform:"
 
 
-def stack_with_apps(count: int, prod_stack_file: str) -> dict[str, Any]:
-    """The prod stack file ``prod_stack_file`` (its text) with ``count`` generated applications added."""
+def add_apps(count: int, tree: Path, prod_stack_file: str, *, in_files: bool = True) -> None:
+    """Writes the prod stack file ``prod_stack_file`` (its text) into the project copy ``tree`` with
+    ``count`` generated applications: each in its own file (``apps/bench-<n>/app-<i>.yaml``, with its
+    KV secret and database role; its declared policy in the stack file), or, without ``in_files`` (a
+    commit from before application files), all in the stack file."""
     document: dict[str, Any] = yaml.safe_load(prod_stack_file)
     config = document["config"]
-    secrets = {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}} for i in range(count)}
-    config[f"{P}kv"]["secrets"].update(secrets)
-    config[f"{P}database"]["roles"] += [
-        {"name": f"role-{i}", "connection": "postgres", "grants": [{"privileges": ["SELECT"], "schema": "public"}]}
-        for i in range(count)
-    ]
     config[f"{P}policies"] = [*config.get(f"{P}policies", []), *(
         {"name": f"policy-{i}", "rules": [{"path": f"secret/data/production/app-{i}", "capabilities": ["read"]}]}
         for i in range(count)
     )]
-    config[f"{P}apps"] += [
-        {"name": f"app-{i}", "namespace": f"team-{i % 50}", "serviceAccount": f"app-{i}",
-         "kvPaths": [f"production/app-{i}"], "databaseRole": f"role-{i}", "policies": [f"policy-{i}"]}
-        for i in range(count)
-    ]
-    return document
+    secrets = {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}} for i in range(count)}
+    roles = [{"name": f"app-{i}-reader", "connection": "postgres",
+              "grants": [{"privileges": ["SELECT"], "schema": "public"}]} for i in range(count)]
+    entries = [{"namespace": f"team-{i % 50}", "serviceAccount": f"app-{i}", "kvPaths": [f"production/app-{i}"],
+                "databaseRole": f"app-{i}-reader", "policies": [f"policy-{i}"]} for i in range(count)]
+    for generated in (tree / "apps").glob("bench-*"):
+        shutil.rmtree(generated)
+    if in_files:
+        for i, entry in enumerate(entries):
+            path = tree / "apps" / f"bench-{i % 50}" / f"app-{i}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump({**entry, "secrets": {f"app-{i}": secrets[f"app-{i}"]},
+                                            "databaseRoles": [roles[i]], "environments": {"prod": None}}))
+    else:
+        config[f"{P}kv"]["secrets"].update(secrets)
+        config[f"{P}database"]["roles"] += roles
+        config[f"{P}apps"] += [{"name": f"app-{i}", **entry} for i, entry in enumerate(entries)]
+    (tree / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _copy_of(ref: str | None, into: Path) -> Path:
@@ -100,14 +110,14 @@ def measure_in_child(kind: str) -> None:
     stack = read_stack("prod", Path.cwd())
     if kind == "program":
         started = time.process_time()
-        declaration = declare(stack.stack, stack.config, stack.secret_keys)
+        declaration = declare(*_declared(stack))
         seconds = time.process_time() - started
     else:
         import pulumi
 
         from platformctl.engine import declare_with, unwrap  # the floor runs on this side only
 
-        real = declare(stack.stack, stack.config, stack.secret_keys)
+        real = declare(*_declared(stack))
         flat = [(r.type, r.name, unwrap(r.inputs)) for r in real.resources if r.custom]
         del real
 
@@ -116,11 +126,17 @@ def measure_in_child(kind: str) -> None:
                 pulumi.CustomResource(type_token, name, inputs)
 
         started = time.process_time()
-        declaration = declare_with(flat_program, stack.stack, stack.config, stack.secret_keys)
+        declaration = declare_with(flat_program, *_declared(stack))
         seconds = time.process_time() - started
     assert declaration.error is None, declaration.error
     print(json.dumps({"seconds": seconds, "resources": len([r for r in declaration.resources if r.custom]),
                       "mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+
+
+def _declared(stack: Any) -> tuple[Any, ...]:
+    """What ``declare`` takes of ``stack``: its application files too, once the code has them."""
+    apps = getattr(stack, "apps", None)
+    return (stack.stack, stack.config, stack.secret_keys, *(() if apps is None else (apps,)))
 
 
 def main() -> None:
@@ -144,8 +160,8 @@ def main() -> None:
             f"{label + ' ' + what:>16}" for label in trees for what in ("program s", "plan s", "plan MiB")))
         for count in args.counts:
             for label, tree in trees.items():
-                document = stack_with_apps(count, committed[label])
-                (tree / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+                add_apps(count, tree, committed[label],
+                         in_files=(tree / "components" / "environment" / "apps.py").is_file())
             floor = _child(trees["after"], [me, "--measure", "floor"])
             cells = [f"{count:5d}", f"{int(floor['resources']):9d}", f"{floor['seconds']:8.2f}"]
             for tree in trees.values():

@@ -13,6 +13,7 @@ from . import (
     bootstrap_command,
     db_setup_command,
     diff_command,
+    new_app_command,
     plan_command,
     preflight_command,
     rollout_command,
@@ -21,8 +22,8 @@ from . import (
 )
 
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
-COMMANDS = [plan_command, diff_command, access_command, preflight_command, bootstrap_command, rollout_command,
-            snapshots_command, db_setup_command, audience_command, vault_login_command]
+COMMANDS = [plan_command, diff_command, access_command, new_app_command, preflight_command, bootstrap_command,
+            rollout_command, snapshots_command, db_setup_command, audience_command, vault_login_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    declaration = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
     if declaration.error:
         print(f"error: {declaration.error}", file=sys.stderr)
         return 1

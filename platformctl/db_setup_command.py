@@ -1,21 +1,23 @@
 """``platformctl db-setup <stack> [--since <git ref>]``: the SQL a DBA applies so that Vault's admin
 can serve the stack's database roles: the complete, idempotent script per connection, or with
-``--since`` only what the stack's changes since that ref need (the base stack file is read with
-``git show <ref>:stacks/Pulumi.<stack>.yaml``). Exit 2 when a stack, its spec or the ref cannot be
-read."""
+``--since`` only what the stack's changes since that ref need (the stack file and the application
+files as of that ref, from ``git archive``). Exit 2 when a stack, its spec or the ref cannot be read."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from components.environment import EnvironmentSpec, SpecError
+from components.environment.apps import APPS_DIR
 
 from .db_setup import changed_scripts, full_scripts, render
 from .engine import ROOT
-from .stackfile import StackFileError, parse_stack_file, read_stack, stack_config, stack_file, stack_spec, stacks
+from .git_files import files_at
+from .stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "db-setup"
 HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"
@@ -46,17 +48,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def base_spec(stack: str, ref: str, root: Path) -> EnvironmentSpec | None:
-    """The stack's spec as of ``ref`` (read with today's rules), or None when it did not exist then."""
+    """The stack's spec as of ``ref`` (its stack file and the application files then, read with
+    today's rules), or None when it did not exist then."""
     verify = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=root,
                             capture_output=True, text=True, check=False)
     if verify.returncode != 0:
         raise RuntimeError(f"{ref!r} is not a commit of this repository")
-    path = stack_file(stack, root).relative_to(root).as_posix()
-    shown = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True, check=False)
-    if shown.returncode != 0:
-        return None  # a new stack: everything is new
-    try:
-        return stack_spec(stack_config(stack, parse_stack_file(shown.stdout, f"{ref}:{path}")))
-    except SpecError as error:
-        raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup without "
-                           "--since: the complete script is idempotent") from None
+    with tempfile.TemporaryDirectory(prefix="platformctl-db-setup-") as scratch:
+        tree = Path(scratch)
+        files_at(root, ref, ["stacks", APPS_DIR], tree)
+        if not stack_file(stack, tree).is_file():
+            return None  # a new stack: everything is new
+        try:
+            return stack_spec(read_stack(stack, tree))
+        except SpecError as error:
+            raise RuntimeError(f"the stack as of {ref} is refused by today's rules ({error}); run db-setup "
+                               "without --since: the complete script is idempotent") from None

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.access import AccessChange, access_changes
+from components.environment.apps import Apps
 from components.environment.durations import format_duration
 
+from .codeowners import CODEOWNERS, Rule, owners_of
 from .plan import flatten
 
 UNSET = "(unset)"
@@ -98,6 +100,56 @@ class PlanDiff:
     @property
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed or self.outputs) and self.base_error == self.head_error
+
+
+@dataclass(frozen=True)
+class AppChange:
+    """An application file that differs between the base and the branch."""
+
+    path: str
+    """``apps/<team>/<app>.yaml``."""
+    status: str
+    """``added``, ``removed`` or ``changed``."""
+    stacks: tuple[str, ...]
+    """The stacks it runs in, on either side, sorted."""
+    settings: tuple[SettingChange, ...]
+    """Each key of the file that differs (``environments.prod.tokenTtl``), sorted."""
+
+
+def app_changes(base: Apps, head: Apps) -> tuple[AppChange, ...]:
+    """Each application file the branch adds, removes or changes, by path."""
+    before = {file.path: file for file in base.files}
+    after = {file.path: file for file in head.files}
+    changes = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        settings = _settings(old.document if old else {}, new.document if new else {})
+        if not settings and old is not None and new is not None:
+            continue
+        stacks = {*(old.environments() if old else ()), *(new.environments() if new else ())}
+        changes.append(AppChange(path=path, status="added" if old is None else "removed" if new is None else "changed",
+                                 stacks=tuple(sorted(map(str, stacks))), settings=settings))
+    return tuple(changes)
+
+
+def render_app_changes(changes: tuple[AppChange, ...], rules: tuple[Rule, ...], base_label: str) -> str:
+    """"Applications": each application file that changes, in which stacks, who approves it (its owners
+    in the base's CODEOWNERS: one approval of any of them), and each key that changes."""
+    lines = ["### Applications", ""]
+    if not changes:
+        return "\n".join([*lines, "No application file changes.", ""])
+    lines += [f"Who approves: one owner of each file, by `{CODEOWNERS}` as {_inline(base_label)} has it "
+              "(GitHub reads it from the base branch).", ""]
+    for change in changes:
+        owners = owners_of(rules, change.path)
+        approval = " or ".join(_inline(owner) for owner in owners) or "no code owner (any reviewer)"
+        stacks = ", ".join(_inline(stack) for stack in change.stacks) or "no stack"
+        lines += [f"- {_inline(change.path)} **{change.status}** (stacks {stacks}); approval: {approval}", ""]
+        if change.status == "added":
+            lines += _settings_block(tuple((c.key, c.head) for c in change.settings))
+        elif change.status == "changed":
+            lines += _changes(change.settings)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:

@@ -1,7 +1,8 @@
 """``platformctl diff [<stack>...] --base <git ref>``: what a branch changes in what each stack
 declares, as Markdown (the pull request comment): first what the change needs outside the
-repository, then each stack's diff. Both sides are evaluated offline with Pulumi's mocks: the
-working tree here, the base ref in a temporary ``git worktree`` by the same Python.
+repository, then each application file it changes with who approves it (the base's CODEOWNERS),
+then each stack's diff. Both sides are evaluated offline with Pulumi's mocks: the working tree here,
+the base ref in a temporary ``git worktree`` by the same Python.
 
 Exit status: 0; 1 when the program refuses a stack's config on the branch (the comment then shows
 the refusal and no resource list, and the message goes to stderr too); 2 when a stack file cannot
@@ -22,21 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from components.environment import SpecError
+from components.environment.apps import APPS_DIR, Apps, read_apps
 
-from .diff import diff_plans, render_comment
+from .codeowners import CODEOWNERS, CodeownersError, Rule, parse
+from .diff import app_changes, diff_plans, render_app_changes, render_comment
 from .engine import ROOT, declare
+from .git_files import files_at
 from .outside import Needs, checklist, checklist_markdown, needs_of
 from .plan import plan_document
-from .stackfile import (
-    StackConfig,
-    StackFileError,
-    parse_stack_file,
-    read_stack,
-    stack_config,
-    stack_file,
-    stack_spec,
-    stacks,
-)
+from .stackfile import StackConfig, StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "diff"
 HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "
@@ -63,19 +58,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names: list[str] = args.stacks or stacks()
+    apps = read_apps(ROOT)
     try:
-        heads = [read_stack(name) for name in names]
+        heads = [read_stack(name, apps=apps) for name in names]
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys) for head in heads}
+    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys, head.apps) for head in heads}
     refusals = [d.error for d in declarations.values() if d.error is not None]
     try:
         # A refused stack shows its refusal alone: its base is not needed. Without a list of stacks,
         # one whose file the branch deletes is compared too: everything it declared is removed.
         bases = base_sides([name for name in names if declarations[name].error is None], args.base, ROOT,
                            deleted=not args.stacks)
-    except RuntimeError as error:
+        base_apps, owners = base_ownership(args.base, ROOT)
+    except (RuntimeError, CodeownersError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     diffs, checks = [], []
@@ -87,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             checks.append(checklist(needs_of(head, stack_spec(head)), base.needs, args.base))
     for name in sorted(set(bases) - set(names)):
         diffs.append(diff_plans(bases[name].plan, {"stack": name, **EMPTY_PLAN}))
-    sys.stdout.write(render_comment(diffs, args.base, [checklist_markdown(checks)]))
+    sections = [checklist_markdown(checks), render_app_changes(app_changes(base_apps, apps), owners, args.base)]
+    sys.stdout.write(render_comment(diffs, args.base, sections))
     for refusal in refusals:
         print(f"error: {refusal}", file=sys.stderr)
     return 1 if refusals else 0
@@ -101,6 +99,15 @@ def base_sides(names: list[str], ref: str, root: Path, *, deleted: bool = False)
     with _worktree(root, ref) as tree:
         gone = [name for name in stacks(tree) if deleted and not stack_file(name, root).is_file()]
         return {name: _base_side(name, ref, tree) for name in [*names, *gone]}
+
+
+def base_ownership(ref: str, root: Path) -> tuple[Apps, tuple[Rule, ...]]:
+    """The application files and the CODEOWNERS rules as of git ``ref``."""
+    with tempfile.TemporaryDirectory(prefix="platformctl-diff-") as scratch:
+        tree = Path(scratch)
+        files_at(root, ref, ["stacks", APPS_DIR, str(CODEOWNERS)], tree)
+        rules = parse((tree / CODEOWNERS).read_text()) if (tree / CODEOWNERS).is_file() else ()
+        return read_apps(tree), rules
 
 
 def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:
@@ -117,12 +124,12 @@ def _base_side(stack: str, ref: str, tree: Path) -> BaseSide:
     if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
         raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
     plan: dict[str, Any] = json.loads(result.stdout)
-    return BaseSide(plan, _needs(stack, path))
+    return BaseSide(plan, _needs(stack, tree))
 
 
-def _needs(stack: str, path: Path) -> Needs | None:
+def _needs(stack: str, tree: Path) -> Needs | None:
     try:
-        config: StackConfig = stack_config(stack, parse_stack_file(path.read_text(), path.name))
+        config: StackConfig = read_stack(stack, tree)
         return needs_of(config, stack_spec(config))
     except (StackFileError, SpecError):
         return None

@@ -21,6 +21,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.environment import PROJECT
+from components.environment.apps import Apps
+from components.environment.runtime import GIVEN_APPS
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_SIG_KEY = rpc._special_sig_key
@@ -149,23 +151,27 @@ class _WarningCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = frozenset()) -> Declaration:
-    """Runs the program for ``stack`` with ``config`` (full keys; objects as Python values)."""
-    return declare_with(_run_main, stack, config, secret_keys)
+def declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = frozenset(),
+            apps: Apps | None = None) -> Declaration:
+    """Runs the program for ``stack`` with ``config`` (full keys; objects as Python values) and the
+    application files ``apps`` (``None``: the program reads the project's, as under the CLI)."""
+    return declare_with(_run_main, stack, config, secret_keys, apps)
 
 
 def declare_with(program: Callable[[], None], stack: str, config: Mapping[str, Any],
-                 secret_keys: Set[str] = frozenset()) -> Declaration:
+                 secret_keys: Set[str] = frozenset(), apps: Apps | None = None) -> Declaration:
     """Runs ``program`` as the Pulumi program of ``stack``: :func:`declare` with the project's program,
     the benchmarks with a flat one for comparison."""
-    return contextvars.Context().run(_declare, program, stack, config, secret_keys)
+    return contextvars.Context().run(_declare, program, stack, config, secret_keys, apps)
 
 
 def _run_main() -> None:
     runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
 
-def _declare(program: Callable[[], None], stack: str, config: Mapping[str, Any], secret_keys: Set[str]) -> Declaration:
+def _declare(program: Callable[[], None], stack: str, config: Mapping[str, Any], secret_keys: Set[str],
+             apps: Apps | None) -> Declaration:
+    GIVEN_APPS.set(apps)
     recorder = _Mocks()
     monitor = _RecordingMonitor(recorder)
     logger = logging.getLogger(f"vault-platform.engine.{stack}")

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declaration = declare(stack.stack, stack.config, stack.secret_keys)
+    declaration = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
     if args.app and declaration.error is None:
         try:
             sys.stdout.write(app_text(declaration, args.app))

@@ -1,22 +1,23 @@
-"""Reads ``stacks/Pulumi.<stack>.yaml`` the way the Pulumi CLI hands it to the program, for runs
-without the CLI. Encrypted (``secure:``) values cannot be decrypted here, and the secrets the spec
-references are usually set only on the machines that deploy: both are replaced by placeholders,
-which stay secrets and are shown masked. Nothing else is filled in: a stack file without a Vault
-login plans as the program would run it (refused, or cluster-only when it says so), so that a
-pull request that drops the login shows in the plan diff."""
+"""Reads ``stacks/Pulumi.<stack>.yaml`` the way the Pulumi CLI hands it to the program, with the
+application files the program reads beside it (``apps/``), for runs without the CLI. Encrypted
+(``secure:``) values cannot be decrypted here, and the secrets the spec references are usually set
+only on the machines that deploy: both are replaced by placeholders, which stay secrets and are
+shown masked. Nothing else is filled in: a stack file without a Vault login plans as the program
+would run it (refused, or cluster-only when it says so), so that a pull request that drops the
+login shows in the plan diff."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_spec
+from components.environment._reader import YamlFileError, parse_yaml
+from components.environment.apps import Apps, read_apps
 from components.render.acl import load_policy_files
 
 from .engine import ROOT
@@ -42,19 +43,23 @@ class StackConfig:
     stored_secrets: frozenset[str] = frozenset()
     """Keys the stack file holds as encrypted (``secure:``) values, i.e. set with ``pulumi config set
     --secret``; a referenced secret missing here exists only where someone set it by hand, or not at all."""
+    apps: Apps = field(kw_only=True)
+    """The project's application files (``apps/``), which the program reads beside the config."""
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:
     return root / "stacks" / f"Pulumi.{stack}.yaml"
 
 
-def read_stack(stack: str, root: Path = ROOT) -> StackConfig:
-    """The stack's config, secrets replaced by placeholders."""
+def read_stack(stack: str, root: Path = ROOT, apps: Apps | None = None) -> StackConfig:
+    """The stack's config, secrets replaced by placeholders, and the project's applications (``apps``
+    when they were read already)."""
     path = stack_file(stack, root)
     if not path.is_file():
         raise FileNotFoundError(f"no stack {stack!r}: {path.relative_to(root)} does not exist "
                                 f"(stacks: {', '.join(stacks(root))})")
-    return stack_config(stack, parse_stack_file(path.read_text(), str(path.relative_to(root))))
+    return stack_config(stack, parse_stack_file(path.read_text(), str(path.relative_to(root))),
+                        read_apps(root) if apps is None else apps)
 
 
 class StackFileError(ValueError):
@@ -65,16 +70,9 @@ class StackFileError(ValueError):
 def parse_stack_file(text: str, name: str) -> dict[str, Any]:
     """The document of the stack file ``text`` (``name`` is its path, for messages)."""
     try:
-        # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large stack.
-        document = yaml.load(text, Loader=yaml.CSafeLoader) or {}
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(part for part in (error.context, error.problem) if part)
-        raise StackFileError(f"{name}{where}: not valid YAML: {problem}. Fix: check the indentation and "
-                             "quoting there (a value with ': ' or a leading '*', '&', '{' needs quotes)") from None
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{name}: not valid YAML: {error}") from None
+        document = parse_yaml(text, name) or {}
+    except YamlFileError as error:
+        raise StackFileError(str(error)) from None
     if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
         raise StackFileError(f"{name}: a stack file is a mapping whose 'config' key holds a mapping of "
                              "config keys. Fix: start it with 'config:' and indent the keys under it")
@@ -85,13 +83,14 @@ def parse_stack_file(text: str, name: str) -> dict[str, Any]:
 def project_defaults() -> Mapping[str, Any]:
     """The ``default`` of each key ``Pulumi.yaml`` declares: the CLI hands it to the program as if the stack
     had set it (pulumi/pulumi pkg/workspace/config.go, mergeConfig), so runs without the CLI do too."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project = parse_yaml((ROOT / "Pulumi.yaml").read_text(), "Pulumi.yaml") or {}
     return {key: declared["default"] for key, declared in (project.get("config") or {}).items()
             if "default" in declared}
 
 
-def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
-    """The config of a parsed stack file ``document``, as :func:`read_stack` returns it."""
+def stack_config(stack: str, document: Mapping[str, Any], apps: Apps) -> StackConfig:
+    """The config of a parsed stack file ``document`` with the project's ``apps``, as :func:`read_stack`
+    returns it."""
     raw: dict[str, Any] = {**project_defaults(), **(document.get("config") or {})}
     tags = raw.pop("pulumi:tags", {}) or {}
     config: dict[str, Any] = {}
@@ -104,14 +103,15 @@ def stack_config(stack: str, document: Mapping[str, Any]) -> StackConfig:
             placeholders.append(key)
         else:
             config[key] = value
-    for reference in sorted(set(_secret_references(config))):
+    references = _secret_references([config, *(app.values for app in apps.for_stack(stack))])
+    for reference in sorted(set(references)):
         key = f"{PROJECT}:{reference}"
         if key not in config:
             config[key] = PLACEHOLDER
             secret_keys.add(key)
             placeholders.append(key)
     stored = frozenset(key for key, value in raw.items() if isinstance(value, Mapping) and set(value) == {"secure"})
-    return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags), stored)
+    return StackConfig(stack, config, frozenset(secret_keys), tuple(placeholders), dict(tags), stored, apps=apps)
 
 
 def as_first_up(stack: StackConfig) -> StackConfig:
@@ -120,7 +120,7 @@ def as_first_up(stack: StackConfig) -> StackConfig:
     config[CLUSTER_ONLY] = True
     return StackConfig(stack.stack, config, stack.secret_keys - set(LOGIN_KEYS),
                        tuple(key for key in stack.placeholders if key not in LOGIN_KEYS), stack.tags,
-                       stack.stored_secrets - set(LOGIN_KEYS))
+                       stack.stored_secrets - set(LOGIN_KEYS), apps=stack.apps)
 
 
 def _secret_references(value: Any) -> Iterator[str]:
@@ -144,7 +144,7 @@ def stack_spec(stack: StackConfig, *, ci_role: str | None = None) -> Environment
     """The spec of ``stack``, as the program loads it (``ci_role``: the CI job's JWT role, as the
     program reads it from its environment); raises ``SpecError`` when refused."""
     return load_spec(stack.stack, stack.config, stack.secret_keys, [d.name for d in load_policy_files()],
-                     ci_role=ci_role)
+                     apps=stack.apps, ci_role=ci_role)
 
 
 def spec_or_report(stack: str, *, ci_role: str | None = None) -> EnvironmentSpec | None:

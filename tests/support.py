@@ -3,12 +3,13 @@ real program under Pulumi's mock engine.
 
 Two kinds of stack:
 
-- the test stacks under ``tests/stacks/`` (``STACKS``): the exact shapes tests assert (one auth
-  role, its TTLs, the SQL of its database role...) are pinned on these, and :func:`edited`,
-  :func:`spec_of` and :func:`declare_stack` read them;
-- the committed stacks under ``stacks/`` and each of them with an application onboarded with every
-  kind of access (``ANY_STACK``): the platform team edits these every week, so tests over them
-  assert only what holds for every resource of each kind in any valid stack.
+- the test stacks under ``tests/stacks/`` with the test applications under ``tests/apps/``
+  (``STACKS``): the exact shapes tests assert (one auth role, its TTLs, the SQL of its database
+  role...) are pinned on these, and :func:`edited`, :func:`spec_of` and :func:`declare_stack` read them;
+- the committed stacks under ``stacks/`` with the applications under ``apps/``, and each stack with
+  an application onboarded with every kind of access (``ANY_STACK``): the platform team and the
+  application teams edit these every week, so tests over them assert only what holds for every
+  resource of each kind in any valid stack.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,17 +29,20 @@ import pytest
 import yaml
 
 from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_spec
-from components.environment._reader import REMOVE, label_of
+from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
+from components.environment.apps import Apps, read_apps
 from components.render.acl import load_policy_files
 from platformctl.engine import ROOT, Declaration, declare
 from platformctl.stackfile import StackConfig, as_first_up, read_stack, stack_config, stack_file, stacks
 
 TEST_STACKS = ROOT / "tests"
-"""Root whose ``stacks/`` directory holds the test stacks."""
+"""Root whose ``stacks/`` and ``apps/`` directories hold the test stacks and the test applications."""
 STACKS = ("dev", "staging", "prod")
 """The test stacks, one per tier."""
 COMMITTED = tuple(stacks())
 """The committed stacks (``stacks/Pulumi.<name>.yaml``), whatever they are this week."""
+API_SERVICE = f"{FILE_KEY_PREFIX}payments/api-service.yaml:"
+"""The test application every test stack has, as its keys start: ``apps/payments/api-service.yaml:tokenTtl``."""
 ONBOARDED = "+onboarded"
 """Suffix of a committed stack's name with :data:`ONBOARDED_APP` onboarded."""
 ANY_STACK = (*COMMITTED, *(f"{stack}{ONBOARDED}" for stack in COMMITTED))
@@ -52,16 +57,22 @@ def any_stack(name: str, *, configured: bool = True, root: Path = ROOT) -> Stack
     an application onboarded; with ``root=TEST_STACKS``, a test stack (with the application)."""
     stack, _, onboarded = name.partition("+")
     document = yaml.safe_load(stack_file(stack, root).read_text()) or {}
+    apps = read_apps(root)
     if onboarded:
-        document = onboard(document, spec_of_config(stack_config(stack, document)))
-    config = stack_config(stack, document)
+        document, apps = onboard(document, apps, spec_of_config(stack_config(stack, document, apps)))
+    config = stack_config(stack, document, apps)
     return config if configured else as_first_up(config)
 
 
-def onboarded_app(spec: EnvironmentSpec) -> str:
+ONBOARDING_TEAM = "orders"
+"""The team folder :func:`onboard` writes its application in."""
+
+
+def onboarded_app(spec: EnvironmentSpec, apps: Apps) -> str:
     """The name :func:`onboard` gives the new application: ``orders-api``, or the first of
-    ``orders-api-2``, ``orders-api-3``... whose names are all free in ``spec``."""
+    ``orders-api-2``, ``orders-api-3``... whose names are all free in ``spec`` and ``apps``."""
     taken = {app.name for app in spec.apps} | {secret.name for secret in spec.kv.secrets}
+    taken |= {file.name for file in apps.files}
     if spec.database is not None:
         taken |= {role.name for role in spec.database.roles} | {role.name for role in spec.database.static_roles}
     taken |= {key.name for key in spec.transit.keys} if spec.transit else set()
@@ -73,27 +84,26 @@ def onboarded_app(spec: EnvironmentSpec) -> str:
     raise AssertionError("unreachable: one of len(taken) + 1 candidates is free")
 
 
-def onboard(document: Mapping[str, Any], spec: EnvironmentSpec) -> dict[str, Any]:
-    """The stack file ``document`` (whose spec is ``spec``) with one more application, given every
-    kind of access the stack can offer, as a platform engineer would write it: a KV secret from a new
-    stack secret, a read-only dynamic database role on a schema of its own and a static role, a
-    transit key, and a certificate from a PKI role of its own (when the stack has PKI)."""
-    name = onboarded_app(spec)
+def onboard(document: Mapping[str, Any], apps: Apps, spec: EnvironmentSpec) -> tuple[dict[str, Any], Apps]:
+    """The stack file ``document`` and the application files ``apps`` (whose spec is ``spec``) with one
+    more application, given every kind of access the stack can offer, as a team and the platform
+    team would write it: in the team's file, a KV secret from a new stack secret and a read-only
+    dynamic database role on a schema of its own; in the stack file, a static role, a transit key and
+    a PKI role of its own (when the stack has PKI)."""
+    name = onboarded_app(spec, apps)
     snake = name.replace("-", "_")
     onboarded: dict[str, Any] = copy.deepcopy(dict(document))
     config = onboarded.setdefault("config", {})
-    kv = config.setdefault(f"{_P}kv", {})
     secret_key = "".join(word.capitalize() if i else word for i, word in enumerate(name.split("-"))) + "Token"
-    kv.setdefault("secrets", {})[name] = {"data": {"api_token": {"fromSecret": secret_key}}}
-    app: dict[str, Any] = {"name": name, "namespace": "orders", "serviceAccount": name,
-                           "tokenTtl": "15m", "kvPaths": [f"{spec.kv.path_prefix}/{name}"]}
+    app: dict[str, Any] = {"namespace": "orders", "serviceAccount": name, "tokenTtl": "15m",
+                           "secrets": {name: {"data": {"api_token": {"fromSecret": secret_key}}}},
+                           "kvPaths": [f"{spec.kv.path_prefix}/{name}"]}
     if spec.database is not None and spec.database.connections:
         connection = spec.database.connections[0].name
-        database = config[f"{_P}database"]
-        database.setdefault("roles", []).append({
+        app["databaseRoles"] = [{
             "name": f"{name}-reader", "connection": connection, "defaultTtl": "15m", "maxTtl": "1h",
-            "grants": [{"privileges": ["SELECT"], "schema": snake}]})
-        database.setdefault("staticRoles", []).append({
+            "grants": [{"privileges": ["SELECT"], "schema": snake}]}]
+        config[f"{_P}database"].setdefault("staticRoles", []).append({
             "name": f"{name}-reporting", "connection": connection, "username": f"{snake}_reporting"})
         app |= {"databaseRole": f"{name}-reader", "staticDatabaseRole": f"{name}-reporting"}
     transit = config.get(f"{_P}transit") or {}
@@ -106,8 +116,40 @@ def onboard(document: Mapping[str, Any], spec: EnvironmentSpec) -> dict[str, Any
             "name": name, "allowedDomains": [service, f"{service}.cluster.local"],
             "allowBareDomains": True, "ttl": "24h", "maxTtl": "72h", "serverFlag": True})
         app["certificate"] = {"role": name, "commonName": service}
-    config.setdefault(f"{_P}apps", []).append(app)
-    return onboarded
+    app["environments"] = {spec.stack: None}
+    return onboarded, with_files(apps, {f"{FILE_KEY_PREFIX}{ONBOARDING_TEAM}/{name}.yaml:": app})
+
+
+def with_files(apps: Apps, changes: Mapping[str, Any]) -> Apps:
+    """``apps`` with ``changes`` to its files, read back by the project's loader from a scratch copy.
+
+    A change's key is ``apps/<team>/<app>.yaml:`` (the whole file: a document, a ``str`` written as
+    it is, or ``DELETE``) or ``apps/<team>/<app>.yaml:<--path-style key in it>``."""
+    documents: dict[str, Any] = {file.path: copy.deepcopy(dict(file.document)) for file in apps.files}
+    for key, value in changes.items():
+        path, _, inner = key.partition(":")
+        if not inner and value is DELETE:
+            documents.pop(path)
+        elif not inner:
+            documents[path] = copy.deepcopy(value)
+        else:
+            documents.setdefault(path, {})
+            _set_in(documents, [path, *_steps(inner)], value if value is DELETE else copy.deepcopy(value))
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        (root / "stacks").mkdir()
+        for environment in apps.environments:
+            (root / "stacks" / f"Pulumi.{environment}.yaml").write_text("config: {}\n")
+        for path, document in documents.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            text = document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
+            (root / path).write_text(text)
+        return read_apps(root)
+
+
+def app_document(key: str) -> dict[str, Any]:
+    """The document of the test application file whose keys start with ``key`` (:data:`API_SERVICE`)."""
+    return dict(yaml.safe_load((TEST_STACKS / key.rstrip(":")).read_text()))
 
 
 def deployed_cluster(stack: str) -> Cluster:
@@ -121,18 +163,20 @@ def deployed_cluster(stack: str) -> Cluster:
 
 def spec_of_config(stack: StackConfig) -> EnvironmentSpec:
     reserved = [document.name for document in load_policy_files()]
-    return load_spec(stack.stack, stack.config, stack.secret_keys, reserved)
+    return load_spec(stack.stack, stack.config, stack.secret_keys, reserved, apps=stack.apps)
 
 
 def declare_config(stack: StackConfig) -> Declaration:
     """What ``stack`` declares: a copy of the one run of the program per distinct stack name, config,
-    secret keys and environment variables in this test session (a run is about 0.1 s of CPU, and many
-    tests assert on the same stack). A test that changes anything else the program reads (patches a
-    component) calls ``platformctl.engine.declare`` itself."""
+    secret keys, application files and environment variables in this test session (a run is about
+    0.1 s of CPU, and many tests assert on the same stack). A test that changes anything else the
+    program reads (patches a component) calls ``platformctl.engine.declare`` itself."""
     environment = sorted((name, value) for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST")
-    key = json.dumps([stack.stack, stack.config, sorted(stack.secret_keys), environment], sort_keys=True)
+    files = [(file.path, file.document) for file in stack.apps.files]
+    key = json.dumps([stack.stack, stack.config, sorted(stack.secret_keys), files, sorted(stack.apps.environments),
+                      [problem.key for problem in stack.apps.problems], environment], sort_keys=True, default=str)
     if key not in _DECLARED:
-        _DECLARED[key] = declare(stack.stack, stack.config, stack.secret_keys)
+        _DECLARED[key] = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
     return copy.deepcopy(_DECLARED[key])
 
 
@@ -141,20 +185,28 @@ _DECLARED: dict[str, Declaration] = {}
 
 def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: bool = True,
            secret_keys: set[str] | None = None) -> StackConfig:
-    """The test stack's config with ``changes`` applied; without ``configured``, as on a new
-    environment's first ``pulumi up`` (no Vault login, ``clusterOnly`` stated).
+    """The test stack's config and application files with ``changes`` applied; without
+    ``configured``, as on a new environment's first ``pulumi up`` (no Vault login, ``clusterOnly``
+    stated).
 
-    A change's key is a full key with an optional ``--path``-style tail
-    (``vault-platform:cluster.replicas``, ``vault-platform:apps[0].namespace``); the value
-    ``DELETE`` removes the key. ``secret_keys`` replaces the set of keys stored as secrets.
+    A change's key is a full config key with an optional ``--path``-style tail
+    (``vault-platform:cluster.replicas``, ``vault-platform:policies[0].name``), or a key of an
+    application's file (``apps/payments/api-service.yaml:environments.prod.tokenTtl``; see
+    :func:`with_files`); the value ``DELETE`` removes the key. ``secret_keys`` replaces the set of
+    keys stored as secrets.
     """
     base = read_stack(stack, TEST_STACKS)
     base = base if configured else as_first_up(base)
     config = copy.deepcopy(dict(base.config))
+    file_changes = {}
     for path, value in (changes or {}).items():
-        _set_path(config, path, value)
+        if path.startswith(FILE_KEY_PREFIX):
+            file_changes[path] = value
+        else:
+            _set_path(config, path, value)
     keys = frozenset(secret_keys) if secret_keys is not None else base.secret_keys
-    return StackConfig(base.stack, config, keys, base.placeholders, base.tags, base.stored_secrets & keys)
+    apps = with_files(base.apps, file_changes) if file_changes else base.apps
+    return StackConfig(base.stack, config, keys, base.placeholders, base.tags, base.stored_secrets & keys, apps=apps)
 
 
 def spec_of(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> EnvironmentSpec:
@@ -164,25 +216,27 @@ def spec_of(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any)
 
 def refusal(stack: str, changes: Mapping[str, Any] | None, key: str, **kwargs: Any) -> SpecError:
     """The problem reported at ``key`` when the edited stack is refused (``key`` may name list items
-    by index, as in ``changes``: ``apps[0]`` is matched as the spec names it, ``apps[api-service]``)."""
+    by index, as in ``changes``: ``policies[0]`` is matched as the spec names it, ``policies[api-secrets]``)."""
     edit = edited(stack, changes, **kwargs)
     with pytest.raises(StackRefused) as refused:
-        load_spec(edit.stack, edit.config, edit.secret_keys, [document.name for document in load_policy_files()])
-    wanted = labelled(edit.config, key)
+        spec_of_config(edit)
+    wanted = labelled(edit, key)
     found = [problem for problem in refused.value.problems if problem.key == wanted]
     assert found, f"no problem at {wanted!r} in: {refused.value}"
     return found[0]
 
 
-def labelled(config: Mapping[str, Any], key: str) -> str:
+def labelled(stack: StackConfig, key: str) -> str:
     """``key`` with each list index replaced by the item's name, as the spec's messages write it."""
     namespace, _, rest = key.partition(":")
-    node: Any = config
+    documents = {file.path: file.document for file in stack.apps.files}
+    node: Any = documents.get(namespace, stack.config)
     out = f"{namespace}:"
     for position, (name, index) in enumerate(_SEGMENT.findall(rest)):
         if name:
             out += ("." if position else "") + name
-            node = node.get(f"{namespace}:{name}" if position == 0 else name) if isinstance(node, Mapping) else None
+            lookup = f"{namespace}:{name}" if position == 0 and namespace not in documents else name
+            node = node.get(lookup) if isinstance(node, Mapping) else None
         else:
             items = node if isinstance(node, list) else []
             item = items[int(index)] if int(index) < len(items) else None
@@ -197,10 +251,15 @@ def apply_edits(stack: str, changes: Mapping[str, Any] | None, edits: tuple[tupl
     """The edited stack with a refusal's machine-readable fix applied on top."""
     config = edited(stack, changes)
     applied = copy.deepcopy(dict(config.config))
+    file_edits = {}
     for key, value in edits:
-        _set_path(applied, key, DELETE if value is REMOVE else value)
+        if key.startswith(FILE_KEY_PREFIX):
+            file_edits[key] = DELETE if value is REMOVE else value
+        else:
+            _set_path(applied, key, DELETE if value is REMOVE else value)
+    apps = with_files(config.apps, file_edits) if file_edits else config.apps
     return StackConfig(config.stack, applied, config.secret_keys, config.placeholders, config.tags,
-                       config.stored_secrets)
+                       config.stored_secrets, apps=apps)
 
 
 def declare_stack(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> Declaration:
@@ -213,13 +272,23 @@ DELETE = object()
 
 def _set_path(config: dict[str, Any], path: str, value: Any) -> None:
     namespace, _, rest = path.partition(":")
-    steps: list[str | int] = [int(index) if index.isdigit() else index or name
-                              for name, index in _SEGMENT.findall(rest)]
-    node: Any = config
-    first = f"{namespace}:{steps[0]}"
-    keys: list[str | int] = [first, *steps[1:]]
+    steps = _steps(rest)
+    _set_in(config, [f"{namespace}:{steps[0]}", *steps[1:]], value)
+
+
+def _steps(path: str) -> list[str | int]:
+    """``transitKeys[0].key`` -> ``["transitKeys", 0, "key"]``."""
+    return [int(index) if index.isdigit() else index or name for name, index in _SEGMENT.findall(path)]
+
+
+def _set_in(node: Any, keys: list[str | int], value: Any) -> None:
     for step in keys[:-1]:
-        node = node[_index_of(node, step)] if isinstance(node, list) else node.setdefault(step, {})
+        if isinstance(node, list):
+            node = node[_index_of(node, step)]
+        else:
+            if node.get(step) is None:
+                node[step] = {}
+            node = node[step]
     last = keys[-1]
     if isinstance(node, list):
         last = _index_of(node, last)

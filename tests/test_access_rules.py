@@ -113,8 +113,8 @@ class TestSpec:
 
     def test_default_service_account_is_refused(self) -> None:
         with pytest.raises(SpecError) as refused:
-            spec_of(STACK, {f"{P}apps[1].serviceAccount": "default"})
-        assert refused.value.key == f"{P}apps[payments].serviceAccount"
+            spec_of(STACK, {"apps/payments/payments.yaml:serviceAccount": "default"})
+        assert refused.value.key == "apps/payments/payments.yaml:serviceAccount"
         assert "'default' service account" in refused.value.problem
         assert "create a service account for the application" in refused.value.fix
 

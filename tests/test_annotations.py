@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.render.annotations import injector_annotations
-from tests.support import refusal, spec_of
+from tests.support import API_SERVICE, refusal, spec_of
 
 A = "vault.hashicorp.com"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -59,7 +59,7 @@ def test_without_tls_the_agent_needs_no_ca() -> None:
 
 
 def test_an_app_with_only_kv_gets_no_database_file() -> None:
-    spec = spec_of("prod", {"vault-platform:apps[0].databaseRole": None})
+    spec = spec_of("prod", {f"{API_SERVICE}databaseRole": None})
     annotations = injector_annotations(spec.apps[0], spec)
     assert not any("db-creds" in key for key in annotations)
     assert annotations[f"{A}/role"] == "api-service"
@@ -77,7 +77,7 @@ class TestLifetimes:
         assert f"{A}/agent-pre-populate-only" not in annotations
 
     def test_a_job_gets_only_the_init_container(self) -> None:
-        spec = spec_of("prod", {"vault-platform:apps[0].job": True})
+        spec = spec_of("prod", {f"{API_SERVICE}job": True})
         assert spec.apps[0].job is True
         annotations = injector_annotations(spec.apps[0], spec)
         assert annotations[f"{A}/agent-pre-populate-only"] == "true"
@@ -86,5 +86,5 @@ class TestLifetimes:
         assert annotations[f"{A}/agent-inject-secret-db-creds.env"] == "database/creds/api-role"
 
     def test_job_is_true_or_false(self) -> None:
-        problem = refusal("prod", {"vault-platform:apps[0].job": "yes"}, "vault-platform:apps[0].job")
+        problem = refusal("prod", {f"{API_SERVICE}job": "yes"}, f"{API_SERVICE}job")
         assert problem.problem == "expected true or false, got a string ('yes')"

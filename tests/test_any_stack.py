@@ -77,7 +77,8 @@ class TestEveryStack:
             return
         base = any_specs[stack.removesuffix(ONBOARDED)]
         spec = any_specs[stack]
-        (app,) = [app for app in spec.apps if app.name == onboarded_app(base)]
+        name = onboarded_app(base, any_stack(stack.removesuffix(ONBOARDED)).apps)
+        (app,) = [app for app in spec.apps if app.name == name]
         assert len(spec.apps) == len(base.apps) + 1
         assert app.kv_paths
         assert app.transit

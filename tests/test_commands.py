@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import repository_copy
 
@@ -62,6 +63,15 @@ def test_a_refused_config_fails_plan_and_diff_with_the_specs_message_and_no_reso
 
 def test_a_deleted_stack_file_shows_everything_it_declared_as_removed(repo: Path) -> None:
     (repo / STAGING).unlink()
+    # An application file naming a stack without a file is refused: each drops it too (an application of
+    # staging alone goes with it).
+    for path in (repo / "apps").glob("*/*.yaml"):
+        document = yaml.safe_load(path.read_text())
+        document["environments"].pop("staging", None)
+        if document["environments"]:
+            path.write_text(yaml.safe_dump(document))
+        else:
+            path.unlink()
     diff = platformctl(repo, "diff", "--base", "HEAD")
     assert (diff.returncode, diff.stderr) == (0, "")
     staging = diff.stdout.split("### Stack `staging`: branch vs `HEAD`\n", 1)[1]

@@ -233,7 +233,7 @@ class TestAccessChanges:
             "- `production/api-service-sa` **gains** read on `secret/data/production/payouts`")
 
     def test_a_removed_app_loses_everything(self, access_plan: dict[str, Any]) -> None:
-        head = plan_document(declare_stack("access", {"vault-platform:apps[1]": DELETE}))
+        head = plan_document(declare_stack("access", {"apps/payments/payments.yaml:": DELETE}))
         assert self.section(access_plan, head).splitlines() == [
             "- `payments/payments-sa` (removed) loses read on `database/static-creds/reporting`",
             "- `payments/payments-sa` (removed) loses update on `pki_int/issue/payments-api`",

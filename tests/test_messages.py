@@ -20,19 +20,18 @@ from components.environment.runtime import load_stack_spec
 from platformctl.engine import ROOT
 from platformctl.stackfile import StackConfig, read_stack
 from tests import test_spec
-from tests.support import DELETE, apply_edits, declare_stack, edited, refusal, spec_of
+from tests.support import API_SERVICE, DELETE, app_document, apply_edits, declare_stack, edited, refusal, spec_of
 
 P = "vault-platform:"
-APP = f"{P}apps[0]"
+APP = API_SERVICE
+PROD = f"{APP}environments.prod."
 ROLE = f"{P}database.roles[0]"
 CONNECTION = f"{P}database.connections[0]"
 KV_SECRET = f"{P}kv.secrets.api-service.data.api_key"
 SOCKET = {"path": "fluent", "type": "socket", "address": "fluent-bit.logging:5170"}
 PKI_ROLE = f"{P}pki.roles[0]"
-# The prod app with the longest token max TTL its cap allows, so that only tokenTtl's own cap binds.
-APP_ITEM = {"name": "api-service", "namespace": "production", "serviceAccount": "api-service-sa",
-            "kvPaths": ["production/api-service"], "databaseRole": "api-role", "policies": ["api-secrets"],
-            "tokenMaxTtl": "24h"}
+# The app with the longest token max TTL its cap allows, so that only tokenTtl's own cap binds.
+APP_FILE = {**app_document(APP), "tokenMaxTtl": "24h"}
 UNUSED_ROLE_ITEM = {"name": "batch-role", "connection": "postgres",
                     "grants": [{"privileges": ["SELECT"], "schema": "public"}]}
 
@@ -44,16 +43,16 @@ def refused(stack: str, changes: dict[str, Any]) -> StackRefused:
 
 
 def load(config: StackConfig) -> None:
-    load_spec(config.stack, config.config, config.secret_keys, ["platform-admin", "vault-iac"])
+    load_spec(config.stack, config.config, config.secret_keys, ["platform-admin", "vault-iac"], apps=config.apps)
 
 
 class TestEveryProblemAtOnce:
     def test_problems_in_several_sections_and_items_come_in_one_message(self) -> None:
-        error = refused("prod", {f"{P}cluster.replicas": 4, f"{APP}.tokenTtl": "8h",
+        error = refused("prod", {f"{P}cluster.replicas": 4, f"{APP}tokenTtl": "8h",
                                  f"{ROLE}.maxTtl": "720h", f"{P}transit.keys[1].type": "aes512"})
         assert [problem.key for problem in error.problems] == [
             f"{P}cluster.replicas", f"{P}database.roles[api-role].maxTtl",
-            f"{P}transit.keys[payments-receipts].type", f"{P}apps[api-service].tokenTtl"]
+            f"{P}transit.keys[payments-receipts].type", f"{APP}tokenTtl"]
         assert str(error).splitlines()[0] == "stack 'prod': 4 problems in the config"
         assert str(error).splitlines()[1] == (
             "  1. config key 'vault-platform:cluster.replicas': 4 replicas is even; Raft needs an odd number to keep "
@@ -65,22 +64,22 @@ class TestEveryProblemAtOnce:
                               "needs an odd number to keep a majority through a failure. Fix: use 3 or 5")
 
     def test_the_program_stops_with_one_error_listing_them_all_and_declares_nothing(self) -> None:
-        declaration = declare_stack("prod", {f"{P}cluster.replicas": 4, f"{APP}.tokenTtl": "8h"})
+        declaration = declare_stack("prod", {f"{P}cluster.replicas": 4, f"{APP}tokenTtl": "8h"})
         assert declaration.resources == ()
         assert declaration.error is not None
         assert declaration.error.startswith("stack 'prod': 2 problems in the config")
 
     def test_the_checks_of_one_item_all_report(self) -> None:
-        error = refused("prod", {f"{APP}.tokenTtl": "30s", f"{APP}.policies": ["billing"], f"{APP}.kvPaths": ["x"],
+        error = refused("prod", {f"{APP}tokenTtl": "30s", f"{APP}policies": ["billing"], f"{PROD}kvPaths": ["x"],
                                  f"{ROLE}.defaultTtl": "30s", f"{ROLE}.maxTtl": "48h"})
         assert [problem.key for problem in error.problems] == [
             f"{P}database.roles[api-role].defaultTtl", f"{P}database.roles[api-role].maxTtl",
-            f"{P}apps[api-service].tokenTtl", f"{P}apps[api-service].kvPaths[0]", f"{P}apps[api-service].policies[0]"]
+            f"{APP}tokenTtl", f"{PROD}kvPaths[0]", f"{APP}policies[0]"]
 
     def test_a_reference_to_a_refused_item_is_not_reported_twice(self) -> None:
         # The transit key is refused for its type; the app that uses it is not told it is undeclared.
         error = refused("prod", {f"{P}transit.keys[0].type": "aes512",
-                                 f"{APP}.transitKeys": [{"key": "payments-card-data", "operations": ["encrypt"]}]})
+                                 f"{APP}transitKeys": [{"key": "payments-card-data", "operations": ["encrypt"]}]})
         assert [problem.key for problem in error.problems] == [f"{P}transit.keys[payments-card-data].type"]
 
     def test_a_failing_section_does_not_hide_the_next(self) -> None:
@@ -97,13 +96,13 @@ class TestUnknownBeforeMissing:
             "rename it to 'chartVersion', which is required")
 
     def test_a_misspelt_required_key_of_an_app_names_the_app(self) -> None:
-        error = refused("prod", {f"{APP}.serviceAccount": DELETE, f"{APP}.serviceAcount": "api-service-sa"})
-        assert [problem.key for problem in error.problems] == [f"{P}apps[api-service].serviceAcount"]
+        error = refused("prod", {f"{APP}serviceAccount": DELETE, f"{APP}serviceAcount": "api-service-sa"})
+        assert [problem.key for problem in error.problems] == [f"{APP}serviceAcount"]
 
     def test_unknown_keys_come_first_and_all_of_them(self) -> None:
-        error = refused("prod", {f"{P}cluster.replicas": 4, f"{APP}.tokenTTL": "1h", f"{P}kv.maxVersion": 3})
+        error = refused("prod", {f"{P}cluster.replicas": 4, f"{APP}tokenTTL": "1h", f"{P}kv.maxVersion": 3})
         assert [(problem.key, problem.unknown_key) for problem in error.problems] == [
-            (f"{P}kv.maxVersion", True), (f"{P}apps[api-service].tokenTTL", True), (f"{P}cluster.replicas", False)]
+            (f"{P}kv.maxVersion", True), (f"{APP}tokenTTL", True), (f"{P}cluster.replicas", False)]
 
     def test_a_key_with_no_close_match_lists_the_known_ones(self) -> None:
         problem = refusal("prod", {f"{P}cluster.storage.size": "10Gi"}, f"{P}cluster.storage.size")
@@ -112,7 +111,7 @@ class TestUnknownBeforeMissing:
 
 class TestNamesNotIndexes:
     @pytest.mark.parametrize(("changes", "key"), [
-        ({f"{APP}.tokenTtl": "8h"}, f"{P}apps[api-service].tokenTtl"),
+        ({f"{APP}tokenTtl": "8h"}, f"{APP}tokenTtl"),
         ({f"{ROLE}.defaultTtl": "2d"}, f"{P}database.roles[api-role].defaultTtl"),
         ({f"{P}transit.keys[1].type": "aes512"}, f"{P}transit.keys[payments-receipts].type"),
         ({f"{P}policies[0].rules[0].capabilities": ["write"]},
@@ -124,9 +123,10 @@ class TestNamesNotIndexes:
         assert [problem.key for problem in refused("prod", changes).problems] == [key]
 
     def test_an_item_without_a_usable_name_keeps_its_index(self) -> None:
-        twin = {"name": "api-service", "namespace": "other", "serviceAccount": "other-sa"}
-        error = refused("prod", {f"{P}apps[1]": twin})
-        assert [problem.key for problem in error.problems] == [f"{P}apps[1].name"]
+        twin = {"name": "api-secrets", "rules": [{"path": "secret/data/production/api-service",
+                                                  "capabilities": ["read"]}]}
+        error = refused("prod", {f"{P}policies[1]": twin})
+        assert [problem.key for problem in error.problems] == [f"{P}policies[1].name"]
 
 
 class TestDurationsNeedAUnit:
@@ -136,22 +136,22 @@ class TestDurationsNeedAUnit:
         (7, "write it with its unit: 7s for seconds, 7m for minutes"),
     ])
     def test_a_bare_number_is_refused_with_the_units_as_the_fix(self, value: Any, fix: str) -> None:
-        problem = refusal("prod", {f"{APP}.tokenTtl": value}, f"{APP}.tokenTtl")
+        problem = refusal("prod", {f"{APP}tokenTtl": value}, f"{APP}tokenTtl")
         assert (problem.problem, problem.fix) == (f"{value!r} has no unit", fix)
 
     def test_zero_needs_no_unit(self) -> None:
         assert spec_of("prod", {f"{P}kv.deleteVersionAfter": 0}).kv.delete_version_after == 0
 
     def test_durations_are_echoed_as_written(self) -> None:
-        problem = refusal("prod", {f"{APP}.tokenMaxTtl": "1441m"}, f"{APP}.tokenMaxTtl")
+        problem = refusal("prod", {f"{APP}tokenMaxTtl": "1441m"}, f"{APP}tokenMaxTtl")
         assert problem.problem == "tokenMaxTtl 1441m is above the cap of 1d"
-        problem = refusal("prod", {f"{APP}.tokenTtl": "90m", f"{APP}.tokenMaxTtl": "60m"}, f"{APP}.tokenTtl")
+        problem = refusal("prod", {f"{APP}tokenTtl": "90m", f"{APP}tokenMaxTtl": "60m"}, f"{APP}tokenTtl")
         assert problem.problem == "90m is above tokenMaxTtl (60m)"
 
 
 class TestEnvironmentPrefix:
     def test_an_app_path_without_the_prefix_says_so(self) -> None:
-        problem = refusal("prod", {f"{APP}.kvPaths": ["api-service"]}, f"{APP}.kvPaths[0]")
+        problem = refusal("prod", {f"{PROD}kvPaths": ["api-service"]}, f"{PROD}kvPaths[0]")
         assert (problem.problem, problem.fix) == (
             "KV path 'api-service' misses the environment's prefix 'production/'", "write 'production/api-service'")
 
@@ -163,12 +163,12 @@ class TestEnvironmentPrefix:
         assert problem.fix == "write 'production/api-service'"
 
     def test_another_environments_prefix_says_so(self) -> None:
-        problem = refusal("prod", {f"{APP}.kvPaths": ["staging/api-service"]}, f"{APP}.kvPaths[0]")
+        problem = refusal("prod", {f"{PROD}kvPaths": ["staging/api-service"]}, f"{PROD}kvPaths[0]")
         assert problem.problem == ("KV path 'staging/api-service' has another environment's prefix (this stack's "
                                    "is 'production')")
 
     def test_an_undeclared_path_is_still_undeclared(self) -> None:
-        problem = refusal("prod", {f"{APP}.kvPaths": ["production/billing"]}, f"{APP}.kvPaths[0]")
+        problem = refusal("prod", {f"{PROD}kvPaths": ["production/billing"]}, f"{PROD}kvPaths[0]")
         assert problem.problem == "KV path 'production/billing' is not declared"
 
 
@@ -256,10 +256,10 @@ BOUNDS: dict[str, tuple[str, str, Any, Any, str]] = {
                                            "5s would soft-delete every version"),
     "dev KV deletion after an hour or more": ("dev", f"{P}kv.deleteVersionAfter", "1h", "59m",
                                               "dev keeps a version at least 1h"),
-    "token TTL at least 1m": ("prod", f"{APP}.tokenTtl", "1m", "59s", "59s is below the minimum of 1m"),
-    "token TTL at most 4h": ("prod", f"{APP}", {**APP_ITEM, "tokenTtl": "4h"}, {**APP_ITEM, "tokenTtl": "4h1s"},
+    "token TTL at least 1m": ("prod", f"{APP}tokenTtl", "1m", "59s", "59s is below the minimum of 1m"),
+    "token TTL at most 4h": ("prod", APP, {**APP_FILE, "tokenTtl": "4h"}, {**APP_FILE, "tokenTtl": "4h1s"},
                              "tokenTtl 4h1s is above the cap of 4h"),
-    "token max TTL at most 1d": ("prod", f"{APP}.tokenMaxTtl", "24h", "24h1s", "above the cap of 1d"),
+    "token max TTL at most 1d": ("prod", f"{APP}tokenMaxTtl", "24h", "24h1s", "above the cap of 1d"),
     "database TTL at least 1m": ("prod", f"{ROLE}.defaultTtl", "1m", "59s", "below the minimum of 1m"),
     # A role no application takes credentials from, so that only the cap binds (not the app's tokenMaxTtl).
     "database max TTL at most 1d": ("prod", f"{P}database.roles[1]", {**UNUSED_ROLE_ITEM, "maxTtl": "1d"},
@@ -319,14 +319,14 @@ def _cases() -> dict[str, tuple[str, dict[str, Any]]]:
         name: (stack, changes) for name, (stack, changes, _, _) in test_spec.BAD_INPUT.items()}
     cases.update({name: (stack, {key: past}) for name, (stack, key, _, past, _) in BOUNDS.items()})
     cases.update({
-        "bare number duration": ("prod", {f"{APP}.tokenTtl": 60}),
+        "bare number duration": ("prod", {f"{APP}tokenTtl": 60}),
         "misspelt required key": ("prod", {f"{P}cluster.chartVersion": DELETE, f"{P}cluster.chartVersoin": "0.34.1"}),
         "misspelt namespace": ("prod", {"vault-platfrom:transit": {"keys": []}, f"{P}transit": DELETE}),
         "misspelt top-level key": ("prod", {f"{P}transt": {"keys": []}}),
-        "KV path without the prefix": ("prod", {f"{APP}.kvPaths": ["api-service"]}),
+        "KV path without the prefix": ("prod", {f"{PROD}kvPaths": ["api-service"]}),
         "policy path without the prefix": ("prod", {f"{P}policies[0].rules[0].path": "secret/data/api-service"}),
         "even replicas and a TTL above the cap": ("prod", {f"{P}cluster.replicas": 4, f"{ROLE}.maxTtl": "48h",
-                                                           f"{APP}.tokenMaxTtl": "24h"}),
+                                                           f"{APP}tokenMaxTtl": "24h"}),
         "secret audit field": ("prod", {f"{P}audit.clearKeys[0].request": ["common_name", "pem_bundle", "ttl"]}),
         "connection misspelt": ("prod", {f"{ROLE}.connection": "postgress"}),
         "http URL in prod": ("prod", {f"{P}pki.urlBase": "http://vault.vault.svc:8200"}),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.environment.apps import read_apps
 from platformctl.outside import Needs, NewSecret, checklist, checklist_markdown, checklist_text, needs_of
 from platformctl.stackfile import stack_config, stack_file
 from tests.support import TEST_STACKS, any_stack, edited, spec_of, spec_of_config
@@ -68,7 +69,7 @@ class TestNeeds:
     def test_a_secure_value_in_the_stack_file_counts_as_set(self) -> None:
         document = document_of("staging")
         document["config"][f"{P}apiServiceApiKey"] = {"secure": "v1:AAAA"}
-        config = stack_config("staging", document)
+        config = stack_config("staging", document, read_apps(TEST_STACKS))
         assert needs_of(config, spec_of_config(config)).stored_secrets == {f"{P}apiServiceApiKey", "vault:token"}
         check = checklist(needs_of(config, spec_of_config(config)))
         assert NewSecret(f"{P}apiServiceApiKey", stored=True, did_you_mean=None) in check.secrets
@@ -100,7 +101,7 @@ class TestChecklist:
         # As the stack file is read: the misspelt name gets a placeholder and passes offline.
         document = document_of("staging")
         document["config"][f"{P}kv"]["secrets"]["api-service"]["data"]["api_key"] = {"fromSecret": "apiServiceApikey"}
-        config = stack_config("staging", document)
+        config = stack_config("staging", document, read_apps(TEST_STACKS))
         misspelt = needs_of(config, spec_of_config(config))
         check = checklist(misspelt, needs("staging"), "origin/main")
         assert check.secrets == (NewSecret(f"{P}apiServiceApikey", stored=False,

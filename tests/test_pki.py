@@ -12,12 +12,12 @@ from components.render.acl import app_policy_rules
 from components.render.annotations import injector_annotations
 from platformctl.engine import UNKNOWN_MARK, Declaration, unwrap
 from platformctl.plan import plan_text
-from tests.support import ANY_STACK, any_stack, declare_stack, edited, refusal, spec_of, spec_of_config
+from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_stack, edited, refusal, spec_of, spec_of_config
 
 A = "vault.hashicorp.com"
 PKI = "vault-platform:pki"
 ROLE = f"{PKI}.roles[0]"
-CERT = "vault-platform:apps[0].certificate"
+CERT = f"{API_SERVICE}certificate"
 PROD_CERT = {"role": "payments-api", "commonName": "payments-api.production.svc",
              "altNames": ["payments-api.production.svc.cluster.local"]}
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -146,14 +146,14 @@ class TestApplication:
     ({f"{PKI}.crlExpiry": "2h"}, "pki.crlExpiry", "leaves no room"),
     ({f"{PKI}.root": {"external": True, "signedCertificate": "not a pem"}}, "pki.root.signedCertificate",
      "is not a PEM certificate"),
-    ({CERT: {**PROD_CERT, "role": "web"}}, "apps[0].certificate.role", "PKI role 'web' is not declared"),
-    ({PKI: None, CERT: PROD_CERT}, "apps[0].certificate.role", "declared: none"),
-    ({CERT: {**PROD_CERT, "commonName": "evil.example.com"}}, "apps[0].certificate.commonName",
+    ({CERT: {**PROD_CERT, "role": "web"}}, f"{API_SERVICE}certificate.role", "PKI role 'web' is not declared"),
+    ({PKI: None, CERT: PROD_CERT}, f"{API_SERVICE}certificate.role", "declared: none"),
+    ({CERT: {**PROD_CERT, "commonName": "evil.example.com"}}, f"{API_SERVICE}certificate.commonName",
      "'evil.example.com' is not allowed by PKI role 'payments-api'"),
-    ({CERT: {**PROD_CERT, "commonName": "x.payments-api.production.svc"}}, "apps[0].certificate.commonName",
+    ({CERT: {**PROD_CERT, "commonName": "x.payments-api.production.svc"}}, f"{API_SERVICE}certificate.commonName",
      "is not allowed"),
-    ({CERT: {**PROD_CERT, "altNames": ["localhost"]}}, "apps[0].certificate.altNames[0]", "is not allowed"),
-    ({CERT: {**PROD_CERT, "ttl": "96h"}}, "apps[0].certificate.ttl", "above role 'payments-api''s maxTtl"),
+    ({CERT: {**PROD_CERT, "altNames": ["localhost"]}}, f"{API_SERVICE}certificate.altNames[0]", "is not allowed"),
+    ({CERT: {**PROD_CERT, "ttl": "96h"}}, f"{API_SERVICE}certificate.ttl", "above role 'payments-api''s maxTtl"),
 ])
 def test_refused(changes: dict[str, Any], key: str, problem: str) -> None:
-    assert problem in str(refusal("prod", changes, f"vault-platform:{key}"))
+    assert problem in str(refusal("prod", changes, key if key.startswith("apps/") else f"vault-platform:{key}"))

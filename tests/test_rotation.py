@@ -13,7 +13,7 @@ from components.render.annotations import injector_annotations
 from platformctl.engine import GENERATED, Declaration, is_secret, unwrap
 from platformctl.plan import plan_text
 from platformctl.stackfile import PLACEHOLDER
-from tests.support import declare_stack, edited, refusal, spec_of
+from tests.support import API_SERVICE, declare_stack, edited, refusal, spec_of
 
 CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
 ENDPOINT = "vault:generic/endpoint:Endpoint"
@@ -57,7 +57,7 @@ class TestRootCredentials:
         # connection is updated without it.
         before = declare_stack("prod")
         after = declare_stack("prod", {"vault-platform:database.roles[0].name": "api-role-v2",
-                                       "vault-platform:apps[0].databaseRole": "api-role-v2"})
+                                       f"{API_SERVICE}databaseRole": "api-role-v2"})
         (connection,) = after.of_type(CONNECTION)
         assert connection.inputs["allowedRoles"] == ["api-role-v2"]  # the connection is updated ...
         assert postgresql(after)["passwordWoVersion"] == postgresql(before)["passwordWoVersion"] == 1
@@ -82,7 +82,7 @@ class TestRootCredentials:
 
 class TestStaticRoles:
     def test_an_app_reads_its_static_credentials(self) -> None:
-        spec = spec_of("prod", {**STATIC, "vault-platform:apps[0].staticDatabaseRole": "reporting"})
+        spec = spec_of("prod", {**STATIC, f"{API_SERVICE}staticDatabaseRole": "reporting"})
         assert PolicyRule("database/static-creds/reporting", ("read",)) in app_policy_rules(spec.apps[0], spec)
         annotations = injector_annotations(spec.apps[0], spec)
         assert annotations["vault.hashicorp.com/agent-inject-secret-db-static-creds.env"] == (
@@ -108,10 +108,10 @@ class TestStaticRoles:
      "below the minimum of 1"),
     ("prod", {f"{CONN}.adminPasswordVersion": "2"}, "database.connections[0].adminPasswordVersion",
      "expected a whole number"),
-    ("prod", {"vault-platform:apps[0].staticDatabaseRole": "reporting"}, "apps[0].staticDatabaseRole",
+    ("prod", {f"{API_SERVICE}staticDatabaseRole": "reporting"}, f"{API_SERVICE}staticDatabaseRole",
      "static database role 'reporting' is not declared"),
-    ("prod", {**STATIC, "vault-platform:apps[0].staticDatabaseRole": "api-role"}, "apps[0].staticDatabaseRole",
+    ("prod", {**STATIC, f"{API_SERVICE}staticDatabaseRole": "api-role"}, f"{API_SERVICE}staticDatabaseRole",
      "declared: reporting"),
 ])
 def test_refused(stack: str, changes: dict[str, Any], key: str, problem: str) -> None:
-    assert problem in str(refusal(stack, changes, f"vault-platform:{key}"))
+    assert problem in str(refusal(stack, changes, key if key.startswith("apps/") else f"vault-platform:{key}"))

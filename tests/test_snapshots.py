@@ -68,13 +68,15 @@ class TestSpec:
         ({f"{P}snapshots.roleArn": "vault-prod-snapshots"}, "snapshots.roleArn", "not an IAM role ARN"),
         ({f"{P}snapshots.region": "europe"}, "snapshots.region", "not a valid name"),
         ({f"{P}snapshots.schedule": "0 * * * *"}, "snapshots.schedule", "is not a known key"),
-        ({f"{P}apps[0].name": "vault-snapshot"}, "apps[vault-snapshot].name", "snapshot job"),
+        ({"apps/ops/vault-snapshot.yaml:": {"namespace": "ops", "serviceAccount": "ops",
+                                            "environments": {"prod": None}}},
+         "apps/ops/vault-snapshot.yaml:", "snapshot job"),
         ({f"{P}policies[0].name": "vault-snapshot"}, "policies[vault-snapshot].name", "reserved"),
     ])
     def test_refused(self, changes: dict[str, Any], key: str, words: str) -> None:
         with pytest.raises(SpecError) as raised:
             spec_of("prod", changes)
-        assert raised.value.key == f"{P}{key}"
+        assert raised.value.key == (key if key.startswith("apps/") else f"{P}{key}")
         assert words in str(raised.value)
 
 

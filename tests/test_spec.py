@@ -13,6 +13,7 @@ from components.environment.loader import PROJECT_ROOT
 from platformctl.stackfile import read_stack
 from tests.postgres.server import ServerTls
 from tests.support import (
+    API_SERVICE,
     COMMITTED,
     DELETE,
     STACKS,
@@ -25,6 +26,8 @@ from tests.support import (
 )
 
 P = "vault-platform:"
+APP = API_SERVICE
+PROD = f"{APP}environments.prod."
 
 
 class TestCommittedStacks:
@@ -190,16 +193,16 @@ class TestCredentialLifetimes:
         problem = refusal("prod", changes, self.AT)
         assert problem.edits == ((f"{P}database.roles[api-role].defaultTtl", "4h"), (self.ROLE, "4h"))
         fixed = apply_edits("prod", changes, problem.edits)
-        assert load_spec(fixed.stack, fixed.config, fixed.secret_keys).database is not None
+        assert spec_of_config(fixed).database is not None
 
     @pytest.mark.parametrize(("role_max", "token_max"), [("4h", "4h"), ("2h", "4h"), ("24h", "24h")])
     def test_a_role_within_the_token_is_accepted(self, role_max: str, token_max: str) -> None:
-        spec_of("prod", {f"{P}database.roles[0].maxTtl": role_max, f"{P}apps[0].tokenMaxTtl": token_max})
+        spec_of("prod", {f"{P}database.roles[0].maxTtl": role_max, f"{APP}tokenMaxTtl": token_max})
 
     def test_every_app_of_a_shared_role_counts(self) -> None:
-        second = {"name": "billing", "namespace": "billing", "serviceAccount": "billing-sa",
-                  "databaseRole": "api-role", "tokenMaxTtl": "2h", "tokenTtl": "1h"}
-        problem = refusal("prod", {f"{P}apps[1]": second}, self.AT)
+        second = {"namespace": "billing", "serviceAccount": "billing-sa", "databaseRole": "api-role",
+                  "tokenMaxTtl": "2h", "tokenTtl": "1h", "environments": {"prod": None}}
+        problem = refusal("prod", {"apps/billing/billing.yaml:": second}, self.AT)
         assert problem.problem.startswith("4h outlives the tokens of application 'billing' (tokenMaxTtl 2h)")
 
 
@@ -269,7 +272,7 @@ class TestClusterOnly:
     def test_the_fix_applies(self, stated: object) -> None:
         changes = {f"{P}clusterOnly": stated}
         fixed = apply_edits("prod", changes, refusal("prod", changes, f"{P}clusterOnly").edits)
-        assert load_spec(fixed.stack, fixed.config, fixed.secret_keys).vault is not None
+        assert spec_of_config(fixed).vault is not None
 
     @pytest.mark.parametrize("stated", ["yes", 1, {"enabled": True}])
     def test_anything_but_true_or_false_is_refused(self, stated: object) -> None:
@@ -302,7 +305,7 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
     "unknown nested key": (
         "prod", {f"{P}cluster.replica": 5}, f"{P}cluster.replica", "did you mean 'replicas'?"),
     "unknown key in an app": (
-        "prod", {f"{P}apps[0].tokenTTL": "1h"}, f"{P}apps[api-service].tokenTTL", "did you mean 'tokenTtl'?"),
+        "prod", {f"{APP}tokenTTL": "1h"}, f"{APP}tokenTTL", "did you mean 'tokenTtl'?"),
     "even replicas": (
         "prod", {f"{P}cluster.replicas": 4}, f"{P}cluster.replicas", "4 replicas is even"),
     "even replicas in dev": (
@@ -320,20 +323,20 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
         "prod", {f"{P}database.roles[0].defaultTtl": "48h"}, f"{P}database.roles[api-role].defaultTtl",
         "48h is above maxTtl (4h)"),
     "token TTL above token max TTL": (
-        "prod", {f"{P}apps[0].tokenTtl": "8h"}, f"{P}apps[api-service].tokenTtl", "8h is above tokenMaxTtl (4h)"),
+        "prod", {f"{APP}tokenTtl": "8h"}, f"{APP}tokenTtl", "8h is above tokenMaxTtl (4h)"),
     "role bound to every namespace": (
-        "prod", {f"{P}apps[0].namespace": "*"}, f"{P}apps[api-service].namespace", "binds every namespace ('*')"),
+        "prod", {f"{PROD}namespace": "*"}, f"{PROD}namespace", "binds every namespace ('*')"),
     "role bound to every service account": (
-        "prod", {f"{P}apps[0].serviceAccount": "api-*"}, f"{P}apps[api-service].serviceAccount",
+        "prod", {f"{APP}serviceAccount": "api-*"}, f"{APP}serviceAccount",
         "binds every serviceAccount ('*')"),
     "app reads an undeclared KV path": (
-        "prod", {f"{P}apps[0].kvPaths": ["production/billing"]}, f"{P}apps[api-service].kvPaths[0]",
+        "prod", {f"{PROD}kvPaths": ["production/billing"]}, f"{PROD}kvPaths[0]",
         "KV path 'production/billing' is not declared"),
     "app uses an undeclared database role": (
-        "prod", {f"{P}apps[0].databaseRole": "billing-role"}, f"{P}apps[api-service].databaseRole",
+        "prod", {f"{APP}databaseRole": "billing-role"}, f"{APP}databaseRole",
         "database role 'billing-role' is not declared"),
     "app attaches an undeclared policy": (
-        "prod", {f"{P}apps[0].policies": ["billing-secrets"]}, f"{P}apps[api-service].policies[0]",
+        "prod", {f"{APP}policies": ["billing-secrets"]}, f"{APP}policies[0]",
         "policy 'billing-secrets' is not declared"),
     "role on an undeclared connection": (
         "prod", {f"{P}database.roles[0].connection": "billing"}, f"{P}database.roles[api-role].connection",
@@ -362,10 +365,11 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
     "chart version latest": (
         "prod", {f"{P}cluster.chartVersion": "latest"}, f"{P}cluster.chartVersion", "'latest' is not an exact version"),
     "namespace with capitals": (
-        "prod", {f"{P}apps[0].namespace": "Production"},
-        f"{P}apps[api-service].namespace", "'Production' is not a valid name"),
+        "prod", {f"{PROD}namespace": "Production"},
+        f"{PROD}namespace", "'Production' is not a valid name"),
     "app name with an underscore": (
-        "prod", {f"{P}apps[0].name": "api_service"}, f"{P}apps[api_service].name", "'api_service' is not a valid name"),
+        "prod", {"apps/payments/api_service.yaml:": {"environments": {"prod": None}}},
+        "apps/payments/api_service.yaml:", "'api_service' is not a valid application name"),
     "policy name with a space": (
         "prod", {f"{P}policies[0].name": "api secrets"}, f"{P}policies[0].name", "'api secrets' is not a valid name"),
     "KV secret name with a slash": (
@@ -402,13 +406,13 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
         "dev", {f"{P}kv.secrets.api-service.data.api_key.random.length": 8},
         f"{P}kv.secrets.api-service.data.api_key.random.length", "below the minimum of 16"),
     "token TTL above the cap": (
-        "prod", {f"{P}apps[0].tokenTtl": "6h", f"{P}apps[0].tokenMaxTtl": "8h"}, f"{P}apps[api-service].tokenTtl",
+        "prod", {f"{APP}tokenTtl": "6h", f"{APP}tokenMaxTtl": "8h"}, f"{APP}tokenTtl",
         "tokenTtl 6h is above the cap of 4h"),
     "token max TTL above the cap": (
-        "prod", {f"{P}apps[0].tokenMaxTtl": "48h"},
-        f"{P}apps[api-service].tokenMaxTtl", "tokenMaxTtl 48h is above the cap of 1d"),
+        "prod", {f"{APP}tokenMaxTtl": "48h"},
+        f"{APP}tokenMaxTtl", "tokenMaxTtl 48h is above the cap of 1d"),
     "database max TTL above the cap": (  # its app's tokens live as long, so that only the cap binds
-        "prod", {f"{P}database.roles[0].maxTtl": "720h", f"{P}apps[0].tokenMaxTtl": "24h"},
+        "prod", {f"{P}database.roles[0].maxTtl": "720h", f"{APP}tokenMaxTtl": "24h"},
         f"{P}database.roles[api-role].maxTtl",
         "maxTtl 720h is above the cap of 1d"),
     "database default TTL of 0": (
@@ -452,7 +456,7 @@ BAD_INPUT: dict[str, tuple[str, dict[str, Any], str, str]] = {
         "dev", {f"{P}cluster.namespace": "postgres"}, f"{P}cluster.namespace",
         "'postgres' is the in-cluster PostgreSQL's namespace"),
     "app audience that is not one": (
-        "prod", {f"{P}apps[0].audience": "bad audience !"}, f"{P}apps[api-service].audience",
+        "prod", {f"{APP}audience": "bad audience !"}, f"{APP}audience",
         "'bad audience !' is not a valid name"),
     "certificate name that is not a host name": (
         "prod", {f"{P}cluster.tls.extraDnsNames": ["vault prod"]}, f"{P}cluster.tls.extraDnsNames[0]",
@@ -477,19 +481,12 @@ class TestBadInput:
         (problem,) = [problem for problem in refused.value.problems if problem.key == key]
         assert problem.stack == stack
         assert words in problem.problem + problem.fix
-        message = f"config key {key!r}: {problem.problem}. Fix: {problem.fix}"
+        path, _, inner = key.partition(":")
+        where = (f"config key {key!r}" if not key.startswith("apps/") else
+                 f"{path}, line {problem.line}, key {inner!r}" if inner else path)
+        message = f"{where}: {problem.problem}. Fix: {problem.fix}"
         assert message in str(refused.value)
         assert str(refused.value).startswith(f"stack {stack!r}")
-
-    def test_two_apps_with_one_name(self) -> None:
-        app = spec_of("prod").apps[0]
-        twin = {"name": app.name, "namespace": "other", "serviceAccount": "other-sa"}
-        base = [{"name": "api-service", "namespace": "production", "serviceAccount": "api-service-sa",
-                 "kvPaths": ["production/api-service"], "databaseRole": "api-role", "policies": ["api-secrets"]}]
-        with pytest.raises(SpecError) as refused:
-            spec_of("prod", {f"{P}apps": [*base, twin]})
-        assert refused.value.key == f"{P}apps[1].name"
-        assert refused.value.problem == "a second application is named 'api-service'"
 
     def test_secret_set_in_plaintext(self) -> None:
         with pytest.raises(SpecError) as refused:
@@ -518,11 +515,12 @@ class TestBadInput:
         assert refused.value.key == "vault:address"
 
     def test_a_stack_not_named_after_a_tier_says_its_tier(self) -> None:
-        config = dict(edited("staging").config)
-        assert load_spec("staging-eu", {**config, f"{P}tier": "staging"}, edited("staging").secret_keys).tier == (
-            "staging")
+        staging = edited("staging")
+        config = dict(staging.config)
+        assert load_spec("staging-eu", {**config, f"{P}tier": "staging"}, staging.secret_keys,
+                         apps=staging.apps).tier == "staging"
         with pytest.raises(SpecError) as refused:
-            load_spec("staging-eu", {**config, f"{P}tier": "production"}, edited("staging").secret_keys)
+            load_spec("staging-eu", {**config, f"{P}tier": "production"}, staging.secret_keys, apps=staging.apps)
         assert refused.value.key == f"{P}tier"
         assert refused.value.problem == "'production' is not one of dev, staging, prod"
 

@@ -10,11 +10,11 @@ from components.environment import PolicyRule
 from components.render.acl import app_policy, app_policy_rules
 from platformctl.engine import Declaration
 from platformctl.plan import plan_text
-from tests.support import STACKS, declare_stack, edited, refusal, spec_of
+from tests.support import API_SERVICE, STACKS, declare_stack, edited, refusal, spec_of
 
 KEY = "vault:transit/secretBackendKey:SecretBackendKey"
 KEYS = "vault-platform:transit.keys"
-USES = "vault-platform:apps[0].transitKeys"
+USES = f"{API_SERVICE}transitKeys"
 CARD = "payments-card-data"
 RECEIPTS = "payments-receipts"
 
@@ -99,24 +99,24 @@ class TestAppPolicy:
     ("prod", {KEYS: [{"name": "k", "minDecryptionVersion": 0}]}, "transit.keys[0].minDecryptionVersion",
      "below the minimum"),
     ("prod", {KEYS: [{"name": "k"}, {"name": "k"}]}, "transit.keys[1].name", "a second transit key"),
-    ("prod", {USES: [{"key": "nope", "operations": ["encrypt"]}]}, "apps[0].transitKeys[0].key",
+    ("prod", {USES: [{"key": "nope", "operations": ["encrypt"]}]}, f"{API_SERVICE}transitKeys[0].key",
      "transit key 'nope' is not declared"),
     ("prod", {"vault-platform:transit": None, USES: [{"key": CARD, "operations": ["encrypt"]}]},
-     "apps[0].transitKeys[0].key", "declared: none"),
-    ("prod", {USES: [{"key": CARD, "operations": ["sign"]}]}, "apps[0].transitKeys[0].operations[0]",
+     f"{API_SERVICE}transitKeys[0].key", "declared: none"),
+    ("prod", {USES: [{"key": CARD, "operations": ["sign"]}]}, f"{API_SERVICE}transitKeys[0].operations[0]",
      "a aes256-gcm96 key cannot sign"),
     ("prod", {USES: [{"key": CARD, "operations": ["encrypt", "verify"]}]},
-     "apps[0].transitKeys[0].operations[1]", "cannot verify"),
-    ("prod", {USES: [{"key": RECEIPTS, "operations": ["encrypt"]}]}, "apps[0].transitKeys[0].operations[0]",
+     f"{API_SERVICE}transitKeys[0].operations[1]", "cannot verify"),
+    ("prod", {USES: [{"key": RECEIPTS, "operations": ["encrypt"]}]}, f"{API_SERVICE}transitKeys[0].operations[0]",
      "a ed25519 key cannot encrypt"),
-    ("prod", {USES: [{"key": CARD, "operations": ["export"]}]}, "apps[0].transitKeys[0].operations[0]",
+    ("prod", {USES: [{"key": CARD, "operations": ["export"]}]}, f"{API_SERVICE}transitKeys[0].operations[0]",
      "'export' is not a transit operation"),
-    ("prod", {USES: [{"key": CARD, "operations": []}]}, "apps[0].transitKeys[0].operations", "is empty"),
+    ("prod", {USES: [{"key": CARD, "operations": []}]}, f"{API_SERVICE}transitKeys[0].operations", "is empty"),
     ("prod", {USES: [{"key": CARD, "operations": ["encrypt"]}, {"key": CARD, "operations": ["decrypt"]}]},
-     "apps[0].transitKeys[1].key", "is listed twice"),
+     f"{API_SERVICE}transitKeys[1].key", "is listed twice"),
 ])
 def test_refused(stack: str, changes: dict[str, Any], key: str, problem: str) -> None:
-    assert problem in str(refusal(stack, changes, f"vault-platform:{key}"))
+    assert problem in str(refusal(stack, changes, key if key.startswith("apps/") else f"vault-platform:{key}"))
 
 
 @pytest.mark.parametrize("setting", ["exportable", "deletionAllowed"])

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import yaml
+
 from components import rules
 
 from .durations import format_duration, parse_duration
@@ -23,6 +25,8 @@ from .durations import format_duration, parse_duration
 T = TypeVar("T")
 REMOVE = object()
 """The value of an edit that removes the key."""
+FILE_KEY_PREFIX = "apps/"
+"""How the key of a value read from an application's file starts: ``apps/<team>/<app>.yaml:<key>``."""
 
 
 class SpecError(Exception):
@@ -36,7 +40,7 @@ class SpecError(Exception):
 
     def __init__(self, stack: str, key: str, problem: str, fix: str, *,
                  edits: tuple[tuple[str, Any], ...] = (), refers_to: str | None = None,
-                 unknown_key: bool = False) -> None:
+                 unknown_key: bool = False, line: int | None = None) -> None:
         self.stack = stack
         self.key = key
         self.problem = problem
@@ -44,7 +48,23 @@ class SpecError(Exception):
         self.edits = edits
         self.refers_to = refers_to
         self.unknown_key = unknown_key
-        super().__init__(f"stack {stack!r}, config key {key!r}: {problem}. Fix: {fix}")
+        self.line = line
+        super().__init__(f"stack {stack!r}, {self.where}: {problem}. Fix: {fix}")
+
+    @property
+    def where(self) -> str:
+        """``config key '<key>'``; for a key of an application's file (``apps/<team>/<app>.yaml:<key>``),
+        the file, the line and the key in it."""
+        path, colon, inner = self.key.partition(":")
+        if not (colon and path.startswith(FILE_KEY_PREFIX)):
+            return f"config key {self.key!r}"
+        at = f", line {self.line}" if self.line is not None else ""
+        return f"{path}{at}, key {inner!r}" if inner else f"{path}{at}"
+
+    def at_line(self, line: int) -> SpecError:
+        """This problem, with the line of its file it is on."""
+        return SpecError(self.stack, self.key, self.problem, self.fix, edits=self.edits, refers_to=self.refers_to,
+                         unknown_key=self.unknown_key, line=line)
 
 
 class StackRefused(SpecError):
@@ -56,10 +76,10 @@ class StackRefused(SpecError):
         self.problems = tuple(sorted(found, key=lambda error: not error.unknown_key))
         first = self.problems[0]
         super().__init__(first.stack, first.key, first.problem, first.fix, edits=first.edits,
-                         refers_to=first.refers_to, unknown_key=first.unknown_key)
+                         refers_to=first.refers_to, unknown_key=first.unknown_key, line=first.line)
         if len(self.problems) > 1:
             lines = [f"stack {first.stack!r}: {len(self.problems)} problems in the config"]
-            lines += [f"  {index}. config key {error.key!r}: {error.problem}. Fix: {error.fix}"
+            lines += [f"  {index}. {error.where}: {error.problem}. Fix: {error.fix}"
                       for index, error in enumerate(self.problems, 1)]
             self.args = ("\n".join(lines),)
 
@@ -67,10 +87,11 @@ class StackRefused(SpecError):
 class _Problems:
     """The problems found so far in one stack, and the items they made unusable."""
 
-    def __init__(self) -> None:
+    def __init__(self, locate: Callable[[str], int | None]) -> None:
         self.found: list[SpecError] = []
         self._keys: set[str] = set()
         self._broken: set[str] = set()
+        self._locate = locate
 
     def add(self, error: SpecError) -> None:
         if isinstance(error, StackRefused):
@@ -82,7 +103,8 @@ class _Problems:
         if error.key in self._keys or (error.refers_to is not None and self._is_broken(error.refers_to)):
             return
         self._keys.add(error.key)
-        self.found.append(error)
+        line = self._locate(error.key) if error.line is None else None
+        self.found.append(error if line is None else error.at_line(line))
 
     def mark_broken(self, item: str) -> None:
         self._broken.add(item)
@@ -102,9 +124,10 @@ class _Stop(Exception):
 
 
 @contextmanager
-def collected() -> Iterator[None]:
-    """Collects every problem raised inside, then raises them all as one :class:`StackRefused`."""
-    problems = _Problems()
+def collected(locate: Callable[[str], int | None] = lambda key: None) -> Iterator[None]:
+    """Collects every problem raised inside, then raises them all as one :class:`StackRefused`;
+    ``locate`` gives the line of a key read from a file (``None`` when it knows none)."""
+    problems = _Problems(locate)
     token = _PROBLEMS.set(problems)
     try:
         yield
@@ -355,7 +378,7 @@ class Node:
 
     def children(self, name: str) -> Iterator[Node]:
         """The objects of a list, each named in its key path by its ``name`` (or ``key``, ``mount``,
-        ``path``): ``apps[api-service]``; by its index when it has none or shares it."""
+        ``path``): ``transit.keys[payments-card-data]``; by its index when it has none or shares it."""
         seen: set[str] = set()
         for index, item in enumerate(self.strings_or_items(name)):
             label = label_of(item)
@@ -463,8 +486,13 @@ def port_problem(port: int) -> str | None:
     return f"port {port} is outside {PORTS[0]} to {PORTS[1]}"
 
 
+def follows(value: str, rule: Name) -> bool:
+    """``value`` follows the naming ``rule``."""
+    return len(value) <= rule.max_length and rule.pattern.fullmatch(value) is not None
+
+
 def check_name(node: Node, name: str, value: str, rule: Name) -> None:
-    if len(value) > rule.max_length or not rule.pattern.fullmatch(value):
+    if not follows(value, rule):
         raise node.error(name, f"{value!r} is not a valid name",
                          f"use {rule.described}, at most {rule.max_length} characters")
 
@@ -530,3 +558,77 @@ def _kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "an object"
     return type(value).__name__
+
+
+class YamlFileError(ValueError):
+    """A file that is not valid YAML: the message names the file, and the line and column where the
+    parser stopped."""
+
+    def __init__(self, name: str, line: int | None, column: int | None, problem: str) -> None:
+        self.name = name
+        self.line = line
+        self.column = column
+        self.problem = problem
+        self.fix = ("check the indentation and quoting there (a value with ': ' or a leading '*', '&', '{' "
+                    "needs quotes)")
+        where = f", line {line}, column {column}" if line is not None else ""
+        super().__init__(f"{name}{where}: not valid YAML: {problem}. Fix: {self.fix}")
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """The document of the YAML file ``text`` (``name`` is its path, for messages)."""
+    try:
+        # libyaml's loader: the same documents and errors as safe_load, ten times faster on a large file.
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as error:
+        raise _yaml_file_error(error, name) from None
+
+
+def parse_yaml_with_lines(text: str, name: str) -> tuple[Any, dict[str, int]]:
+    """The document of the YAML file ``text``, and the line of each key and list item in it, by its
+    key as :class:`Node` writes it (``environments.prod.tokenTtl``, ``transitKeys[0]`` and, as
+    :meth:`Node.children` names it, ``transitKeys[payments-card-data]``)."""
+    loader = yaml.CSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as error:
+        raise _yaml_file_error(error, name) from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    if node is not None:
+        _record_lines(node, document, "", lines)
+    return document, lines
+
+
+def _record_lines(node: yaml.Node, value: Any, key: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode) and isinstance(value, Mapping):
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if name is None or name not in value:
+                continue
+            path = f"{key}.{name}" if key else str(name)
+            lines.setdefault(path, key_node.start_mark.line + 1)
+            _record_lines(value_node, value[name], path, lines)
+    elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+        seen: set[str] = set()
+        for index, (item_node, item) in enumerate(zip(node.value, value, strict=False)):
+            paths = [f"{key}[{index}]"]
+            label = label_of(item)
+            if label is not None and label not in seen:
+                paths.append(f"{key}[{label}]")
+                seen.add(label)
+            for path in paths:
+                lines.setdefault(path, item_node.start_mark.line + 1)
+                _record_lines(item_node, item, path, lines)
+
+
+def _yaml_file_error(error: yaml.YAMLError, name: str) -> YamlFileError:
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        if mark is not None:
+            return YamlFileError(name, mark.line + 1, mark.column + 1, problem)
+        return YamlFileError(name, None, None, problem)
+    return YamlFileError(name, None, None, str(error))

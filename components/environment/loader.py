@@ -7,6 +7,7 @@ import fnmatch
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Set
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -42,6 +43,7 @@ from ._reader import (
     report,
     stop_if_refused,
 )
+from .apps import AppNode, Apps
 from .durations import DAY, HOUR, format_duration
 from .model import (
     AdminSetup,
@@ -119,35 +121,40 @@ def project_file(path: str) -> Path:
 
 
 def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-              reserved_policies: Iterable[str] = (), *, ci_role: str | None = None,
+              reserved_policies: Iterable[str] = (), *, apps: Apps, ci_role: str | None = None,
               ci_token_file: str | None = None) -> EnvironmentSpec:
-    """Validates a stack's whole config and returns its spec, or raises one :class:`StackRefused`
-    (a :class:`SpecError`) listing every problem found.
+    """Validates a stack's whole config and its applications, and returns its spec, or raises one
+    :class:`StackRefused` (a :class:`SpecError`) listing every problem found.
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
     the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies;
+    ``apps`` are the project's application files (:func:`components.environment.apps.read_apps`);
     ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
     holding the Vault token that job already logged in for, if any.
     """
-    with collected():
-        return _load(stack, config, secret_keys, reserved_policies, ci_role, ci_token_file or None)
+    with collected(apps.line_of):
+        return _load(stack, config, secret_keys, reserved_policies, apps, ci_role, ci_token_file or None)
 
 
-def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
-          reserved_policies: Iterable[str], ci_role: str | None, ci_token_file: str | None) -> EnvironmentSpec:
+def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved_policies: Iterable[str],
+          app_files: Apps, ci_role: str | None, ci_token_file: str | None) -> EnvironmentSpec:
     _refuse_foreign_namespaces(stack, config)
     root = _project_root(stack, config)
     secrets = _SecretRefs(stack, config, secret_keys)
     tier = _tier(stack, root)
+    app_nodes = _app_nodes(root, app_files)
+    origins = _Origins()
     cluster, external_vault = _vault_servers(root, tier, secrets)
     auth_path, audience = attempt(lambda: _kubernetes_auth(root.child("kubernetesAuth")),
                                   broken="kubernetesAuth") or ("kubernetes", "")
     # A section that fails declares no mount: references to mounts are then not checked.
-    kv = attempt(lambda: _kv(root.child("kv"), tier, secrets), broken=("kv", "mounts"))
-    database = attempt(lambda: _database(root.child("database"), tier, secrets),
+    kv = attempt(lambda: _kv(root.child("kv"), tier, secrets, app_nodes, origins), broken=("kv", "mounts"))
+    database = attempt(lambda: _database(root.child("database"), tier, secrets, app_nodes, origins),
                        broken=("database", "mounts")) if (
         root.has("database")) else None
     root.raw("database")
+    if not root.has("database"):
+        _no_database(app_nodes)
     transit = attempt(lambda: sections.load_transit(root.child("transit"), tier),
                       broken=("transit", "mounts")) if (
         root.has("transit")) else None
@@ -160,7 +167,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     plane = data_plane(kv_or_none, database, transit, pki)
     policies = attempt(lambda: _policies(root, kv_or_none, database, transit, plane, reserved_policies),
                        broken="policies") or ()
-    apps = attempt(lambda: _apps(root, kv_or_none, database, policies, audience, transit, pki)) or ()
+    apps = attempt(lambda: _apps(app_nodes, kv_or_none, database, policies, audience, transit, pki, origins)) or ()
     declared_policies = {policy.name: policy for policy in policies}
     github = attempt(lambda: identity.load_github_actions(root.child("githubActions"), stack, declared_policies),
                      broken="githubActions") if root.has("githubActions") else None
@@ -193,7 +200,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     else:
         snapshots = attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))
         monitoring = attempt(lambda: operations.load_monitoring(root.child("monitoring"), tier))
-    secrets.refuse_unknown(root)
+    secrets.refuse_unknown(root, [node.app.values for node in app_nodes])
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role,
                                           ci_token_file=ci_token_file, tier=tier,
@@ -211,11 +218,11 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
         github_actions=github, people=people, removals=removals, external=external_vault,
     )
-    _check_generated_policies(root, spec, plane)
+    _check_generated_policies({node.app.file.name: node for node in app_nodes}, spec, plane)
     return spec
 
 
-def _check_generated_policies(root: Node, spec: EnvironmentSpec, plane: rules.DataPlane) -> None:
+def _check_generated_policies(nodes: Mapping[str, AppNode], spec: EnvironmentSpec, plane: rules.DataPlane) -> None:
     """Each application's generated policy reaches only the data plane, by the rule declared ones follow."""
     # Imported here: the renderer imports this package.
     from components.render.acl import app_policy_name, app_policy_rules
@@ -224,8 +231,65 @@ def _check_generated_policies(root: Node, spec: EnvironmentSpec, plane: rules.Da
         for rule in app_policy_rules(app, spec):
             refusal = rules.data_plane_refusal(app_policy_name(app), rule.path, rule.capabilities, plane)
             if refusal is not None:
-                report(root.error("apps", f"application {app.name!r}: {refusal.problem}", refusal.fix))
+                report(nodes[app.name].error(None, f"application {app.name!r}: {refusal.problem}", refusal.fix))
     stop_if_refused()
+
+
+APPS_MOVED = ("move each entry to apps/<team>/<name>.yaml (the team that owns it: its folder; the name: the "
+              "file's), its keys for this stack under 'environments: {<stack>: ...}', then remove this key "
+              "(README, \"Applications\")")
+
+
+def _app_nodes(root: Node, app_files: Apps) -> list[AppNode]:
+    """The stack's applications, read from their files; the files' own problems, and applications
+    still written in the stack config, are refused."""
+    for problem in app_files.problems:
+        report(SpecError(root.stack, problem.key, problem.problem, problem.fix, line=problem.line))
+    if root.has("apps"):
+        report(root.error("apps", "applications are no longer read from the stack config: the Pulumi CLI hands "
+                          "the whole config to the program in one environment variable, which Linux caps at "
+                          "128 KiB (about 200 applications)", APPS_MOVED))
+    root.raw("apps")
+    return [app.node(root.stack) for app in app_files.for_stack(root.stack)]
+
+
+class _Origins:
+    """Where each declared KV secret and database role was written (``kv.secrets:<path>`` ->
+    ``vault-platform:kv.secrets.<name>``), and which application's file declared it, if one did."""
+
+    def __init__(self) -> None:
+        self.key: dict[str, str] = {}
+        self.app: dict[str, AppNode] = {}
+
+    def add(self, item: str, key: str, app: AppNode | None) -> None:
+        self.key[item] = key
+        if app is not None:
+            self.app[item] = app
+
+    def described(self, item: str) -> str:
+        """Where ``item`` is declared, for a message."""
+        app = self.app.get(item)
+        return f"in {app.app.file.path}" if app is not None else f"at {self.key[item]}"
+
+
+def _own_name(app: AppNode, where: Node, key: str, name: str) -> None:
+    """What an application's file declares carries the application's name: its owner shows in every
+    path, and one team cannot take a name another team's application will want."""
+    own = app.app.file.name
+    if name != own and not name.startswith(f"{own}-"):
+        raise where.error(key, f"{name!r} is not named after application {own!r}",
+                          f"name it {own!r} or {own}-<purpose>: what an application's file declares carries its "
+                          "name")
+
+
+def _no_database(app_nodes: list[AppNode]) -> None:
+    """A stack without a database engine: an application's file cannot declare a database role."""
+    for app in app_nodes:
+        if app.has("databaseRoles"):
+            report(app.error("databaseRoles", f"stack {app.stack!r} declares no database connection",
+                             "remove databaseRoles, or ask the platform team to declare a connection under "
+                             f"{PROJECT}:database"))
+        app.raw("databaseRoles")
 
 
 def _kubernetes_auth(auth: Node) -> tuple[str, str]:
@@ -297,13 +361,14 @@ class _SecretRefs:
         self.used.add(key)
         return key
 
-    def refuse_unknown(self, root: Node) -> None:
+    def refuse_unknown(self, root: Node, app_values: list[Mapping[str, Any]]) -> None:
         unread = [key for key in root.keys() if key not in _STRUCTURED_KEYS and key not in self.used]  # noqa: SIM118
         if not unread:
             return
-        # Every {fromSecret: key} of the file counts, also in an item refused for another problem.
-        referenced = set(_secret_references([value for key, value in self._config.items()
-                                             if key.startswith(f"{PROJECT}:")]))
+        # Every {fromSecret: key} of the stack file and of its applications' files counts, also in an
+        # item refused for another problem.
+        referenced = set(_secret_references([*(value for key, value in self._config.items()
+                                               if key.startswith(f"{PROJECT}:")), *app_values]))
         for key in unread:
             if key not in referenced:
                 close = difflib.get_close_matches(key, _STRUCTURED_KEYS, n=1)
@@ -560,15 +625,28 @@ def _auto_unseal(node: Node) -> AutoUnseal:
     return unseal
 
 
-def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
+def _kv(node: Node, tier: Tier, secrets: _SecretRefs, app_nodes: list[AppNode], origins: _Origins) -> Kv:
     cas_required = node.boolean("casRequired", tier == "prod")
     if (problem := rules.cas_required(cas_required, tier)) is not None:
         raise node.error("casRequired", problem, "remove the setting or set it to true", edit=True)
     path_prefix = node.string("pathPrefix", DEFAULT_PATH_PREFIX[tier], rule=K8S_LABEL)
-    kv_secrets = []
-    for name, body in sorted(node.mapping("secrets").items()):
-        with collecting(broken=f"kv.secrets:{path_prefix}/{name}"):
-            kv_secrets.append(_kv_secret(node, name, body, path_prefix, secrets))
+    kv_secrets: dict[str, KvSecret] = {}
+    # The platform's secrets, then each application's own ("secrets" in its file, the same shape).
+    declaring: list[tuple[Node, AppNode | None]] = [(node, None), *((app, app) for app in app_nodes)]
+    for where, app in declaring:
+        # One file's malformed "secrets" leaves the others' to be read.
+        declared_here = attempt(partial(where.mapping, "secrets"), broken="kv.secrets:*") or {}
+        for name, body in sorted(declared_here.items()):
+            item = f"kv.secrets:{path_prefix}/{name}"
+            with collecting(broken=item):
+                if app is not None:
+                    _own_name(app, app, f"secrets.{name}", name)
+                secret = _kv_secret(where, name, body, path_prefix, secrets)
+                if name in kv_secrets:
+                    raise where.error(f"secrets.{name}", f"KV secret {name!r} is declared {origins.described(item)} "
+                                      "already", "give each secret its own name")
+                kv_secrets[name] = secret
+                origins.add(item, where.path(f"secrets.{name}"), app)
     delete_after = node.duration("deleteVersionAfter", 0)
     minimum = MIN_DELETE_VERSION_AFTER[tier != "dev"]
     if 0 < delete_after < minimum:
@@ -584,7 +662,7 @@ def _kv(node: Node, tier: Tier, secrets: _SecretRefs) -> Kv:
         cas_required=cas_required,
         delete_version_after=delete_after,
         path_prefix=path_prefix,
-        secrets=tuple(kv_secrets),
+        secrets=tuple(secret for _, secret in sorted(kv_secrets.items())),
     )
     node.done()
     return kv
@@ -629,7 +707,8 @@ def _secret_value(node: Node, key: str, secrets: _SecretRefs) -> SecretValue:
     return SecretValue(config_key=secrets.reference(node, key), random_length=None)
 
 
-def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
+def _database(node: Node, tier: Tier, secrets: _SecretRefs, app_nodes: list[AppNode],
+              origins: _Origins) -> Database:
     connections: dict[str, Connection] = {}
     in_cluster_seen = False
     for item in node.children("connections"):
@@ -642,11 +721,22 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs) -> Database:
             connections[connection.name] = connection
             in_cluster_seen |= connection.in_cluster
     roles: dict[str, DatabaseRole] = {}
-    for item in node.children("roles"):
-        with collecting(broken=f"database.roles:{name_of(item)}"):
-            role = _database_role(item, connections)
-            refuse_duplicate(item, "name", role.name, roles, "database role")
-            roles[role.name] = role
+    # The platform's dynamic roles, then each application's own ("databaseRoles" in its file).
+    declaring: list[tuple[Node, str, AppNode | None]] = [(node, "roles", None),
+                                                         *((app, "databaseRoles", app) for app in app_nodes)]
+    for where, key, app in declaring:
+        items: list[Node] = attempt(partial(list, where.children(key)), broken="database.roles:*") or []
+        for item in items:
+            with collecting(broken=f"database.roles:{name_of(item)}"):
+                role = _database_role(item, connections)
+                if app is not None:
+                    _own_name(app, item, "name", role.name)
+                if role.name in roles:
+                    raise item.error("name", f"database role {role.name!r} is declared "
+                                     f"{origins.described(f'database.roles:{role.name}')} already",
+                                     "give each database role its own name")
+                roles[role.name] = role
+                origins.add(f"database.roles:{role.name}", item.key, app)
     static_roles: dict[str, StaticRole] = {}
     for item in node.children("staticRoles"):
         with collecting(broken=f"database.staticRoles:{name_of(item)}"):
@@ -971,29 +1061,33 @@ def _undeclared_kv_path(target: str, kv: Kv, kv_paths: Set[str]) -> tuple[str, s
     return what, "is not declared", f"declare it under kv.secrets, or fix the path ({declared(kv_paths)})", None
 
 
-def _apps(root: Node, kv: Kv, database: Database | None, policies: tuple[Policy, ...],
-          default_audience: str, transit: Transit | None = None, pki: Pki | None = None) -> tuple[App, ...]:
+def _apps(app_nodes: list[AppNode], kv: Kv, database: Database | None, policies: tuple[Policy, ...],
+          default_audience: str, transit: Transit | None, pki: Pki | None, origins: _Origins) -> tuple[App, ...]:
     kv_paths = {secret.path for secret in kv.secrets}
     role_names = {role.name: role for role in database.roles} if database else {}
     policy_names = {policy.name: policy for policy in policies}
-    apps: dict[str, App] = {}
-    for node in root.children("apps"):
+    apps = []
+    for node in app_nodes:
         with collecting():
-            app = _app(node, kv, kv_paths, database, role_names, policy_names, default_audience, transit, pki)
-            refuse_duplicate(node, "name", app.name, apps, "application")
-            apps[app.name] = app
-    return tuple(sorted(apps.values(), key=lambda a: a.name))
+            app = _app(node, kv, kv_paths, database, role_names, policy_names, default_audience, transit, pki,
+                       origins)
+            _check_team_reach(node, app, origins)
+            apps.append(app)
+    return tuple(sorted(apps, key=lambda a: a.name))
 
 
-def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role_names: Mapping[str, object],
+def _app(node: AppNode, kv: Kv, kv_paths: Set[str], database: Database | None, role_names: Mapping[str, object],
          policy_names: Mapping[str, object], default_audience: str, transit: Transit | None,
-         pki: Pki | None) -> App:
+         pki: Pki | None, origins: _Origins) -> App:
     for key in ("namespace", "serviceAccount"):
         value = node.raw(key)
         if isinstance(value, str) and (problem := rules.wildcard_binding(key, value)) is not None:
             raise node.error(key, problem, f"bind the application's own {key}")
+    if node.has("name"):
+        raise node.error("name", f"is not read: an application is named by its file ({node.app.file.name!r})",
+                         "remove it; to rename the application, rename its file")
     app = App(
-        name=node.string("name", rule=K8S_LABEL),
+        name=node.app.file.name,
         namespace=node.string("namespace", rule=K8S_LABEL),
         service_account=node.string("serviceAccount", rule=K8S_SUBDOMAIN),
         token_ttl=node.duration("tokenTtl", HOUR),
@@ -1006,8 +1100,8 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
         **_app_access(node, transit, pki, database),
     )
     if app.name == operations.SNAPSHOT_IDENTITY:
-        report(node.error("name", f"{app.name!r} is the Raft snapshot job's Kubernetes auth role",
-                          "choose another name"))
+        report(node.error(None, f"{app.name!r} is the Raft snapshot job's Kubernetes auth role",
+                          "choose another name (rename the file)"))
     if (problem := rules.default_service_account(app.service_account)) is not None:
         report(node.error("serviceAccount", problem,
                           "create a service account for the application and run its pods as it"))
@@ -1025,14 +1119,33 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
                           f"declare it under database.roles ({declared(role_names)})",
                           refers_to=f"database.roles:{app.database_role}"))
     elif app.database_role is not None:
-        _check_lease_within_token(node, app, role_names[app.database_role])
+        _check_lease_within_token(node, app, role_names[app.database_role], origins)
     for index, policy in enumerate(app.policies):
         if policy not in policy_names:
             report(node.error(f"policies[{index}]", f"policy {policy!r} is not declared",
                               f"declare it under policies ({declared(policy_names)})",
                               refers_to=f"policies:{policy}"))
+    node.raw("secrets")
+    node.raw("databaseRoles")
     node.done()
     return app
+
+
+def _check_team_reach(node: AppNode, app: App, origins: _Origins) -> None:
+    """An application reads what the platform declares (the stack file) and what its own team's
+    files declare, never what another team's file declares: a team's folder is approved by that
+    team (``.github/CODEOWNERS``), which must not be enough to reach another team's secrets."""
+    references = [(f"kvPaths[{index}]", f"kv.secrets:{path}") for index, path in enumerate(app.kv_paths)]
+    if app.database_role is not None:
+        references.append(("databaseRole", f"database.roles:{app.database_role}"))
+    for key, item in references:
+        owner = origins.app.get(item)
+        if owner is not None and owner.app.file.team != node.app.file.team:
+            report(node.error(key, f"{item.partition(':')[2]!r} is declared by team {owner.app.file.team!r} "
+                              f"({owner.app.file.path}): an application reaches only what the stack file or its "
+                              "own team's files declare",
+                              f"declare one of its own in {node.app.file.path}, or ask the platform team to "
+                              "declare a shared one in the stack file"))
 
 
 # The agent renews its token at about two thirds of its TTL and logs in again once it cannot: below a
@@ -1040,7 +1153,7 @@ def _app(node: Node, kv: Kv, kv_paths: Set[str], database: Database | None, role
 MIN_TOKEN_TTL = 60
 
 
-def _check_lease_within_token(node: Node, app: App, role: object) -> None:
+def _check_lease_within_token(node: Node, app: App, role: object, origins: _Origins) -> None:
     """Refuses a database role whose credentials would be renewed for longer than the application's
     tokens live: a lease belongs to the token that created it, and Vault revokes it (drops the
     database user, ending its sessions) when that token expires, whatever the role's maxTtl says."""
@@ -1049,7 +1162,7 @@ def _check_lease_within_token(node: Node, app: App, role: object) -> None:
     problem = rules.lease_within_token(role.max_ttl, app.token_max_ttl, app.name)
     if problem is None:
         return
-    key = f"{PROJECT}:database.roles[{role.name}]"
+    key = origins.key[f"database.roles:{role.name}"]
     token_max = format_duration(app.token_max_ttl)
     edits: tuple[tuple[str, Any], ...] = ((f"{key}.maxTtl", token_max),)
     if role.default_ttl > app.token_max_ttl:

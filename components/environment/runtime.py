@@ -1,9 +1,11 @@
-"""Reads the running stack's config from the Pulumi runtime into :func:`load_spec`."""
+"""Reads the running stack's config from the Pulumi runtime, and the applications from their files,
+into :func:`load_spec`."""
 
 from __future__ import annotations
 
 import json
 import os
+from contextvars import ContextVar
 from typing import Any
 
 import pulumi
@@ -11,8 +13,13 @@ from pulumi.runtime import config as runtime_config
 
 from components.render.acl import load_policy_files
 
+from .apps import Apps, read_apps
 from .loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE, load_spec
 from .model import EnvironmentSpec
+
+GIVEN_APPS: ContextVar[Apps | None] = ContextVar("given_apps", default=None)
+"""The application files a run of the program under the mock engine is given (``platformctl.engine``),
+as the engine gives it the stack config; under the CLI the program reads them itself."""
 
 
 def load_stack_spec() -> EnvironmentSpec:
@@ -24,10 +31,11 @@ def load_stack_spec() -> EnvironmentSpec:
     secret_keys = {key for key in config if runtime_config.is_config_secret(key)}
     secret_keys |= set(runtime_config.get_config_secret_keys_env())
     reserved = [document.name for document in load_policy_files()]
+    apps = GIVEN_APPS.get()
     # A CI job names the role it logs in with, and the file of the Vault token it logged in for; neither
     # the JWT nor that token passes through the program: the provider reads them itself.
-    return load_spec(pulumi.get_stack(), config, secret_keys, reserved, ci_role=os.environ.get(CI_ROLE_VARIABLE),
-                     ci_token_file=os.environ.get(TOKEN_FILE_VARIABLE))
+    return load_spec(pulumi.get_stack(), config, secret_keys, reserved, apps=read_apps() if apps is None else apps,
+                     ci_role=os.environ.get(CI_ROLE_VARIABLE), ci_token_file=os.environ.get(TOKEN_FILE_VARIABLE))
 
 
 def _decode(value: Any) -> Any:

@@ -6,7 +6,7 @@ import pytest
 
 from components import rules
 from components.environment import SpecError
-from tests.support import spec_of
+from tests.support import API_SERVICE, spec_of
 
 from .harness import reported, resource_args
 
@@ -60,8 +60,8 @@ class TestOneImplementation:
         ({"vault-platform:cluster.injector.replicas": 1}, rules.injector_replicas(1, "prod")),
         ({"vault-platform:cluster.chartVersion": "0.34"}, rules.exact_version("0.34")),
         ({"vault-platform:kv.casRequired": False}, rules.cas_required(False, "prod")),
-        ({"vault-platform:apps[0].namespace": "*"}, rules.wildcard_binding("namespace", "*")),
-        ({"vault-platform:apps[0].tokenTtl": "8h"}, rules.ttl_order("tokenTtl", 8 * HOUR, "tokenMaxTtl", 4 * HOUR)),
+        ({f"{API_SERVICE}environments.prod.namespace": "*"}, rules.wildcard_binding("namespace", "*")),
+        ({f"{API_SERVICE}tokenTtl": "8h"}, rules.ttl_order("tokenTtl", 8 * HOUR, "tokenMaxTtl", 4 * HOUR)),
         ({"vault-platform:database.roles[0].defaultTtl": "2d"},
          rules.ttl_order("defaultTtl", 48 * HOUR, "maxTtl", 4 * HOUR, shown=("2d", "4h"))),
     ])

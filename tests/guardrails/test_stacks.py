@@ -20,7 +20,7 @@ from pulumi_policy import EnforcementLevel
 from components import rules
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
-from tests.support import ANY_STACK, any_stack, declare_config, declare_stack, deployed_cluster
+from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_config, declare_stack, deployed_cluster
 
 from .harness import Violation, run_pack
 
@@ -100,7 +100,8 @@ class TestPullRequests:
 
     def test_role_bound_to_every_namespace(self, declared: dict[str, Declaration],
                                            tags: dict[str, dict[str, str]]) -> None:
-        assert "binds every namespace" in str(declare_stack("prod", {"vault-platform:apps[0].namespace": "*"}).error)
+        everyone = declare_stack("prod", {f"{API_SERVICE}environments.prod.namespace": "*"})
+        assert "binds every namespace" in str(everyone.error)
         role = "vault-kubernetes-auth-api-service"
         violations = run_pack(with_inputs(declared["prod"], role, {"boundServiceAccountNamespaces": ["*"]}),
                               tags["prod"])

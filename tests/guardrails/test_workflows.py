@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from platformctl import codeowners
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
@@ -350,32 +352,9 @@ OLD_CODEOWNERS = """\
 """What CODEOWNERS said before it covered the whole repository."""
 
 
-def codeowners_rules(text: str) -> list[tuple[str, list[str]]]:
-    """(pattern, owners) of each rule of a CODEOWNERS file, in order."""
-    rules = []
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            pattern, *owners = line.split()
-            rules.append((pattern, owners))
-    return rules
-
-
-def _matches(pattern: str, path: str) -> bool:
-    # The subset of CODEOWNERS (gitignore) syntax used here: `*`, `/dir/` and `/file`.
-    if pattern == "*":
-        return True
-    assert pattern.startswith("/"), f"pattern {pattern!r} is not handled by this test"
-    body = pattern[1:]
-    return path.startswith(body) if body.endswith("/") else path == body
-
-
 def owners_of(text: str, path: str) -> list[str]:
     """The owners CODEOWNERS ``text`` gives ``path``: the last matching rule's, else none."""
-    found: list[str] = []
-    for pattern, owners in codeowners_rules(text):
-        if _matches(pattern, path):
-            found = owners
-    return found
+    return list(codeowners.owners_of(codeowners.parse(text), path))
 
 
 class TestCodeowners:
@@ -386,8 +365,12 @@ class TestCodeowners:
                 ".ci/run", "stacks/Pulumi.prod.yaml", "policies/guardrails/checks.py", "policies/acl/vault-iac.hcl",
                 ".github/workflows/pulumi-up.yml", ".github/CODEOWNERS"]
 
-    def test_one_rule_gives_everything_to_the_platform_team(self) -> None:
-        assert codeowners_rules(self.TEXT) == [("*", [TEAM])]
+    def test_the_platform_team_owns_everything_and_each_team_only_its_application_folder(self) -> None:
+        (everything, *teams) = codeowners.parse(self.TEXT)
+        assert (everything.pattern, everything.owners) == ("*", (TEAM,))
+        assert [(rule.pattern, rule.owners) for rule in teams] == [
+            (f"/apps/{rule.pattern.split('/')[2]}/", (codeowners.team_of(rule.pattern.split("/")[2]), TEAM))
+            for rule in teams]
         assert self.TEXT.startswith("# The whole repository needs a review from the platform team")
 
     @pytest.mark.parametrize("path", DEPLOYED)
@@ -398,7 +381,7 @@ class TestCodeowners:
         files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout.split()
         assert files
-        assert [path for path in files if owners_of(self.TEXT, path) != [TEAM]] == []
+        assert [path for path in files if TEAM not in owners_of(self.TEXT, path)] == []
 
     @pytest.mark.parametrize(("path", "owners"), [
         ("stacks/Pulumi.prod.yaml", [TEAM]), (".github/CODEOWNERS", [TEAM]), (".github/workflows/deploy.yml", [TEAM]),
