@@ -44,6 +44,11 @@ class KvEngine(pulumi.ComponentResource):
                 name=secret.path,
                 data_json=_data_json(f"{name}-{secret.name}", secret, config, dependent),
                 options=_check_and_set(secret) if kv.cas_required else None,
+                # Never read back (terraform-provider-vault kvSecretV2Read: no call at all): neither CI role
+                # needs to read a secret's values, a pull request's `preview --refresh` runs with the
+                # read-only preview role, and the state keeps no copy of what Vault returns. The cost: a
+                # value changed by hand in Vault is not seen as drift (README, "Changing a KV secret").
+                disable_read=True,
                 opts=dependent.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
             )
         self.mount = mount.path

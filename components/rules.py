@@ -446,7 +446,9 @@ _WRITES = frozenset(vault_acl.CAPABILITIES) - {"read", "list"}
 
 def read_only_problem(name: str, path_rules: Sequence[vault_acl.Rule]) -> str | None:
     """What makes policy ``name`` more than read-only access to configuration, or ``None``: a capability
-    that writes (create, update, patch, delete, sudo, ...) or a read of secret values or credentials
+    that writes (create, update, patch, delete, ...; ``sudo`` beside one of them: beside read or list
+    alone it only lets the token read a root-protected path such as ``sys/audit``, as a refresh does,
+    since sudo grants no operation of its own) or a read of secret values or credentials
     (a path in an area of :data:`SECRET_AREAS`, or a glob over a mount or its areas). Each rule's path
     is asked of the policy's ACL, with Vault's semantics (a ``deny`` elsewhere takes its grant away)."""
     acl = vault_acl.Acl({name: path_rules})
@@ -454,7 +456,8 @@ def read_only_problem(name: str, path_rules: Sequence[vault_acl.Rule]) -> str | 
         # The path a request would name: a glob stands for some segment.
         probe = rule.path.replace("+", "x").rstrip("*") or "x"
         granted = acl.capabilities(probe)
-        writes = sorted(granted & _WRITES)
+        sudo_to_read = granted & {"read", "list"} and not granted & (_WRITES - {"sudo"})
+        writes = [] if sudo_to_read else sorted(granted & _WRITES)
         if writes:
             return f"grants {', '.join(writes)} on {rule.path!r}"
         first, _, rest = rule.path.partition("/")

@@ -15,6 +15,7 @@ from components import rules
 from components.environment import SpecError
 from components.environment.operations import SNAPSHOT_IDENTITY
 from components.render.acl import load_policy_files
+from components.vault_acl import PathRule
 from platformctl.engine import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of
@@ -166,3 +167,15 @@ def test_the_platform_policies_are_the_programs() -> None:
     assert SNAPSHOT_IDENTITY in rules.ADMIN_POLICIES
     # The read-only ones (operators, CI's preview role) are checked by rules.read_only_problem instead.
     assert {document.name for document in load_policy_files()} <= {*rules.ADMIN_POLICIES, *rules.READ_ONLY_POLICIES}
+
+
+@pytest.mark.parametrize(("capabilities", "problem"), [
+    (["read", "sudo"], None),  # what a refresh needs on sys/audit: sudo grants no operation of its own
+    (["list"], None),
+    (["sudo"], "grants sudo on 'sys/audit'"),
+    (["read", "sudo", "update"], "grants sudo, update on 'sys/audit'"),
+    (["delete"], "grants delete on 'sys/audit'"),
+])
+def test_a_read_only_policy_may_use_sudo_only_to_read(capabilities: list[str], problem: str | None) -> None:
+    assert rules.read_only_problem("auditor", [PathRule("sys/audit", tuple(capabilities))]) == (
+        None if problem is None else problem)

@@ -241,9 +241,9 @@ class TestRefused:
 
 class TestDeclared:
     def test_no_server_object_only_the_snapshot_job(self, external: Declaration) -> None:
-        assert kubernetes_objects(external) == [
-            ("kubernetes:core/v1:ServiceAccount", "vault-snapshot", "vault-jobs"),
-            ("kubernetes:batch/v1:CronJob", "vault-snapshot", "vault-jobs")]
+        assert sorted(kubernetes_objects(external)) == [
+            ("kubernetes:batch/v1:CronJob", "vault-snapshot", "vault-jobs"),
+            ("kubernetes:core/v1:ServiceAccount", "vault-snapshot", "vault-jobs")]
 
     def test_without_snapshots_no_kubernetes_at_all(self) -> None:
         declaration = declare_stack(STACK, NO_SNAPSHOTS)
@@ -295,7 +295,7 @@ class TestDeclared:
 
     def test_the_jobs_objects_validate_against_the_kubernetes_schemas(self, external: Declaration) -> None:
         objects = [manifest for _, manifest in manifests(external)]
-        assert [manifest["kind"] for manifest in objects] == ["ServiceAccount", "CronJob"]
+        assert sorted(manifest["kind"] for manifest in objects) == ["CronJob", "ServiceAccount"]
         for manifest in objects:
             for version in KUBERNETES_VERSIONS:
                 kubernetes_validate.validate(manifest, version, strict=True)

@@ -39,15 +39,11 @@ def test_the_policy_grants_nothing_that_no_call_uses(any_declared: dict[str, Dec
 
 class TestCatalogue:
     def test_a_kv_secret_over_its_lifetime(self) -> None:
-        # vault/resource_kv_secret_v2.go: write, read data then metadata, delete the latest version.
+        # vault/resource_kv_secret_v2.go: write and delete the latest version; never read (disable_read).
         declaration = declare_stack("access")
         kv = [c for c in calls_of(declaration) if c.needed_by.startswith("vault-kv-payments ")]
         assert [(c.capabilities, c.path, c.needed_by.rsplit(" ", 1)[1]) for c in kv] == [
             (("create", "update"), "secret/data/production/payments", "create"),
-            (("read",), "secret/data/production/payments", "create"),
-            (("read",), "secret/metadata/production/payments", "create"),
-            (("read",), "secret/data/production/payments", "read"),
-            (("read",), "secret/metadata/production/payments", "read"),
             (("update",), "secret/data/production/payments", "update"),
             (("delete",), "secret/data/production/payments", "delete"),
         ]

@@ -150,6 +150,9 @@ class TestKv:
         assert (secret.inputs["mount"], secret.inputs["name"]) == ("secret", "production/api-service")
         assert is_secret(secret.inputs["dataJson"])
         assert json.loads(unwrap(secret.inputs["dataJson"])) == {"api_key": PLACEHOLDER, "database_url": PLACEHOLDER}
+        # Never read back: no CI role reads a value, and a pull request's `preview --refresh` works with the
+        # read-only preview role (tests/e2e runs it against a real Vault).
+        assert secret.inputs["disableRead"] is True
 
     # Vault's KV v2 reads the check-and-set version only from the write's `options.cas`
     # (vault-plugin-secrets-kv path_data.go, validateCheckAndSetOption); the provider writes its

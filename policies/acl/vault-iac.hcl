@@ -79,18 +79,14 @@ path "identity/group-alias/id/*" {
   capabilities = ["read", "update", "delete"]
 }
 
-# KV v2: the mount's config and the static secrets this program writes (reading a secret reads its
-# metadata too; destroying one deletes its latest version).
+# KV v2: the mount's config and the static secrets this program writes, never reads (it declares them
+# with disable_read); destroying one deletes its latest version.
 path "secret/config" {
   capabilities = ["read", "update"]
 }
 
 path "secret/data/*" {
-  capabilities = ["create", "read", "update", "delete"]
-}
-
-path "secret/metadata/*" {
-  capabilities = ["read"]
+  capabilities = ["create", "update", "delete"]
 }
 
 # Database secrets engine: connections, roles and root rotation, never credentials.

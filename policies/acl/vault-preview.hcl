@@ -2,9 +2,19 @@
 # preview runs unmerged code, so it writes nothing, reads no secret value and issues no credential.
 # A plain preview reads nothing from Vault but its own token (the default policy's lookup-self); these
 # paths are what a refresh reads of the configuration the program declares (the read calls of
-# vault-iac-calls.yaml, from the provider's Read of each resource type; a test checks them). Not
-# granted, so a refresh with this role stops there: sys/auth/<path> and sys/audit (Vault requires sudo
-# even to read them), and KV secrets (their Read returns the values).
+# vault-iac-calls.yaml, from the provider's Read of each resource type; a test checks them, and the
+# end-to-end tests run `preview --refresh` with it against a real Vault). KV secrets are declared never
+# to be read back, so a refresh reads no secret value. Vault requires sudo even to read sys/auth/<path>
+# and sys/audit: with read alone, sudo lets this role read them and nothing more.
+
+# Audit devices and auth methods (their settings; root-protected, hence sudo).
+path "sys/audit" {
+  capabilities = ["read", "sudo"]
+}
+
+path "sys/auth/*" {
+  capabilities = ["read", "sudo"]
+}
 
 # Mounts and their tuning (sys/mounts/<path>, sys/mounts/<path>/tune).
 path "sys/mounts" {

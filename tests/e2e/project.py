@@ -84,23 +84,24 @@ class PulumiProject:
     def up(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive", *extra, check=check)
 
-    def platformctl(self, *arguments: str) -> dict[str, Any]:
-        """What ``platformctl <arguments>`` prints as JSON, run in the copy (the offline tools)."""
+    def platformctl(self, *arguments: str, environment: Mapping[str, str] | None = None) -> str:
+        """What ``platformctl <arguments>`` prints, run in the copy (it must succeed)."""
         result = subprocess.run([str(self.root / "venv" / "bin" / "python"), "-m", "platformctl", *arguments],
-                                cwd=self.root, env=self.environment, capture_output=True, text=True, check=False,
-                                timeout=600)
+                                cwd=self.root, env={**self.environment, **(environment or {})}, capture_output=True,
+                                text=True, check=False, timeout=600)
         if result.returncode != 0:
             raise AssertionError(f"platformctl {' '.join(arguments)} exited {result.returncode}:\n{result.stderr}")
-        document: dict[str, Any] = json.loads(result.stdout)
-        return document
+        return result.stdout
 
     def offline_plan(self, stack: str) -> dict[str, Any]:
         """What ``bin/plan <stack> --json`` prints for the copy's stack file (the mock engine)."""
-        return self.platformctl("plan", stack, "--json")
+        plan: dict[str, Any] = json.loads(self.platformctl("plan", stack, "--json"))
+        return plan
 
     def access(self, stack: str) -> dict[str, Any]:
         """``platformctl access <stack> --json`` for the copy's stack file."""
-        return self.platformctl("access", stack, "--json")
+        access: dict[str, Any] = json.loads(self.platformctl("access", stack, "--json"))
+        return access
 
 
 def declared_names(preview: Mapping[str, Any]) -> set[tuple[str, str]]:

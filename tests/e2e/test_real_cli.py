@@ -28,7 +28,12 @@ from kubernetes import client as kubernetes_client
 from components import iac_calls
 from components.environment import CiRole, EnvironmentSpec
 from components.environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
-from components.environment.loader import CI_ROLE_VARIABLE, DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
+from components.environment.loader import (
+    CI_ROLE_VARIABLE,
+    DEV_POSTGRES_NAMESPACE,
+    DEV_POSTGRES_PORT,
+    TOKEN_FILE_VARIABLE,
+)
 from components.render.admin_setup import IN_CLUSTER_SUPERUSER
 from components.render.identity import bound_claims
 from components.vault_acl import Acl, PathRule
@@ -268,13 +273,19 @@ def denials(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def as_job(dev: AppliedDev, role: CiRole, *arguments: str) -> tuple[str, list[dict[str, Any]]]:
-    """``pulumi <arguments>`` as the workflow runs it: no stored token, the job's OIDC token handed to the
-    provider (``TERRAFORM_VAULT_AUTH_JWT``) and the role named; its output and the audit entries of the run."""
+    """``pulumi <arguments>`` as the workflows run it (``pulumi-up.yml``, ``pr-preview.yml``): no stored
+    token; the job's OIDC token exchanged by ``platformctl vault-login`` for a Vault token in a file the
+    provider reads, and revoked as the last step. Returns the run's output and its audit entries."""
     before = len(dev.audit_entries())
+    token_file = dev.project.root.parent / "vault-token"  # one path for every job, as $RUNNER_TEMP/vault-token
+    job = {"TERRAFORM_VAULT_AUTH_JWT": dev.issuer.token(job_claims(dev, role)), CI_ROLE_VARIABLE: role.name}
     dev.project.run("config", "rm", "--stack", "dev", "vault:token")
     try:
-        result = dev.project.run(*arguments, "--stack", "dev", "--non-interactive", environment={
-            "TERRAFORM_VAULT_AUTH_JWT": dev.issuer.token(job_claims(dev, role)), CI_ROLE_VARIABLE: role.name})
+        token_file.write_text(dev.project.platformctl("vault-login", "dev", environment=job))
+        token_file.chmod(0o600)
+        job[TOKEN_FILE_VARIABLE] = str(token_file)
+        result = dev.project.run(*arguments, "--stack", "dev", "--non-interactive", environment=job)
+        dev.project.platformctl("vault-login", "dev", "--revoke", environment=job)
     finally:
         dev.project.run("config", "set", "--stack", "dev", "--secret", "vault:token", dev.vault.root_token)
     return result.stdout, dev.audit_entries()[before:]
@@ -297,13 +308,9 @@ def test_ci_deploys_with_its_oidc_token_and_vault_denies_it_nothing(dev: Applied
 
 def test_a_pull_requests_preview_reads_everything_and_may_write_nothing(dev: AppliedDev) -> None:
     _, preview = roles(dev)
-    output, entries = as_job(dev, preview, "preview", "--refresh", "--json")
+    _, entries = as_job(dev, preview, "preview", "--refresh", "--expect-no-changes")
     assert iac_requests(entries, PREVIEW_POLICY)
     assert denials(entries) == []
-    # Nothing changes but the provider's login (the preview role, where main's deploy ran as deploy).
-    changed = {(step["op"], step["urn"].split("::")[-1], tuple(step.get("diffs") or ()))
-               for step in json.loads(output)["steps"] if step["op"] != "same"}
-    assert changed == {("update", "vault-vault", ("authLoginJwt",))}
     assert dev.spec.github_actions is not None
     token = dev.vault.client(token="").auth.jwt.jwt_login(
         role=preview.name, jwt=dev.issuer.token(job_claims(dev, preview)),
@@ -321,6 +328,8 @@ def test_destroy_is_refused_until_removals_say_so(dev: AppliedDev) -> None:
 
     dev.project.edit_stack("dev", {"vault-platform:removals": removals_of(dev.project.offline_plan("dev"))})
     dev.project.up("dev")
+    # README, "Removing a mount...": the credentials out are revoked while their connection is declared.
+    client.sys.revoke_prefix("database/creds/")
     dev.project.run("destroy", "--stack", "dev", "--yes", "--non-interactive")
     assert "secret/" not in client.sys.list_mounted_secrets_engines()["data"]
     assert "github-actions/" not in client.sys.list_auth_methods()["data"]
