@@ -3,6 +3,9 @@ session (a Kubernetes API, the chart's repository behind an HTTPS proxy), always
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -66,11 +69,16 @@ def cluster(kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """A loopback Kubernetes API whose pods become Ready, with the stacks' CRDs applied."""
     assert kube_tools.kube_local is not None
     kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube"))
-    with running(kube):
+    # kube-local picks free ports, which two workers starting at once could both pick: one start at a time.
+    try:
+        with start_lock():
+            kube.start()
         api = kubernetes_client.ApiextensionsV1Api(kube.api())
         for document in [*(yaml.safe_load(path.read_text()) for path in CRD_FILES), SERVICE_MONITOR_CRD]:
             api.create_custom_resource_definition(cast(Any, document))
         yield kube
+    finally:
+        kube.stop()
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +92,17 @@ def chart_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     proxy = ConnectProxy({CHART_HOST: server.port})
     with running(server, proxy):
         yield {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(ca_bundle(directory, tls.ca_pem))}
+
+
+@contextlib.contextmanager
+def start_lock() -> Iterator[None]:
+    """Held while a cluster starts, across the test session's workers (one file in the temp directory)."""
+    with (Path(tempfile.gettempdir()) / "vault-platform-e2e-kube-start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # A stand-in for the Prometheus operator's ServiceMonitor CRD (the chart renders one in staging and prod):
