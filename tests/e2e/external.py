@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ class AppliedExternal:
     postgres: PostgresServer
     tls: ServerTls
     """The database server's throwaway CA and certificate."""
+    issuer: OidcIssuer
+    """The OIDC issuer of CI's and people's logins (GitHub's and the identity provider's stand-in)."""
+    audit_log: Path
+    """Vault's file audit log."""
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
 
     def app_token(self) -> str:
         """The application's Vault token, logged in as its pod would: its service account's token."""
@@ -110,17 +118,19 @@ NEEDS_ROOT = ("the external Vault's tests need root: Vault runs in a mount names
 
 
 @contextlib.contextmanager
-def applied_external(tools: Tools, cluster: KubeCluster, directory: Path) -> Iterator[AppliedExternal]:
+def applied_external(tools: Tools, cluster: KubeCluster, directory: Path,
+                     database_address: str) -> Iterator[AppliedExternal]:
     """The e2e-prod stack applied from empty by ``pulumi up`` (the stack's token), its servers stopped after.
-    The cluster gets the application's and the jobs' namespaces once (a second call reuses them)."""
+    The cluster gets the application's and the jobs' namespaces once (a second call reuses them).
+    ``database_address``: a loopback address of the test module's own, where PostgreSQL listens on 5432
+    (modules run side by side on the test workers)."""
     tls = ServerTls.throwaway(DATABASE_HOST, "vault-platform e2e database CA")
-    # The database's name, for Vault, at a loopback address of its own (a private /etc/hosts: root).
-    postgres = PostgresServer(tls=tls, address="127.0.0.43", port=5432)
+    # The database's name, for Vault, at that address (in a private /etc/hosts: root).
+    postgres = PostgresServer(tls=tls, address=database_address, port=5432)
     issuer = OidcIssuer(directory / "issuer")
     hosts = {DATABASE_HOST: postgres.address}
     vault = VaultServer(tools.which("vault"), directory / "vault", hosts=hosts)
     reviewer_jwt = prepare_cluster(cluster)
-    # What the test changes, and what it needs to reach the servers.
     with running(postgres, issuer, vault):
         bundle = ca_bundle(directory, issuer.tls.ca_pem)
         project = PulumiProject(tools, directory / "cli", {"SSL_CERT_FILE": str(bundle),
@@ -143,4 +153,4 @@ def applied_external(tools: Tools, cluster: KubeCluster, directory: Path) -> Ite
             "vault-platform:tokenReviewerJwt": reviewer_jwt, "vault:token": vault.root_token})
         set_up_database(project, postgres)
         project.up(STACK)
-        yield AppliedExternal(project, cluster, vault, postgres, tls)
+        yield AppliedExternal(project, cluster, vault, postgres, tls, issuer, directory / "vault-audit.log")

@@ -33,7 +33,7 @@ from tests.e2e.tools import Tools
 def external(tools: Tools, cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
-    with applied_external(tools, cluster, tmp_path_factory.mktemp("external")) as applied:
+    with applied_external(tools, cluster, tmp_path_factory.mktemp("external"), "127.0.0.43") as applied:
         yield applied
 
 
