@@ -65,7 +65,7 @@ class VaultServer:
     one key share and unsealed by :meth:`start`; :attr:`root_token` is the initial root token."""
 
     def __init__(self, binary: Path, directory: Path, hosts: Mapping[str, str] | None = None,
-                 mounts: Mapping[Path, Path] | None = None) -> None:
+                 mounts: Mapping[Path, Path] | None = None, port: int | None = None) -> None:
         """``hosts`` (name -> loopback address) and ``mounts`` (a directory of this machine -> where Vault
         sees it) give the process a view of its own (a private mount namespace: nothing else sees them),
         as a server inside the cluster would have: the Services' names, its audit volume."""
@@ -73,6 +73,7 @@ class VaultServer:
         self.directory = directory
         self.hosts = dict(hosts or {})
         self.mounts = dict(mounts or {})
+        self.fixed_port = port  # another server's, to stand in its place (a restore)
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.root_token = ""
@@ -87,7 +88,7 @@ class VaultServer:
 
     def start(self) -> None:
         (self.directory / "raft").mkdir(parents=True, exist_ok=True)
-        self.port, cluster_port = free_port(), free_port()
+        self.port, cluster_port = self.fixed_port or free_port(), free_port()
         config = self.directory / "vault.hcl"
         config.write_text(
             f'storage "raft" {{\n  path = "{self.directory / "raft"}"\n  node_id = "e2e-0"\n}}\n'

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from kubernetes import client as kubernetes_client
 
+from components.environment.operations import SNAPSHOT_IDENTITY
 from tests.e2e.access_check import disagreements
 from tests.e2e.external import (
     APP,
@@ -25,7 +27,7 @@ from tests.e2e.external import (
     applied_external,
     service_account_token,
 )
-from tests.e2e.servers import KubeCluster
+from tests.e2e.servers import KubeCluster, VaultServer, wait_until
 from tests.e2e.tools import Tools
 
 
@@ -103,3 +105,33 @@ def test_transit_and_pki_within_the_apps_grants_only(external: AppliedExternal) 
     assert "BEGIN CERTIFICATE" in issued["data"]["certificate"]
     with pytest.raises(VaultError):
         app.secrets.pki.generate_certificate("checkout-api", "billing.production.svc", mount_point="pki_int")
+
+
+def test_a_snapshot_the_job_takes_restores_into_a_new_vault(external: AppliedExternal, tmp_path: Path) -> None:
+    """Last in the module: the restored Vault stands in for the applied one (README, "Restoring")."""
+    # The job's own login (its service account, its Kubernetes auth role) and its policy alone.
+    jwt = service_account_token(external.cluster, "vault-jobs", SNAPSHOT_IDENTITY, audience="vault")
+    login = external.vault.client(token="").auth.kubernetes.login(role=SNAPSHOT_IDENTITY, jwt=jwt)
+    assert login["auth"]["policies"] == [SNAPSHOT_IDENTITY]
+    job = external.vault.client(login["auth"]["client_token"])
+    snapshot = job.sys.take_raft_snapshot()
+    assert snapshot.status_code == 200
+    with pytest.raises(VaultError):
+        job.sys.list_mounted_secrets_engines()
+    old = external.vault
+    old.stop()
+    new = VaultServer(old.binary, tmp_path / "restored", hosts=old.hosts, port=old.port)
+    try:
+        new.start()
+        new.client().sys.force_restore_raft_snapshot(snapshot.content)
+        # The restored data is sealed by the old cluster's keys: the operator unseals it with those.
+        new.unseal_key, new.root_token = old.unseal_key, old.root_token
+        wait_until(lambda: new.client(token="").sys.read_seal_status()["sealed"], 30, "the restored Vault to seal")
+        new.unseal()
+        external.vault = new
+        external.project.run("preview", "--stack", STACK, "--expect-no-changes", "--non-interactive")
+        secret = external.app().secrets.kv.v2.read_secret_version(path="production/checkout",
+                                                                 raise_on_deleted_version=True)
+        assert secret["data"]["data"] == {"api_key": SECRETS["checkoutApiKey"]}
+    finally:
+        new.stop()
