@@ -171,7 +171,20 @@ class KubeCluster:
                        capture_output=True, check=False, timeout=120)
 
 
-class HttpsFiles:
+class _InThread:
+    """A socketserver server run in a daemon thread of the test process: started, then shut down."""
+
+    server: socketserver.BaseServer
+
+    def start(self) -> None:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpsFiles(_InThread):
     """An HTTPS server on a free loopback port answering GETs from a table of paths (a callable gets
     the request's headers), with a certificate for ``tls.host`` from a throwaway CA."""
 
@@ -203,17 +216,9 @@ class HttpsFiles:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
-class ConnectProxy:
+class ConnectProxy(_InThread):
     """An HTTPS proxy (``CONNECT``) on a free loopback port that tunnels the named hosts to loopback
     ports and refuses every other host: given to a process as ``HTTPS_PROXY``, it makes a public name
     reach a local server without root or ``/etc/hosts`` (Go never proxies loopback addresses, so Vault
@@ -239,14 +244,6 @@ class ConnectProxy:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _pipe(left: socket.socket, right: socket.socket) -> None:
