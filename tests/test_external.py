@@ -141,6 +141,12 @@ REFUSED: dict[str, tuple[dict[str, Any], str, str, str]] = {
         {f"{X}.kubernetesCaCert": DELETE}, f"{X}.kubernetesCaCert", "is required but not set",
         "paste the CA of the application cluster's API server as a YAML block (kubernetesCaCert: |), e.g. from "
         f"`{CA_COMMAND}`"),
+    "one audit device": (
+        {f"{P}audit.devices": [{"path": "stdout", "filePath": "stdout"}]}, f"{P}audit.devices",
+        "declares 1 audit device(s); prod needs at least 2: Vault stops answering requests when it cannot write "
+        "to any audit device, so one failing device would stop the service",
+        "declare a file device on an absolute path the Vault's servers can write and a second one to stdout or "
+        "a socket"),
     "CA that is no PEM": (
         {f"{X}.kubernetesCaCert": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"}, f"{X}.kubernetesCaCert",
         "is not PEM certificates (no start line: cadata does not contain a certificate",

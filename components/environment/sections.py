@@ -107,8 +107,8 @@ def load_audit(node: Node, tier: Tier, mounts: Set[str], *, external: bool = Fal
     # A device refused for a problem of its own is not reported again as missing.
     complete = len(devices) == len(node.strings_or_items("devices"))
     if complete and (problem := rules.audit_devices(len(devices), tier)) is not None:
-        raise node.error("devices", problem,
-                         f"declare a file device on {AUDIT_DIRECTORY}/ and a second one to stdout or a socket")
+        where = "an absolute path the Vault's servers can write" if external else f"{AUDIT_DIRECTORY}/"
+        raise node.error("devices", problem, f"declare a file device on {where} and a second one to stdout or a socket")
     if external and node.has("rotation"):
         raise node.error("rotation", "is set, but the stack's Vault is external: the log rotation runs beside the "
                          "servers this program deploys", "remove it: the Vault's operator rotates its audit logs",
