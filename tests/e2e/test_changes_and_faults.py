@@ -136,6 +136,8 @@ def test_a_kv_secret_changes_only_with_its_current_version(external: AppliedExte
     assert kv_data(external, path) == (2, {"api_key": "checkout-key-2"})
 
     change("checkout-key-3", 1)  # stale: version 2 is current
+    # After 30 s: the provider retries a write Vault answers with 400 (terraform-provider-vault util/util.go,
+    # RetryWrite with DefaultRequestOpts: 60 tries 500 ms apart).
     assert CAS_MISMATCH in failed_up(project)
     assert kv_data(external, path) == (2, {"api_key": "checkout-key-2"})
     # The failed write is still pending (the state does not take it for done), and the fix is the version.
