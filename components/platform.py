@@ -126,8 +126,9 @@ def _login(access: VaultAccess) -> dict[str, Any]:
 
     The provider logs in at its first Vault call (terraform-provider-vault v5.10.1,
     internal/provider/meta.go: ``GetClient`` -> ``setClient``), which comes after the Helm release,
-    since every Vault resource waits for it. A GitHub OIDC token lives 5 minutes (Vault allows 150 s
-    of leeway) and an upgrade of the release up to 15, so a job logs in before that, with
+    since every Vault resource waits for it. A GitHub OIDC token lives 5 minutes (Vault takes it 60 s
+    past its ``exp``: hashicorp/cap jwt/jwt.go, the role's ``clock_skew_leeway`` of 0) and an upgrade of
+    the release up to 15, so a job logs in before that, with
     ``platformctl vault-login``, and hands the provider the Vault token (the deploy role's lives an
     hour) in a file the provider reads (internal/provider/auth_token_file.go). Without such a file
     the provider logs in with the OIDC token itself (``TERRAFORM_VAULT_AUTH_JWT``,

@@ -81,8 +81,10 @@ class PulumiProject:
         preview: dict[str, Any] = json.loads(result.stdout)
         return preview
 
-    def up(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive", *extra, check=check)
+    def up(self, stack: str, *extra: str, check: bool = True, timeout: float = 600,
+           environment: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive", *extra, check=check,
+                        timeout=timeout, environment=environment)
 
     def platformctl(self, *arguments: str, environment: Mapping[str, str] | None = None) -> str:
         """What ``platformctl <arguments>`` prints, run in the copy (it must succeed)."""

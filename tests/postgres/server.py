@@ -109,7 +109,8 @@ class ServerTls:
 
 
 class PostgresServer:
-    """One server process; :meth:`start` and :meth:`stop` (idempotent, also removes the directory)."""
+    """One server process; :meth:`start` and :meth:`stop` (idempotent, also removes the directory);
+    :meth:`pause` and :meth:`resume` in between keep its data."""
 
     def __init__(self, bindir: Path | None = None, tls: ServerTls | None = None, address: str = "127.0.0.1",
                  port: int | None = None) -> None:
@@ -162,8 +163,7 @@ class PostgresServer:
         for attempt in range(3):
             self.port = self.fixed_port or free_port()
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"),
-                          "-o", f"-p {self.port}", "-w", "-t", "30", "start")
+                self._pg_ctl_start()
             except RuntimeError:
                 if attempt == 2:
                     raise RuntimeError(f"PostgreSQL did not start:\n{self.log()}") from None
@@ -185,13 +185,31 @@ class PostgresServer:
         path = self.directory / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def _pg_ctl_start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"),
+                  "-o", f"-p {self.port}", "-w", "-t", "30", "start")
+
+    def _pg_ctl_stop(self) -> None:
+        """Fast shutdown: sessions are cut."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+
     def stop(self) -> None:
         """Stops the server (fast shutdown: sessions are cut) and removes its directory."""
         if self.running:
             self.running = False
             with contextlib.suppress(RuntimeError):  # already gone: nothing to stop
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+                self._pg_ctl_stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Stops the server as :meth:`stop` does, but keeps its data: a database down for a while."""
+        self._pg_ctl_stop()
+        self.running = False
+
+    def resume(self) -> None:
+        """Starts a paused server again, on its data and port."""
+        self._pg_ctl_start()
+        self.running = True
 
     def superuser(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         """An autocommit connection as the bootstrap superuser, over the socket."""
