@@ -6,7 +6,6 @@ that need it."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import shutil
@@ -16,12 +15,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import hvac  # type: ignore[import-untyped]
-import yaml
 from kubernetes import client as kubernetes_client
 
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import KubeCluster, VaultServer, ca_bundle, running
+from tests.e2e.servers import KubeCluster, VaultServer, api_server, ca_bundle, running
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer, ServerTls
 
@@ -138,11 +136,8 @@ def applied_external(tools: Tools, cluster: KubeCluster, directory: Path,
         shutil.copy(HERE / "stacks" / f"Pulumi.{STACK}.yaml", project.root / "stacks")
         shutil.copytree(HERE / "apps", project.root / "apps", dirs_exist_ok=True)
         config = project.stack_config(STACK)
-        kube_config = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
-        cluster_ca = (base64.b64decode(kube_config["certificate-authority-data"]).decode()
-                      if "certificate-authority-data" in kube_config else Path(kube_config["certificate-authority"])
-                      .read_text())
-        config["vault-platform:externalVault"].update(kubernetesHost=kube_config["server"], kubernetesCaCert=cluster_ca)
+        server, cluster_ca = api_server(cluster.kubeconfig)
+        config["vault-platform:externalVault"].update(kubernetesHost=server, kubernetesCaCert=cluster_ca)
         config["vault-platform:githubActions"].update(issuer=issuer.url, issuerCaPem=issuer.tls.ca_pem)
         config["vault-platform:oidc"].update(discoveryUrl=issuer.url, discoveryCaPem=issuer.tls.ca_pem)
         config["vault-platform:database"]["connections"][0]["tlsCa"] = tls.ca_pem

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from platformctl.engine import ROOT
 from tests.e2e.tools import Tools
 from tests.support import repository_copy
 
@@ -29,8 +31,14 @@ class PulumiFailed(AssertionError):
 class PulumiProject:
     """``pulumi`` in a copy of the repository (its ``venv`` is this one's)."""
 
-    def __init__(self, tools: Tools, directory: Path, environment: Mapping[str, str] | None = None) -> None:
-        self.root = repository_copy(directory / "repository")
+    def __init__(self, tools: Tools, directory: Path, environment: Mapping[str, str] | None = None,
+                 source: Path | None = None) -> None:
+        """``source``: another tree of the project (a release's) to copy instead of this working tree."""
+        if source is None:
+            self.root = repository_copy(directory / "repository")
+        else:
+            self.root = Path(shutil.copytree(source, directory / "repository"))
+            (self.root / "venv").symlink_to(ROOT / "venv")
         (directory / "state").mkdir()
         self.environment = {key: value for key, value in os.environ.items() if key not in AMBIENT}
         self.environment.update({

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import hvac  # type: ignore[import-untyped]
+import yaml
 from kubernetes import client as kubernetes_client
 from kubernetes import config as kubernetes_config
 
@@ -142,6 +143,14 @@ class VaultServer:
     def stop(self) -> None:
         stop_process(self.process)
         self.process = None
+
+
+def api_server(kubeconfig: Path) -> tuple[str, str]:
+    """The URL and CA (PEM) of the first cluster a kubeconfig names."""
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    if "certificate-authority-data" in cluster:
+        return cluster["server"], base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return cluster["server"], Path(cluster["certificate-authority"]).read_text()
 
 
 class KubeCluster:
