@@ -97,7 +97,7 @@ def prepare_cluster(cluster: KubeCluster) -> str:
     return service_account_token(cluster, *REVIEWER)
 
 
-def set_up_database(project: PulumiProject, postgres: PostgresServer) -> None:
+def set_up_database(project: PulumiProject, postgres: PostgresServer, stack: str) -> None:
     """What the DBA does once (README, "Creating it"): the tables' owner and a table, then the SQL of
     ``platformctl db-setup``, then the admin's password."""
     with postgres.superuser() as session:
@@ -107,7 +107,7 @@ def set_up_database(project: PulumiProject, postgres: PostgresServer) -> None:
         session.execute('SET ROLE "app_owner"')
         session.execute("CREATE TABLE public.orders (id serial PRIMARY KEY, item text)")
         session.execute("RESET ROLE")
-        session.execute(project.platformctl("db-setup", STACK).encode())
+        session.execute(project.platformctl("db-setup", stack).encode())
         session.execute(f"ALTER ROLE vault_admin PASSWORD '{SECRETS['postgresAdminPassword']}'")
 
 
@@ -117,7 +117,7 @@ NEEDS_ROOT = ("the external Vault's tests need root: Vault runs in a mount names
 
 @contextlib.contextmanager
 def applied_external(tools: Tools, cluster: KubeCluster, directory: Path,
-                     database_address: str) -> Iterator[AppliedExternal]:
+                     database_address: str, stack: str = STACK) -> Iterator[AppliedExternal]:
     """The e2e-prod stack applied from empty by ``pulumi up`` (the stack's token), its servers stopped after.
     The cluster gets the application's and the jobs' namespaces once (a second call reuses them).
     ``database_address``: a loopback address of the test module's own, where PostgreSQL listens on 5432
@@ -133,19 +133,20 @@ def applied_external(tools: Tools, cluster: KubeCluster, directory: Path,
         bundle = ca_bundle(directory, issuer.tls.ca_pem)
         project = PulumiProject(tools, directory / "cli", {"SSL_CERT_FILE": str(bundle),
                                                             "KUBECONFIG": str(cluster.kubeconfig)})
-        shutil.copy(HERE / "stacks" / f"Pulumi.{STACK}.yaml", project.root / "stacks")
+        for stack_file in (HERE / "stacks").glob("Pulumi.*.yaml"):  # the app files name each
+            shutil.copy(stack_file, project.root / "stacks")
         shutil.copytree(HERE / "apps", project.root / "apps", dirs_exist_ok=True)
-        config = project.stack_config(STACK)
+        config = project.stack_config(stack)
         server, cluster_ca = api_server(cluster.kubeconfig)
         config["vault-platform:externalVault"].update(kubernetesHost=server, kubernetesCaCert=cluster_ca)
         config["vault-platform:githubActions"].update(issuer=issuer.url, issuerCaPem=issuer.tls.ca_pem)
         config["vault-platform:oidc"].update(discoveryUrl=issuer.url, discoveryCaPem=issuer.tls.ca_pem)
         config["vault-platform:database"]["connections"][0]["tlsCa"] = tls.ca_pem
         config["vault-platform:audit"]["devices"][0]["filePath"] = str(directory / "vault-audit.log")
-        project.edit_stack(STACK, config)
-        project.init(STACK, {"vault:address": vault.address}, {
+        project.edit_stack(stack, config)
+        project.init(stack, {"vault:address": vault.address}, {
             **{f"vault-platform:{key}": value for key, value in SECRETS.items()},
             "vault-platform:tokenReviewerJwt": reviewer_jwt, "vault:token": vault.root_token})
-        set_up_database(project, postgres)
-        project.up(STACK)
+        set_up_database(project, postgres, stack)
+        project.up(stack)
         yield AppliedExternal(project, cluster, vault, postgres, tls, issuer, directory / "vault-audit.log")

@@ -50,6 +50,21 @@ def test_every_identity_reaches_in_vault_what_the_evaluator_says(external: Appli
     assert disagreements(external.vault.client(), external.project.access(STACK)["identities"]) == []
 
 
+def test_a_staging_shaped_stack_applies_holds_still_and_grants_what_the_evaluator_says(
+        tools: Tools, cluster: KubeCluster, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    stack = "e2e-staging"  # staging's rules: no check-and-set, the same engines and logins
+    with applied_external(tools, cluster, tmp_path, "127.0.0.46", stack=stack) as staging:
+        staging.project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
+        staging.project.run("refresh", "--stack", stack, "--yes", "--non-interactive")
+        staging.project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
+        assert disagreements(staging.vault.client(), staging.project.access(stack)["identities"]) == []
+        assert staging.app().secrets.kv.v2.read_secret_version(
+            path="staging/checkout", raise_on_deleted_version=True)["data"]["data"] == {
+            "api_key": SECRETS["checkoutApiKey"]}
+
+
 def test_the_app_logs_in_with_its_pod_identity_and_reads_only_its_own(external: AppliedExternal) -> None:
     app = external.app()
     secret = app.secrets.kv.v2.read_secret_version(path="production/checkout", raise_on_deleted_version=True)
