@@ -27,12 +27,12 @@ from tests.e2e.external import (
     applied_external,
     service_account_token,
 )
-from tests.e2e.servers import KubeCluster, VaultServer, wait_until
+from tests.e2e.servers import Cluster, VaultServer, wait_until
 from tests.e2e.tools import Tools
 
 
 @pytest.fixture(scope="module")
-def external(tools: Tools, cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
+def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     with applied_external(tools, cluster, tmp_path_factory.mktemp("external"), "127.0.0.43") as applied:
