@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from kubernetes import client as kubernetes_client
 
 from components.render.helm_values import CHART_REPOSITORY
-from tests.e2e.servers import ConnectProxy, HttpsFiles, KubeCluster, ca_bundle, running
+from tests.e2e.servers import Cluster, ConnectProxy, HttpsFiles, KubeCluster, ca_bundle, existing_cluster, running
 from tests.e2e.tools import HOW_TO_GET_THEM, SHARED_TOOLS, Tools, find_tools, required
 from tests.postgres.server import ServerTls
 
@@ -65,29 +66,53 @@ def kube_tools(tools: Tools) -> Tools:
 
 
 @pytest.fixture(scope="session")
-def cluster(kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A loopback Kubernetes API whose pods become Ready, with the stacks' CRDs applied."""
+def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A Kubernetes API with the stacks' CRDs applied: the existing cluster ``$VAULT_PLATFORM_E2E_KUBECONFIG``
+    names (the GitHub workflow's kind, whose pods run), else a loopback one whose pods become Ready."""
+    try:
+        existing = existing_cluster(os.environ)
+    except FileNotFoundError as error:
+        pytest.fail(str(error), pytrace=False)
+    if existing is not None:
+        apply_crds(existing)
+        yield existing
+        return
+    kube_tools: Tools = request.getfixturevalue("kube_tools")  # only a cluster of our own needs them
     assert kube_tools.kube_local is not None
     kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube"))
     # kube-local picks free ports, which two workers starting at once could both pick: one start at a time.
     try:
         with start_lock():
             kube.start()
-        api = kubernetes_client.ApiextensionsV1Api(kube.api())
-        for document in [*(yaml.safe_load(path.read_text()) for path in CRD_FILES), SERVICE_MONITOR_CRD]:
-            api.create_custom_resource_definition(cast(Any, document))
+        apply_crds(kube)
         yield kube
     finally:
         kube.stop()
 
 
+def apply_crds(cluster: Cluster) -> None:
+    """Creates the stacks' CRDs; one already there (another worker's session made it) is kept."""
+    api = kubernetes_client.ApiextensionsV1Api(cluster.api())
+    for document in [*(yaml.safe_load(path.read_text()) for path in CRD_FILES), SERVICE_MONITOR_CRD]:
+        try:
+            api.create_custom_resource_definition(cast(Any, document))
+        except kubernetes_client.ApiException as error:
+            if error.status != 409:
+                raise
+
+
 @pytest.fixture(scope="session")
 def chart_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The chart's repository (``../shared/tools/chart-repo``: its ``index.yaml`` and package) served over
-    HTTPS under its own name through an HTTPS proxy: the environment a CLI run needs to reach it."""
+    HTTPS under its own name through an HTTPS proxy: the environment a CLI run needs to reach it. Without
+    that copy (GitHub's runner, which has the network), nothing: the CLI reaches the repository itself."""
+    copy = SHARED_TOOLS / "chart-repo"
+    if not copy.is_dir():
+        yield {}
+        return
     directory = tmp_path_factory.mktemp("chart-repository")
     tls = ServerTls.throwaway(CHART_HOST, "vault-platform e2e chart repository CA")
-    files = {f"/{path.name}": path.read_bytes() for path in (SHARED_TOOLS / "chart-repo").iterdir() if path.is_file()}
+    files = {f"/{path.name}": path.read_bytes() for path in copy.iterdir() if path.is_file()}
     server = HttpsFiles(tls, directory, files)
     proxy = ConnectProxy({CHART_HOST: server.port})
     with running(server, proxy):

@@ -24,7 +24,7 @@ from platformctl.engine import ROOT
 from platformctl.stackfile import read_stack, stack_spec
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import KubeCluster, VaultServer, api_server, ca_bundle, running
+from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, running
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer
 
@@ -43,7 +43,7 @@ class DevPostgresInit:
     cluster (pods do not run here): once the program's Secret exists, its init script runs as the image's
     superuser in the database the Deployment names (the postgres image's docker-entrypoint-initdb.d)."""
 
-    def __init__(self, cluster: KubeCluster, postgres: PostgresServer, connection_name: str, database: str) -> None:
+    def __init__(self, cluster: Cluster, postgres: PostgresServer, connection_name: str, database: str) -> None:
         self.core = kubernetes_client.CoreV1Api(cluster.api())
         self.postgres = postgres
         self.secret = f"{connection_name}-credentials"
@@ -90,7 +90,7 @@ class AppliedDev:
     """The dev stack as ``pulumi up`` left it, and the servers it runs against."""
 
     project: PulumiProject
-    cluster: KubeCluster
+    cluster: Cluster
     vault: VaultServer
     postgres: PostgresServer
     issuer: OidcIssuer
@@ -109,7 +109,7 @@ NEEDS_KWOK = ("the dev stack's up needs a cluster whose pods become Ready withou
 
 
 @contextlib.contextmanager
-def applied_dev(tools: Tools, cluster: KubeCluster, chart_repository: Mapping[str, str], directory: Path,
+def applied_dev(tools: Tools, cluster: Cluster, chart_repository: Mapping[str, str], directory: Path,
                 database_address: str, source: Path | None = None) -> Iterator[AppliedDev]:
     """The dev stack applied from empty by ``pulumi up`` (the bootstrap run: the stack's token), by this
     working tree's program or ``source``'s (a release's), its servers stopped after. ``database_address``:
@@ -132,7 +132,8 @@ def applied_dev(tools: Tools, cluster: KubeCluster, chart_repository: Mapping[st
                         mounts=pod_paths)
     init = DevPostgresInit(cluster, postgres, connection.name, connection.database)
     with mount_points(pod_paths.values()), running(postgres, issuer, vault, init):
-        bundle = ca_bundle(directory, issuer.tls.ca_pem, Path(chart_repository["SSL_CERT_FILE"]).read_text())
+        chart_ca = Path(chart_repository["SSL_CERT_FILE"]).read_text() if "SSL_CERT_FILE" in chart_repository else ""
+        bundle = ca_bundle(directory, issuer.tls.ca_pem, chart_ca)
         project = PulumiProject(tools, directory / "cli", {
             "KUBECONFIG": str(cluster.kubeconfig), **chart_repository, "SSL_CERT_FILE": str(bundle)}, source=source)
         point_logins_at(project, issuer)

@@ -19,7 +19,7 @@ from kubernetes import client as kubernetes_client
 
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import KubeCluster, VaultServer, api_server, ca_bundle, running
+from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, running
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer, ServerTls
 
@@ -38,7 +38,7 @@ class AppliedExternal:
     """The e2e-prod stack as ``pulumi up`` left it, and the servers it configures."""
 
     project: PulumiProject
-    cluster: KubeCluster
+    cluster: Cluster
     vault: VaultServer
     postgres: PostgresServer
     tls: ServerTls
@@ -62,7 +62,7 @@ class AppliedExternal:
         return self.vault.client(self.app_token())
 
 
-def service_account_token(cluster: KubeCluster, namespace: str, name: str, audience: str | None = None) -> str:
+def service_account_token(cluster: Cluster, namespace: str, name: str, audience: str | None = None) -> str:
     """A token of the service account (TokenRequest), as the kubelet mounts it in a pod."""
     spec: dict[str, Any] = {"expirationSeconds": 3600}
     if audience is not None:
@@ -73,7 +73,7 @@ def service_account_token(cluster: KubeCluster, namespace: str, name: str, audie
     return str(answer.status.token)
 
 
-def prepare_cluster(cluster: KubeCluster) -> str:
+def prepare_cluster(cluster: Cluster) -> str:
     """The application's and the jobs' namespaces and service accounts, and the token reviewer: a service
     account bound to ``system:auth-delegator`` (README, "A Vault this stack does not deploy"). Returns its JWT."""
     core = kubernetes_client.CoreV1Api(cluster.api())
@@ -116,7 +116,7 @@ NEEDS_ROOT = ("the external Vault's tests need root: Vault runs in a mount names
 
 
 @contextlib.contextmanager
-def applied_external(tools: Tools, cluster: KubeCluster, directory: Path,
+def applied_external(tools: Tools, cluster: Cluster, directory: Path,
                      database_address: str, stack: str = STACK) -> Iterator[AppliedExternal]:
     """The e2e-prod stack applied from empty by ``pulumi up`` (the stack's token), its servers stopped after.
     The cluster gets the application's and the jobs' namespaces once (a second call reuses them).

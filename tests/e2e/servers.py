@@ -1,7 +1,7 @@
 """Real servers on loopback for the end-to-end tests, each in a temporary directory, on free ports,
-stopped by PID: Vault (Raft storage, initialized and unsealed), a Kubernetes API (``kube-local.sh``),
-an HTTPS file server (the chart's repository, an OIDC issuer) and an HTTPS proxy that sends a public
-host name to it."""
+stopped by PID: Vault (Raft storage, initialized and unsealed), a Kubernetes API (``kube-local.sh``, or
+an existing cluster, never stopped), an HTTPS file server (the chart's repository, an OIDC issuer) and
+an HTTPS proxy that sends a public host name to it."""
 
 from __future__ import annotations
 
@@ -153,15 +153,32 @@ def api_server(kubeconfig: Path) -> tuple[str, str]:
     return cluster["server"], Path(cluster["certificate-authority"]).read_text()
 
 
-class KubeCluster:
+class Cluster:
+    """A Kubernetes API for the tests: :attr:`kubeconfig` is its admin kubeconfig; :attr:`runs_pods` says
+    whether its pods really run (then a pod whose image cannot start here is never Ready)."""
+
+    runs_pods: bool
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def api(self) -> kubernetes_client.ApiClient:
+        """The official client, as the cluster's admin."""
+        return cast(kubernetes_client.ApiClient,
+                    kubernetes_config.new_client_from_config(str(self.kubeconfig)))  # type: ignore[no-untyped-call]
+
+
+class KubeCluster(Cluster):
     """``kube-local.sh``'s loopback cluster: etcd, kube-apiserver, controller-manager, scheduler and kwok
-    (pods become Ready without running); :attr:`kubeconfig` is its admin kubeconfig."""
+    (pods become Ready without running)."""
+
+    runs_pods = False
 
     def __init__(self, script: Path, kube_bin: Path, directory: Path) -> None:
+        super().__init__(Path())
         self.script = script
         self.directory = directory
         self.environment = {**os.environ, "KUBE_LOCAL_BIN": str(kube_bin)}
-        self.kubeconfig = Path()
 
     def start(self) -> None:
         started = subprocess.run([str(self.script), "start", str(self.directory)], env=self.environment,
@@ -170,14 +187,31 @@ class KubeCluster:
             raise RuntimeError(f"kube-local.sh start failed:\n{started.stderr[-3000:]}")
         self.kubeconfig = Path(started.stdout.strip().splitlines()[-1])
 
-    def api(self) -> kubernetes_client.ApiClient:
-        """The official client, as the cluster's admin."""
-        return cast(kubernetes_client.ApiClient,
-                    kubernetes_config.new_client_from_config(str(self.kubeconfig)))  # type: ignore[no-untyped-call]
-
     def stop(self) -> None:
         subprocess.run([str(self.script), "stop", str(self.directory)], env=self.environment,
                        capture_output=True, check=False, timeout=120)
+
+
+class ExistingCluster(Cluster):
+    """A cluster the tests did not start and never stop (kind on GitHub's runner), whose pods really run."""
+
+    runs_pods = True
+
+
+EXISTING_CLUSTER_VARIABLE = "VAULT_PLATFORM_E2E_KUBECONFIG"
+"""The admin kubeconfig of a cluster to use instead of starting ``kube-local.sh`` (the GitHub workflow's)."""
+
+
+def existing_cluster(environment: Mapping[str, str]) -> ExistingCluster | None:
+    """The cluster :data:`EXISTING_CLUSTER_VARIABLE` names, if it is set; a missing file is refused with
+    a :class:`FileNotFoundError` that names the variable."""
+    kubeconfig = environment.get(EXISTING_CLUSTER_VARIABLE)
+    if not kubeconfig:
+        return None
+    if not Path(kubeconfig).is_file():
+        raise FileNotFoundError(f"{EXISTING_CLUSTER_VARIABLE}={kubeconfig}: no such kubeconfig; set it to an "
+                                "existing cluster's admin kubeconfig, or unset it to start kube-local.sh")
+    return ExistingCluster(Path(kubeconfig))
 
 
 class _InThread:

@@ -36,7 +36,7 @@ from tests.e2e.external import (
     service_account_token,
 )
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import KubeCluster
+from tests.e2e.servers import Cluster
 from tests.e2e.tools import Tools
 
 ORDERS = "orders"
@@ -55,7 +55,7 @@ tokens always carry."""
 
 
 @pytest.fixture(scope="module")
-def external(tools: Tools, cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
+def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     with applied_external(tools, cluster, tmp_path_factory.mktemp("changes"), "127.0.0.44") as applied:

@@ -27,12 +27,12 @@ from tests.e2e.external import (
     applied_external,
     service_account_token,
 )
-from tests.e2e.servers import KubeCluster, VaultServer, wait_until
+from tests.e2e.servers import Cluster, VaultServer, wait_until
 from tests.e2e.tools import Tools
 
 
 @pytest.fixture(scope="module")
-def external(tools: Tools, cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
+def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     with applied_external(tools, cluster, tmp_path_factory.mktemp("external"), "127.0.0.43") as applied:
@@ -51,7 +51,7 @@ def test_every_identity_reaches_in_vault_what_the_evaluator_says(external: Appli
 
 
 def test_a_staging_shaped_stack_applies_holds_still_and_grants_what_the_evaluator_says(
-        tools: Tools, cluster: KubeCluster, tmp_path: Path) -> None:
+        tools: Tools, cluster: Cluster, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     stack = "e2e-staging"  # staging's rules: no check-and-set, the same engines and logins

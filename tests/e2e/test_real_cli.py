@@ -32,7 +32,7 @@ from tests.e2e.access_check import disagreements
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, AppliedDev, applied_dev, stack_secrets
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject, declared_names, planned_names
-from tests.e2e.servers import KubeCluster, VaultServer, running
+from tests.e2e.servers import Cluster, VaultServer, running
 from tests.e2e.tools import Tools
 from tests.support import COMMITTED
 
@@ -46,7 +46,7 @@ def vault(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Va
 
 
 @pytest.mark.parametrize("stack", COMMITTED)
-def test_the_cli_previews_every_committed_stack(stack: str, tools: Tools, cluster: KubeCluster,
+def test_the_cli_previews_every_committed_stack(stack: str, tools: Tools, cluster: Cluster,
                                                 chart_repository: dict[str, str], vault: VaultServer,
                                                 tmp_path: Path) -> None:
     project = PulumiProject(tools, tmp_path, {"KUBECONFIG": str(cluster.kubeconfig), **chart_repository})
@@ -59,11 +59,11 @@ def test_the_cli_previews_every_committed_stack(stack: str, tools: Tools, cluste
 
 
 @pytest.fixture(scope="module")
-def dev(tools: Tools, cluster: KubeCluster, chart_repository: dict[str, str],
+def dev(tools: Tools, cluster: Cluster, chart_repository: dict[str, str],
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedDev]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
-    if getattr(cluster, "runs_pods", False):
+    if cluster.runs_pods:
         pytest.skip(NEEDS_KWOK)
     with applied_dev(tools, cluster, chart_repository, tmp_path_factory.mktemp("dev"), "127.0.0.42") as applied:
         yield applied

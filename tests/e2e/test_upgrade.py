@@ -15,14 +15,13 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client as kubernetes_client
 
 from platformctl.engine import ROOT
-from tests.e2e.conftest import CRD_FILES, SERVICE_MONITOR_CRD, start_lock
+from tests.e2e.conftest import apply_crds, start_lock
 from tests.e2e.dev import NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
 from tests.e2e.servers import KubeCluster
 from tests.e2e.tools import Tools
@@ -57,9 +56,7 @@ def own_cluster(kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         with start_lock():
             kube.start()
-        api = kubernetes_client.ApiextensionsV1Api(kube.api())
-        for document in [*(yaml.safe_load(path.read_text()) for path in CRD_FILES), SERVICE_MONITOR_CRD]:
-            api.create_custom_resource_definition(cast(Any, document))
+        apply_crds(kube)
         yield kube
     finally:
         kube.stop()

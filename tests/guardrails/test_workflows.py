@@ -50,6 +50,16 @@ def action(step: dict[str, Any]) -> str:
     return str(step["uses"]).split("@")[0]
 
 
+def provider_plugins(run: str) -> dict[str, str]:
+    """``name -> version`` of each ``pulumi plugin install resource`` in a ``run:`` script."""
+    return dict(re.findall(r"^pulumi plugin install resource (\S+) (\S+)$", run, re.M))
+
+
+def sdk_providers(requirements: str) -> dict[str, str]:
+    """``name -> version`` of each provider SDK pinned in requirements.txt (``pulumi-<name>==<version>``)."""
+    return dict(re.findall(r"^pulumi-([a-z]+)==(\S+)$", requirements, re.M))
+
+
 def stand_in(directory: Path, body: str) -> None:
     """A ``python`` in ``directory`` that runs the shell ``body`` (``$3`` is the platformctl command)."""
     (directory / "python").write_text(f"#!/bin/sh\n{body}\n")
@@ -106,7 +116,7 @@ class TestLint:
         for path in FILES:
             for action, sha, release in PIN.findall(path.read_text()):
                 pins.setdefault(f"{action} {release}", set()).add(sha)
-        assert len(pins) == 7
+        assert len(pins) == 8
         assert {release: shas for release, shas in pins.items() if len(shas) > 1} == {}
 
     @pytest.mark.parametrize("line", [
@@ -297,10 +307,28 @@ class TestDeploys:
         assert triggers(document) == {"pull_request": None, "workflow_call": None}
         assert document["permissions"] == {"contents": "read"}
         job = document["jobs"]["test"]
-        assert [step.get("run") for step in steps(job)] == [None, None, "bin/test"]
+        assert steps(job)[-1]["run"] == "bin/test"
         text = (WORKFLOWS / "test.yml").read_text()
         assert "secrets." not in text
         assert "id-token" not in text
+
+    def test_the_test_workflow_installs_the_real_tools_and_a_cluster_before_bin_test(self) -> None:
+        job = load("test.yml")["jobs"]["test"]
+        labels = [step.get("name") or action(step) for step in steps(job)]
+        assert labels == ["actions/checkout", "actions/setup-python", "pulumi/actions", "Provider plugins", "Vault",
+                          "helm/kind-action", "Lint, type-check and test"]
+        assert job["env"] == {"VAULT_PLATFORM_E2E": "require"}  # a missing tool fails the run
+        assert steps(job)[2]["with"] == {"pulumi-version": "3.274.0"}  # no command: install only
+        vault = steps(job)[4]["run"]
+        assert vault.index("sha256sum --check") < vault.index("unzip")
+        assert steps(job)[-1]["env"]["VAULT_PLATFORM_E2E_KUBECONFIG"] == steps(job)[5]["with"]["kubeconfig"]
+
+    def test_the_test_workflow_installs_the_providers_the_sdk_pins(self) -> None:
+        run = steps(load("test.yml")["jobs"]["test"])[3]["run"]
+        assert provider_plugins(run) == sdk_providers((ROOT / "requirements.txt").read_text())
+        assert provider_plugins(run) == {"vault": "7.14.0", "random": "4.21.4", "kubernetes": "4.34.2"}
+        assert provider_plugins(run) != sdk_providers("pulumi-vault==7.14.0\npulumi-random==4.21.4\n"
+                                                      "pulumi-kubernetes==4.35.0\n")
 
     def test_each_stack_in_its_environment_one_run_at_a_time(self) -> None:
         job = load("pulumi-up.yml")["jobs"]["up"]
