@@ -47,6 +47,8 @@ class AppliedExternal:
     """The OIDC issuer of CI's and people's logins (GitHub's and the identity provider's stand-in)."""
     audit_log: Path
     """Vault's file audit log."""
+    jobs_namespace: str
+    """Where the stack's snapshot job runs in the cluster."""
 
     def audit_entries(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
@@ -73,13 +75,13 @@ def service_account_token(cluster: Cluster, namespace: str, name: str, audience:
     return str(answer.status.token)
 
 
-def prepare_cluster(cluster: Cluster) -> str:
+def prepare_cluster(cluster: Cluster, jobs_namespace: str) -> str:
     """The application's and the jobs' namespaces and service accounts, and the token reviewer: a service
     account bound to ``system:auth-delegator`` (README, "A Vault this stack does not deploy"). Returns its JWT."""
     core = kubernetes_client.CoreV1Api(cluster.api())
     rbac = kubernetes_client.RbacAuthorizationV1Api(cluster.api())
     for create in (lambda: core.create_namespace(cast(Any, {"metadata": {"name": APP_NAMESPACE}})),
-                   lambda: core.create_namespace(cast(Any, {"metadata": {"name": "vault-jobs"}})),
+                   lambda: core.create_namespace(cast(Any, {"metadata": {"name": jobs_namespace}})),
                    lambda: core.create_namespaced_service_account(APP_NAMESPACE, cast(Any, {"metadata": {
                        "name": APP}})),
                    lambda: core.create_namespaced_service_account(REVIEWER[0], cast(Any, {"metadata": {
@@ -128,7 +130,9 @@ def applied_external(tools: Tools, cluster: Cluster, directory: Path,
     issuer = OidcIssuer(directory / "issuer")
     hosts = {DATABASE_HOST: postgres.address}
     vault = VaultServer(tools.which("vault"), directory / "vault", hosts=hosts)
-    reviewer_jwt = prepare_cluster(cluster)
+    # The snapshot job's objects, in a namespace of this stack's own: other modules' stacks share the cluster.
+    jobs_namespace = f"vault-jobs-{database_address.rsplit('.', 1)[-1]}"
+    reviewer_jwt = prepare_cluster(cluster, jobs_namespace)
     with running(postgres, issuer, vault):
         bundle = ca_bundle(directory, issuer.tls.ca_pem)
         project = PulumiProject(tools, directory / "cli", {"SSL_CERT_FILE": str(bundle),
@@ -138,7 +142,8 @@ def applied_external(tools: Tools, cluster: Cluster, directory: Path,
         shutil.copytree(HERE / "apps", project.root / "apps", dirs_exist_ok=True)
         config = project.stack_config(stack)
         server, cluster_ca = api_server(cluster.kubeconfig)
-        config["vault-platform:externalVault"].update(kubernetesHost=server, kubernetesCaCert=cluster_ca)
+        config["vault-platform:externalVault"].update(kubernetesHost=server, kubernetesCaCert=cluster_ca,
+                                                      jobsNamespace=jobs_namespace)
         config["vault-platform:githubActions"].update(issuer=issuer.url, issuerCaPem=issuer.tls.ca_pem)
         config["vault-platform:oidc"].update(discoveryUrl=issuer.url, discoveryCaPem=issuer.tls.ca_pem)
         config["vault-platform:database"]["connections"][0]["tlsCa"] = tls.ca_pem
@@ -149,4 +154,5 @@ def applied_external(tools: Tools, cluster: Cluster, directory: Path,
             "vault-platform:tokenReviewerJwt": reviewer_jwt, "vault:token": vault.root_token})
         set_up_database(project, postgres, stack)
         project.up(stack)
-        yield AppliedExternal(project, cluster, vault, postgres, tls, issuer, directory / "vault-audit.log")
+        yield AppliedExternal(project, cluster, vault, postgres, tls, issuer, directory / "vault-audit.log",
+                              jobs_namespace)

@@ -125,7 +125,7 @@ def test_transit_and_pki_within_the_apps_grants_only(external: AppliedExternal) 
 def test_a_snapshot_the_job_takes_restores_into_a_new_vault(external: AppliedExternal, tmp_path: Path) -> None:
     """Last in the module: the restored Vault stands in for the applied one (README, "Restoring")."""
     # The job's own login (its service account, its Kubernetes auth role) and its policy alone.
-    jwt = service_account_token(external.cluster, "vault-jobs", SNAPSHOT_IDENTITY, audience="vault")
+    jwt = service_account_token(external.cluster, external.jobs_namespace, SNAPSHOT_IDENTITY, audience="vault")
     login = external.vault.client(token="").auth.kubernetes.login(role=SNAPSHOT_IDENTITY, jwt=jwt)
     assert login["auth"]["policies"] == [SNAPSHOT_IDENTITY]
     job = external.vault.client(login["auth"]["client_token"])
