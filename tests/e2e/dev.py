@@ -24,7 +24,7 @@ from platformctl.engine import ROOT
 from platformctl.stackfile import read_stack, stack_spec
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, running
+from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, loopback_address_free_on, running
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer
 
@@ -110,10 +110,11 @@ NEEDS_KWOK = ("the dev stack's up needs a cluster whose pods become Ready withou
 
 @contextlib.contextmanager
 def applied_dev(tools: Tools, cluster: Cluster, chart_repository: Mapping[str, str], directory: Path,
-                database_address: str, source: Path | None = None) -> Iterator[AppliedDev]:
+                source: Path | None = None) -> Iterator[AppliedDev]:
     """The dev stack applied from empty by ``pulumi up`` (the bootstrap run: the stack's token), by this
-    working tree's program or ``source``'s (a release's), its servers stopped after. ``database_address``:
-    a loopback address of the test module's own for the in-cluster PostgreSQL's stand-in (port 5432)."""
+    working tree's program or ``source``'s (a release's), its servers stopped after. The in-cluster
+    PostgreSQL's stand-in listens on its Service's port at a loopback address of its own."""
+    database_address = loopback_address_free_on(DEV_POSTGRES_PORT)
     spec = stack_spec(read_stack("dev"))
     assert spec.database is not None
     (connection,) = [c for c in spec.database.connections if c.in_cluster]

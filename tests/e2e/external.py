@@ -19,7 +19,7 @@ from kubernetes import client as kubernetes_client
 
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, running
+from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, loopback_address_free_on, running
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer, ServerTls
 
@@ -118,12 +118,11 @@ NEEDS_ROOT = ("the external Vault's tests need root: Vault runs in a mount names
 
 
 @contextlib.contextmanager
-def applied_external(tools: Tools, cluster: Cluster, directory: Path,
-                     database_address: str, stack: str = STACK) -> Iterator[AppliedExternal]:
+def applied_external(tools: Tools, cluster: Cluster, directory: Path, stack: str = STACK) -> Iterator[AppliedExternal]:
     """The e2e-prod stack applied from empty by ``pulumi up`` (the stack's token), its servers stopped after.
     The cluster gets the application's and the jobs' namespaces once (a second call reuses them).
-    ``database_address``: a loopback address of the test module's own, where PostgreSQL listens on 5432
-    (modules run side by side on the test workers)."""
+    PostgreSQL listens on 5432 (the stack's connection names no port) at a loopback address of its own."""
+    database_address = loopback_address_free_on(5432)
     tls = ServerTls.throwaway(DATABASE_HOST, "vault-platform e2e database CA")
     # The database's name, for Vault, at that address (in a private /etc/hosts: root).
     postgres = PostgresServer(tls=tls, address=database_address, port=5432)
@@ -131,7 +130,7 @@ def applied_external(tools: Tools, cluster: Cluster, directory: Path,
     hosts = {DATABASE_HOST: postgres.address}
     vault = VaultServer(tools.which("vault"), directory / "vault", hosts=hosts)
     # The snapshot job's objects, in a namespace of this stack's own: other modules' stacks share the cluster.
-    jobs_namespace = f"vault-jobs-{database_address.rsplit('.', 1)[-1]}"
+    jobs_namespace = f"vault-jobs-{database_address.replace('.', '-')}"
     reviewer_jwt = prepare_cluster(cluster, jobs_namespace)
     with running(postgres, issuer, vault):
         bundle = ca_bundle(directory, issuer.tls.ca_pem)

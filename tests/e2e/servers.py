@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import select
 import shlex
 import signal
@@ -39,6 +40,20 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def loopback_address_free_on(port: int) -> str:
+    """A loopback address (127.0.0.0/8) of its own where ``port`` is free: a server that must listen on a
+    fixed port (a Service's, which the stack names) gets one that no other test or test session holds."""
+    for _ in range(100):
+        address = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return address
+    raise RuntimeError(f"no loopback address with port {port} free")
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:

@@ -58,7 +58,7 @@ tokens always carry."""
 def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
-    with applied_external(tools, cluster, tmp_path_factory.mktemp("changes"), "127.0.0.44") as applied:
+    with applied_external(tools, cluster, tmp_path_factory.mktemp("changes")) as applied:
         yield applied
 
 

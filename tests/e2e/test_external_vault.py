@@ -15,7 +15,9 @@ from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from kubernetes import client as kubernetes_client
 
 from components.environment.operations import SNAPSHOT_IDENTITY
+from platformctl.stackfile import read_stack, stack_spec
 from tests.e2e.access_check import disagreements
+from tests.e2e.ci import CiTarget, check_claims, check_deploy, check_preview
 from tests.e2e.external import (
     APP,
     APP_NAMESPACE,
@@ -35,7 +37,7 @@ from tests.e2e.tools import Tools
 def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
-    with applied_external(tools, cluster, tmp_path_factory.mktemp("external"), "127.0.0.43") as applied:
+    with applied_external(tools, cluster, tmp_path_factory.mktemp("external")) as applied:
         yield applied
 
 
@@ -55,7 +57,7 @@ def test_a_staging_shaped_stack_applies_holds_still_and_grants_what_the_evaluato
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     stack = "e2e-staging"  # staging's rules: no check-and-set, the same engines and logins
-    with applied_external(tools, cluster, tmp_path, "127.0.0.46", stack=stack) as staging:
+    with applied_external(tools, cluster, tmp_path, stack=stack) as staging:
         staging.project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
         staging.project.run("refresh", "--stack", stack, "--yes", "--non-interactive")
         staging.project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
@@ -63,6 +65,21 @@ def test_a_staging_shaped_stack_applies_holds_still_and_grants_what_the_evaluato
         assert staging.app().secrets.kv.v2.read_secret_version(
             path="staging/checkout", raise_on_deleted_version=True)["data"]["data"] == {
             "api_key": SECRETS["checkoutApiKey"]}
+
+
+def ci(external: AppliedExternal) -> CiTarget:
+    github = stack_spec(read_stack(STACK, external.project.root)).github_actions
+    assert github is not None
+    return CiTarget(external.project, STACK, external.vault, external.issuer, github, external.audit_entries)
+
+
+def test_ci_logs_in_only_with_exact_claims_and_deploys_with_nothing_denied(external: AppliedExternal) -> None:
+    check_claims(ci(external))
+    check_deploy(ci(external))
+
+
+def test_a_pull_requests_preview_reads_everything_and_writes_nothing(external: AppliedExternal) -> None:
+    check_preview(ci(external))
 
 
 def test_the_app_logs_in_with_its_pod_identity_and_reads_only_its_own(external: AppliedExternal) -> None:

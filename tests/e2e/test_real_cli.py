@@ -16,19 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from kubernetes import client as kubernetes_client
 
-from components import iac_calls
-from components.environment import CiRole
-from components.environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
-from components.environment.loader import (
-    CI_ROLE_VARIABLE,
-    TOKEN_FILE_VARIABLE,
-)
-from components.render.identity import bound_claims
-from components.vault_acl import Acl, PathRule
 from tests.e2e.access_check import disagreements
+from tests.e2e.ci import CiTarget, check_claims, check_deploy, check_preview
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, AppliedDev, applied_dev, stack_secrets
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject, declared_names, planned_names
@@ -65,7 +56,7 @@ def dev(tools: Tools, cluster: Cluster, chart_repository: dict[str, str],
         pytest.skip(NEEDS_ROOT)
     if cluster.runs_pods:
         pytest.skip(NEEDS_KWOK)
-    with applied_dev(tools, cluster, chart_repository, tmp_path_factory.mktemp("dev"), "127.0.0.42") as applied:
+    with applied_dev(tools, cluster, chart_repository, tmp_path_factory.mktemp("dev")) as applied:
         yield applied
 
 
@@ -101,96 +92,21 @@ def test_a_second_preview_finds_no_changes(dev: AppliedDev) -> None:
     dev.project.run("preview", "--stack", "dev", "--expect-no-changes", "--non-interactive")
 
 
-def job_claims(dev: AppliedDev, role: CiRole) -> dict[str, str]:
-    """The claims of a GitHub job token the role admits (GitHub's token carries these and more)."""
-    github = dev.spec.github_actions
-    assert github is not None
-    return {**bound_claims(github, role), "aud": github.audience,
-            "sub": f"repo:{github.repository}:environment:{role.environment}"}
-
-
-def roles(dev: AppliedDev) -> tuple[CiRole, CiRole]:
+def ci(dev: AppliedDev) -> CiTarget:
     assert dev.spec.github_actions is not None
-    return dev.spec.github_actions.roles
+    return CiTarget(dev.project, "dev", dev.vault, dev.issuer, dev.spec.github_actions, dev.audit_entries)
 
 
 def test_vault_admits_a_job_token_only_with_every_claim_exact(dev: AppliedDev) -> None:
-    deploy, _ = roles(dev)
-    assert dev.spec.github_actions is not None
-    path = dev.spec.github_actions.path
-    anonymous = dev.vault.client(token="")
-
-    def login(claims: dict[str, Any], lifetime: int = 300) -> dict[str, Any]:
-        answer: dict[str, Any] = anonymous.auth.jwt.jwt_login(role=deploy.name, jwt=dev.issuer.token(claims, lifetime),
-                                                              path=path)
-        return answer
-
-    right = job_claims(dev, deploy)
-    assert login(right)["auth"]["policies"] == ["default", *deploy.policies]
-    for key, value in right.items():
-        if key != "sub":
-            with pytest.raises(VaultError):
-                login({**right, key: f"{value}-other"})
-    with pytest.raises(VaultError):
-        login(right, lifetime=-120)  # expired (beyond Vault's leeway)
-
-
-def iac_requests(entries: list[dict[str, Any]], policy: str) -> list[tuple[str, str]]:
-    """(operation, path) of every request made with a token holding ``policy``."""
-    return [(entry["request"]["operation"], entry["request"]["path"]) for entry in entries
-            if entry.get("type") == "request" and policy in (entry.get("auth") or {}).get("policies", [])]
-
-
-def denials(entries: list[dict[str, Any]]) -> list[str]:
-    return [f"{entry['request']['operation']} {entry['request']['path']}: {entry['error']}" for entry in entries
-            if entry.get("type") == "response" and "permission denied" in (entry.get("error") or "")]
-
-
-def as_job(dev: AppliedDev, role: CiRole, *arguments: str) -> tuple[str, list[dict[str, Any]]]:
-    """``pulumi <arguments>`` as the workflows run it (``pulumi-up.yml``, ``pr-preview.yml``): no stored
-    token; the job's OIDC token exchanged by ``platformctl vault-login`` for a Vault token in a file the
-    provider reads, and revoked as the last step. Returns the run's output and its audit entries."""
-    before = len(dev.audit_entries())
-    token_file = dev.project.root.parent / "vault-token"  # one path for every job, as $RUNNER_TEMP/vault-token
-    job = {"TERRAFORM_VAULT_AUTH_JWT": dev.issuer.token(job_claims(dev, role)), CI_ROLE_VARIABLE: role.name}
-    dev.project.run("config", "rm", "--stack", "dev", "vault:token")
-    try:
-        token_file.write_text(dev.project.platformctl("vault-login", "dev", environment=job))
-        token_file.chmod(0o600)
-        job[TOKEN_FILE_VARIABLE] = str(token_file)
-        result = dev.project.run(*arguments, "--stack", "dev", "--non-interactive", environment=job)
-        dev.project.platformctl("vault-login", "dev", "--revoke", environment=job)
-    finally:
-        dev.project.run("config", "set", "--stack", "dev", "--secret", "vault:token", dev.vault.root_token)
-    return result.stdout, dev.audit_entries()[before:]
+    check_claims(ci(dev))
 
 
 def test_ci_deploys_with_its_oidc_token_and_vault_denies_it_nothing(dev: AppliedDev) -> None:
-    deploy, _ = roles(dev)
-    _, entries = as_job(dev, deploy, "up", "--yes", "--skip-preview", "--refresh")
-    calls = iac_requests(entries, DEPLOY_POLICY)
-    assert calls  # the run went through the deploy role's token
-    assert denials(entries) == []
-    # Every call the IaC token made is in the catalogue the policy is checked against offline.
-    plan = dev.project.offline_plan("dev")
-    needed = iac_calls.calls([(name, resource["type"], resource["inputs"])
-                              for name, resource in plan["resources"].items()])
-    catalogue = Acl({"catalogue": [PathRule(call.path, call.capabilities) for call in needed]})
-    assert sorted({(operation, path) for operation, path in calls
-                   if not catalogue.allows(operation, path)}) == []
+    check_deploy(ci(dev))
 
 
 def test_a_pull_requests_preview_reads_everything_and_may_write_nothing(dev: AppliedDev) -> None:
-    _, preview = roles(dev)
-    _, entries = as_job(dev, preview, "preview", "--refresh", "--expect-no-changes")
-    assert iac_requests(entries, PREVIEW_POLICY)
-    assert denials(entries) == []
-    assert dev.spec.github_actions is not None
-    token = dev.vault.client(token="").auth.jwt.jwt_login(
-        role=preview.name, jwt=dev.issuer.token(job_claims(dev, preview)),
-        path=dev.spec.github_actions.path)["auth"]["client_token"]
-    with pytest.raises(VaultError):
-        dev.vault.client(token).sys.enable_secrets_engine("kv", path="e2e-preview-write")
+    check_preview(ci(dev))
 
 
 def test_destroy_is_refused_until_removals_say_so(dev: AppliedDev) -> None:

@@ -22,8 +22,8 @@ import yaml
 
 from platformctl.engine import ROOT
 from tests.e2e.conftest import apply_crds, start_lock
-from tests.e2e.dev import NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
-from tests.e2e.servers import KubeCluster
+from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
+from tests.e2e.servers import Cluster, KubeCluster
 from tests.e2e.tools import Tools
 
 PREVIOUS_RELEASE_FILE = Path(__file__).resolve().parent / "previous-release"
@@ -49,8 +49,12 @@ def previous_release() -> str:
 
 
 @pytest.fixture(scope="module")
-def own_cluster(kube_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A cluster of the module's own: the dev stack of the other modules may be in the session's."""
+def own_cluster(cluster: Cluster, request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A cluster of the module's own, like the session's (the dev stack of the other modules may be in it)."""
+    if cluster.runs_pods:
+        pytest.skip(NEEDS_KWOK)
+    kube_tools: Tools = request.getfixturevalue("kube_tools")
     assert kube_tools.kube_local is not None
     kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube-upgrade"))
     try:
@@ -96,7 +100,7 @@ def test_the_previous_releases_state_is_taken_over_without_losing_anything(
     release = previous_release()
     assert re.fullmatch(r"[0-9a-f]{40}", release), release
     source = release_tree(release, tmp_path / "release")
-    with applied_dev(tools, own_cluster, chart_repository, tmp_path / "dev", "127.0.0.45", source=source) as dev:
+    with applied_dev(tools, own_cluster, chart_repository, tmp_path / "dev", source=source) as dev:
         project = dev.project
         stack_file = project.root / "stacks" / "Pulumi.dev.yaml"
         applied_config: dict[str, Any] = yaml.safe_load(stack_file.read_text())
