@@ -307,7 +307,7 @@ class TestDeploys:
         assert triggers(document) == {"pull_request": None, "workflow_call": None}
         assert document["permissions"] == {"contents": "read"}
         job = document["jobs"]["test"]
-        assert steps(job)[-1]["run"] == "bin/test"
+        assert steps(job)[-1]["run"] == 'sudo -E env "PATH=$PATH" bin/test'  # root, as .ci/run
         text = (WORKFLOWS / "test.yml").read_text()
         assert "secrets." not in text
         assert "id-token" not in text
