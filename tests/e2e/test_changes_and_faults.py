@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -36,7 +37,7 @@ from tests.e2e.external import (
     service_account_token,
 )
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster
+from tests.e2e.servers import Cluster, wait_until
 from tests.e2e.tools import Tools
 
 ORDERS = "orders"
@@ -198,6 +199,39 @@ def test_an_up_while_vault_is_down_fails_clearly_and_the_next_converges(external
 
     project.up(STACK)  # no state edit, no refresh
     assert "secret/data/production/orders" in vault.client().sys.read_policy("orders-reader")["data"]["rules"]
+    expect_no_changes(project)
+
+
+def test_vault_stopped_in_the_middle_of_an_up_fails_it_and_the_next_converges(external: AppliedExternal) -> None:
+    project, vault = external.project, external.vault
+    names = [f"midrun-{number:02d}" for number in range(60)]
+    edit_section(project, "policies", lambda section: [*(section or []), *(
+        {"name": name, "rules": [{"path": f"secret/data/production/{ORDERS}", "capabilities": ["read"]}]}
+        for name in names)])
+    # One step at a time, so that the run is mid-way when Vault goes: stopped as soon as the audit log shows
+    # the first of these policies written.
+    before = len(external.audit_entries())
+    run = subprocess.Popen([project.pulumi, "up", "--stack", STACK, "--yes", "--skip-preview", "--non-interactive",
+                            "--parallel", "1"], cwd=project.root, env=project.environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: any(entry.get("type") == "response" and entry["request"]["path"].startswith(
+            "sys/policies/acl/midrun-") for entry in external.audit_entries()[before:]), 60, "the first write")
+        vault.stop()
+        output, _ = run.communicate(timeout=120)  # a hang fails the test
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if vault.process is None:
+            vault.launch()
+            vault.unseal()
+    assert run.returncode != 0
+    assert "connection refused" in output, output[-3000:]
+    written = [name for name in names if name in vault.client().sys.list_policies()["data"]["policies"]]
+    assert 0 < len(written) < len(names)  # it did stop mid-way
+
+    project.up(STACK)  # no state edit, no refresh
+    assert set(names) <= set(vault.client().sys.list_policies()["data"]["policies"])
     expect_no_changes(project)
 
 
