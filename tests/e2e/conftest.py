@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client as kubernetes_client
 
 from components.render.helm_values import CHART_REPOSITORY
+from tests.e2e.external import NEEDS_ROOT, AppliedExternal, applied_external
 from tests.e2e.servers import Cluster, ConnectProxy, HttpsFiles, KubeCluster, ca_bundle, existing_cluster, running
 from tests.e2e.tools import HOW_TO_GET_THEM, SHARED_TOOLS, Tools, find_tools, required
 from tests.postgres.server import ServerTls
@@ -78,8 +79,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         yield existing
         return
     kube_tools: Tools = request.getfixturevalue("kube_tools")  # only a cluster of our own needs them
+    with kube_local(kube_tools, tmp_path_factory.mktemp("kube")) as kube:
+        yield kube
+
+
+@contextlib.contextmanager
+def kube_local(kube_tools: Tools, directory: Path) -> Iterator[KubeCluster]:
+    """A kube-local cluster in ``directory``, with the stacks' CRDs; stopped after."""
     assert kube_tools.kube_local is not None
-    kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube"))
+    kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, directory)
     # kube-local picks free ports, which two workers starting at once could both pick: one start at a time.
     try:
         with start_lock():
@@ -99,6 +107,16 @@ def apply_crds(cluster: Cluster) -> None:
         except kubernetes_client.ApiException as error:
             if error.status != 409:
                 raise
+
+
+@pytest.fixture(scope="module")
+def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
+    """The e2e-prod stack on an external Vault (:func:`tests.e2e.external.applied_external`), one per module
+    that asks for it: the module's tests change it in turn."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    with applied_external(tools, cluster, tmp_path_factory.mktemp("external")) as applied:
+        yield applied
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ they share its state:
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -29,16 +28,13 @@ from platformctl.vault_login_command import JWT_VARIABLE
 from tests.e2e.external import (
     APP,
     APP_NAMESPACE,
-    NEEDS_ROOT,
     SECRETS,
     STACK,
     AppliedExternal,
-    applied_external,
     service_account_token,
 )
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster, wait_until
-from tests.e2e.tools import Tools
+from tests.e2e.servers import wait_until
 
 ORDERS = "orders"
 """The application onboarded here (``apps/e2e/orders.yaml``), its service account and its Vault role."""
@@ -53,14 +49,6 @@ JWT_DEFAULT_CLOCK_SKEW = 60
 jwt/jwt.go (``Validate``: 0 means go-jose's ``jwt.DefaultLeeway``, one minute, go-jose/v4 jwt/validation.go).
 The role's ``expiration_leeway`` (150 s by default) only applies to a token without ``exp``, which GitHub's
 tokens always carry."""
-
-
-@pytest.fixture(scope="module")
-def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
-    if os.geteuid() != 0:
-        pytest.skip(NEEDS_ROOT)
-    with applied_external(tools, cluster, tmp_path_factory.mktemp("changes")) as applied:
-        yield applied
 
 
 def set_stack_secret(project: PulumiProject, key: str, value: str) -> None:

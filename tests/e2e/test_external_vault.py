@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,14 +30,6 @@ from tests.e2e.external import (
 )
 from tests.e2e.servers import Cluster, VaultServer, wait_until
 from tests.e2e.tools import Tools
-
-
-@pytest.fixture(scope="module")
-def external(tools: Tools, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppliedExternal]:
-    if os.geteuid() != 0:
-        pytest.skip(NEEDS_ROOT)
-    with applied_external(tools, cluster, tmp_path_factory.mktemp("external")) as applied:
-        yield applied
 
 
 def test_it_applies_and_holds_still(external: AppliedExternal) -> None:

@@ -21,7 +21,6 @@ from kubernetes import client as kubernetes_client
 from tests.e2e.access_check import disagreements
 from tests.e2e.ci import CiTarget, check_claims, check_deploy, check_preview
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, AppliedDev, applied_dev, stack_secrets
-from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject, declared_names, planned_names
 from tests.e2e.servers import Cluster, VaultServer, running
 from tests.e2e.tools import Tools
@@ -123,17 +122,6 @@ def test_destroy_is_refused_until_removals_say_so(dev: AppliedDev) -> None:
     dev.project.run("destroy", "--stack", "dev", "--yes", "--non-interactive")
     assert "secret/" not in client.sys.list_mounted_secrets_engines()["data"]
     assert "github-actions/" not in client.sys.list_auth_methods()["data"]
-
-
-def _point_logins_at(project: PulumiProject, issuer: OidcIssuer) -> None:
-    """GitHub's issuer and the identity provider cannot be reached here, and Vault reads their discovery
-    documents as soon as the methods' config is written: both point at a loopback issuer, with its CA."""
-    config = project.stack_config("dev")
-    github: dict[str, Any] = {**config["vault-platform:githubActions"], "issuer": issuer.url,
-                              "issuerCaPem": issuer.tls.ca_pem}
-    people: dict[str, Any] = {**config["vault-platform:oidc"], "discoveryUrl": issuer.url,
-                              "discoveryCaPem": issuer.tls.ca_pem}
-    project.edit_stack("dev", {"vault-platform:githubActions": github, "vault-platform:oidc": people})
 
 
 def removals_of(plan: dict[str, Any]) -> list[str]:

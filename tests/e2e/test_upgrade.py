@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from platformctl.engine import ROOT
-from tests.e2e.conftest import apply_crds, start_lock
+from tests.e2e.conftest import kube_local
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
 from tests.e2e.servers import Cluster, KubeCluster
 from tests.e2e.tools import Tools
@@ -54,16 +54,8 @@ def own_cluster(cluster: Cluster, request: pytest.FixtureRequest,
     """A cluster of the module's own, like the session's (the dev stack of the other modules may be in it)."""
     if cluster.runs_pods:
         pytest.skip(NEEDS_KWOK)
-    kube_tools: Tools = request.getfixturevalue("kube_tools")
-    assert kube_tools.kube_local is not None
-    kube = KubeCluster(kube_tools.kube_local, kube_tools.kube_bin, tmp_path_factory.mktemp("kube-upgrade"))
-    try:
-        with start_lock():
-            kube.start()
-        apply_crds(kube)
+    with kube_local(request.getfixturevalue("kube_tools"), tmp_path_factory.mktemp("kube-upgrade")) as kube:
         yield kube
-    finally:
-        kube.stop()
 
 
 def release_tree(commit: str, directory: Path) -> Path:
