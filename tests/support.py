@@ -307,18 +307,21 @@ def _index_of(items: list[Any], step: str | int) -> int:
     return next(index for index, item in enumerate(items) if label_of(item) == step)
 
 
+def project_files() -> list[str]:
+    """This working tree's files, tracked and new but not ignored, by path relative to its root."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode()
+    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+
+
 def repository_copy(destination: Path) -> Path:
     """A git repository at ``destination`` holding this working tree's files (tracked and new, not
     ignored) in one commit, sharing ``./venv``: the commands run there exactly as here, on stack
     files a test may edit, and ``HEAD`` is the base a diff compares with."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    for name in project_files():
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
     (destination / "venv").symlink_to(ROOT / "venv")
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=destination, check=True, capture_output=True)
     (destination / ".git" / "info" / "exclude").write_text("venv\n")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,15 @@ from platformctl.engine import ROOT
 from platformctl.stackfile import read_stack, stack_spec
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, loopback_address_free_on, running
+from tests.e2e.servers import (
+    Cluster,
+    VaultServer,
+    api_server,
+    audit_log_entries,
+    ca_bundle,
+    loopback_address_free_on,
+    running,
+)
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer
 
@@ -99,7 +106,7 @@ class AppliedDev:
     """Vault's file audit log (the dev stack's ``file`` device), as this machine sees it."""
 
     def audit_entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+        return audit_log_entries(self.audit_log)
 
 
 NEEDS_ROOT = ("the dev stack's up needs root: Vault runs in a mount namespace of its own, with the in-cluster "

@@ -7,7 +7,6 @@ that need it."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,15 @@ from kubernetes import client as kubernetes_client
 
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
-from tests.e2e.servers import Cluster, VaultServer, api_server, ca_bundle, loopback_address_free_on, running
+from tests.e2e.servers import (
+    Cluster,
+    VaultServer,
+    api_server,
+    audit_log_entries,
+    ca_bundle,
+    loopback_address_free_on,
+    running,
+)
 from tests.e2e.tools import Tools
 from tests.postgres.server import PostgresServer, ServerTls
 
@@ -51,7 +58,7 @@ class AppliedExternal:
     """Where the stack's snapshot job runs in the cluster."""
 
     def audit_entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+        return audit_log_entries(self.audit_log)
 
     def app_token(self) -> str:
         """The application's Vault token, logged in as its pod would: its service account's token."""

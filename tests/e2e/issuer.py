@@ -3,6 +3,7 @@ OIDC auth methods read when their config is written, and GitHub-shaped job token
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Mapping
@@ -12,10 +13,18 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.e2e.servers import HttpsFiles, b64url, jwt_segment
+from tests.e2e.servers import HttpsFiles
 from tests.postgres.server import ServerTls
 
 KEY_ID = "e2e-issuer-key"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_segment(value: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
 class OidcIssuer:

@@ -25,6 +25,7 @@ from tests.e2e.conftest import kube_local
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
 from tests.e2e.servers import Cluster, KubeCluster
 from tests.e2e.tools import Tools
+from tests.support import project_files
 
 PREVIOUS_RELEASE_FILE = Path(__file__).resolve().parent / "previous-release"
 # Resource operations that destroy what a resource holds.
@@ -70,15 +71,14 @@ def take_over(root: Path) -> None:
     """Replaces the copy's files with this working tree's, as the release's pull request does: the code
     and the stack files, the stack's own settings (its passphrase salt, what `pulumi config set` put
     there) kept by the caller."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode()
-    wanted = {name for name in listed.split("\0") if name and (ROOT / name).is_file()}
-    for path in sorted(root.rglob("*"), reverse=True):
-        relative = path.relative_to(root).as_posix()
-        if relative == "venv" or relative.startswith("venv/") or path.is_dir():
-            continue
-        if relative not in wanted:
-            path.unlink()
+    wanted = set(project_files())
+    for directory, subdirectories, files in os.walk(root):
+        if Path(directory) == root:
+            subdirectories[:] = [name for name in subdirectories if name != "venv"]
+        for name in files:
+            path = Path(directory) / name
+            if path.relative_to(root).as_posix() not in wanted:
+                path.unlink()
     for name in wanted:
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
