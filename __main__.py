@@ -1,10 +1,12 @@
-"""vault-platform: HashiCorp Vault on Kubernetes for the selected stack (dev, staging or prod)."""
+"""vault-platform: HashiCorp Vault on Kubernetes for the selected stack: an environment (dev, staging,
+prod), or one team's applications in it (``prod.payments``) when the environment states teamStacks."""
 
 import pulumi
 
 from components.environment import SpecError
 from components.environment.runtime import load_stack_spec
 from components.platform import VaultPlatform
+from components.team_apps import TeamApps
 
 try:
     spec = load_stack_spec()
@@ -12,12 +14,17 @@ except SpecError as error:
     # One clear message and a clean exit: nothing is declared from a config that does not validate.
     raise pulumi.RunError(str(error)) from None
 
-platform = VaultPlatform("vault", spec)
-pulumi.export("vaultAddress", platform.address)
-for app_name, annotations in platform.annotations.items():
-    pulumi.export(f"{app_name}-annotations", annotations)
-if platform.pki_csr is not None:
-    pulumi.export("pkiIntermediateCsr", platform.pki_csr)
-if platform.next_steps is not None:
-    pulumi.log.warn(platform.next_steps)
-    pulumi.export("nextSteps", platform.next_steps)
+if spec.team is not None:
+    team = TeamApps(f"apps-{spec.team}", spec)
+    annotations = team.annotations
+else:
+    platform = VaultPlatform("vault", spec)
+    annotations = platform.annotations
+    pulumi.export("vaultAddress", platform.address)
+    if platform.pki_csr is not None:
+        pulumi.export("pkiIntermediateCsr", platform.pki_csr)
+    if platform.next_steps is not None:
+        pulumi.log.warn(platform.next_steps)
+        pulumi.export("nextSteps", platform.next_steps)
+for app_name, app_annotations in annotations.items():
+    pulumi.export(f"{app_name}-annotations", app_annotations)

@@ -24,7 +24,7 @@ class AclPolicies(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:acl:AclPolicies", name, None, opts)
         child = children_of(self, opts)
-        documents = [*files, *declared_policies(spec), *(app_policy(app, spec) for app in spec.apps)]
+        documents = [*files, *declared_policies(spec), *(app_policy(app, spec) for app in spec.declared_apps)]
         (iac,) = [document for document in documents if document.name == DEPLOY_POLICY]
         self.iac_policy = vault.Policy(f"{name}-{iac.name}", name=iac.name, policy=iac.hcl, opts=child)
         after_iac = pulumi.ResourceOptions(parent=self, depends_on=[self.iac_policy])

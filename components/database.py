@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import PROJECT, Connection, EnvironmentSpec
+from components.environment import PROJECT, AdminSetup, Connection, Database, DatabaseRole, EnvironmentSpec
 from components.mounts import engine_mount
 from components.options import children_of, parented_to
 from components.render import sql
@@ -45,6 +45,32 @@ def rotate_root(name: str, mount: vault.Mount, connection: Connection,
         disable_delete=True,
         opts=opts.merge(pulumi.ResourceOptions(depends_on=[configured])),
     )
+
+
+def dynamic_role(name: str, mount: pulumi.Input[str], role: DatabaseRole, database: Database,
+                 opts: pulumi.ResourceOptions, *,
+                 connection_name: pulumi.Input[str] | None = None) -> vault.database.SecretBackendRole:
+    """A dynamic role (``database/roles/:name``): the platform's, or one an application's file declares,
+    in the environment's stack or in its team's. ``connection_name`` is the connection's own output
+    when it is declared beside (so the role waits for it), else its name."""
+    setup = _setup(database, role.connection)
+    return vault.database.SecretBackendRole(
+        name,
+        backend=mount,
+        name=role.name,
+        db_name=role.connection if connection_name is None else connection_name,
+        creation_statements=list(sql.creation_statements(role, setup)),
+        revocation_statements=list(sql.revocation_statements(setup)),
+        renew_statements=list(sql.renew_statements(setup)),
+        default_ttl=role.default_ttl,
+        max_ttl=role.max_ttl,
+        opts=opts,
+    )
+
+
+def _setup(database: Database, connection: str) -> AdminSetup:
+    (setup,) = [c.admin_setup for c in database.connections if c.name == connection]
+    return setup
 
 
 class DatabaseEngine(pulumi.ComponentResource):
@@ -103,21 +129,10 @@ class DatabaseEngine(pulumi.ComponentResource):
             )
             if connection.rotate_root:
                 rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], dependent)
-        setups = {c.name: c.admin_setup for c in database.connections}
         for role in database.roles:
-            setup = setups[role.connection]
-            vault.database.SecretBackendRole(
-                f"{name}-{role.name}",
-                backend=mount.path,
-                name=role.name,
-                db_name=connections[role.connection].name,
-                creation_statements=list(sql.creation_statements(role, setup)),
-                revocation_statements=list(sql.revocation_statements(setup)),
-                renew_statements=list(sql.renew_statements(setup)),
-                default_ttl=role.default_ttl,
-                max_ttl=role.max_ttl,
-                opts=dependent,
-            )
+            if spec.declares(role.owner):
+                dynamic_role(f"{name}-{role.name}", mount.path, role, database, dependent,
+                             connection_name=connections[role.connection].name)
         for static_role in database.static_roles:
             vault.database.SecretBackendStaticRole(
                 f"{name}-{static_role.name}",
@@ -126,7 +141,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                 db_name=connections[static_role.connection].name,
                 username=static_role.username,
                 rotation_period=static_role.rotation_period,
-                rotation_statements=list(sql.static_rotation_statements(setups[static_role.connection])),
+                rotation_statements=list(sql.static_rotation_statements(_setup(database, static_role.connection))),
                 opts=dependent,
             )
         self.mount = mount.path

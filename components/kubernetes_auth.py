@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
+from components.environment import App, EnvironmentSpec
 from components.options import children_of, parented_to
 from components.render.acl import app_policy_name
 
@@ -36,6 +36,25 @@ def _reviewer(spec: EnvironmentSpec) -> dict[str, Any]:
     }
 
 
+def app_role(name: str, backend: pulumi.Input[str], app: App, spec: EnvironmentSpec,
+             opts: pulumi.ResourceOptions) -> vault.kubernetes.AuthBackendRole:
+    """An application's role (``auth/<path>/role/<app>``): exactly its service account in its
+    namespace, its generated policy and the declared ones it names."""
+    return vault.kubernetes.AuthBackendRole(
+        name,
+        backend=backend,
+        role_name=app.name,
+        bound_service_account_names=[app.service_account],
+        bound_service_account_namespaces=[app.namespace],
+        audience=app.audience,
+        token_policies=[app_policy_name(app), *app.policies],
+        token_ttl=app.token_ttl,
+        token_max_ttl=app.token_max_ttl,
+        token_type="service",
+        opts=opts,
+    )
+
+
 class KubernetesAuth(pulumi.ComponentResource):
     """Pods log in with their service account token; Vault reviews it with its own service account
     (it runs in the cluster) or, when it runs elsewhere, with the stack's token reviewer, and each role
@@ -57,19 +76,8 @@ class KubernetesAuth(pulumi.ComponentResource):
         )
         config = vault.kubernetes.AuthBackendConfig(f"{name}-config", backend=backend.path,
                                                     **_reviewer(spec), opts=dependent)
-        for app in spec.apps:
-            vault.kubernetes.AuthBackendRole(
-                f"{name}-{app.name}",
-                backend=backend.path,
-                role_name=app.name,
-                bound_service_account_names=[app.service_account],
-                bound_service_account_namespaces=[app.namespace],
-                audience=app.audience,
-                token_policies=[app_policy_name(app), *app.policies],
-                token_ttl=app.token_ttl,
-                token_max_ttl=app.token_max_ttl,
-                token_type="service",
-                opts=dependent.merge(pulumi.ResourceOptions(depends_on=[config])),
-            )
+        for app in spec.declared_apps:
+            app_role(f"{name}-{app.name}", backend.path, app, spec,
+                     dependent.merge(pulumi.ResourceOptions(depends_on=[config])))
         self.path = backend.path
         self.register_outputs({"path": self.path})

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components.environment import PROJECT, EnvironmentSpec, KvSecret
+from components.environment import PROJECT, EnvironmentSpec, Kv, KvSecret
 from components.mounts import engine_mount
 from components.options import children_of, parented_to
 
@@ -38,21 +38,30 @@ class KvEngine(pulumi.ComponentResource):
         )
         config = pulumi.Config(PROJECT)
         for secret in kv.secrets:
-            vault.kv.SecretV2(
-                f"{name}-{secret.name}",
-                mount=mount.path,
-                name=secret.path,
-                data_json=_data_json(f"{name}-{secret.name}", secret, config, dependent),
-                options=_check_and_set(secret) if kv.cas_required else None,
-                # Never read back (terraform-provider-vault kvSecretV2Read: no call at all): neither CI role
-                # needs to read a secret's values, a pull request's `preview --refresh` runs with the
-                # read-only preview role, and the state keeps no copy of what Vault returns. The cost: a
-                # value changed by hand in Vault is not seen as drift (README, "Changing a KV secret").
-                disable_read=True,
-                opts=dependent.merge(pulumi.ResourceOptions(depends_on=[engine_config])),
-            )
+            if spec.declares(secret.owner):
+                static_secret(f"{name}-{secret.name}", mount.path, secret, kv, config,
+                              dependent.merge(pulumi.ResourceOptions(depends_on=[engine_config])))
         self.mount = mount.path
         self.register_outputs({"mount": self.mount})
+
+
+def static_secret(name: str, mount: pulumi.Input[str], secret: KvSecret, kv: Kv, config: pulumi.Config,
+                  opts: pulumi.ResourceOptions) -> vault.kv.SecretV2:
+    """A static secret (``<mount>/data/<path>``): the platform's, or one an application's file declares,
+    in the environment's stack or in its team's."""
+    return vault.kv.SecretV2(
+        name,
+        mount=mount,
+        name=secret.path,
+        data_json=_data_json(name, secret, config, opts),
+        options=_check_and_set(secret) if kv.cas_required else None,
+        # Never read back (terraform-provider-vault kvSecretV2Read: no call at all): neither CI role
+        # needs to read a secret's values, a pull request's `preview --refresh` runs with the
+        # read-only preview role, and the state keeps no copy of what Vault returns. The cost: a
+        # value changed by hand in Vault is not seen as drift (README, "Changing a KV secret").
+        disable_read=True,
+        opts=opts,
+    )
 
 
 def _check_and_set(secret: KvSecret) -> dict[str, str]:

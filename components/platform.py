@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_vault as vault
 
 from components.acl_policies import AclPolicies
 from components.audit import AuditDevices
@@ -14,7 +11,7 @@ from components.autopilot import Autopilot
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
-from components.environment import EnvironmentSpec, VaultAccess
+from components.environment import EnvironmentSpec
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
@@ -25,6 +22,7 @@ from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
 from components.snapshots import RaftSnapshots
 from components.transit import TransitEngine
+from components.vault_provider import vault_provider
 
 NEXT_STEPS = (
     "Vault is not configured yet: the stack states vault-platform:clusterOnly, so only the cluster layer "
@@ -75,14 +73,13 @@ class VaultPlatform(pulumi.ComponentResource):
         else:
             assert spec.vault is not None  # an external Vault is configured from the first `up` on
             self.address = pulumi.Output.from_input(spec.vault.address)
-        self.annotations = {app.name: injector_annotations(app, spec) for app in spec.apps}
+        self.annotations = {app.name: injector_annotations(app, spec) for app in spec.declared_apps}
         self.next_steps = None
         self.pki_csr = None
         if spec.vault is None:
             self.next_steps = NEXT_STEPS
         else:
-            provider = vault.Provider(f"{name}-vault", address=spec.vault.address,
-                                      ca_cert_file=spec.vault.ca_cert_file, **_login(spec.vault), opts=child)
+            provider = vault_provider(f"{name}-vault", spec.vault, child)
             # Waits name resources, not components: a component in depends_on is expanded into all its
             # children again for every resource that waits, and these are the ones that matter.
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=servers))
@@ -119,37 +116,3 @@ class VaultPlatform(pulumi.ComponentResource):
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})
-
-
-def _login(access: VaultAccess) -> dict[str, Any]:
-    """The provider's login settings: the stack's token (the bootstrap run, break-glass), or the CI job's.
-
-    The provider logs in at its first Vault call (terraform-provider-vault v5.10.1,
-    internal/provider/meta.go: ``GetClient`` -> ``setClient``), which comes after the Helm release,
-    since every Vault resource waits for it. A GitHub OIDC token lives 5 minutes (Vault takes it 60 s
-    past its ``exp``: hashicorp/cap jwt/jwt.go, the role's ``clock_skew_leeway`` of 0) and an upgrade of
-    the release up to 15, so a job logs in before that, with
-    ``platformctl vault-login``, and hands the provider the Vault token (the deploy role's lives an
-    hour) in a file the provider reads (internal/provider/auth_token_file.go). Without such a file
-    the provider logs in with the OIDC token itself (``TERRAFORM_VAULT_AUTH_JWT``,
-    internal/provider/auth_jwt.go). Neither token passes through the program or the state."""
-    if access.jwt_login is not None and access.jwt_login.token_file is not None:
-        return {
-            "auth_login_token_file": vault.ProviderAuthLoginTokenFileArgs(filename=access.jwt_login.token_file),
-            "skip_child_token": True,
-        }
-    if access.jwt_login is not None:
-        return {
-            "auth_login_jwt": vault.ProviderAuthLoginJwtArgs(role=access.jwt_login.role, mount=access.jwt_login.mount),
-            # The login token already lives only as long as the job; a child token would add nothing.
-            "skip_child_token": True,
-        }
-    assert access.token_key is not None
-    token_namespace, _, token_key = access.token_key.partition(":")
-    return {
-        "token": pulumi.Config(token_namespace).require_secret(token_key),
-        # Each run works through a child token that expires with it: long enough to outlast a rolling
-        # upgrade of the release (its timeout is 15 minutes) and the rest of the run.
-        "skip_child_token": False,
-        "max_lease_ttl_seconds": 3600,
-    }

@@ -48,7 +48,14 @@ class StackConfig:
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:
-    return root / "stacks" / f"Pulumi.{stack}.yaml"
+    """The stack's file; for a team's stack (``prod.payments``), its environment's, of which
+    ``platformctl team-stacks`` writes the team's verbatim copy for the CLI."""
+    return root / "stacks" / f"Pulumi.{environment_of(stack)}.yaml"
+
+
+def environment_of(stack: str) -> str:
+    """The environment a stack belongs to: itself, or for a team's stack (``prod.payments``) ``prod``."""
+    return stack.partition(".")[0]
 
 
 def read_stack(stack: str, root: Path = ROOT, apps: Apps | None = None) -> StackConfig:
@@ -103,7 +110,7 @@ def stack_config(stack: str, document: Mapping[str, Any], apps: Apps) -> StackCo
             placeholders.append(key)
         else:
             config[key] = value
-    references = _secret_references([config, *(app.values for app in apps.for_stack(stack))])
+    references = _secret_references([config, *(app.values for app in apps.for_stack(environment_of(stack)))])
     for reference in sorted(set(references)):
         key = f"{PROJECT}:{reference}"
         if key not in config:
@@ -137,7 +144,9 @@ def _secret_references(value: Any) -> Iterator[str]:
 
 
 def stacks(root: Path = ROOT) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml"))
+    """The environments' stacks (a team's stack file is a generated copy, not one of them)."""
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("Pulumi.*.yaml")
+                  if p.name.count(".") == 2)
 
 
 def stack_spec(stack: StackConfig, *, ci_role: str | None = None) -> EnvironmentSpec:

@@ -134,10 +134,14 @@ class TestVaultCa:
                                   "certificate"),  # OpenSSL's words, then its source line
         ({CA: 3}, CA, "expected a file path, got 3"),
         ({CA_PUBLIC: True}, CA_PUBLIC, "is true, but vault:caCertFile names a CA file"),
-        ({CA: DELETE, CA_PUBLIC: "yes"}, CA_PUBLIC, "expected true or false, got a string ('yes')"),
+        ({CA: DELETE, CA_PUBLIC: "yes"}, CA_PUBLIC, "'yes' is not true or false"),
     ])
     def test_refused(self, changes: dict[str, Any], key: str, problem: str) -> None:
         assert refusal("prod", changes, key).problem.startswith(problem)
+
+    def test_true_as_the_cli_hands_it_over_is_accepted(self) -> None:
+        # The CLI passes a top-level scalar as text (PULUMI_CONFIG: {"vault-platform:vaultCaPublic": "true"}).
+        assert spec_of("prod", {CA: DELETE, CA_PUBLIC: "true"}).vault is not None
 
 
 class TestCiLoginOverTheNetwork:

@@ -161,8 +161,10 @@ def read_apps(root: Path | None = None) -> Apps:
     with any of them as a file: outside ``apps/<team>/<app>.yaml``, not YAML, not a mapping, naming
     an environment without a stack file, or using a name another team's file has."""
     base = project_root() if root is None else root
+    # A team's stack file (Pulumi.prod.payments.yaml, written by platformctl team-stacks) is its
+    # environment's copy, not an environment of its own.
     environments = frozenset(path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                             for path in (base / "stacks").glob("Pulumi.*.yaml"))
+                             for path in (base / "stacks").glob("Pulumi.*.yaml") if path.name.count(".") == 2)
     files: list[AppFile] = []
     problems: list[FileProblem] = []
     directory = base / APPS_DIR

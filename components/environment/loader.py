@@ -7,6 +7,7 @@ import fnmatch
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Set
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -98,9 +99,9 @@ DEFAULT_PATH_PREFIX: dict[Tier, str] = {"dev": "development", "staging": "stagin
 # Namespaces a stack's config keys may live in: the project's, its providers' (each provider reads
 # its own: vault:address, aws:region, ...) and Pulumi's (pulumi:tags, pulumi:disable-default-providers).
 KNOWN_NAMESPACES = (PROJECT, "pulumi", "vault", "kubernetes", "random", "aws")
-_STRUCTURED_KEYS = ("tier", "clusterOnly", "vaultCaPublic", "removals", "cluster", "externalVault", "kubernetesAuth",
-                    "kv", "database", "policies", "apps", "audit", "transit", "pki", "snapshots", "monitoring",
-                    "githubActions", "oidc")
+_STRUCTURED_KEYS = ("tier", "clusterOnly", "vaultCaPublic", "teamStacks", "removals", "cluster", "externalVault",
+                    "kubernetesAuth", "kv", "database", "policies", "apps", "audit", "transit", "pki", "snapshots",
+                    "monitoring", "githubActions", "oidc")
 LOGIN_KEYS = ("vault:token",)
 """Config keys that each configure how ``pulumi up`` logs in to Vault; a stack with none of them (and
 no ``githubActions`` login with a ``vault:address``) declares only the cluster layer, which it must say
@@ -132,8 +133,24 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
     holding the Vault token that job already logged in for, if any.
     """
+    environment, team_stack, team = stack.partition(".")
     with collected(apps.line_of):
-        return _load(stack, config, secret_keys, reserved_policies, apps, ci_role, ci_token_file or None)
+        spec = _load(environment, config, secret_keys, reserved_policies, apps, ci_role, ci_token_file or None)
+    return _team_spec(spec, stack, team) if team_stack else spec
+
+
+def _team_spec(spec: EnvironmentSpec, stack: str, team: str) -> EnvironmentSpec:
+    """A team's stack (``prod.payments``): its environment's spec, from a verbatim copy of the
+    environment's stack file (``platformctl team-stacks``), declaring that team's applications alone.
+    A team without applications there is accepted: its stack then deletes what it declared before."""
+    if not spec.team_stacks:
+        raise SpecError(stack, f"{PROJECT}:teamStacks", f"{stack!r} is a team's stack, but {spec.stack} "
+                        "declares its applications in its own stack",
+                        f"set {PROJECT}:teamStacks: true in Pulumi.{spec.stack}.yaml, or run the stack {spec.stack}")
+    if K8S_LABEL.pattern.fullmatch(team) is None:
+        raise SpecError(stack, "stack name", f"{team!r} is not a team's folder name (apps/<team>/)",
+                        f"name the stack {spec.stack}.<team>, after a folder under apps/")
+    return replace(spec, team=team)
 
 
 def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved_policies: Iterable[str],
@@ -204,9 +221,10 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role,
                                           ci_token_file=ci_token_file, tier=tier,
-                                          ca_public=root.boolean("vaultCaPublic", False),
+                                          ca_public=_flag(root, "vaultCaPublic"),
                                           external=root.has("externalVault")))
     removals = attempt(lambda: _removals(root)) or ()
+    team_stacks = attempt(lambda: _flag(root, "teamStacks")) or False
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
     assert (cluster is None) != (external_vault is None)
@@ -217,6 +235,7 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved
         database=database, vault=vault, policies=policies, apps=apps, audit=audit, transit=transit, pki=pki,
         snapshots=snapshots, monitoring=monitoring, kubernetes_auth_audience=audience,
         github_actions=github, people=people, removals=removals, external=external_vault,
+        team_stacks=team_stacks,
     )
     _check_generated_policies({node.app.file.name: node for node in app_nodes}, spec, plane)
     return spec
@@ -642,6 +661,8 @@ def _kv(node: Node, tier: Tier, secrets: _SecretRefs, app_nodes: list[AppNode], 
                 if app is not None:
                     _own_name(app, app, f"secrets.{name}", name)
                 secret = _kv_secret(where, name, body, path_prefix, secrets)
+                if app is not None:
+                    secret = replace(secret, owner=app.app.file.name)
                 if name in kv_secrets:
                     raise where.error(f"secrets.{name}", f"KV secret {name!r} is declared {origins.described(item)} "
                                       "already", "give each secret its own name")
@@ -731,6 +752,7 @@ def _database(node: Node, tier: Tier, secrets: _SecretRefs, app_nodes: list[AppN
                 role = _database_role(item, connections)
                 if app is not None:
                     _own_name(app, item, "name", role.name)
+                    role = replace(role, owner=app.app.file.name)
                 if role.name in roles:
                     raise item.error("name", f"database role {role.name!r} is declared "
                                      f"{origins.described(f'database.roles:{role.name}')} already",
@@ -1097,6 +1119,7 @@ def _app(node: AppNode, kv: Kv, kv_paths: Set[str], database: Database | None, r
         policies=node.strings("policies", rule=VAULT_NAME),
         audience=node.string("audience", default_audience, rule=AUDIENCE),
         job=node.boolean("job", False),
+        team=node.app.file.team,
         **_app_access(node, transit, pki, database),
     )
     if app.name == operations.SNAPSHOT_IDENTITY:
@@ -1183,14 +1206,18 @@ def _app_access(node: Node, transit: Transit | None, pki: Pki | None,
 
 
 def _cluster_only(root: Node) -> bool:
-    """``clusterOnly``: a top-level scalar, which the Pulumi CLI hands over as text (``"true"``)."""
-    value = root.raw("clusterOnly")
+    """``clusterOnly``: true on a new environment's first ``up`` only."""
+    return _flag(root, "clusterOnly", "write true (a new environment's first `up` only) or remove the key")
+
+
+def _flag(root: Node, key: str, fix: str = "write true or false, or remove the key") -> bool:
+    """A top-level boolean, which the Pulumi CLI hands over as text (``"true"``): false when unset."""
+    value = root.raw(key)
     if value is None or value is False or value == "false":
         return False
     if value is True or value == "true":
         return True
-    raise root.error("clusterOnly", f"{value!r} is not true or false",
-                     "write true (a new environment's first `up` only) or remove the key", edit=REMOVE)
+    raise root.error(key, f"{value!r} is not true or false", fix, edit=REMOVE)
 
 
 def _removals(root: Node) -> tuple[str, ...]:

@@ -158,6 +158,8 @@ class KvSecret:
     cas_version: int
     """Where the mount requires check-and-set, the version a write expects to replace: 0 creates
     the secret; to change it later, set this to its current version in the same change."""
+    owner: str | None = None
+    """The application whose file declares it, or ``None`` for the platform's own (the stack file's)."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ class DatabaseRole:
     """Grants from which the creation statements are generated; empty when verbatim."""
     creation_statements: tuple[str, ...]
     """Verbatim creation statements; empty when generated from ``grants``."""
+    owner: str | None = None
+    """The application whose file declares it, or ``None`` for the platform's own (the stack file's)."""
 
 
 @dataclass(frozen=True)
@@ -530,6 +534,8 @@ class App:
     job: bool = False
     """Its pods run to completion (a Kubernetes Job): the agent only pre-populates the secrets in an
     init container, and no sidecar is left running."""
+    team: str = ""
+    """The team that owns it: its file's folder (``apps/<team>/<app>.yaml``)."""
 
 
 CiRoleName = Literal["deploy", "preview"]
@@ -746,6 +752,31 @@ class EnvironmentSpec:
     external: ExternalVault | None = None
     """The Vault this stack configures but does not deploy, or ``None`` when it deploys :attr:`cluster`;
     exactly one of the two is set."""
+    team_stacks: bool = False
+    """Each team's applications are declared by a stack of their own, ``<stack>.<team>``
+    (``vault-platform:teamStacks``), and this stack declares the platform alone: every stack's state then
+    grows with one team's applications, not with all of them."""
+    team: str | None = None
+    """In a team's stack (``prod.payments``), the team whose applications it declares; ``None`` in the
+    environment's own stack. :attr:`stack` names the environment in both."""
+
+    def declares(self, owner: str | None) -> bool:
+        """Whether this stack declares the Vault objects of application ``owner`` (its role, its policy,
+        the secrets and database roles its file declares), or, for ``None``, the platform's own."""
+        if not self.team_stacks:
+            return True
+        if owner is None:
+            return self.team is None
+        return self._teams.get(owner) == self.team
+
+    @property
+    def declared_apps(self) -> tuple[App, ...]:
+        """The applications whose Vault objects this stack declares, sorted by name."""
+        return tuple(app for app in self.apps if self.declares(app.name))
+
+    @cached_property
+    def _teams(self) -> dict[str, str]:
+        return {app.name: app.team for app in self.apps}
 
     @property
     def deployed(self) -> Cluster:

@@ -1,0 +1,156 @@
+"""An environment that states ``vault-platform:teamStacks`` declares its platform in its own stack and
+each team's applications in ``<stack>.<team>``: which stack declares what, that the split declares the
+same Vault objects as one stack does, what a team's stack refuses, and the stacks a workflow runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from components.environment import SpecError
+from platformctl import team_stacks_command
+from platformctl.__main__ import main
+from platformctl.engine import Declaration, declare
+from platformctl.stackfile import StackConfig, stack_file, stacks
+from tests.support import edited, refusal, spec_of, spec_of_config
+
+P = "vault-platform:"
+ORDERS = "apps/orders/orders-api.yaml:"
+ORDERS_FILE = {
+    "namespace": "orders", "serviceAccount": "orders-api", "kvPaths": ["production/orders-api"],
+    "databaseRole": "orders-api-reader",
+    "secrets": {"orders-api": {"data": {"token": {"random": {"length": 32}}}}},
+    "databaseRoles": [{"name": "orders-api-reader", "connection": "postgres",
+                       "grants": [{"privileges": ["SELECT"], "schema": "orders_api"}]}],
+    "environments": {"prod": None},
+}
+SPLIT = {f"{P}teamStacks": True, ORDERS: ORDERS_FILE}
+# What a stack declares in Vault, by what it is there (type and name), whichever stack declares it.
+NAMES = {"vault:index/policy:Policy": "name", "vault:kubernetes/authBackendRole:AuthBackendRole": "roleName",
+         "vault:kv/secretV2:SecretV2": "name", "vault:database/secretBackendRole:SecretBackendRole": "name"}
+
+
+def as_stack(config: StackConfig, stack: str) -> StackConfig:
+    """``config`` run as the stack ``stack`` (a team's, reading its environment's copy)."""
+    return dataclasses.replace(config, stack=stack)
+
+
+def run(config: StackConfig) -> Declaration:
+    declaration = declare(config.stack, config.config, config.secret_keys, config.apps)
+    assert declaration.error is None, declaration.error
+    return declaration
+
+
+def vault_objects(declaration: Declaration) -> set[tuple[str, str]]:
+    return {(r.type, str(r.inputs[NAMES[r.type]])) for r in declaration.resources if r.type in NAMES}
+
+
+class TestWhichStackDeclaresWhat:
+    def test_without_the_setting_the_environments_stack_declares_every_application(self) -> None:
+        spec = spec_of("prod", {ORDERS: ORDERS_FILE})
+        assert (spec.team_stacks, spec.team) == (False, None)
+        assert [app.name for app in spec.declared_apps] == ["api-service", "orders-api"]
+        assert spec.declares(None) and spec.declares("orders-api")
+
+    def test_the_environments_stack_declares_the_platform_alone(self) -> None:
+        spec = spec_of("prod", SPLIT)
+        assert spec.declared_apps == ()
+        assert spec.declares(None)
+        assert not spec.declares("orders-api")
+
+    def test_a_teams_stack_declares_its_applications_and_what_their_files_declare(self) -> None:
+        spec = spec_of_config(as_stack(edited("prod", SPLIT), "prod.orders"))
+        assert (spec.stack, spec.team) == ("prod", "orders")
+        assert [app.name for app in spec.declared_apps] == ["orders-api"]
+        assert [(s.name, s.owner) for s in spec.kv.secrets] == [("api-service", None), ("orders-api", "orders-api")]
+        assert spec.declares("orders-api")
+        assert not spec.declares("api-service")
+        assert not spec.declares(None)
+
+    def test_the_split_declares_the_same_vault_objects_as_one_stack(self) -> None:
+        whole = vault_objects(run(edited("prod", {ORDERS: ORDERS_FILE})))
+        split = edited("prod", SPLIT)
+        parts = [vault_objects(run(as_stack(split, stack))) for stack in ("prod", "prod.orders", "prod.payments")]
+        assert set().union(*parts) == whole
+        assert sum(len(part) for part in parts) == len(whole)  # each object in one stack only
+        assert parts[1] == {("vault:index/policy:Policy", "app-orders-api"),
+                            ("vault:kubernetes/authBackendRole:AuthBackendRole", "orders-api"),
+                            ("vault:kv/secretV2:SecretV2", "production/orders-api"),
+                            ("vault:database/secretBackendRole:SecretBackendRole", "orders-api-reader")}
+
+    def test_a_teams_stack_exports_its_applications_annotations_only(self) -> None:
+        team = run(as_stack(edited("prod", SPLIT), "prod.orders"))
+        assert sorted(team.outputs) == ["orders-api-annotations"]
+        assert "orders-api-annotations" not in run(edited("prod", SPLIT)).outputs
+
+    def test_a_teams_stack_logs_in_as_its_environments_does(self) -> None:
+        split = edited("prod", SPLIT)
+        (platform,) = run(split).of_type("pulumi:providers:vault")
+        (team,) = run(as_stack(split, "prod.orders")).of_type("pulumi:providers:vault")
+        assert team.inputs == platform.inputs
+
+    def test_a_team_without_applications_declares_nothing_in_vault(self) -> None:
+        gone = run(as_stack(edited("prod", SPLIT), "prod.billing"))
+        assert vault_objects(gone) == set()
+
+
+class TestRefusals:
+    def test_a_teams_stack_of_an_environment_that_does_not_split_is_refused(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of_config(as_stack(edited("prod", {ORDERS: ORDERS_FILE}), "prod.orders"))
+        assert str(refused.value) == (
+            "stack 'prod.orders', config key 'vault-platform:teamStacks': 'prod.orders' is a team's stack, but "
+            "prod declares its applications in its own stack. Fix: set vault-platform:teamStacks: true in "
+            "Pulumi.prod.yaml, or run the stack prod")
+
+    def test_the_fix_is_accepted(self) -> None:
+        assert spec_of_config(as_stack(edited("prod", SPLIT), "prod.orders")).team == "orders"
+
+    def test_a_team_name_that_is_no_folder_name_is_refused(self) -> None:
+        with pytest.raises(SpecError) as refused:
+            spec_of_config(as_stack(edited("prod", SPLIT), "prod.Orders_team"))
+        assert (refused.value.key, refused.value.fix) == (
+            "stack name", "name the stack prod.<team>, after a folder under apps/")
+
+    def test_the_setting_is_true_or_false_as_the_cli_hands_it_over(self) -> None:
+        assert spec_of("prod", {f"{P}teamStacks": "true"}).team_stacks
+        assert not spec_of("prod", {f"{P}teamStacks": "false"}).team_stacks
+        refused = refusal("prod", {f"{P}teamStacks": "yes"}, f"{P}teamStacks")
+        assert (refused.problem, refused.fix) == ("'yes' is not true or false", "write true or false, or remove the key")
+
+
+class TestTheStacksAWorkflowRuns:
+    def test_one_a_team_with_applications_there_sorted(self) -> None:
+        assert team_stacks_command.team_stacks(spec_of("prod", SPLIT)) == ["prod.orders", "prod.payments"]
+
+    def test_and_every_team_stack_the_backend_still_holds(self) -> None:
+        held = ["prod", "prod.billing", "organization/vault-platform/prod.search", "staging.ops", "prod.orders"]
+        assert team_stacks_command.team_stacks(spec_of("prod", SPLIT), held) == [
+            "prod.billing", "prod.orders", "prod.payments", "prod.search"]
+
+    def test_none_when_the_environment_keeps_its_applications(self) -> None:
+        assert team_stacks_command.team_stacks(spec_of("prod", {ORDERS: ORDERS_FILE}), ["prod.orders"]) == []
+
+    def test_the_command_writes_each_team_a_verbatim_copy_of_the_environments_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        environment = stack_file("dev").read_text()
+        split = environment.replace("config:\n", f"config:\n  {P}teamStacks: true\n", 1)
+        root = tmp_path / "project"
+        (root / "stacks").mkdir(parents=True)
+        (root / "stacks" / "Pulumi.dev.yaml").write_text(split)
+        monkeypatch.setattr(team_stacks_command, "ROOT", root)
+        monkeypatch.setattr(team_stacks_command, "stack_file", lambda stack: root / "stacks" / f"Pulumi.{stack}.yaml")
+        spec = spec_of("dev", {f"{P}teamStacks": True})
+        monkeypatch.setattr(team_stacks_command, "spec_or_report", lambda stack: spec)
+        assert main(["team-stacks", "dev", "dev.gone"]) == 0
+        assert capsys.readouterr().out == "dev.gone\ndev.payments\n"
+        for team in ("gone", "payments"):
+            written = (root / "stacks" / f"Pulumi.dev.{team}.yaml").read_text()
+            assert written == ("# Generated by platformctl team-stacks from Pulumi.dev.yaml: edit that file, "
+                               "never this one.\n" + split)
+
+    def test_a_teams_stack_reads_its_environments_file_and_is_no_environment(self) -> None:
+        assert stack_file("prod.payments") == stack_file("prod")
+        assert all("." not in stack for stack in stacks())
