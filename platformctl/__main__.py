@@ -16,6 +16,7 @@ from . import (
     new_app_command,
     plan_command,
     preflight_command,
+    resume_command,
     rollout_command,
     snapshots_command,
     team_stacks_command,
@@ -25,7 +26,7 @@ from . import (
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
 COMMANDS = [plan_command, diff_command, access_command, new_app_command, preflight_command, bootstrap_command,
             rollout_command, snapshots_command, db_setup_command, audience_command, vault_login_command,
-            team_stacks_command]
+            team_stacks_command, resume_command]
 
 
 def main(argv: list[str] | None = None) -> int:

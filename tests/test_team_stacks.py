@@ -5,12 +5,17 @@ same Vault objects as one stack does, what a team's stack refuses, and the stack
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from components import iac_calls, vault_acl
 from components.environment import SpecError
-from platformctl import team_stacks_command
+from components.environment.identity import DEPLOY_POLICY
+from components.render.acl import load_policy_files
+from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
 from platformctl.engine import Declaration, declare
 from platformctl.stackfile import StackConfig, stack_file, stacks
@@ -52,7 +57,8 @@ class TestWhichStackDeclaresWhat:
         spec = spec_of("prod", {ORDERS: ORDERS_FILE})
         assert (spec.team_stacks, spec.team) == (False, None)
         assert [app.name for app in spec.declared_apps] == ["api-service", "orders-api"]
-        assert spec.declares(None) and spec.declares("orders-api")
+        assert spec.declares(None)
+        assert spec.declares("orders-api")
 
     def test_the_environments_stack_declares_the_platform_alone(self) -> None:
         spec = spec_of("prod", SPLIT)
@@ -118,7 +124,8 @@ class TestRefusals:
         assert spec_of("prod", {f"{P}teamStacks": "true"}).team_stacks
         assert not spec_of("prod", {f"{P}teamStacks": "false"}).team_stacks
         refused = refusal("prod", {f"{P}teamStacks": "yes"}, f"{P}teamStacks")
-        assert (refused.problem, refused.fix) == ("'yes' is not true or false", "write true or false, or remove the key")
+        assert (refused.problem, refused.fix) == ("'yes' is not true or false",
+                                                  "write true or false, or remove the key")
 
 
 class TestTheStacksAWorkflowRuns:
@@ -154,3 +161,57 @@ class TestTheStacksAWorkflowRuns:
     def test_a_teams_stack_reads_its_environments_file_and_is_no_environment(self) -> None:
         assert stack_file("prod.payments") == stack_file("prod")
         assert all("." not in stack for stack in stacks())
+
+
+class TestResumingADeadRun:
+    """``platformctl resume``'s core: which pending creates a killed ``up`` left, and which KV secret
+    writes of it to delete so that the next ``up``'s first write (check-and-set 0) is accepted."""
+
+    STARTED = "2026-12-07T02:10:00.123456789Z"
+
+    def deployment(self, *operations: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+        return {"pending_operations": [
+            {"type": kind, "resource": {"urn": f"urn:{type_token}", "type": type_token, "inputs": inputs,
+                                        "created": self.STARTED}} for kind, type_token, inputs in operations]}
+
+    def test_the_pending_kv_creates_and_how_many_creates_in_all(self) -> None:
+        secrets, count = resume.pending_creates(self.deployment(
+            ("creating", resume.KV_SECRET, {"mount": "secret", "name": "production/app-1"}),
+            ("creating", "vault:index/policy:Policy", {"name": "app-app-1"}),
+            ("updating", resume.KV_SECRET, {"mount": "secret", "name": "production/app-2"})))
+        assert count == 2
+        assert secrets == [resume.PendingSecret("secret", "production/app-1",
+                                                datetime(2026, 12, 7, 2, 10, 0, 123456, tzinfo=UTC))]
+
+    def test_nothing_pending(self) -> None:
+        assert resume.pending_creates({"resources": []}) == ([], 0)
+
+    @pytest.mark.parametrize(("metadata", "lost"), [
+        ({"current_version": 1, "versions": {"1": {"created_time": "2026-12-07T02:10:01.5Z"}}}, True),
+        # Written within the clocks' skew before the step began: still the step's.
+        ({"current_version": 1, "versions": {"1": {"created_time": "2026-12-07T02:09:57Z"}}}, True),
+        (None, False),  # the write never reached Vault: the next up makes it
+        ({"current_version": 2, "versions": {"1": {"created_time": "2026-12-07T02:10:01Z"},
+                                             "2": {"created_time": "2026-12-07T02:10:02Z"}}}, False),
+        # Someone's secret from before the run: left for the next up to refuse with Vault's message.
+        ({"current_version": 1, "versions": {"1": {"created_time": "2026-12-06T09:00:00Z"}}}, False),
+    ])
+    def test_a_lost_write_is_the_one_version_written_since_the_step_began(
+            self, metadata: dict[str, Any] | None, lost: bool) -> None:
+        (secret,), _ = resume.pending_creates(self.deployment(
+            ("creating", resume.KV_SECRET, {"mount": "secret", "name": "production/app-1"})))
+        assert resume.lost_write(secret, metadata) is lost
+
+    def test_the_pending_creates_are_cleared_by_the_cli(self) -> None:
+        assert resume.clear_arguments("prod.orders") == [
+            "refresh", "--stack", "prod.orders", "--yes", "--non-interactive", "--skip-preview",
+            "--clear-pending-creates"]
+
+    def test_the_iac_token_may_read_and_delete_a_secrets_versions_but_not_read_its_values(self) -> None:
+        (resume_calls,) = [call for call in iac_calls.calls([], commands=True) if call.needed_by == "platformctl resume"
+                           and call.capabilities == ("delete",)]
+        document = next(d for d in load_policy_files() if d.name == DEPLOY_POLICY)
+        acl = vault_acl.Acl.of_texts({DEPLOY_POLICY: document.hcl})
+        assert acl.capabilities("secret/metadata/production/app-1") >= {"read", "delete"}
+        assert "read" not in acl.capabilities("secret/data/production/app-1")
+        assert resume_calls.path == "secret/metadata/computed-path"

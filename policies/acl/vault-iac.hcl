@@ -89,6 +89,12 @@ path "secret/data/*" {
   capabilities = ["create", "update", "delete"]
 }
 
+# A secret's versions, never its values: platformctl resume finds the first write of a run that died
+# before recording it, and deletes it so that the next run's write (check-and-set 0) is accepted.
+path "secret/metadata/*" {
+  capabilities = ["read", "delete"]
+}
+
 # Database secrets engine: connections, roles and root rotation, never credentials.
 path "database/config/*" {
   capabilities = ["create", "read", "update", "delete"]

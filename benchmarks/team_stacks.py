@@ -1,0 +1,120 @@
+"""Team stacks at scale under the real Pulumi CLI and providers, against a real Vault (Raft) this script
+starts on loopback and stops: N generated applications, ``--per-team`` to a team (so teams grow with
+applications, as an organisation's do), on the prod-shaped stack of :mod:`benchmarks.real_cli` with
+``vault-platform:teamStacks: true``. The CLI writes every stack's state after every step (checkpoints
+on, as the deploys run).
+
+For each N it measures, in a fresh copy of the project and a fresh Vault, the wall time of:
+
+- ``up``: the environment's stack, then every team's (``platformctl team-stacks``), from empty,
+  ``--jobs`` team stacks at a time (the workflows run them one at a time);
+- ``preview``: a no-op preview of the environment's stack, of one team's, and of all of them;
+- ``one app``: the ``up`` of the one team's stack whose application's file changed (its token TTL);
+
+and the resources of the largest stack, and the largest process's peak memory.
+
+    venv/bin/python -m benchmarks.team_stacks [--per-team 20] [--jobs 1] [--parallel P] N [N ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.real_cli import STACK, P, bench_stack
+from tests.e2e.project import PulumiProject
+from tests.e2e.servers import VaultServer, running
+from tests.e2e.tools import find_tools
+from tests.postgres.server import ServerTls
+
+
+def write_apps(root: Path, count: int, per_team: int, ttl: str = "1h") -> None:
+    """Application ``i`` in team ``i // per_team``, each with its generated secret (four resources an app)."""
+    for i in range(count):
+        path = root / "apps" / f"team-{i // per_team}" / f"app-{i}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({
+            "namespace": f"team-{i // per_team}", "serviceAccount": f"app-{i}", "tokenTtl": ttl,
+            "kvPaths": [f"production/app-{i}"],
+            "secrets": {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}}},
+            "environments": {STACK: None}}))
+
+
+def wall(action: Callable[[], Any]) -> float:
+    started = time.monotonic()
+    action()
+    return round(time.monotonic() - started, 1)
+
+
+def measure(count: int, per_team: int, jobs: int, parallel: int | None, directory: Path) -> dict[str, Any]:
+    tools, missing = find_tools()
+    if tools is None:
+        raise SystemExit(f"the real tools are missing: {', '.join(missing)}")
+    vault = VaultServer(tools.which("vault"), directory / "vault")
+    flags = ("--non-interactive", *(("--parallel", str(parallel)) if parallel else ()))
+    with running(vault):
+        project = PulumiProject(tools, directory / "cli")
+        shutil.rmtree(project.root / "apps")
+        document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
+        document["config"][f"{P}teamStacks"] = True
+        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        write_apps(project.root, count, per_team)
+        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
+                                                                f"{P}tokenReviewerJwt": "bench-jwt"})
+        teams = project.platformctl("team-stacks", STACK).split()
+        for team in teams:
+            project.run("stack", "init", team)
+
+        def up(stack: str) -> None:
+            project.run("up", "--yes", "--skip-preview", "--stack", stack, *flags, timeout=3600)
+
+        def preview(stack: str) -> None:
+            project.run("preview", "--stack", stack, *flags, timeout=3600)
+
+        def each(action: Callable[[str], None]) -> None:
+            with ThreadPoolExecutor(jobs) as pool:
+                list(pool.map(action, teams))
+
+        up_platform = wall(lambda: up(STACK))
+        up_teams = wall(lambda: each(up))
+        largest = max(len(json.loads(project.run("stack", "export", "--stack", stack).stdout)["deployment"]
+                          .get("resources", [])) for stack in [STACK, *teams])
+        preview_platform = wall(lambda: preview(STACK))
+        preview_team = wall(lambda: preview(teams[0]))
+        preview_all = preview_platform + wall(lambda: each(preview))
+        write_apps(project.root, 1, per_team, ttl="30m")  # app-0 changes, every other file stays
+        one_app = wall(lambda: up(teams[0]))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    return {"apps": count, "teams": len(teams), "jobs": jobs, "parallel": parallel,
+            "up s": round(up_platform + up_teams, 1), "up platform s": up_platform,
+            "preview platform s": preview_platform, "preview team s": preview_team, "preview all s": preview_all,
+            "one app s": one_app, "largest stack resources": largest, "largest process MiB": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("counts", nargs="+", type=int)
+    parser.add_argument("--per-team", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=1, help="team stacks run at a time")
+    parser.add_argument("--parallel", type=int, help="the CLI's --parallel (its default: unbounded)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root, as the end-to-end tests")
+    for count in args.counts:
+        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+            print(json.dumps(measure(count, args.per_team, args.jobs, args.parallel, Path(directory))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Issue 18, team stacks under the real CLI: an environment that states ``vault-platform:teamStacks`` is
+applied as its own stack, then one stack per team (``platformctl team-stacks``), and a team's ``up``
+killed midway (the CLI, its language host and its providers, with SIGKILL, as a lost runner) is
+recovered by the next run, with no edit of the state: ``pulumi cancel`` (the dead run's lock), then
+``pulumi up``. Nothing is lost: every application's role, policy and secret is in Vault, and each
+secret holds the value its state holds.
+
+The Vault is the benchmarks' (:mod:`benchmarks.real_cli`): prod's rules on an external Vault, without
+the servers of its own the database, snapshots and logins need."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from benchmarks.real_cli import STACK, P, bench_stack
+from benchmarks.team_stacks import write_apps
+from tests.e2e.dev import NEEDS_ROOT
+from tests.e2e.project import PulumiProject
+from tests.e2e.servers import VaultServer, audit_log_entries, running, wait_until
+from tests.e2e.tools import Tools
+from tests.postgres.server import ServerTls
+
+APPS, PER_TEAM = 48, 24
+TEAMS = [f"{STACK}.team-0", f"{STACK}.team-1"]
+
+
+@dataclass
+class Split:
+    project: PulumiProject
+    vault: VaultServer
+    audit_log: Path
+
+
+@pytest.fixture(scope="module")
+def split(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    directory = tmp_path_factory.mktemp("team-stacks")
+    vault = VaultServer(tools.which("vault"), directory / "vault")
+    with running(vault):
+        project = PulumiProject(tools, directory / "cli")
+        shutil.rmtree(project.root / "apps")
+        document = bench_stack(ServerTls.throwaway("e2e", "e2e CA").ca_pem, directory / "audit.log")
+        document["config"][f"{P}teamStacks"] = True
+        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        write_apps(project.root, APPS, PER_TEAM)
+        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
+                                                                f"{P}tokenReviewerJwt": "e2e-jwt"})
+        yield Split(project, vault, directory / "audit.log")
+
+
+def state(project: PulumiProject, stack: str) -> dict[str, Any]:
+    deployment: dict[str, Any] = json.loads(project.run("stack", "export", "--stack", stack, "--show-secrets")
+                                            .stdout)["deployment"]
+    return deployment
+
+
+def plaintext(value: Any) -> str:
+    """A secret output of ``stack export --show-secrets``: ``{<signature>: ..., "plaintext": <JSON>}``."""
+    return str(json.loads(value["plaintext"]) if isinstance(value, dict) else value)
+
+
+def test_the_environment_then_each_team_is_applied(split: Split) -> None:
+    project = split.project
+    assert project.platformctl("team-stacks", STACK).split() == TEAMS
+    for stack in TEAMS:
+        project.run("stack", "init", stack)
+    project.up(STACK)
+    platform = {resource["type"] for resource in state(project, STACK)["resources"]}
+    assert "vault:kubernetes/authBackendRole:AuthBackendRole" not in platform  # the teams' alone
+    project.up(TEAMS[0])
+    roles = split.vault.client().list("auth/kubernetes/role")["data"]["keys"]
+    assert sorted(roles) == sorted(f"app-{i}" for i in range(PER_TEAM))
+
+
+def test_a_teams_up_killed_midway_is_recovered_by_the_next_run_and_loses_nothing(split: Split) -> None:
+    project, team = split.project, TEAMS[1]
+    before = len(audit_log_entries(split.audit_log))
+    run = subprocess.Popen([project.pulumi, "up", "--stack", team, "--yes", "--skip-preview", "--non-interactive"],
+                           cwd=project.root, env=project.environment, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Killed once a third of the team's secrets are written, while others are in flight.
+        wait_until(lambda: sum(entry.get("type") == "response" and entry["request"]["path"].startswith(
+            "secret/data/production/app-") for entry in audit_log_entries(split.audit_log)[before:]) >= PER_TEAM // 3,
+                   120, "a third of the team's secrets written")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    written = len(state(project, team).get("resources", []))
+    assert 0 < written < 4 * PER_TEAM  # it did stop midway
+
+    locked = project.run("up", "--stack", team, "--yes", "--skip-preview", "--non-interactive", check=False)
+    assert locked.returncode != 0
+    assert "the stack is currently locked" in locked.stdout + locked.stderr
+    login = {"VAULT_TOKEN": split.vault.root_token}
+    resumed = project.platformctl("resume", team, environment=login)
+    assert re.fullmatch(rf"{team}: \d+ pending create\(s\) cleared for the next up; \d+ secret\(s\) the lost "
+                        r"run wrote deleted, to be written again as their first version\n", resumed), resumed
+    assert project.platformctl("resume", team, environment=login) == f"{team}: nothing pending\n"
+    project.up(team)
+
+    for stack in [STACK, *TEAMS]:
+        project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
+    client = split.vault.client()
+    assert sorted(client.list("auth/kubernetes/role")["data"]["keys"]) == sorted(f"app-{i}" for i in range(APPS))
+    policies = client.sys.list_policies()["data"]["policies"]
+    assert {f"app-app-{i}" for i in range(APPS)} <= set(policies)
+    generated = {plaintext(resource["outputs"]["result"]) for resource in state(project, team)["resources"]
+                 if resource["type"] == "random:index/randomPassword:RandomPassword"}
+    for i in range(PER_TEAM, APPS):
+        secret = client.secrets.kv.v2.read_secret_version(path=f"production/app-{i}", mount_point="secret",
+                                                          raise_on_deleted_version=True)["data"]
+        assert secret["data"]["token"] in generated, f"app-{i}: Vault holds a value its state does not"
