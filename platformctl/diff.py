@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.access import AccessChange, access_changes
+from components.access import AccessChange, AccessMatrix, access_changes, access_matrix
 from components.environment.apps import Apps
 from components.environment.durations import format_duration
 
@@ -96,6 +96,9 @@ class PlanDiff:
     """The program's refusal on the branch, if any."""
     access: tuple[AccessChange, ...] = ()
     """Per identity, the access gained and lost (empty when a side is refused: not computed)."""
+    matrices: tuple[AccessMatrix, AccessMatrix] | None = None
+    """The access matrices of the base and of the branch, which :attr:`access` compares (``None``
+    when a side is refused)."""
 
     @property
     def empty(self) -> bool:
@@ -156,6 +159,8 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
     """What changes from plan ``base`` to plan ``head``."""
     base_resources: Mapping[str, Any] = base.get("resources") or {}
     head_resources: Mapping[str, Any] = head.get("resources") or {}
+    matrices = (access_matrix(_declared(base_resources)), access_matrix(_declared(head_resources))) \
+        if base.get("error") is None and head.get("error") is None else None
     changed = []
     for name, after in head_resources.items():
         before = base_resources.get(name)
@@ -174,8 +179,8 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
         outputs=_settings(base.get("outputs") or {}, head.get("outputs") or {}),
         base_error=base.get("error"),
         head_error=head.get("error"),
-        access=access_changes(_declared(base_resources), _declared(head_resources))
-        if base.get("error") is None and head.get("error") is None else (),
+        access=access_changes(*matrices) if matrices else (),
+        matrices=matrices,
     )
 
 
@@ -249,7 +254,7 @@ def access_section(diff: PlanDiff) -> list[str]:
 
 
 def _access_lines(diff: PlanDiff) -> list[str]:
-    if diff.base_error is not None or diff.head_error is not None:
+    if diff.matrices is None:
         return ["Not computed: the program refuses a side's config."]
     if not diff.access:
         return ["No access changes: every identity reaches exactly what it reached on the base."]
