@@ -23,6 +23,7 @@ from components.access import AccessChange, AccessMatrix, access_changes, access
 from components.environment.apps import Apps
 from components.environment.durations import format_duration
 
+from .access_graph import diff_graph
 from .codeowners import CODEOWNERS, Rule, owners_of
 from .plan import flatten
 
@@ -265,7 +266,23 @@ def _access_lines(diff: PlanDiff) -> list[str]:
         lines += [f"- {who} loses {', '.join(caps)} on {_inline(path)}" for path, caps in change.lost]
         if not change.gained and not change.lost:
             lines.append(f"- {who}: reaches nothing")
-    return lines
+    return [*lines, "", *_access_graph(diff.stack, diff.matrices, diff.access)]
+
+
+def _access_graph(stack: str, matrices: tuple[AccessMatrix, AccessMatrix], changes: tuple[AccessChange, ...]
+                  ) -> list[str]:
+    """The changes as a picture (GitHub draws a ``mermaid`` block): identity -> auth role -> policy
+    -> target, for the identities whose access changes (at most
+    :data:`platformctl.access_graph.MAX_DIFF_IDENTITIES`)."""
+    graph = diff_graph(*matrices, (change.subject for change in changes))
+    caption = ("Identity -> auth role -> policy -> what it reaches: thick green `+` gained, dashed red `-` "
+               "lost, thick amber capabilities changed; a target reached as before is not drawn "
+               f"(`python -m platformctl access {_cell(stack)} --format mermaid` draws the whole stack).")
+    if graph.left_out:
+        caption += (f" The graph shows the first {len(graph.shown)} of {len(graph.shown) + len(graph.left_out)} "
+                    f"identities whose access changes, by name; the other {len(graph.left_out)} are in the list.")
+    # Labels carry no backtick (character codes), so no line of the graph can close the fence.
+    return [caption, "", "```mermaid", *graph.mermaid.rstrip("\n").split("\n"), "```"]
 
 
 def _outputs(changes: tuple[SettingChange, ...]) -> list[str]:
