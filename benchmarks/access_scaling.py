@@ -7,8 +7,8 @@ under the mock engine (not timed here: ``apps_scaling`` measures that), then:
 
 - ``matrix``: :func:`components.access.access_matrix` on the declared resources: every policy parsed,
   every identity's ACL built, every declared target's paths evaluated;
-- ``changes``: :func:`components.access.access_changes` between that stack and the same with one
-  more application (two matrices and their difference), what the PR comment computes.
+- ``changes``: the matrices of that stack and of the same with one more application, and
+  :func:`components.access.access_changes` between them, what the PR comment computes.
 
 Times are CPU seconds of this process; a flat "ms/app" column is linear growth.
 
@@ -53,7 +53,7 @@ def main() -> None:
         matrix = access_matrix(base)
         seconds = time.process_time() - started
         started = time.process_time()
-        changes = access_changes(base, head)
+        changes = access_changes(access_matrix(base), access_matrix(head))
         diff_seconds = time.process_time() - started
         # The new app is the one new identity; the platform's own identities only gain its targets.
         assert [c.subject for c in changes if c.status == "new"] == [f"team-{count % 50}/app-{count}"], changes

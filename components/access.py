@@ -78,6 +78,9 @@ class Target:
     """Its mount path."""
     paths: tuple[str, ...]
     """Every API path that reads, uses, changes or deletes it."""
+    operations: tuple[str, ...]
+    """What each of :attr:`paths` is, in the same order: the path without the mount and the name
+    (``data``, ``creds``, ``encrypt``, ``keys/config``)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ class Reach:
     """The API path."""
     capabilities: tuple[str, ...]
     """Effective capabilities there, in :data:`vault_acl.CAPABILITIES` order."""
+    granted_by: tuple[tuple[str, tuple[str, ...]], ...]
+    """Each policy whose rule decides the path, with what that rule grants, by policy (several
+    policies with a rule on the same path are merged by Vault; the others' broader rules count for
+    nothing there)."""
 
 
 @dataclass(frozen=True)
@@ -135,29 +142,31 @@ class AccessMatrix:
     each alone."""
 
 
+_OPERATIONS = {
+    KV_SECRET: ("KV secret", ("data", "metadata", "delete", "undelete", "destroy")),
+    DATABASE_ROLE: ("database role", ("creds", "roles")),
+    DATABASE_STATIC_ROLE: ("static database role", ("static-creds", "static-roles", "rotate-role")),
+    TRANSIT_KEY: ("transit key", (*rules.TRANSIT_DATA_OPERATIONS, "datakey/plaintext", "datakey/wrapped", "keys",
+                                  "keys/config", "keys/rotate", "export/encryption-key", "backup")),
+    PKI_ROLE: ("PKI role", ("issue", "sign", "roles")),
+}
+"""Per declared type: the kind of target, and every operation on it (:attr:`Target.operations`)."""
+_KEY_SETTINGS = ("keys/config", "keys/rotate")
+"""Operations whose path has the key's name before the operation: ``<mount>/keys/<key>/config``."""
+
+
 def targets(resources: Iterable[Resource]) -> tuple[Target, ...]:
     """What the resources declare that a token can use, with the paths each is used at."""
     found = []
     for type_token, inputs in resources:
+        if type_token not in _OPERATIONS:
+            continue
+        kind, operations = _OPERATIONS[type_token]
         mount = _text(inputs, "mount" if type_token == KV_SECRET else "backend")
         name = _text(inputs, "name")
-        if type_token == KV_SECRET:
-            found.append(Target("KV secret", name, mount, tuple(
-                f"{mount}/{area}/{name}" for area in ("data", "metadata", "delete", "undelete", "destroy"))))
-        elif type_token == DATABASE_ROLE:
-            found.append(Target("database role", name, mount, (f"{mount}/creds/{name}", f"{mount}/roles/{name}")))
-        elif type_token == DATABASE_STATIC_ROLE:
-            found.append(Target("static database role", name, mount, (
-                f"{mount}/static-creds/{name}", f"{mount}/static-roles/{name}", f"{mount}/rotate-role/{name}")))
-        elif type_token == TRANSIT_KEY:
-            uses = [f"{mount}/{operation}/{name}" for operation in rules.TRANSIT_DATA_OPERATIONS]
-            uses += [f"{mount}/datakey/plaintext/{name}", f"{mount}/datakey/wrapped/{name}"]
-            keys = [f"{mount}/keys/{name}", f"{mount}/keys/{name}/config", f"{mount}/keys/{name}/rotate",
-                    f"{mount}/export/encryption-key/{name}", f"{mount}/backup/{name}"]
-            found.append(Target("transit key", name, mount, (*uses, *keys)))
-        elif type_token == PKI_ROLE:
-            found.append(Target("PKI role", name, mount, (
-                f"{mount}/issue/{name}", f"{mount}/sign/{name}", f"{mount}/roles/{name}")))
+        paths = tuple(f"{mount}/keys/{name}/{operation.removeprefix('keys/')}" if operation in _KEY_SETTINGS
+                      else f"{mount}/{operation}/{name}" for operation in operations)
+        found.append(Target(kind, name, mount, paths, operations))
     return tuple(sorted(found, key=lambda target: (target.mount, target.kind, target.name)))
 
 
@@ -180,6 +189,11 @@ class _Index:
 
 def _evaluate(policies: Mapping[str, Sequence[vault_acl.Rule]], index: _Index) -> tuple[Reach, ...]:
     acl = vault_acl.Acl(policies)
+    # What each policy's rule on a path grants (the ACL keeps only the merge): path as Vault keys it.
+    written: dict[tuple[str, str], set[str]] = {}
+    for name, policy_rules in policies.items():
+        for rule in policy_rules:
+            written.setdefault((name, rule.path.removeprefix("/")), set()).update(rule.capabilities)
     seen: set[str] = set()
     reaches = []
     for policy_rules in policies.values():
@@ -188,11 +202,17 @@ def _evaluate(policies: Mapping[str, Sequence[vault_acl.Rule]], index: _Index) -
                 if path in seen:
                     continue
                 seen.add(path)
-                granted = acl.capabilities(path)
-                if granted:
-                    ordered = tuple(c for c in vault_acl.CAPABILITIES if c in granted)
-                    reaches.append(Reach(index.by_path[path], path, ordered))
+                grant = acl.grant(path)
+                if grant.capabilities:  # a policy named root grants everything without a rule
+                    granted_by = tuple((name, _ordered(written.get((name, grant.pattern), grant.capabilities)))
+                                       for name in grant.policies)
+                    reaches.append(Reach(index.by_path[path], path, _ordered(grant.capabilities), granted_by))
     return tuple(sorted(reaches, key=lambda r: (r.target.kind, r.target.mount, r.target.name, r.path)))
+
+
+def _ordered(capabilities: Iterable[str]) -> tuple[str, ...]:
+    granted = set(capabilities)
+    return tuple(c for c in vault_acl.CAPABILITIES if c in granted)
 
 
 def _grants(policies: Mapping[str, Sequence[vault_acl.Rule]]) -> tuple[PathGrant, ...]:
@@ -338,9 +358,8 @@ def _facts(entry: Identity) -> set[tuple[str, str]]:
     return facts
 
 
-def access_changes(base: Sequence[Resource], head: Sequence[Resource]) -> tuple[AccessChange, ...]:
-    """Per identity, what the ``head`` resources grant that the ``base`` ones did not, and the reverse."""
-    before, after = access_matrix(base), access_matrix(head)
+def access_changes(before: AccessMatrix, after: AccessMatrix) -> tuple[AccessChange, ...]:
+    """Per identity, what matrix ``after`` grants that ``before`` did not, and the reverse."""
     old = {entry.subject: _facts(entry) for entry in (*before.identities, *before.platform)}
     new = {entry.subject: _facts(entry) for entry in (*after.identities, *after.platform)}
     changes = []

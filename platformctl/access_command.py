@@ -9,6 +9,7 @@ import sys
 
 from components.access import access_matrix, matrix_document, matrix_text
 
+from .access_graph import stack_graph
 from .engine import declare
 from .stackfile import read_stack, stacks
 
@@ -19,7 +20,12 @@ HELP = ("print who can reach what: each Kubernetes service account -> auth role 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
+                        help="text (for people, the default), json (for tools) or mermaid (a flowchart: "
+                             "identity -> auth role -> policy -> what it reaches; GitHub draws it in a "
+                             "```mermaid block)")
+    output.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {declaration.error}", file=sys.stderr)
         return 1
     matrix = access_matrix([(resource.type, resource.inputs) for resource in declaration.resources])
-    if args.json:
+    if args.format == "json":
         sys.stdout.write(json.dumps({"stack": stack.stack, **matrix_document(matrix)}, indent=2) + "\n")
+    elif args.format == "mermaid":
+        sys.stdout.write(stack_graph(matrix))
     else:
         sys.stdout.write(matrix_text(matrix, stack.stack))
     return 0

@@ -19,10 +19,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.access import AccessChange, access_changes
+from components.access import AccessChange, AccessMatrix, access_changes, access_matrix
 from components.environment.apps import Apps
 from components.environment.durations import format_duration
 
+from .access_graph import diff_graph
 from .codeowners import CODEOWNERS, Rule, owners_of
 from .plan import flatten
 
@@ -96,6 +97,9 @@ class PlanDiff:
     """The program's refusal on the branch, if any."""
     access: tuple[AccessChange, ...] = ()
     """Per identity, the access gained and lost (empty when a side is refused: not computed)."""
+    matrices: tuple[AccessMatrix, AccessMatrix] | None = None
+    """The access matrices of the base and of the branch, which :attr:`access` compares (``None``
+    when a side is refused)."""
 
     @property
     def empty(self) -> bool:
@@ -156,6 +160,8 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
     """What changes from plan ``base`` to plan ``head``."""
     base_resources: Mapping[str, Any] = base.get("resources") or {}
     head_resources: Mapping[str, Any] = head.get("resources") or {}
+    matrices = (access_matrix(_declared(base_resources)), access_matrix(_declared(head_resources))) \
+        if base.get("error") is None and head.get("error") is None else None
     changed = []
     for name, after in head_resources.items():
         before = base_resources.get(name)
@@ -174,8 +180,8 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
         outputs=_settings(base.get("outputs") or {}, head.get("outputs") or {}),
         base_error=base.get("error"),
         head_error=head.get("error"),
-        access=access_changes(_declared(base_resources), _declared(head_resources))
-        if base.get("error") is None and head.get("error") is None else (),
+        access=access_changes(*matrices) if matrices else (),
+        matrices=matrices,
     )
 
 
@@ -249,7 +255,7 @@ def access_section(diff: PlanDiff) -> list[str]:
 
 
 def _access_lines(diff: PlanDiff) -> list[str]:
-    if diff.base_error is not None or diff.head_error is not None:
+    if diff.matrices is None:
         return ["Not computed: the program refuses a side's config."]
     if not diff.access:
         return ["No access changes: every identity reaches exactly what it reached on the base."]
@@ -260,7 +266,23 @@ def _access_lines(diff: PlanDiff) -> list[str]:
         lines += [f"- {who} loses {', '.join(caps)} on {_inline(path)}" for path, caps in change.lost]
         if not change.gained and not change.lost:
             lines.append(f"- {who}: reaches nothing")
-    return lines
+    return [*lines, "", *_access_graph(diff.stack, diff.matrices, diff.access)]
+
+
+def _access_graph(stack: str, matrices: tuple[AccessMatrix, AccessMatrix], changes: tuple[AccessChange, ...]
+                  ) -> list[str]:
+    """The changes as a picture (GitHub draws a ``mermaid`` block): identity -> auth role -> policy
+    -> target, for the identities whose access changes (at most
+    :data:`platformctl.access_graph.MAX_DIFF_IDENTITIES`)."""
+    graph = diff_graph(*matrices, (change.subject for change in changes))
+    caption = ("Identity -> auth role -> policy -> what it reaches: thick green `+` gained, dashed red `-` "
+               "lost, thick amber capabilities changed; a target reached as before is not drawn "
+               f"(`python -m platformctl access {_cell(stack)} --format mermaid` draws the whole stack).")
+    if graph.left_out:
+        caption += (f" The graph shows the first {len(graph.shown)} of {len(graph.shown) + len(graph.left_out)} "
+                    f"identities whose access changes, by name; the other {len(graph.left_out)} are in the list.")
+    # Labels carry no backtick (character codes), so no line of the graph can close the fence.
+    return [caption, "", "```mermaid", *graph.mermaid.rstrip("\n").split("\n"), "```"]
 
 
 def _outputs(changes: tuple[SettingChange, ...]) -> list[str]:

@@ -267,6 +267,18 @@ def declare_stack(stack: str, changes: Mapping[str, Any] | None = None, **kwargs
     return declare_config(edited(stack, changes, **kwargs))
 
 
+def with_kubernetes_role(plan: Mapping[str, Any], name: str, policies: list[str]) -> dict[str, Any]:
+    """A copy of a plan document of the test stack ``access`` with one more Kubernetes auth role
+    ``name`` (api-service's, renamed), bound to ``<name>/<name>-sa`` and holding ``policies``: a new
+    identity as the access diff sees it, without running the program again."""
+    edited_plan = copy.deepcopy(dict(plan))
+    role = copy.deepcopy(edited_plan["resources"]["vault-kubernetes-auth-api-service"])
+    role["inputs"] |= {"roleName": name, "boundServiceAccountNamespaces": [name],
+                       "boundServiceAccountNames": [f"{name}-sa"], "tokenPolicies": policies}
+    edited_plan["resources"][f"vault-kubernetes-auth-{name}"] = role
+    return edited_plan
+
+
 DELETE = object()
 
 

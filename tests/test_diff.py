@@ -11,11 +11,20 @@ from typing import Any
 import pytest
 
 from components.render.sql import creation_statements
+from platformctl.access_graph import diff_graph
 from platformctl.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
 from platformctl.diff_command import base_plan
 from platformctl.engine import ROOT, Declaration
 from platformctl.plan import plan_document
-from tests.support import DELETE, TEST_STACKS, any_stack, declare_config, declare_stack, spec_of_config
+from tests.support import (
+    DELETE,
+    TEST_STACKS,
+    any_stack,
+    declare_config,
+    declare_stack,
+    spec_of_config,
+    with_kubernetes_role,
+)
 
 RELEASE = "vault-cluster-release"
 
@@ -246,13 +255,9 @@ class TestAccessChanges:
         ]
 
     def test_a_new_app_and_a_platform_policy_change(self, access_plan: dict[str, Any]) -> None:
-        head = copy.deepcopy(access_plan)
+        head = with_kubernetes_role(access_plan, "reports", ["api-secrets"])
         iac = head["resources"]["vault-policies-vault-iac"]["inputs"]
         iac["policy"] += 'path "database/creds/*" {\n  capabilities = ["read"]\n}\n'
-        role = copy.deepcopy(head["resources"]["vault-kubernetes-auth-api-service"])
-        role["inputs"] |= {"roleName": "reports", "boundServiceAccountNamespaces": ["reports"],
-                           "boundServiceAccountNames": ["reports-sa"], "tokenPolicies": ["api-secrets"]}
-        head["resources"]["vault-kubernetes-auth-reports"] = role
         assert self.section(access_plan, head).splitlines() == [
             "- `policy vault-iac` **gains** read on `database/creds/*`",
             "- `policy vault-iac` **gains** read on `database/creds/api-role`",
@@ -263,7 +268,28 @@ class TestAccessChanges:
         base = {**access_plan, "error": "stack 'access': refused", "resources": {}}
         assert self.section(base, access_plan) == "Not computed: the program refuses a side's config."
         head = {**access_plan, "error": "stack 'access': refused", "resources": {}}
-        assert access_section(diff_plans(access_plan, head))[2] == "Not computed: the program refuses a side's config."
+        assert access_section(diff_plans(access_plan, head)) == [
+            "#### Access changes", "", "Not computed: the program refuses a side's config.", ""]
+
+    def test_the_list_then_its_picture(self, access_plan: dict[str, Any]) -> None:
+        head = plan_document(declare_stack("access", {"vault-platform:policies[0].rules[1]": {
+            "path": "secret/data/production/payouts", "capabilities": ["read"]}}))
+        diff = diff_plans(access_plan, head)
+        assert diff.matrices is not None
+        graph = diff_graph(*diff.matrices, ["production/api-service-sa"])
+        assert '  p1 ==>|"+ data: read"| t1\n' in graph.mermaid  # tests/test_access_graph.py has all of it
+        assert access_section(diff) == [
+            "#### Access changes", "",
+            "- `production/api-service-sa` **gains** read on `secret/data/production/payouts`", "",
+            "Identity -> auth role -> policy -> what it reaches: thick green `+` gained, dashed red `-` lost, "
+            "thick amber capabilities changed; a target reached as before is not drawn "
+            "(`python -m platformctl access access --format mermaid` draws the whole stack).", "",
+            "```mermaid", *graph.mermaid.rstrip("\n").split("\n"), "```", ""]
+
+    def test_no_picture_without_a_change(self, access_plan: dict[str, Any]) -> None:
+        assert access_section(diff_plans(access_plan, access_plan)) == [
+            "#### Access changes", "",
+            "No access changes: every identity reaches exactly what it reached on the base.", ""]
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +381,21 @@ class TestWhatAReviewerSees:
 
 
 class TestComment:
+    def test_a_large_change_says_what_its_picture_leaves_out(self, access_plan: dict[str, Any]) -> None:
+        head = access_plan
+        for number in range(43):
+            head = with_kubernetes_role(head, f"app-{number:02d}", ["api-secrets"])
+        comment = render_comment([diff_plans(access_plan, head)], "main", [])
+        access = comment[comment.index("### Access changes"):comment.index("### Stack `access`")]
+        assert access.count(" (new) **gains** read on `secret/data/production/api-service`\n") == 43
+        assert ("(`python -m platformctl access access --format mermaid` draws the whole stack). The graph shows "
+                "the first 40 of 43 identities whose access changes, by name; the other 3 are in the list.\n"
+                "\n```mermaid\nflowchart LR\n") in access
+        assert access.count("```mermaid\n") == 1
+        graph = access.split("```mermaid\n", 1)[1]
+        assert "app-39/app-39-sa" in graph
+        assert "app-40/app-40-sa" not in graph
+
     def test_the_checklist_first_then_each_stack_and_unchanged_ones_in_one_line(
             self, prod_plan: dict[str, Any]) -> None:
         changed = diff_plans(prod_plan, with_replicas(prod_plan, 3.0))
