@@ -11,10 +11,13 @@ keeps its applications in its own stack), 2 when the stack or its spec is refuse
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from collections.abc import Iterable
 
 from components.environment import EnvironmentSpec
+from components.environment.apps import APPS_DIR
 
 from .engine import ROOT
 from .stackfile import spec_or_report, stack_file, stacks
@@ -29,11 +32,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("existing", nargs="*", metavar="STACK",
                         help="the stacks the state backend holds (`pulumi stack ls --json`): a team's stack "
                              "whose last application left is still run, so that it deletes what it declared")
+    parser.add_argument("--backend", action="store_true",
+                        help="add the stacks the state backend holds, as `pulumi stack ls --json` lists them")
+    parser.add_argument("--changed", nargs="*", metavar="PATH",
+                        help="only the stacks these changed files (a pull request's) can change: a team's "
+                             "for a file under its apps/<team>/, every team's for any other file")
 
 
-def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = ()) -> list[str]:
+def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = (), changed: Iterable[str] | None = None) -> list[str]:
     """The team stacks of ``spec``'s environment, sorted: one per team with an application there, and
-    every one the backend still holds (named ``<stack>.<team>``, or ``<org>/<project>/<stack>.<team>``)."""
+    every one the backend still holds (named ``<stack>.<team>``, or ``<org>/<project>/<stack>.<team>``);
+    with ``changed`` (paths from the repository's root), only those its files can change. A team's
+    stack reads its own application files and everything else the environment's stack reads (the stack
+    file, the program, the policies), so a file outside ``apps/`` may change every team's."""
     if not spec.team_stacks:
         return []
     teams = {app.team for app in spec.apps}
@@ -41,6 +52,10 @@ def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = ()) -> list[str
         environment, dot, team = name.rpartition("/")[2].partition(".")
         if dot and environment == spec.stack:
             teams.add(team)
+    if changed is not None:
+        folders = [path.split("/") for path in changed]
+        if all(len(parts) == 3 and parts[0] == APPS_DIR for parts in folders):
+            teams &= {parts[1] for parts in folders}
     return [f"{spec.stack}.{team}" for team in sorted(teams)]
 
 
@@ -51,9 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if spec.team is not None:
         print(f"error: {args.stack!r} is a team's stack: name its environment, {spec.stack}", file=sys.stderr)
         return 2
+    existing = list(args.existing)
+    if args.backend:
+        listed = subprocess.run(["pulumi", "stack", "ls", "--json"], capture_output=True, text=True, check=False)
+        if listed.returncode != 0:
+            print(f"error: pulumi stack ls exited {listed.returncode}: {listed.stderr.strip()}", file=sys.stderr)
+            return 1
+        existing += [str(stack["name"]) for stack in json.loads(listed.stdout)]
     source = stack_file(spec.stack)
     text = GENERATED.format(stack=spec.stack) + source.read_text()
-    for name in team_stacks(spec, args.existing):
+    for name in team_stacks(spec, existing, args.changed):
         (ROOT / "stacks" / f"Pulumi.{name}.yaml").write_text(text)
         print(name)
     return 0

@@ -137,6 +137,18 @@ class TestTheStacksAWorkflowRuns:
         assert team_stacks_command.team_stacks(spec_of("prod", SPLIT), held) == [
             "prod.billing", "prod.orders", "prod.payments", "prod.search"]
 
+    @pytest.mark.parametrize(("changed", "stacks"), [
+        (["apps/orders/orders-api.yaml"], ["prod.orders"]),
+        (["apps/orders/orders-api.yaml", "apps/billing/old.yaml"], ["prod.billing", "prod.orders"]),  # its last app
+        ([], []),
+        (["apps/orders/orders-api.yaml", "stacks/Pulumi.prod.yaml"], ["prod.billing", "prod.orders", "prod.payments"]),
+        (["components/kv.py"], ["prod.billing", "prod.orders", "prod.payments"]),
+        (["apps/stray.yaml"], ["prod.billing", "prod.orders", "prod.payments"]),  # refused by the loader anyway
+    ])
+    def test_a_pull_request_previews_the_stacks_its_files_can_change(self, changed: list[str],
+                                                                      stacks: list[str]) -> None:
+        assert team_stacks_command.team_stacks(spec_of("prod", SPLIT), ["prod.billing"], changed) == stacks
+
     def test_none_when_the_environment_keeps_its_applications(self) -> None:
         assert team_stacks_command.team_stacks(spec_of("prod", {ORDERS: ORDERS_FILE}), ["prod.orders"]) == []
 

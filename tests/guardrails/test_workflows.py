@@ -344,9 +344,10 @@ class TestDeploys:
             "aws-actions/configure-aws-credentials",
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
-            "OIDC token for Vault", "Vault token for this job", "preview",
-            "Preflight the KMS auto-unseal key (before up)", "up", "Roll the Vault servers onto the new template",
-            "Revoke the job's Vault token"]
+            "OIDC token for Vault", "Vault token for this job", "Install the Pulumi CLI",
+            "Ready the stacks a lost run left midway", "preview",
+            "Preflight the KMS auto-unseal key (before up)", "up", "Up each team's stack with the guardrails",
+            "Roll the Vault servers onto the new template", "Revoke the job's Vault token"]
 
     def test_rollout_after_up_with_the_jobs_own_login_masked(self) -> None:
         rollout = steps(load("pulumi-up.yml")["jobs"]["up"])[-2]
@@ -368,6 +369,81 @@ class TestDeploys:
         assert result.returncode == outcome
         assert result.stdout.startswith("::add-mask::s.token\n")
         assert ("::warning title=Vault servers not rolled out::dev unseals by hand" in result.stdout) is (status == 3)
+
+
+def named_step(name: str, job: str, label: str) -> dict[str, Any]:
+    (step,) = [step for step in steps(load(name)["jobs"][job]) if step.get("name") == label]
+    return step
+
+
+def stand_in_pulumi(directory: Path, failing: str = "") -> None:
+    """A ``pulumi`` in ``directory`` that logs each call and fails for the stack ``failing``."""
+    (directory / "pulumi").write_text(
+        f'#!/bin/sh\necho "pulumi $*" >> "{directory}/calls"\n'
+        'case "$*" in "stack ls --json") echo \'[{"name": "dev"}, {"name": "dev.orders"}]\' ;; esac\n'
+        f'case "$*" in *"--stack {failing} "*) [ -n "{failing}" ] && exit 1 ;; esac\nexit 0\n')
+    (directory / "pulumi").chmod(0o755)
+
+
+class TestTeamStacks:
+    """The stacks of an environment's teams (``vault-platform:teamStacks``): readied, previewed and applied
+    after the environment's own, each team's even when another's fails, with the measured ``--parallel``."""
+
+    def test_every_stack_is_created_then_readied_environment_first(self, tmp_path: Path) -> None:
+        step = named_step("pulumi-up.yml", "up", "Ready the stacks a lost run left midway")
+        stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; '
+                           'case "$3" in team-stacks) printf "dev.orders\\ndev.payments\\n" ;; esac')
+        stand_in_pulumi(tmp_path)
+        (tmp_path / "out").write_text("")
+        result = run_step(step["run"], tmp_path, STACK="dev", SECRETS_PROVIDER="awskms://alias/k",
+                          GITHUB_OUTPUT=str(tmp_path / "out"))
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "calls").read_text().splitlines() == [
+            "python -m platformctl team-stacks dev --backend",
+            "pulumi stack select --create dev.orders --secrets-provider awskms://alias/k",
+            "pulumi stack select --create dev.payments --secrets-provider awskms://alias/k",
+            "python -m platformctl resume dev", "python -m platformctl resume dev.orders",
+            "python -m platformctl resume dev.payments"]
+        assert (tmp_path / "out").read_text() == "teams=dev.orders dev.payments\n"
+
+    @pytest.mark.parametrize("failing", ["", "dev.orders"])
+    def test_each_teams_stack_is_applied_even_after_another_fails(self, failing: str, tmp_path: Path) -> None:
+        step = named_step("pulumi-up.yml", "up", "Up each team's stack with the guardrails")
+        assert step["env"] == {"TEAMS": "${{ steps.stacks.outputs.teams }}"}
+        stand_in_pulumi(tmp_path, failing)
+        result = run_step(step["run"], tmp_path, STACK="dev", TEAMS="dev.orders dev.payments", PARALLEL="16",
+                          GITHUB_SHA="abc")
+        assert (tmp_path / "calls").read_text().splitlines() == [
+            f"pulumi up --stack {stack} --yes --non-interactive --policy-pack policies/guardrails --parallel 16 "
+            "--message abc" for stack in ("dev.orders", "dev.payments")]
+        assert result.returncode == (1 if failing else 0)
+        assert ("::error title=Team stacks failed::dev: dev.orders" in result.stdout) is bool(failing)
+
+    def test_a_pull_request_previews_the_existing_team_stacks_its_files_can_change(self, tmp_path: Path) -> None:
+        step = named_step("pr-preview.yml", "preview", "Preview the team stacks the change can change")
+        stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; case "$3" in team-stacks) '
+                           'printf "dev.new\\ndev.orders\\n" ;; *) exec /usr/bin/env python3 "$@" ;; esac')
+        stand_in_pulumi(tmp_path)
+        (tmp_path / "git").write_text("#!/bin/sh\necho apps/orders/orders-api.yaml; echo apps/new/a.yaml\n")
+        (tmp_path / "git").chmod(0o755)
+        result = run_step(step["run"], tmp_path, STACK="dev", PARALLEL="16")
+        assert result.returncode == 0, result.stderr
+        calls = (tmp_path / "calls").read_text().splitlines()
+        assert calls[0] == ("python -m platformctl team-stacks dev --backend --changed apps/orders/orders-api.yaml "
+                            "apps/new/a.yaml")
+        assert calls[-1] == ("pulumi preview --stack dev.orders --non-interactive --diff --policy-pack "
+                             "policies/guardrails --parallel 16")
+        assert "::notice title=New team stack::dev.new is created by the deploy" in result.stdout
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_every_pulumi_step_runs_with_the_measured_parallelism(self, name: str, job: str) -> None:
+        definition = load(name)["jobs"][job]
+        assert definition["env"]["PARALLEL"] == "16"
+        for step in steps(definition):
+            if step.get("with", {}).get("command"):
+                assert step["with"]["parallel"] == "${{ env.PARALLEL }}"
+            if "pulumi up" in step.get("run", "") or "pulumi preview" in step.get("run", ""):
+                assert '--parallel "$PARALLEL"' in step["run"]
 
 
 TEAM = "@vault-platform/platform-team"
