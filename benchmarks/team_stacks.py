@@ -11,7 +11,10 @@ For each N it measures, in a fresh copy of the project and a fresh Vault, the wa
 - ``preview``: a no-op preview of the environment's stack, of one team's, and of all of them;
 - ``one app``: the ``up`` of the one team's stack whose application's file changed (its token TTL);
 
-and the resources of the largest stack, and the largest process's peak memory.
+and the resources of the largest stack, and the largest process's peak memory. Then the floor: the
+same four resources an application declared flat by a bare program (no components, no spec), one
+stack per team as well, on the same Vault, with the same CLI and providers: its ``up`` from empty and
+no-op ``preview`` of every team's stack, against the project's teams'.
 
     venv/bin/python -m benchmarks.team_stacks [--per-team 20] [--jobs 1] [--parallel P] N [N ...]
 """
@@ -49,6 +52,50 @@ def write_apps(root: Path, count: int, per_team: int, ttl: str = "1h") -> None:
             "kvPaths": [f"production/app-{i}"],
             "secrets": {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}}},
             "environments": {STACK: None}}))
+
+
+FLOOR_PROGRAM = '''"""The floor: each application's generated value, KV secret, policy and auth role, declared flat."""
+import json
+
+import pulumi
+import pulumi_random as random
+import pulumi_vault as vault
+
+config = pulumi.Config("floor")
+first, count = config.require_int("first"), config.require_int("count")
+provider = vault.Provider("vault", address=config.require("address"), token=config.require_secret("token"),
+                          skip_child_token=False, max_lease_ttl_seconds=3600)
+on_vault = pulumi.ResourceOptions(provider=provider)
+for i in range(first, first + count):
+    value = random.RandomPassword(f"app-{i}-token", length=32, special=False)
+    vault.kv.SecretV2(f"app-{i}", mount="secret", name=f"floor/app-{i}", options={"cas": "0"}, disable_read=True,
+                      data_json=value.result.apply(lambda v: json.dumps({"token": v})), opts=on_vault)
+    vault.Policy(f"floor-app-{i}", name=f"floor-app-{i}",
+                 policy=f'path "secret/data/floor/app-{i}" {{ capabilities = ["read"] }}', opts=on_vault)
+    vault.kubernetes.AuthBackendRole(f"floor-app-{i}", backend="kubernetes", role_name=f"floor-app-{i}",
+                                     bound_service_account_names=[f"app-{i}"],
+                                     bound_service_account_namespaces=["floor"], token_policies=[f"floor-app-{i}"],
+                                     token_ttl=3600, token_max_ttl=14400, token_type="service", opts=on_vault)
+'''
+
+
+def floor_project(project: PulumiProject, address: str, token: str, count: int, per_team: int) -> list[str]:
+    """The floor's project beside the copy, one stack per team; returns its stacks."""
+    root = project.root.parent / "floor"
+    root.mkdir()
+    (root / "venv").symlink_to(project.root / "venv")
+    (root / "Pulumi.yaml").write_text("name: floor\nruntime:\n  name: python\n  options:\n    virtualenv: venv\n")
+    (root / "__main__.py").write_text(FLOOR_PROGRAM)
+    stacks = []
+    for team, first in enumerate(range(0, count, per_team)):
+        stack = f"floor-{team}"
+        for arguments in (("stack", "init", stack), ("config", "set", "floor:address", address),
+                          ("config", "set", "floor:first", str(first)),
+                          ("config", "set", "floor:count", str(min(per_team, count - first))),
+                          ("config", "set", "--secret", "floor:token", token)):
+            project.run("--cwd", str(root), *arguments, *(("--stack", stack) if arguments[0] == "config" else ()))
+        stacks.append(stack)
+    return stacks
 
 
 def wall(action: Callable[[], Any]) -> float:
@@ -95,11 +142,28 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
         preview_all = preview_platform + wall(lambda: each(preview))
         write_apps(project.root, 1, per_team, ttl="30m")  # app-0 changes, every other file stays
         one_app = wall(lambda: up(teams[0]))
+        resources = sum(len(json.loads(project.run("stack", "export", "--stack", stack).stdout)["deployment"]
+                            .get("resources", [])) for stack in teams)
+        floors = floor_project(project, vault.address, vault.root_token, count, per_team)
+        floor_up = wall(lambda: [project.run("--cwd", str(project.root.parent / "floor"), "up", "--yes",
+                                             "--skip-preview", "--stack", stack, *flags, timeout=3600)
+                                 for stack in floors])
+        floor_preview = wall(lambda: [project.run("--cwd", str(project.root.parent / "floor"), "preview",
+                                                  "--stack", stack, *flags, timeout=3600) for stack in floors])
+        floor_resources = sum(len(json.loads(project.run("--cwd", str(project.root.parent / "floor"), "stack",
+                                                         "export", "--stack", stack).stdout)["deployment"]
+                                  .get("resources", [])) for stack in floors)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     return {"apps": count, "teams": len(teams), "jobs": jobs, "parallel": parallel,
             "up s": round(up_platform + up_teams, 1), "up platform s": up_platform,
             "preview platform s": preview_platform, "preview team s": preview_team, "preview all s": preview_all,
-            "one app s": one_app, "largest stack resources": largest, "largest process MiB": peak}
+            "one app s": one_app, "largest stack resources": largest, "largest process MiB": peak,
+            "teams' resources": resources, "teams' up s": up_teams, "teams' preview s": round(preview_all -
+                                                                                              preview_platform, 1),
+            "floor resources": floor_resources, "floor up s": floor_up, "floor preview s": floor_preview,
+            "up / floor per resource": round((up_teams / resources) / (floor_up / floor_resources), 2),
+            "preview / floor per resource": round(((preview_all - preview_platform) / resources)
+                                                  / (floor_preview / floor_resources), 2)}
 
 
 def main() -> None:

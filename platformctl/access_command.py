@@ -10,7 +10,7 @@ import sys
 from components.access import access_matrix, matrix_document, matrix_text
 
 from .access_graph import stack_graph
-from .engine import declare
+from .engine import declare_environment
 from .stackfile import read_stack, stacks
 
 NAME = "access"
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declaration = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
+    declaration = declare_environment(stack.stack, stack.config, stack.secret_keys, stack.apps)
     if declaration.error:
         print(f"error: {declaration.error}", file=sys.stderr)
         return 1

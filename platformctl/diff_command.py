@@ -27,7 +27,7 @@ from components.environment.apps import APPS_DIR, Apps, read_apps
 
 from .codeowners import CODEOWNERS, CodeownersError, Rule, parse
 from .diff import app_changes, diff_plans, render_app_changes, render_comment
-from .engine import ROOT, declare
+from .engine import ROOT, declare_environment
 from .git_files import files_at
 from .outside import Needs, checklist, checklist_markdown, needs_of
 from .plan import plan_document
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declarations = {head.stack: declare(head.stack, head.config, head.secret_keys, head.apps) for head in heads}
+    declarations = {head.stack: declare_environment(head.stack, head.config, head.secret_keys, head.apps)
+                    for head in heads}
     refusals = [d.error for d in declarations.values() if d.error is not None]
     try:
         # A refused stack shows its refusal alone: its base is not needed. Without a list of stacks,

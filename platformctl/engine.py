@@ -21,7 +21,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.environment import PROJECT
-from components.environment.apps import Apps
+from components.environment.apps import Apps, read_apps
 from components.environment.runtime import GIVEN_APPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +156,23 @@ def declare(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = froze
     """Runs the program for ``stack`` with ``config`` (full keys; objects as Python values) and the
     application files ``apps`` (``None``: the program reads the project's, as under the CLI)."""
     return declare_with(_run_main, stack, config, secret_keys, apps)
+
+
+def declare_environment(stack: str, config: Mapping[str, Any], secret_keys: Set[str] = frozenset(),
+                        apps: Apps | None = None) -> Declaration:
+    """What an environment declares in all its stacks: :func:`declare` of ``stack``, and, when it states
+    ``teamStacks``, of each team's with an application there (``<stack>.<team>``), in one declaration
+    (URNs name their stack, so none collide); a refusal is the first stack's."""
+    whole = declare(stack, config, secret_keys, apps)
+    if whole.error is not None or config.get(f"{PROJECT}:teamStacks") not in (True, "true"):
+        return whole
+    files = read_apps() if apps is None else apps
+    parts = [whole, *(declare(f"{stack}.{team}", config, secret_keys, apps)
+                      for team in sorted({app.file.team for app in files.for_stack(stack)}))]
+    return Declaration(stack=stack, resources=tuple(r for part in parts for r in part.resources),
+                       outputs={key: value for part in parts for key, value in part.outputs.items()},
+                       warnings=tuple(w for part in parts for w in part.warnings),
+                       error=next((part.error for part in parts if part.error is not None), None))
 
 
 def declare_with(program: Callable[[], None], stack: str, config: Mapping[str, Any],

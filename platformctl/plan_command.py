@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .app_view import UnknownApp, app_text
-from .engine import declare
+from .engine import declare_environment
 from .outside import checklist, checklist_text, needs_of
 from .plan import plan_json, plan_text
 from .stackfile import StackFileError, as_first_up, read_stack, stack_spec, stacks
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declaration = declare(stack.stack, stack.config, stack.secret_keys, stack.apps)
+    declaration = declare_environment(stack.stack, stack.config, stack.secret_keys, stack.apps)
     if args.app and declaration.error is None:
         try:
             sys.stdout.write(app_text(declaration, args.app))

@@ -17,7 +17,7 @@ from components.environment.identity import DEPLOY_POLICY
 from components.render.acl import load_policy_files
 from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
-from platformctl.engine import Declaration, declare
+from platformctl.engine import Declaration, declare, declare_environment
 from platformctl.stackfile import StackConfig, stack_file, stacks
 from tests.support import edited, refusal, spec_of, spec_of_config
 
@@ -85,6 +85,17 @@ class TestWhichStackDeclaresWhat:
                             ("vault:kubernetes/authBackendRole:AuthBackendRole", "orders-api"),
                             ("vault:kv/secretV2:SecretV2", "production/orders-api"),
                             ("vault:database/secretBackendRole:SecretBackendRole", "orders-api-reader")}
+
+    def test_the_offline_plan_of_the_environment_declares_all_its_stacks(self) -> None:
+        split = edited("prod", SPLIT)
+        whole = declare_environment(split.stack, split.config, split.secret_keys, split.apps)
+        assert whole.error is None
+        assert vault_objects(whole) == vault_objects(run(edited("prod", {ORDERS: ORDERS_FILE})))
+        assert {r.urn.split("::")[0] for r in whole.resources} == {
+            "urn:pulumi:prod", "urn:pulumi:prod.orders", "urn:pulumi:prod.payments"}
+        alone = edited("prod")  # without the setting: the environment's stack alone
+        assert ({r.urn for r in declare_environment(alone.stack, alone.config, alone.secret_keys, alone.apps).resources}
+                == {r.urn for r in run(alone).resources})
 
     def test_a_teams_stack_exports_its_applications_annotations_only(self) -> None:
         team = run(as_stack(edited("prod", SPLIT), "prod.orders"))

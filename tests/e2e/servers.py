@@ -113,7 +113,9 @@ class VaultServer:
             f'api_addr = "http://127.0.0.1:{self.port}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
             'disable_mlock = true\n')
         self.launch()
-        client = self.client(token="")
+        # Raft's first leader election and the keyring's first write (fsync'd) happen in this call: seconds
+        # on a loaded 2-core machine, past the client's usual 10 s at times.
+        client = hvac.Client(url=self.address, token="", timeout=120)
         answer = client.sys.initialize(secret_shares=1, secret_threshold=1)
         self.root_token, self.unseal_key = answer["root_token"], answer["keys"][0]
         self.unseal()
