@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,18 +65,23 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    declarations = {head.stack: declare_environment(head.stack, head.config, head.secret_keys, head.apps)
-                    for head in heads}
+    with ThreadPoolExecutor(1) as background:
+        # The base side's plans run in processes of their own while this one declares the heads. Without
+        # a list of stacks, one whose file the branch deletes is compared too: everything it declared
+        # is removed.
+        base_run = background.submit(base_sides, names, args.base, ROOT, deleted=not args.stacks)
+        declarations = {head.stack: declare_environment(head.stack, head.config, head.secret_keys, head.apps)
+                        for head in heads}
+        try:
+            every_base = base_run.result()
+            base_apps, owners = base_ownership(args.base, ROOT)
+        except (RuntimeError, CodeownersError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     refusals = [d.error for d in declarations.values() if d.error is not None]
-    try:
-        # A refused stack shows its refusal alone: its base is not needed. Without a list of stacks,
-        # one whose file the branch deletes is compared too: everything it declared is removed.
-        bases = base_sides([name for name in names if declarations[name].error is None], args.base, ROOT,
-                           deleted=not args.stacks)
-        base_apps, owners = base_ownership(args.base, ROOT)
-    except (RuntimeError, CodeownersError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    # A refused stack shows its refusal alone, against no base.
+    bases = {name: side for name, side in every_base.items()
+             if name not in declarations or declarations[name].error is None}
     diffs, checks = [], []
     for head in heads:
         declaration = declarations[head.stack]
@@ -99,7 +105,12 @@ def base_sides(names: list[str], ref: str, root: Path, *, deleted: bool = False)
         return {}
     with _worktree(root, ref) as tree:
         gone = [name for name in stacks(tree) if deleted and not stack_file(name, root).is_file()]
-        return {name: _base_side(name, ref, tree) for name in [*names, *gone]}
+        wanted = [*names, *gone]
+        # Each plan in a process of its own, all at once: the machine's cores share them.
+        with ThreadPoolExecutor(max(1, len(wanted))) as pool:
+            plans = list(pool.map(lambda name: _base_plan(name, ref, tree), wanted))
+        return {name: BaseSide(plan, _needs(name, tree)) if plan is not None else
+                BaseSide({"stack": name, **EMPTY_PLAN}, None) for name, plan in zip(wanted, plans, strict=True)}
 
 
 def base_ownership(ref: str, root: Path) -> tuple[Apps, tuple[Rule, ...]]:
@@ -116,16 +127,16 @@ def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:
     return base_sides([stack], ref, root)[stack].plan
 
 
-def _base_side(stack: str, ref: str, tree: Path) -> BaseSide:
-    path = stack_file(stack, tree)
-    if not path.is_file():
-        return BaseSide({"stack": stack, **EMPTY_PLAN}, None)
+def _base_plan(stack: str, ref: str, tree: Path) -> dict[str, Any] | None:
+    """The plan document of ``stack`` in the checkout ``tree`` of ``ref``; ``None`` without its file."""
+    if not stack_file(stack, tree).is_file():
+        return None
     result = subprocess.run([sys.executable, "-m", "platformctl", "plan", stack, "--json"], cwd=tree,
                             capture_output=True, text=True, check=False)
     if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
         raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
     plan: dict[str, Any] = json.loads(result.stdout)
-    return BaseSide(plan, _needs(stack, tree))
+    return plan
 
 
 def _needs(stack: str, tree: Path) -> Needs | None:
