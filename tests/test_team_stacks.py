@@ -14,11 +14,14 @@ import pytest
 from components import iac_calls, vault_acl
 from components.environment import SpecError
 from components.environment.identity import DEPLOY_POLICY
+from components.environment.loader import data_plane
 from components.render.acl import load_policy_files
 from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
 from platformctl.engine import Declaration, declare, declare_environment
 from platformctl.stackfile import StackConfig, stack_file, stacks
+from policies.guardrails import checks
+from tests.guardrails.harness import run_pack
 from tests.support import edited, refusal, spec_of, spec_of_config
 
 P = "vault-platform:"
@@ -238,3 +241,25 @@ class TestResumingADeadRun:
         assert acl.capabilities("secret/metadata/production/app-1") >= {"read", "delete"}
         assert "read" not in acl.capabilities("secret/data/production/app-1")
         assert resume_calls.path == "secret/metadata/computed-path"
+
+
+class TestGuardrails:
+    """The pack checks a team's stack against its environment: the rules of its tier, the data plane its
+    environment's stacks declare, and no stack-wide check that only the environment's stack can meet."""
+
+    TAGS = {"owner": "platform-team", "environment": "prod"}
+
+    def test_a_teams_stack_passes(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        split = edited("prod", SPLIT)
+        spec = spec_of_config(split)
+        monkeypatch.setattr(checks, "environment_plane",
+                            lambda stack: data_plane(spec.kv, spec.database, spec.transit, spec.pki))
+        assert run_pack(run(as_stack(split, "prod.orders")), self.TAGS) == []
+        assert run_pack(run(as_stack(split, "prod.payments")), self.TAGS) == []
+        assert run_pack(run(split), self.TAGS) == []
+
+    def test_without_its_environments_plane_its_policies_reach_nothing_declared(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(checks, "environment_plane", lambda stack: None)
+        violations = run_pack(run(as_stack(edited("prod", SPLIT), "prod.payments")), self.TAGS)
+        assert {violation.policy for violation in violations} == {"acl-least-privilege"}

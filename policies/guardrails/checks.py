@@ -34,11 +34,14 @@ from pulumi_policy import (
 )
 
 from components import access, rules, vault_acl
-from components.environment import PROJECT
+from components.environment import PROJECT, SpecError
 from components.environment.durations import HOUR
+from components.environment.loader import data_plane
 from components.render.acl import PolicyFileError, parse_policy
 from platformctl import engine
-from platformctl.stackfile import read_stack
+from platformctl.stackfile import environment_of, read_stack, stack_spec
+
+TEAM_STACK = "a team's stack declares its applications alone: its environment's stack holds the rest"
 
 TIERS = ("dev", "staging", "prod")
 # Vault's system default for a TTL left unset (0): the mount's max lease TTL, 32 days.
@@ -137,10 +140,11 @@ def whole(value: Any) -> int | None:
 
 
 def environment(stack_tags: Mapping[str, str], urn: str) -> str:
-    """``dev``, ``staging`` or ``prod``: the stack's name (from a URN of the form
-    ``urn:pulumi:<stack>::<project>::...``) when it is one, as the spec decides it, so that a stack
-    file cannot tag prod into dev's rules; else the ``environment`` tag; else the production rules."""
-    stack = _stack_name(urn)
+    """``dev``, ``staging`` or ``prod``: the stack's environment's name (from a URN of the form
+    ``urn:pulumi:<stack>::<project>::...``; a team's stack ``prod.payments`` is prod's) when it is one,
+    as the spec decides it, so that a stack file cannot tag prod into dev's rules; else the
+    ``environment`` tag; else the production rules."""
+    stack = environment_of(_stack_name(urn))
     if stack in TIERS:
         return stack
     tagged = stack_tags.get("environment")
@@ -151,6 +155,41 @@ def _stack_name(urn: str) -> str:
     return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
 
 
+def stack_tags(args: ResourceValidationArgs | StackValidationArgs) -> dict[str, str]:
+    """The stack's tags: the backend's, with its stack file's ``pulumi:tags`` over them. Pulumi Cloud
+    merges the file's into the stack's at each update; a DIY backend (the deploys' S3 bucket) never
+    does (pulumi/pulumi pkg/backend/stack.go ``GetMergedStackTags``, called by pkg/backend/httpstate
+    alone), so the pack reads them from the file the CLI runs the program with, as the spec does."""
+    urn = args.urn if isinstance(args, ResourceValidationArgs) else (args.resources[0].urn if args.resources else "")
+    return {**args.stack_tags, **declared_tags(_stack_name(urn))}
+
+
+@functools.cache
+def declared_tags(stack: str, root: Path = engine.ROOT) -> Mapping[str, str]:
+    """The stack file's ``pulumi:tags`` (a team's stack: its environment's file), read once per run."""
+    try:
+        return {str(key): str(value) for key, value in read_stack(stack, root).tags.items()} if stack else {}
+    except FileNotFoundError:
+        return {}
+
+
+@functools.cache
+def environment_plane(stack: str, root: Path = engine.ROOT) -> rules.DataPlane | None:
+    """What a team's stack's policies may reach: its environment's data plane, as the spec builds it
+    (the mounts, and the secrets and roles of other stacks, are declared by the environment's stack and
+    the other teams'); ``None`` when the stack file is missing or refused (the program refuses it too)."""
+    try:
+        spec = stack_spec(read_stack(stack, root))
+    except (FileNotFoundError, SpecError):
+        return None
+    return data_plane(spec.kv, spec.database, spec.transit, spec.pki)
+
+
+def team_stack(args: StackValidationArgs) -> bool:
+    """A team's stack (``prod.payments``): its applications alone; the environment's stack holds the rest."""
+    return bool(args.resources) and "." in _stack_name(args.resources[0].urn)
+
+
 def settings(args: ResourceValidationArgs | StackValidationArgs, schema: Mapping[str, Mapping[str, Any]],
              ) -> dict[str, Any]:
     """The policy's config: each schema default, overridden by what the stack's policy config sets."""
@@ -159,7 +198,7 @@ def settings(args: ResourceValidationArgs | StackValidationArgs, schema: Mapping
 
 
 def _tier(args: ResourceValidationArgs) -> str:
-    return environment(args.stack_tags, args.urn)
+    return environment(stack_tags(args), args.urn)
 
 
 def _flag(value: Any) -> bool:
@@ -473,6 +512,8 @@ def check_acl_policies(args: StackValidationArgs, report: ReportViolation) -> No
     configuration, and grant no write and no read of a secret value or a credential."""
     admin = frozenset(settings(args, _ACL_EXEMPTIONS)["adminPolicies"])
     plane = access.data_plane((resource.resource_type, resource.props) for resource in args.resources)
+    if team_stack(args):
+        plane = environment_plane(_stack_name(args.resources[0].urn)) or plane
     for resource in args.resources:
         if resource.resource_type != ACL_POLICY:
             continue
@@ -485,13 +526,14 @@ def check_acl_policies(args: StackValidationArgs, report: ReportViolation) -> No
 
 def check_stack_tags(args: StackValidationArgs, report: ReportViolation) -> None:
     """Every stack says who owns it and which environment it is (``pulumi:tags`` in its stack file)."""
+    tags = stack_tags(args)
     for tag in settings(args, _REQUIRED_TAGS)["requiredTags"]:
-        if not args.stack_tags.get(tag):
+        if not tags.get(tag):
             report(f"the stack has no {tag!r} tag: add it under pulumi:tags in its stack file", None)
-    tagged = args.stack_tags.get("environment")
+    tagged = tags.get("environment")
     if tagged and tagged not in TIERS:
         report(f"the environment tag {tagged!r} is not one of {', '.join(TIERS)}", None)
-    stack = _stack_name(args.resources[0].urn) if args.resources else ""
+    stack = environment_of(_stack_name(args.resources[0].urn)) if args.resources else ""
     if tagged in TIERS and stack in TIERS and tagged != stack:
         report(f"the environment tag {tagged!r} contradicts the stack {stack!r}: tag it {stack!r}", None)
 
@@ -518,9 +560,11 @@ def check_audit_device(args: StackValidationArgs, report: ReportViolation) -> No
     if not declares_vault(args):
         args.not_applicable("the stack declares no Vault provider (Vault is not configured yet): "
                             "no Vault resource, nothing to audit")
+    if team_stack(args):
+        args.not_applicable(TEAM_STACK)
     urn = args.resources[0].urn if args.resources else ""
     count = sum(1 for resource in args.resources if resource.resource_type == AUDIT)
-    if (problem := rules.audit_devices(count, environment(args.stack_tags, urn))) is not None:
+    if (problem := rules.audit_devices(count, environment(stack_tags(args), urn))) is not None:
         report(f"the stack {problem} ({AUDIT})", None)
 
 
@@ -581,11 +625,13 @@ def check_raft_snapshots(args: StackValidationArgs, report: ReportViolation) -> 
     if not declares_vault(args):
         args.not_applicable("the stack declares no Vault provider (Vault is not configured yet): no Vault to "
                             "take snapshots of")
+    if team_stack(args):
+        args.not_applicable(TEAM_STACK)
     urn = args.resources[0].urn if args.resources else ""
     jobs = _snapshot_jobs(args)
     if not jobs and not deploys_vault(args):
         args.not_applicable(f"{EXTERNAL_VAULT}: its operator backs it up")
-    if (problem := rules.snapshots_taken(bool(jobs), environment(args.stack_tags, urn))) is not None:
+    if (problem := rules.snapshots_taken(bool(jobs), environment(stack_tags(args), urn))) is not None:
         report(f"the stack {problem} (no {CRONJOB} runs `{SNAPSHOT_SAVE}`)", None)
     for job in jobs:
         if lookup(job.props, "spec.concurrencyPolicy") != "Forbid":
@@ -600,7 +646,7 @@ def check_alert_rules(args: StackValidationArgs, report: ReportViolation) -> Non
         args.not_applicable(f"{EXTERNAL_VAULT}: its operator watches it")
     urn = args.resources[0].urn if args.resources else ""
     declared = any(resource.resource_type == PROMETHEUS_RULE for resource in args.resources)
-    if (problem := rules.alerts_declared(declared, environment(args.stack_tags, urn))) is not None:
+    if (problem := rules.alerts_declared(declared, environment(stack_tags(args), urn))) is not None:
         report(f"the stack {problem} ({PROMETHEUS_RULE})", None)
 
 

@@ -112,8 +112,11 @@ def test_a_teams_up_killed_midway_is_recovered_by_the_next_run_and_loses_nothing
     assert project.platformctl("resume", team, environment=login) == f"{team}: nothing pending\n"
     project.up(team)
 
+    # As the workflows preview: with the guardrails pack (its virtualenv: the project's, which pins it).
+    (project.root / "policies" / "guardrails" / "venv").symlink_to(project.root / "venv")
     for stack in [STACK, *TEAMS]:
-        project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
+        project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive",
+                    "--policy-pack", "policies/guardrails")
     client = split.vault.client()
     assert sorted(client.list("auth/kubernetes/role")["data"]["keys"]) == sorted(f"app-{i}" for i in range(APPS))
     policies = client.sys.list_policies()["data"]["policies"]

@@ -18,6 +18,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from components.rules import grants_whole_mount
 from platformctl.engine import Declaration, unwrap
+from policies.guardrails import checks
 from policies.guardrails.checks import POLICIES, configuration_protection_problem, environment, stated_removals
 
 from .harness import declared_args, not_applicable, reported, resource_args, stack_args
@@ -395,8 +396,23 @@ class TestStackPolicies:
         ({"owner": "platform-team", "environment": "dev"},
          ["the environment tag 'dev' contradicts the stack 'prod': tag it 'prod'"]),
     ])
-    def test_tags(self, declared: dict[str, Declaration], stack_tags: dict[str, str], expected: list[str]) -> None:
+    def test_tags(self, declared: dict[str, Declaration], stack_tags: dict[str, str], expected: list[str],
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(checks, "declared_tags", lambda stack: {})  # a stack file without pulumi:tags
         assert reported("stack-tags", stack_args(declared["prod"], stack_tags)) == expected
+
+    def test_a_diy_backend_without_tags_takes_the_stack_files(self, declared: dict[str, Declaration]) -> None:
+        # pulumi/pulumi merges pulumi:tags into the stack's tags in pkg/backend/httpstate alone: on the
+        # deploys' S3 backend the stack has none, and the committed prod file's are read instead.
+        assert checks.declared_tags("prod") == {"owner": "platform-team", "environment": "prod"}
+        assert reported("stack-tags", stack_args(declared["prod"], {})) == []
+
+    def test_the_stack_files_tags_win_over_the_backends(self, declared: dict[str, Declaration]) -> None:
+        assert reported("stack-tags", stack_args(declared["prod"], {"environment": "dev", "owner": "x"})) == []
+
+    def test_a_teams_stack_reads_its_environments_tags_and_rules(self) -> None:
+        assert checks.declared_tags("prod.payments") == checks.declared_tags("prod")
+        assert environment({}, "urn:pulumi:prod.payments::vault-platform::pulumi:pulumi:Stack::x") == "prod"
 
     @pytest.mark.parametrize(("stack", "drop_audit", "expected"), [
         ("prod", False, []),
