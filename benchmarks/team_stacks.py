@@ -142,6 +142,17 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
         preview_all = preview_platform + wall(lambda: each(preview))
         write_apps(project.root, 1, per_team, ttl="30m")  # app-0 changes, every other file stays
         one_app = wall(lambda: up(teams[0]))
+        # Where one team's up goes: its program alone (the offline plan of its stack, in a process of its
+        # own), and its up again from empty without checkpoints.
+        team = teams[-1]
+        program = wall(lambda: project.platformctl("plan", team))
+        team_up = wall(lambda: up(team))  # a no-op: CLI, plugins, program, diff, one checkpoint
+        project.run("destroy", "--yes", "--skip-preview", "--stack", team, *flags, timeout=3600)
+        with_checkpoints = wall(lambda: up(team))
+        project.run("destroy", "--yes", "--skip-preview", "--stack", team, *flags, timeout=3600)
+        without_checkpoints = wall(lambda: project.run("up", "--yes", "--skip-preview", "--stack", team, *flags,
+                                                       environment={"PULUMI_SKIP_CHECKPOINTS": "true"},
+                                                       timeout=3600))
         resources = sum(len(json.loads(project.run("stack", "export", "--stack", stack).stdout)["deployment"]
                             .get("resources", [])) for stack in teams)
         floors = floor_project(project, vault.address, vault.root_token, count, per_team)
@@ -160,6 +171,8 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
             "one app s": one_app, "largest stack resources": largest, "largest process MiB": peak,
             "teams' resources": resources, "teams' up s": up_teams, "teams' preview s": round(preview_all -
                                                                                               preview_platform, 1),
+            "one team: offline plan s": program, "one team: no-op up s": team_up, "one team: up s": with_checkpoints,
+            "one team: up without checkpoints s": without_checkpoints,
             "floor resources": floor_resources, "floor up s": floor_up, "floor preview s": floor_preview,
             "up / floor per resource": round((up_teams / resources) / (floor_up / floor_resources), 2),
             "preview / floor per resource": round(((preview_all - preview_platform) / resources)
