@@ -143,18 +143,19 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
         write_apps(project.root, 1, per_team, ttl="30m")  # app-0 changes, every other file stays
         one_app = wall(lambda: up(teams[0]))
         # Where one team's up goes: its program alone (the offline plan of its stack, in a process of its
-        # own), and its up again from empty without checkpoints.
-        team = teams[-1]
-        program = wall(lambda: project.platformctl("plan", team))
-        team_up = wall(lambda: up(team))  # a no-op: CLI, plugins, program, diff, one checkpoint
-        project.run("destroy", "--yes", "--skip-preview", "--stack", team, *flags, timeout=3600)
-        with_checkpoints = wall(lambda: up(team))
-        project.run("destroy", "--yes", "--skip-preview", "--stack", team, *flags, timeout=3600)
-        without_checkpoints = wall(lambda: project.run("up", "--yes", "--skip-preview", "--stack", team, *flags,
-                                                       environment={"PULUMI_SKIP_CHECKPOINTS": "true"},
+        # own), a no-op up, and the up of a new team's stack with the CLI's checkpoints and without.
+        program = wall(lambda: project.platformctl("plan", teams[-1]))
+        team_up = wall(lambda: up(teams[-1]))
+        write_apps(project.root, count + 2 * per_team, per_team)
+        new_teams = [name for name in project.platformctl("team-stacks", STACK).split() if name not in teams]
+        for team in new_teams:
+            project.run("stack", "init", team)
+        with_checkpoints = wall(lambda: up(new_teams[0]))
+        without_checkpoints = wall(lambda: project.run("up", "--yes", "--skip-preview", "--stack", new_teams[1],
+                                                       *flags, environment={"PULUMI_SKIP_CHECKPOINTS": "true"},
                                                        timeout=3600))
         resources = sum(len(json.loads(project.run("stack", "export", "--stack", stack).stdout)["deployment"]
-                            .get("resources", [])) for stack in teams)
+                            .get("resources", [])) for stack in teams)  # the teams of the measured up
         floors = floor_project(project, vault.address, vault.root_token, count, per_team)
         floor_up = wall(lambda: [project.run("--cwd", str(project.root.parent / "floor"), "up", "--yes",
                                              "--skip-preview", "--stack", stack, *flags, timeout=3600)
