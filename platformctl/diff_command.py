@@ -28,10 +28,9 @@ from components.environment.apps import APPS_DIR, Apps, read_apps
 
 from .codeowners import CODEOWNERS, CodeownersError, Rule, parse
 from .diff import app_changes, diff_plans, render_app_changes, render_comment
-from .engine import ROOT, declare_environment
+from .engine import ROOT
 from .git_files import files_at
 from .outside import Needs, checklist, checklist_markdown, needs_of
-from .plan import plan_document
 from .stackfile import StackConfig, StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "diff"
@@ -65,29 +64,29 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with ThreadPoolExecutor(1) as background:
-        # The base side's plans run in processes of their own while this one declares the heads. Without
-        # a list of stacks, one whose file the branch deletes is compared too: everything it declared
-        # is removed.
+    with ThreadPoolExecutor(2) as background:
+        # Every plan, the branch's and the base's, runs in a process of its own, all at once: the machine's
+        # cores share them. Without a list of stacks, one whose file the branch deletes is compared too:
+        # everything it declared is removed.
         base_run = background.submit(base_sides, names, args.base, ROOT, deleted=not args.stacks)
-        declarations = {head.stack: declare_environment(head.stack, head.config, head.secret_keys, head.apps)
-                        for head in heads}
+        head_run = background.submit(_plans, names, "the branch", ROOT)
         try:
+            # Each head's file was read above: each has a plan.
+            plans = {name: plan or {"stack": name, **EMPTY_PLAN} for name, plan in head_run.result().items()}
             every_base = base_run.result()
             base_apps, owners = base_ownership(args.base, ROOT)
         except (RuntimeError, CodeownersError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    refusals = [d.error for d in declarations.values() if d.error is not None]
+    refusals = [plan["error"] for plan in plans.values() if plan.get("error")]
     # A refused stack shows its refusal alone, against no base.
-    bases = {name: side for name, side in every_base.items()
-             if name not in declarations or declarations[name].error is None}
+    bases = {name: side for name, side in every_base.items() if name not in plans or not plans[name].get("error")}
     diffs, checks = [], []
     for head in heads:
-        declaration = declarations[head.stack]
+        plan = plans[head.stack]
         base = bases.get(head.stack, BaseSide({"stack": head.stack, **EMPTY_PLAN}, None))
-        diffs.append(diff_plans(base.plan, plan_document(declaration)))
-        if declaration.error is None:
+        diffs.append(diff_plans(base.plan, plan))
+        if not plan.get("error"):
             checks.append(checklist(needs_of(head, stack_spec(head)), base.needs, args.base))
     for name in sorted(set(bases) - set(names)):
         diffs.append(diff_plans(bases[name].plan, {"stack": name, **EMPTY_PLAN}))
@@ -106,11 +105,9 @@ def base_sides(names: list[str], ref: str, root: Path, *, deleted: bool = False)
     with _worktree(root, ref) as tree:
         gone = [name for name in stacks(tree) if deleted and not stack_file(name, root).is_file()]
         wanted = [*names, *gone]
-        # Each plan in a process of its own, all at once: the machine's cores share them.
-        with ThreadPoolExecutor(max(1, len(wanted))) as pool:
-            plans = list(pool.map(lambda name: _base_plan(name, ref, tree), wanted))
+        plans = _plans(wanted, ref, tree)
         return {name: BaseSide(plan, _needs(name, tree)) if plan is not None else
-                BaseSide({"stack": name, **EMPTY_PLAN}, None) for name, plan in zip(wanted, plans, strict=True)}
+                BaseSide({"stack": name, **EMPTY_PLAN}, None) for name, plan in plans.items()}
 
 
 def base_ownership(ref: str, root: Path) -> tuple[Apps, tuple[Rule, ...]]:
@@ -127,8 +124,14 @@ def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:
     return base_sides([stack], ref, root)[stack].plan
 
 
-def _base_plan(stack: str, ref: str, tree: Path) -> dict[str, Any] | None:
-    """The plan document of ``stack`` in the checkout ``tree`` of ``ref``; ``None`` without its file."""
+def _plans(names: list[str], ref: str, tree: Path) -> dict[str, dict[str, Any] | None]:
+    """The plan document of each stack of ``names`` in the checkout ``tree`` of ``ref`` (``None`` for one
+    without its file there), each planned in a process of its own, all at once."""
+    with ThreadPoolExecutor(max(1, len(names))) as pool:
+        return dict(zip(names, pool.map(lambda name: _plan(name, ref, tree), names), strict=True))
+
+
+def _plan(stack: str, ref: str, tree: Path) -> dict[str, Any] | None:
     if not stack_file(stack, tree).is_file():
         return None
     result = subprocess.run([sys.executable, "-m", "platformctl", "plan", stack, "--json"], cwd=tree,
