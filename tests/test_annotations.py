@@ -8,7 +8,7 @@ from components.render.annotations import injector_annotations
 from tests.support import API_SERVICE, refusal, spec_of
 
 A = "vault.hashicorp.com"
-README = Path(__file__).resolve().parents[1] / "README.md"
+APPLICATION_TEAMS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "application-teams.md"
 
 
 def test_seed_app_annotations_exactly() -> None:
@@ -39,7 +39,7 @@ def test_seed_app_annotations_exactly() -> None:
     }
 
 
-def test_values_are_written_unquoted_and_the_readme_says_the_files_are_not_for_a_shell() -> None:
+def test_values_are_written_unquoted_and_the_docs_say_the_files_are_not_for_a_shell() -> None:
     # consul-template's plain {{ $value }}: a KV value "a b&c" is written as KEY=a b&c, which a shell's
     # `source` would run as two commands. Application teams are told to parse the files instead.
     spec = spec_of("prod")
@@ -47,7 +47,7 @@ def test_values_are_written_unquoted_and_the_readme_says_the_files_are_not_for_a
     assert "\n{{ $key }}={{ $value }}\n" in annotations[f"{A}/agent-inject-template-production-api-service.env"]
     assert "\nPGPASSWORD={{ .Data.password }}\n" in annotations[f"{A}/agent-inject-template-db-creds.env"]
     assert ("Each value\nis written as Vault returns it, unquoted: read a file line by line and take everything "
-            "after the\nfirst `=` as the value; do not `source` it in a shell") in README.read_text()
+            "after the\nfirst `=` as the value; do not `source` it in a shell") in APPLICATION_TEAMS_PAGE.read_text()
 
 
 def test_without_tls_the_agent_needs_no_ca() -> None:

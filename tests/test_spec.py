@@ -129,7 +129,8 @@ class TestVaultCa:
     @pytest.mark.parametrize(("changes", "key", "problem"), [
         ({CA: "stacks/ca/prod-eu.pem"}, CA, "'stacks/ca/prod-eu.pem' is not a file (a relative path starts where "
                                             "Pulumi.yaml is)"),
-        ({CA: "README.md"}, CA, "'README.md' is not PEM certificates (it holds text that is not ASCII)"),
+        ({CA: "docs/postgres-admin.md"}, CA, "'docs/postgres-admin.md' is not PEM certificates (it holds text that "
+                                             "is not ASCII)"),  # its `v-…` users
         ({CA: "Pulumi.yaml"}, CA, "'Pulumi.yaml' is not PEM certificates (no start line: cadata does not contain a "
                                   "certificate"),  # OpenSSL's words, then its source line
         ({CA: 3}, CA, "expected a file path, got 3"),

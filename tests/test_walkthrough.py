@@ -1,8 +1,8 @@
-"""The README's "Onboard an application", followed step by step in a copy of the repository: the
-stack edit it shows is merged into the stack file it names, every command of its ``sh`` blocks runs
-(``bin/test`` excepted: it is the suite this test belongs to), and every command of its ``text``
-block (what is done outside the repository) is one the tools print. A README that drifts from the
-tools fails here."""
+"""The docs' "Onboard an application" (``docs/onboard-an-application.md``), followed step by step in a
+copy of the repository: the stack edit it shows is merged into the stack file it names, every command
+of its ``sh`` blocks runs (``bin/test`` excepted: it is the suite this test belongs to), and every
+command of its ``text`` block (what is done outside the repository) is one the tools print. A page
+that drifts from the tools fails here."""
 
 from __future__ import annotations
 
@@ -19,21 +19,22 @@ import yaml
 from platformctl.engine import ROOT
 from tests.support import TEST_STACKS, repository_copy
 
-SECTION = "## Onboard an application"
+PAGE = "docs/onboard-an-application.md"
+SECTION = "# Onboard an application"
 PLATFORMCTL = "venv/bin/python -m platformctl "
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 FILE = re.compile(r"`((?:apps|stacks)/[\w./-]+\.yaml)`")
 
 
 def section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index(f"\n{SECTION}\n")
-    end = readme.find("\n## ", start + 1)
-    return readme[start:end if end > 0 else None]
+    """The page, which is the section (its heading first)."""
+    page = (ROOT / PAGE).read_text()
+    assert page.startswith(f"{SECTION}\n"), f"{PAGE} does not start with {SECTION!r}"
+    return page
 
 
 def walkthrough() -> list[tuple[str, str, str]]:
-    """``(info string, body, file)`` of each fenced block of the README's onboarding section, in order;
+    """``(info string, body, file)`` of each fenced block of the onboarding page, in order;
     ``file`` is the last file the text before a block names (the file a ``yaml`` block goes in)."""
     text = section()
     blocks = []
@@ -44,7 +45,7 @@ def walkthrough() -> list[tuple[str, str, str]]:
 
 
 def merge(into: dict[str, Any], addition: dict[str, Any]) -> None:
-    """``addition`` merged into ``into`` as the README says: maps get its keys, lists its items."""
+    """``addition`` merged into ``into`` as the page says: maps get its keys, lists its items."""
     for key, value in addition.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
             merge(into[key], value)
@@ -108,7 +109,7 @@ def followed(tmp_path_factory: pytest.TempPathFactory) -> Followed:
 
 
 def app_file() -> tuple[str, dict[str, Any]]:
-    """The application's file the walkthrough completes: its path and what the README adds to it."""
+    """The application's file the walkthrough completes: its path and what the page adds to it."""
     [(file, body)] = [(file, body) for info, body, file in walkthrough() if info == "yaml" and
                       file.startswith("apps/")]
     return file, dict(yaml.safe_load(body))
@@ -148,7 +149,7 @@ def test_the_app_view_shows_identity_policies_reach_and_annotations(followed: Fo
     assert annotations["vault.hashicorp.com/agent-inject-secret-tls.crt"] == issue
 
 
-def test_the_diff_shows_the_added_app_and_every_outside_step_the_readme_lists(followed: Followed) -> None:
+def test_the_diff_shows_the_added_app_and_every_outside_step_the_page_lists(followed: Followed) -> None:
     app = followed.app
     comment = followed.outputs["venv/bin/python -m platformctl diff staging --base origin/main"]
     outside = comment.split("### Outside the repository\n", 1)[1].split("\n### ", 1)[0]
