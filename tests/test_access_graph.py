@@ -148,7 +148,7 @@ class TestStackGraph:
             *(f'  p6 -->|"all: {everything}"| t{n}' for n in (1, 2, 3)),
             f'  p6 -->|"all: {everything}, sudo"| t4',
             *(f'  p6 -->|"all: {everything}"| t{n}' for n in (5, 6, 7, 8)),
-            *(f'  p7 -->|"data: create, update, delete"| t{n}' for n in (1, 2, 3)),
+            *(f'  p7 -->|"data: create, update, delete; metadata: read, delete"| t{n}' for n in (1, 2, 3)),
             '  p7 -->|"roles: create, read, update, delete"| t4',
             '  p7 -->|"roles: create, read, update, delete"| t5',
             '  p7 -->|"static-roles: create, read, update, delete"| t6',
