@@ -17,6 +17,7 @@ stack per team as well, on the same Vault, with the same CLI and providers: its 
 no-op ``preview`` of every team's stack, against the project's teams'.
 
     venv/bin/python -m benchmarks.team_stacks [--per-team 20] [--jobs 1] [--parallel P] N [N ...]
+    venv/bin/python -m benchmarks.team_stacks --sweep 4,8,16,32 [--per-team 20] [--rounds 3] 0
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,15 +182,53 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
                                                   / (floor_preview / floor_resources), 2)}
 
 
+def sweep(parallels: list[int], per_team: int, rounds: int, directory: Path) -> dict[str, Any]:
+    """The ``up`` from empty of a new team's stack of ``per_team`` applications with each ``--parallel``,
+    interleaved over ``rounds`` (so the machine's other load falls on every value alike): the best and
+    the median wall time of each."""
+    tools, missing = find_tools()
+    if tools is None:
+        raise SystemExit(f"the real tools are missing: {', '.join(missing)}")
+    vault = VaultServer(tools.which("vault"), directory / "vault")
+    times: dict[int, list[float]] = {parallel: [] for parallel in parallels}
+    with running(vault):
+        project = PulumiProject(tools, directory / "cli")
+        shutil.rmtree(project.root / "apps")
+        document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
+        document["config"][f"{P}teamStacks"] = True
+        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
+                                                                f"{P}tokenReviewerJwt": "bench-jwt"})
+        project.run("up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive", timeout=3600)
+        runs = [parallel for _ in range(rounds) for parallel in parallels]
+        write_apps(project.root, len(runs) * per_team, per_team)
+        for team, parallel in enumerate(runs):
+            stack = f"{STACK}.team-{team}"
+            project.platformctl("team-stacks", STACK)
+            project.run("stack", "init", stack)
+            arguments = ("up", "--yes", "--skip-preview", "--stack", stack, "--non-interactive", "--parallel",
+                         str(parallel))
+            times[parallel].append(wall(partial(project.run, *arguments, timeout=3600)))
+    return {"apps a stack": per_team, "rounds": rounds,
+            **{f"--parallel {p}: best, median s": [min(t), sorted(t)[len(t) // 2]] for p, t in times.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("counts", nargs="+", type=int)
     parser.add_argument("--per-team", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1, help="team stacks run at a time")
-    parser.add_argument("--parallel", type=int, help="the CLI's --parallel (its default: unbounded)")
+    parser.add_argument("--parallel", type=int, help="the CLI's --parallel (its default: 8)")
+    parser.add_argument("--sweep", help="instead: compare these --parallel values (4,8,16) on a new team's up")
+    parser.add_argument("--rounds", type=int, default=3, help="with --sweep: runs of each value, interleaved")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root, as the end-to-end tests")
+    if args.sweep:
+        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+            print(json.dumps(sweep([int(p) for p in args.sweep.split(",")], args.per_team, args.rounds,
+                                   Path(directory))), flush=True)
+        return
     for count in args.counts:
         with tempfile.TemporaryDirectory(prefix="bench-") as directory:
             print(json.dumps(measure(count, args.per_team, args.jobs, args.parallel, Path(directory))), flush=True)

@@ -411,10 +411,10 @@ class TestTeamStacks:
         step = named_step("pulumi-up.yml", "up", "Up each team's stack with the guardrails")
         assert step["env"] == {"TEAMS": "${{ steps.stacks.outputs.teams }}"}
         stand_in_pulumi(tmp_path, failing)
-        result = run_step(step["run"], tmp_path, STACK="dev", TEAMS="dev.orders dev.payments", PARALLEL="16",
+        result = run_step(step["run"], tmp_path, STACK="dev", TEAMS="dev.orders dev.payments", PARALLEL="32",
                           GITHUB_SHA="abc")
         assert (tmp_path / "calls").read_text().splitlines() == [
-            f"pulumi up --stack {stack} --yes --non-interactive --policy-pack policies/guardrails --parallel 16 "
+            f"pulumi up --stack {stack} --yes --non-interactive --policy-pack policies/guardrails --parallel 32 "
             "--message abc" for stack in ("dev.orders", "dev.payments")]
         assert result.returncode == (1 if failing else 0)
         assert ("::error title=Team stacks failed::dev: dev.orders" in result.stdout) is bool(failing)
@@ -426,19 +426,19 @@ class TestTeamStacks:
         stand_in_pulumi(tmp_path)
         (tmp_path / "git").write_text("#!/bin/sh\necho apps/orders/orders-api.yaml; echo apps/new/a.yaml\n")
         (tmp_path / "git").chmod(0o755)
-        result = run_step(step["run"], tmp_path, STACK="dev", PARALLEL="16")
+        result = run_step(step["run"], tmp_path, STACK="dev", PARALLEL="32")
         assert result.returncode == 0, result.stderr
         calls = (tmp_path / "calls").read_text().splitlines()
         assert calls[0] == ("python -m platformctl team-stacks dev --backend --changed apps/orders/orders-api.yaml "
                             "apps/new/a.yaml")
         assert calls[-1] == ("pulumi preview --stack dev.orders --non-interactive --diff --policy-pack "
-                             "policies/guardrails --parallel 16")
+                             "policies/guardrails --parallel 32")
         assert "::notice title=New team stack::dev.new is created by the deploy" in result.stdout
 
     @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
     def test_every_pulumi_step_runs_with_the_measured_parallelism(self, name: str, job: str) -> None:
         definition = load(name)["jobs"][job]
-        assert definition["env"]["PARALLEL"] == "16"
+        assert definition["env"]["PARALLEL"] == "32"
         for step in steps(definition):
             if step.get("with", {}).get("command"):
                 assert step["with"]["parallel"] == "${{ env.PARALLEL }}"
