@@ -55,12 +55,15 @@ def bench_stack(cluster_ca: str, audit_log: Path) -> dict[str, Any]:
     return document
 
 
-def write_apps(root: Path, count: int, ttl: str = "1h") -> None:
+def write_apps(root: Path, count: int, ttl: str = "1h", *, per_team: int | None = None) -> None:
+    """Applications ``0`` to ``count - 1``, each with its generated secret (four resources an app): in 50
+    teams round robin, or ``per_team`` to a team in order (``i // per_team``)."""
     for i in range(count):
-        path = root / "apps" / f"bench-{i % 50}" / f"app-{i}.yaml"
+        team = i % 50 if per_team is None else i // per_team
+        path = root / "apps" / f"team-{team}" / f"app-{i}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump({
-            "namespace": f"team-{i % 50}", "serviceAccount": f"app-{i}", "tokenTtl": ttl,
+            "namespace": f"team-{team}", "serviceAccount": f"app-{i}", "tokenTtl": ttl,
             "kvPaths": [f"production/app-{i}"],
             "secrets": {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}}},
             "environments": {STACK: None}}))

@@ -37,23 +37,24 @@ from typing import Any
 
 import yaml
 
-from benchmarks.real_cli import STACK, P, bench_stack
+from benchmarks.real_cli import STACK, P, bench_stack, write_apps
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer, running
-from tests.e2e.tools import find_tools
+from tests.e2e.tools import Tools, find_tools
 from tests.postgres.server import ServerTls
 
 
-def write_apps(root: Path, count: int, per_team: int, ttl: str = "1h") -> None:
-    """Application ``i`` in team ``i // per_team``, each with its generated secret (four resources an app)."""
-    for i in range(count):
-        path = root / "apps" / f"team-{i // per_team}" / f"app-{i}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({
-            "namespace": f"team-{i // per_team}", "serviceAccount": f"app-{i}", "tokenTtl": ttl,
-            "kvPaths": [f"production/app-{i}"],
-            "secrets": {f"app-{i}": {"data": {"token": {"random": {"length": 32}}}}},
-            "environments": {STACK: None}}))
+def split_project(tools: Tools, directory: Path, vault: VaultServer) -> PulumiProject:
+    """A copy of the project whose prod-shaped stack (:func:`benchmarks.real_cli.bench_stack`) states
+    ``teamStacks``, without applications, its stack initialized against ``vault``."""
+    project = PulumiProject(tools, directory / "cli")
+    shutil.rmtree(project.root / "apps")
+    document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
+    document["config"][f"{P}teamStacks"] = True
+    (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
+                                                            f"{P}tokenReviewerJwt": "bench-jwt"})
+    return project
 
 
 FLOOR_PROGRAM = '''"""The floor: each application's generated value, KV secret, policy and auth role, declared flat."""
@@ -113,14 +114,8 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
     vault = VaultServer(tools.which("vault"), directory / "vault")
     flags = ("--non-interactive", *(("--parallel", str(parallel)) if parallel else ()))
     with running(vault):
-        project = PulumiProject(tools, directory / "cli")
-        shutil.rmtree(project.root / "apps")
-        document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
-        document["config"][f"{P}teamStacks"] = True
-        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-        write_apps(project.root, count, per_team)
-        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
-                                                                f"{P}tokenReviewerJwt": "bench-jwt"})
+        project = split_project(tools, directory, vault)
+        write_apps(project.root, count, per_team=per_team)
         teams = project.platformctl("team-stacks", STACK).split()
         for team in teams:
             project.run("stack", "init", team)
@@ -142,13 +137,13 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
         preview_platform = wall(lambda: preview(STACK))
         preview_team = wall(lambda: preview(teams[0]))
         preview_all = preview_platform + wall(lambda: each(preview))
-        write_apps(project.root, 1, per_team, ttl="30m")  # app-0 changes, every other file stays
+        write_apps(project.root, 1, ttl="30m", per_team=per_team)  # app-0 changes, every other file stays
         one_app = wall(lambda: up(teams[0]))
         # Where one team's up goes: its program alone (the offline plan of its stack, in a process of its
         # own), a no-op up, and the up of a new team's stack with the CLI's checkpoints and without.
         program = wall(lambda: project.platformctl("plan", teams[-1]))
         team_up = wall(lambda: up(teams[-1]))
-        write_apps(project.root, count + 2 * per_team, per_team)
+        write_apps(project.root, count + 2 * per_team, per_team=per_team)
         new_teams = [name for name in project.platformctl("team-stacks", STACK).split() if name not in teams]
         for team in new_teams:
             project.run("stack", "init", team)
@@ -192,16 +187,10 @@ def sweep(parallels: list[int], per_team: int, rounds: int, directory: Path) -> 
     vault = VaultServer(tools.which("vault"), directory / "vault")
     times: dict[int, list[float]] = {parallel: [] for parallel in parallels}
     with running(vault):
-        project = PulumiProject(tools, directory / "cli")
-        shutil.rmtree(project.root / "apps")
-        document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
-        document["config"][f"{P}teamStacks"] = True
-        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
-                                                                f"{P}tokenReviewerJwt": "bench-jwt"})
+        project = split_project(tools, directory, vault)
         project.run("up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive", timeout=3600)
         runs = [parallel for _ in range(rounds) for parallel in parallels]
-        write_apps(project.root, len(runs) * per_team, per_team)
+        write_apps(project.root, len(runs) * per_team, per_team=per_team)
         for team, parallel in enumerate(runs):
             stack = f"{STACK}.team-{team}"
             project.platformctl("team-stacks", STACK)

@@ -52,6 +52,17 @@ _SEGMENT = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
 _P = "vault-platform:"
 
 
+ORDERS = "apps/orders/orders-api.yaml:"
+# A team's application (the orders team's) with its own secret and database role, in prod only.
+ORDERS_FILE = {
+    "namespace": "orders", "serviceAccount": "orders-api", "kvPaths": ["production/orders-api"],
+    "databaseRole": "orders-api-reader",
+    "secrets": {"orders-api": {"data": {"token": {"random": {"length": 32}}}}},
+    "databaseRoles": [{"name": "orders-api-reader", "connection": "postgres",
+                       "grants": [{"privileges": ["SELECT"], "schema": "orders_api"}]}],
+    "environments": {"prod": None},
+}
+
 def any_stack(name: str, *, configured: bool = True, root: Path = ROOT) -> StackConfig:
     """A member of :data:`ANY_STACK`: a committed stack, or (``<stack>+onboarded``) a copy of it with
     an application onboarded; with ``root=TEST_STACKS``, a test stack (with the application)."""

@@ -28,6 +28,8 @@ from policies.guardrails.checks import stated_removals
 from tests.support import (
     API_SERVICE,
     DELETE,
+    ORDERS,
+    ORDERS_FILE,
     TEST_STACKS,
     apply_edits,
     edited,
@@ -39,16 +41,6 @@ from tests.support import (
 P = "vault-platform:"
 PROD = f"{API_SERVICE}environments.prod."
 API_FILE = API_SERVICE.rstrip(":")
-ORDERS = "apps/orders/orders-api.yaml:"
-# A team's application with its own secret and database role, in prod only.
-ORDERS_FILE = {
-    "namespace": "orders", "serviceAccount": "orders-api", "kvPaths": ["production/orders-api"],
-    "databaseRole": "orders-api-reader",
-    "secrets": {"orders-api": {"data": {"token": {"random": {"length": 32}}}}},
-    "databaseRoles": [{"name": "orders-api-reader", "connection": "postgres",
-                       "grants": [{"privileges": ["SELECT"], "schema": "orders_api"}]}],
-    "environments": {"prod": None},
-}
 # Linux's cap on one string of a process's environment (MAX_ARG_STRLEN, 32 pages of 4 KiB): the whole
 # stack config travels in one (PULUMI_CONFIG).
 MAX_ARG_STRLEN = 128 * 1024

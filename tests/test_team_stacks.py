@@ -22,18 +22,9 @@ from platformctl.engine import Declaration, declare, declare_environment
 from platformctl.stackfile import StackConfig, stack_file, stacks
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
-from tests.support import edited, refusal, spec_of, spec_of_config
+from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config
 
 P = "vault-platform:"
-ORDERS = "apps/orders/orders-api.yaml:"
-ORDERS_FILE = {
-    "namespace": "orders", "serviceAccount": "orders-api", "kvPaths": ["production/orders-api"],
-    "databaseRole": "orders-api-reader",
-    "secrets": {"orders-api": {"data": {"token": {"random": {"length": 32}}}}},
-    "databaseRoles": [{"name": "orders-api-reader", "connection": "postgres",
-                       "grants": [{"privileges": ["SELECT"], "schema": "orders_api"}]}],
-    "environments": {"prod": None},
-}
 SPLIT = {f"{P}teamStacks": True, ORDERS: ORDERS_FILE}
 # What a stack declares in Vault, by what it is there (type and name), whichever stack declares it.
 NAMES = {"vault:index/policy:Policy": "name", "vault:kubernetes/authBackendRole:AuthBackendRole": "roleName",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -22,15 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from benchmarks.real_cli import STACK, P, bench_stack
-from benchmarks.team_stacks import write_apps
+from benchmarks.real_cli import STACK, write_apps
+from benchmarks.team_stacks import split_project
 from tests.e2e.dev import NEEDS_ROOT
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer, audit_log_entries, running, wait_until
 from tests.e2e.tools import Tools
-from tests.postgres.server import ServerTls
 
 APPS, PER_TEAM = 48, 24
 TEAMS = [f"{STACK}.team-0", f"{STACK}.team-1"]
@@ -50,15 +47,9 @@ def split(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sp
     directory = tmp_path_factory.mktemp("team-stacks")
     vault = VaultServer(tools.which("vault"), directory / "vault")
     with running(vault):
-        project = PulumiProject(tools, directory / "cli")
-        shutil.rmtree(project.root / "apps")
-        document = bench_stack(ServerTls.throwaway("e2e", "e2e CA").ca_pem, directory / "audit.log")
-        document["config"][f"{P}teamStacks"] = True
-        (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-        write_apps(project.root, APPS, PER_TEAM)
-        project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
-                                                                f"{P}tokenReviewerJwt": "e2e-jwt"})
-        yield Split(project, vault, directory / "audit.log")
+        project = split_project(tools, directory, vault)
+        write_apps(project.root, APPS, per_team=PER_TEAM)
+        yield Split(project, vault, directory / "vault-audit.log")
 
 
 def state(project: PulumiProject, stack: str) -> dict[str, Any]:
