@@ -107,7 +107,8 @@ def wall(action: Callable[[], Any]) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def measure(count: int, per_team: int, jobs: int, parallel: int | None, directory: Path) -> dict[str, Any]:
+def measure(count: int, per_team: int, jobs: int, parallel: int | None, directory: Path,
+            floor: bool = True) -> dict[str, Any]:
     tools, missing = find_tools()
     if tools is None:
         raise SystemExit(f"the real tools are missing: {', '.join(missing)}")
@@ -153,6 +154,12 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
                                                        timeout=3600))
         resources = sum(len(json.loads(project.run("stack", "export", "--stack", stack).stdout)["deployment"]
                             .get("resources", [])) for stack in teams)  # the teams of the measured up
+        if not floor:
+            return {"apps": count, "teams": len(teams), "parallel": parallel, "up s": round(up_platform + up_teams, 1),
+                    "preview platform s": preview_platform, "preview team s": preview_team,
+                    "preview all s": preview_all, "one app s": one_app, "teams' resources": resources,
+                    "one team: no-op up s": team_up, "one team: up s": with_checkpoints,
+                    "one team: up without checkpoints s": without_checkpoints}
         floors = floor_project(project, vault.address, vault.root_token, count, per_team)
         floor_up = wall(lambda: [project.run("--cwd", str(project.root.parent / "floor"), "up", "--yes",
                                              "--skip-preview", "--stack", stack, *flags, timeout=3600)
@@ -208,6 +215,7 @@ def main() -> None:
     parser.add_argument("--per-team", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1, help="team stacks run at a time")
     parser.add_argument("--parallel", type=int, help="the CLI's --parallel (its default: 8)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the flat floor's stacks")
     parser.add_argument("--sweep", help="instead: compare these --parallel values (4,8,16) on a new team's up")
     parser.add_argument("--rounds", type=int, default=3, help="with --sweep: runs of each value, interleaved")
     args = parser.parse_args()
@@ -220,7 +228,8 @@ def main() -> None:
         return
     for count in args.counts:
         with tempfile.TemporaryDirectory(prefix="bench-") as directory:
-            print(json.dumps(measure(count, args.per_team, args.jobs, args.parallel, Path(directory))), flush=True)
+            print(json.dumps(measure(count, args.per_team, args.jobs, args.parallel, Path(directory),
+                                     floor=not args.no_floor)), flush=True)
 
 
 if __name__ == "__main__":
