@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from components import iac_calls, vault_acl
 from components.environment import SpecError
 from components.environment.identity import DEPLOY_POLICY
 from components.environment.loader import data_plane
@@ -23,6 +22,7 @@ from platformctl.stackfile import StackConfig, stack_file, stacks
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
 from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config
+from vaultmodel import iac_calls, vault_acl
 
 P = "vault-platform:"
 SPLIT = {f"{P}teamStacks": True, ORDERS: ORDERS_FILE}

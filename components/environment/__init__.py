@@ -1,7 +1,6 @@
 """The environment spec: stack config -> one validated, typed model (see :func:`load_spec`)."""
 
 from ._reader import SpecError, StackRefused
-from .durations import format_duration, parse_duration
 from .loader import APP_POLICY_PREFIX, CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec, project_file
 from .model import (
     AdminSetup,
@@ -94,8 +93,6 @@ __all__ = [
     "TransitGrant",
     "TransitKey",
     "VaultAccess",
-    "format_duration",
     "load_spec",
-    "parse_duration",
     "project_file",
 ]

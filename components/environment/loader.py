@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from .. import rules
+from vaultmodel import rules
+from vaultmodel.durations import DAY, HOUR, format_duration
+
 from . import external, identity, operations, sections
 from ._reader import (
     AUDIENCE,
@@ -45,7 +47,6 @@ from ._reader import (
     stop_if_refused,
 )
 from .apps import AppNode, Apps
-from .durations import DAY, HOUR, format_duration
 from .model import (
     AdminSetup,
     App,

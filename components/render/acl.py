@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.environment import APP_POLICY_PREFIX, App, EnvironmentSpec, PolicyRule
-from components.vault_acl import PolicyParseError, parse_rules
+from vaultmodel.vault_acl import PolicyParseError, parse_rules
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "acl"
 

@@ -15,7 +15,7 @@ from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
-from components import vault_acl
+from vaultmodel import vault_acl
 
 _EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 
@@ -247,7 +247,7 @@ def grants_whole_mount(path: str) -> bool:
 
 def _duration(seconds: int) -> str:
     # Imported here, not at the top: components.environment imports this module.
-    from components.environment.durations import format_duration
+    from vaultmodel.durations import format_duration
 
     return format_duration(seconds)
 
