@@ -11,9 +11,8 @@ import dataclasses
 
 import pytest
 
-from components.environment import SpecError
+from components.environment import SpecError, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
-from components.render.acl import load_policy_files
 from platformctl.engine import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
-from components.render.acl import app_policy, load_policy_files
+from components.render.acl import app_policy
 from components.render.annotations import injector_annotations
 from platformctl.engine import GENERATED, Declaration, DeclaredResource, is_secret, masked, unwrap
 from platformctl.stackfile import PLACEHOLDER

@@ -13,9 +13,8 @@ import pytest
 import yaml
 from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.identity import GITHUB_ISSUER
-from components.render.acl import load_policy_files
 from platformctl.__main__ import main as platformctl_main
 from platformctl.engine import Declaration, DeclaredResource, is_secret
 from platformctl.vault_login_command import JwtLoginRequest, login_request

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError
+from components.environment import SpecError, load_policy_files
 from components.environment.identity import DEPLOY_POLICY
 from components.environment.loader import data_plane
-from components.render.acl import load_policy_files
 from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
 from platformctl.engine import Declaration, declare, declare_environment
