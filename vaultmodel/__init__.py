@@ -5,4 +5,4 @@ rules the spec and the guardrails pack both enforce (:mod:`.rules`) and the IaC 
 
 It sits below everything else: the environment spec (``components.environment``), the renderers and
 components, ``platformctl``, the guardrails pack (``policies.guardrails``), the benchmarks and the tests
-may import it; it imports none of them."""
+may import it; it imports none of them (``tests/test_import_graph.py`` refuses any such import)."""
