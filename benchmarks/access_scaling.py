@@ -5,10 +5,10 @@ For each N, the prod stack gets N generated applications (each with its own KV s
 role, declared policy and auth role: see ``benchmarks.apps_scaling``). The program declares it once
 under the mock engine (not timed here: ``apps_scaling`` measures that), then:
 
-- ``matrix``: :func:`components.access.access_matrix` on the declared resources: every policy parsed,
+- ``matrix``: :func:`vaultmodel.access.access_matrix` on the declared resources: every policy parsed,
   every identity's ACL built, every declared target's paths evaluated;
 - ``changes``: the matrices of that stack and of the same with one more application, and
-  :func:`components.access.access_changes` between them, what the PR comment computes.
+  :func:`vaultmodel.access.access_changes` between them, what the PR comment computes.
 
 Times are CPU seconds of this process; a flat "ms/app" column is linear growth.
 
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from benchmarks.apps_scaling import ROOT, add_apps
-from components.access import Resource, access_changes, access_matrix
 from platformctl.engine import declare
 from platformctl.stackfile import read_stack
+from vaultmodel.access import Resource, access_changes, access_matrix
 
 
 def declared(count: int) -> list[Resource]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, PolicyDocument
 from components.environment.identity import DEPLOY_POLICY
 from components.options import children_of
-from components.render.acl import PolicyDocument, app_policy, declared_policies
+from components.render.acl import app_policy, declared_policies
 
 
 class AclPolicies(pulumi.ComponentResource):

@@ -11,14 +11,13 @@ from components.autopilot import Autopilot
 from components.cluster import VaultCluster
 from components.database import DatabaseEngine
 from components.dev_postgres import DevPostgres
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
 from components.kv import KvEngine
 from components.monitoring import MetricsAccess, VaultAlerts
 from components.options import children_of
 from components.pki import PkiEngine
-from components.render.acl import load_policy_files
 from components.render.annotations import injector_annotations
 from components.snapshots import RaftSnapshots
 from components.transit import TransitEngine

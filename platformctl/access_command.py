@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from components.access import access_matrix, matrix_document, matrix_text
+from vaultmodel.access import access_matrix, matrix_document, matrix_text
 
 from .access_graph import stack_graph
 from .engine import declare_environment

@@ -1,15 +1,15 @@
-"""The access matrix (:mod:`components.access`) as a Mermaid flowchart, which GitHub draws from a
+"""The access matrix (:mod:`vaultmodel.access`) as a Mermaid flowchart, which GitHub draws from a
 Markdown ``mermaid`` block: identity -> auth role -> policy -> what it reaches among what the stack
 declares (KV secrets, database roles, static roles, transit keys, PKI roles).
 
 Pure: matrices in, Mermaid text out. Nothing is evaluated again: the edges are read from each
 identity's entry (its role, its policies, and, for each path it reaches, the policies whose rule
-decides that path: :attr:`components.access.Reach.granted_by`).
+decides that path: :attr:`vaultmodel.access.Reach.granted_by`).
 
 A policy is drawn once per set of policies a token holds with it: what a policy gives depends on
 the others (a more specific rule of another one wins on a path), so an edge from a policy to a
 target is exactly what such a token gets through that policy, and roles, groups and platform
-policies (:attr:`components.access.AccessMatrix.platform`, each alone) holding the same set share
+policies (:attr:`vaultmodel.access.AccessMatrix.platform`, each alone) holding the same set share
 it. Vault's ``default`` policy is left out, of the sets too: every token but the snapshot job's
 holds it, and its rules are all under mounts no secrets engine can take (``protectedMounts`` in
 hashicorp/vault, vault/mount.go: ``auth/``, ``sys/``, ``cubbyhole/``, ``identity/``), so it never
@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from components import vault_acl
-from components.access import AccessMatrix, Identity
+from vaultmodel import vault_acl
+from vaultmodel.access import AccessMatrix, Identity
 
 MAX_DIFF_IDENTITIES = 40
 """At most this many changed identities in a diff graph (GitHub refuses to draw a very large
@@ -56,7 +56,7 @@ class Node:
     key: tuple[str, ...] = ()
     """What tells apart two nodes with the same label: for a policy, the set it is held with."""
     operations: tuple[str, ...] = field(default=(), compare=False)
-    """A target's operations (:attr:`components.access.Target.operations`), for the edges' labels."""
+    """A target's operations (:attr:`vaultmodel.access.Target.operations`), for the edges' labels."""
 
 
 Fact = tuple[str, str]
@@ -138,7 +138,7 @@ class DiffGraph:
 def diff_graph(before: AccessMatrix, after: AccessMatrix, subjects: Iterable[str],
                limit: int = MAX_DIFF_IDENTITIES) -> DiffGraph:
     """What changes for the identities ``subjects`` (those of
-    :func:`components.access.access_changes`) from ``before`` to ``after``: the first ``limit`` by
+    :func:`vaultmodel.access.access_changes`) from ``before`` to ``after``: the first ``limit`` by
     name, each with its role and policies on either side, and every edge to a target whose
     capabilities change. A gained edge is thick and green, labelled ``+``; a lost one dashed and
     red, labelled ``-``; one whose capabilities change, thick and amber, with each operation that

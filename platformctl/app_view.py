@@ -1,6 +1,6 @@
 """One application as a stack declares it (``platformctl plan <stack> --app <name>``): the identity
 its pods log in with, the policies its token gets, what those reach among what the stack declares
-(its entry of the access matrix, :func:`components.access.access_matrix`, by Vault's ACL rules),
+(its entry of the access matrix, :func:`vaultmodel.access.access_matrix`, by Vault's ACL rules),
 and the annotations its team pastes into the pod template.
 
 Pure: a :class:`platformctl.engine.Declaration` in, text out; everything is read from the resources
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from components.access import ACL_POLICY, KUBERNETES_ROLE, Identity, access_matrix
-from components.environment.durations import format_duration
+from vaultmodel.access import ACL_POLICY, KUBERNETES_ROLE, Identity, access_matrix
+from vaultmodel.durations import format_duration
 
 from .engine import Declaration, unwrap
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.access import AccessChange, AccessMatrix, access_changes, access_matrix
 from components.environment.apps import Apps
-from components.environment.durations import format_duration
+from vaultmodel.access import AccessChange, AccessMatrix, access_changes, access_matrix
+from vaultmodel.durations import format_duration
 
 from .access_graph import diff_graph
 from .codeowners import CODEOWNERS, Rule, owners_of

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_spec
+from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
 from components.environment._reader import YamlFileError, parse_yaml
 from components.environment.apps import Apps, read_apps
-from components.render.acl import load_policy_files
 
 from .engine import ROOT
 

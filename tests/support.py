@@ -28,10 +28,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_spec
+from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
 from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
 from components.environment.apps import Apps, read_apps
-from components.render.acl import load_policy_files
 from platformctl.engine import ROOT, Declaration, declare
 from platformctl.stackfile import StackConfig, as_first_up, read_stack, stack_config, stack_file, stacks
 

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from components import rules, vault_acl
-from components.access import access_matrix, matrix_document, matrix_text, targets
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, app_policy_name, app_policy_rules
 from components.environment.loader import data_plane
-from components.render.acl import app_policy_name, app_policy_rules
 from platformctl.__main__ import main
 from platformctl.engine import Declaration
 from tests.support import ANY_STACK, any_stack, declare_stack, spec_of, spec_of_config
+from vaultmodel import rules, vault_acl
+from vaultmodel.access import access_matrix, matrix_document, matrix_text, targets
 
 STACK = "access"
 DEFAULT = "default"

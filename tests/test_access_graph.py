@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from components.access import AccessMatrix, Identity, access_matrix
 from platformctl.__main__ import main
 from platformctl.access_graph import MAX_DIFF_IDENTITIES, DiffGraph, diff_graph, stack_graph
 from platformctl.diff import diff_plans
@@ -28,6 +27,7 @@ from tests.support import (
     declare_stack,
     with_kubernetes_role,
 )
+from vaultmodel.access import AccessMatrix, Identity, access_matrix
 
 GAINED = "stroke:#1a7f37,stroke-width:3px,color:#1a7f37"
 LOST = "stroke:#cf222e,color:#cf222e"

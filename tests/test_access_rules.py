@@ -1,6 +1,6 @@
 """ACL policies reach only the data plane of what the stack declares: each rule refused or accepted
 by the spec (before anything is declared) and by the guardrails pack (on what a preview sends),
-through the one implementation in ``components.rules``. Exact cases run on the test
+through the one implementation in ``vaultmodel.rules``. Exact cases run on the test
 stack ``access`` (tests/stacks/Pulumi.access.yaml: kv secrets production/api-service, payments,
 payouts; database role api-role and static role reporting; transit keys payments-card-data,
 payments-receipts; PKI role payments-api on pki_int), whose ``payments-readers`` policy each case replaces."""
@@ -11,14 +11,13 @@ import dataclasses
 
 import pytest
 
-from components import rules
-from components.environment import SpecError
+from components.environment import SpecError, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
-from components.render.acl import load_policy_files
-from components.vault_acl import PathRule
 from platformctl.engine import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of
+from vaultmodel import rules
+from vaultmodel.vault_acl import PathRule
 
 STACK = "access"
 P = "vault-platform:"

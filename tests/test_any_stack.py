@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from components import rules
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
-from components.render.acl import app_policy, load_policy_files
+from components.render.acl import app_policy
 from components.render.annotations import injector_annotations
 from platformctl.engine import GENERATED, Declaration, DeclaredResource, is_secret, masked, unwrap
 from platformctl.stackfile import PLACEHOLDER
 from tests.support import ANY_STACK, COMMITTED, ONBOARDED, any_stack, onboarded_app, spec_of_config
+from vaultmodel import rules
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MOUNT = "vault:index/mount:Mount"

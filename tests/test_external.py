@@ -15,7 +15,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.access import access_matrix, matrix_document
 from components.environment import ExternalVault, RaftAutopilot, StackRefused
 from components.environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
 from components.environment.sections import EXTERNAL_FILE_FIX
@@ -38,6 +37,7 @@ from tests.support import (
     spec_of_config,
 )
 from tests.test_kubernetes_schemas import KUBERNETES_VERSIONS, manifests
+from vaultmodel.access import access_matrix, matrix_document
 
 P = "vault-platform:"
 X = f"{P}externalVault"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from components.iac_calls import CATALOGUE, Call, MissingFromCatalogue, calls, catalogue, check
-from components.render.acl import load_policy_files, parse_policy
-from components.vault_acl import PathRule
+from components.environment import load_policy_files
+from components.render.acl import parse_policy
 from platformctl.engine import Declaration
 from tests.support import ANY_STACK, declare_stack
+from vaultmodel.iac_calls import CATALOGUE, Call, MissingFromCatalogue, calls, catalogue, check
+from vaultmodel.vault_acl import PathRule
 
 POLICY = "vault-iac"
 

@@ -13,12 +13,8 @@ import pytest
 import yaml
 from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 
-from components import rules
-from components.environment import EnvironmentSpec
+from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.identity import GITHUB_ISSUER
-from components.iac_calls import Call, calls
-from components.render.acl import load_policy_files
-from components.vault_acl import Acl
 from platformctl.__main__ import main as platformctl_main
 from platformctl.engine import Declaration, DeclaredResource, is_secret
 from platformctl.vault_login_command import JwtLoginRequest, login_request
@@ -35,6 +31,9 @@ from tests.support import (
     spec_of,
     spec_of_config,
 )
+from vaultmodel import rules
+from vaultmodel.iac_calls import Call, calls
+from vaultmodel.vault_acl import Acl
 
 ROOT = Path(__file__).resolve().parents[1]
 P = "vault-platform:"

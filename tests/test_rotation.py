@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.environment import PolicyRule
-from components.render.acl import app_policy_rules
+from components.environment import PolicyRule, app_policy_rules
 from components.render.annotations import injector_annotations
 from platformctl.engine import GENERATED, Declaration, is_secret, unwrap
 from platformctl.plan import plan_text

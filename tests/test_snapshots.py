@@ -24,10 +24,10 @@ from components.render.snapshots import (
     upload_script,
     uploader_iam_policy,
 )
-from components.vault_acl import Acl
 from platformctl.engine import Declaration, unwrap
 from tests.support import DELETE, spec_of
 from tests.test_helm_values import chart_defaults
+from vaultmodel.vault_acl import Acl
 
 P = "vault-platform:"
 PROD_SNAPSHOTS = {"interval": "1h", "retention": "30d", "bucket": "acme-vault-snapshots-prod",
@@ -221,7 +221,7 @@ class TestAwsDocuments:
 
 
 class TestTheJobsToken:
-    """What a token of the snapshot role may do, by Vault's ACL rules (``components.vault_acl``): its
+    """What a token of the snapshot role may do, by Vault's ACL rules (``vaultmodel.vault_acl``): its
     policy alone (``token_no_default_policy``), so it takes snapshots and nothing else."""
 
     @pytest.fixture

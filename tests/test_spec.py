@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError, StackRefused, format_duration, load_spec, parse_duration
+from components.environment import SpecError, StackRefused, load_spec
 from components.environment.loader import PROJECT_ROOT
 from platformctl.stackfile import read_stack
 from tests.postgres.server import ServerTls
@@ -24,6 +24,7 @@ from tests.support import (
     spec_of,
     spec_of_config,
 )
+from vaultmodel.durations import format_duration, parse_duration
 
 P = "vault-platform:"
 APP = API_SERVICE

@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-from components import iac_calls, vault_acl
-from components.environment import SpecError
+from components.environment import SpecError, load_policy_files
 from components.environment.identity import DEPLOY_POLICY
 from components.environment.loader import data_plane
-from components.render.acl import load_policy_files
 from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
 from platformctl.engine import Declaration, declare, declare_environment
@@ -23,6 +21,7 @@ from platformctl.stackfile import StackConfig, stack_file, stacks
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
 from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config
+from vaultmodel import iac_calls, vault_acl
 
 P = "vault-platform:"
 SPLIT = {f"{P}teamStacks": True, ORDERS: ORDERS_FILE}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.vault_acl import (
+from vaultmodel.vault_acl import (
     CAPABILITIES,
     DEFAULT_POLICY_NAME,
     Acl,

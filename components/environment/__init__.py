@@ -1,8 +1,7 @@
 """The environment spec: stack config -> one validated, typed model (see :func:`load_spec`)."""
 
 from ._reader import SpecError, StackRefused
-from .durations import format_duration, parse_duration
-from .loader import APP_POLICY_PREFIX, CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec, project_file
+from .loader import CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec, project_file
 from .model import (
     AdminSetup,
     App,
@@ -45,6 +44,7 @@ from .model import (
     TransitKey,
     VaultAccess,
 )
+from .policies import APP_POLICY_PREFIX, PolicyDocument, app_policy_name, app_policy_rules, load_policy_files
 
 __all__ = [
     "APP_POLICY_PREFIX",
@@ -80,6 +80,7 @@ __all__ = [
     "Pki",
     "PkiRole",
     "Policy",
+    "PolicyDocument",
     "PolicyRule",
     "RaftAutopilot",
     "Resources",
@@ -94,8 +95,9 @@ __all__ = [
     "TransitGrant",
     "TransitKey",
     "VaultAccess",
-    "format_duration",
+    "app_policy_name",
+    "app_policy_rules",
+    "load_policy_files",
     "load_spec",
-    "parse_duration",
     "project_file",
 ]

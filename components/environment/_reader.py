@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from components import rules
-
-from .durations import format_duration, parse_duration
+from vaultmodel import rules
+from vaultmodel.durations import format_duration, parse_duration
 
 T = TypeVar("T")
 REMOVE = object()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from components import rules
+from vaultmodel import rules
 
 from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, Node, ca_pem, port_problem
 from .model import ExternalVault, RaftAutopilot, Tier

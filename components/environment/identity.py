@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from components import rules
+from vaultmodel import rules
+from vaultmodel.durations import HOUR
 
 from ._reader import AUDIENCE, VAULT_NAME, Name, Node, ca_pem, check_name, check_ttl_cap, check_ttl_order, declared
-from .durations import HOUR
 from .model import CiRole, CiRoleName, GithubActions, PeopleGroup, PeopleOidc, Policy
 
 GITHUB_ACTIONS_PATH = "github-actions"

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from .. import rules
+from vaultmodel import rules
+from vaultmodel.durations import DAY, HOUR, format_duration
+
 from . import external, identity, operations, sections
 from ._reader import (
     AUDIENCE,
@@ -45,7 +47,6 @@ from ._reader import (
     stop_if_refused,
 )
 from .apps import AppNode, Apps
-from .durations import DAY, HOUR, format_duration
 from .model import (
     AdminSetup,
     App,
@@ -74,13 +75,13 @@ from .model import (
     Transit,
     VaultAccess,
 )
+from .policies import APP_POLICY_PREFIX, app_policy_name, app_policy_rules
 from .statements import creation_problem
 
 PROJECT = "vault-platform"
 TIERS: tuple[Tier, ...] = ("dev", "staging", "prod")
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-APP_POLICY_PREFIX = "app-"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ADMIN_SETUPS = ("functions", "createrole")
 # The NOLOGIN role that owns the functions setup's SECURITY DEFINER functions (components/render/admin_setup.py).
@@ -243,9 +244,6 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved
 
 def _check_generated_policies(nodes: Mapping[str, AppNode], spec: EnvironmentSpec, plane: rules.DataPlane) -> None:
     """Each application's generated policy reaches only the data plane, by the rule declared ones follow."""
-    # Imported here: the renderer imports this package.
-    from components.render.acl import app_policy_name, app_policy_rules
-
     for app in spec.apps:
         for rule in app_policy_rules(app, spec):
             refusal = rules.data_plane_refusal(app_policy_name(app), rule.path, rule.capabilities, plane)

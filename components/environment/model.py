@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from components import rules
+from vaultmodel import rules
 
 Tier = Literal["dev", "staging", "prod"]
 """Which rules apply: ``dev`` may run a single replica without TLS; ``staging`` and ``prod`` may not."""

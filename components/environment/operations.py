@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from components import rules
+from vaultmodel import rules
+from vaultmodel.durations import DAY, HOUR, format_duration
 
 from ._reader import AWS_REGION, K8S_LABEL, QUANTITY, Node, check_name
-from .durations import DAY, HOUR, format_duration
 from .model import AuditRotation, Monitoring, Snapshots, Tier
 
 SNAPSHOT_IDENTITY = "vault-snapshot"

@@ -11,11 +11,10 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.render.acl import load_policy_files
-
 from .apps import Apps, read_apps
 from .loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE, load_spec
 from .model import EnvironmentSpec
+from .policies import load_policy_files
 
 GIVEN_APPS: ContextVar[Apps | None] = ContextVar("given_apps", default=None)
 """The application files a run of the program under the mock engine is given (``platformctl.engine``),

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import cast
 
-from components import rules
+from vaultmodel import rules
+from vaultmodel.durations import DAY, HOUR, YEAR, format_duration
 
 from . import operations
 from ._reader import (
@@ -32,7 +33,6 @@ from ._reader import (
     refuse_duplicate,
     report,
 )
-from .durations import DAY, HOUR, YEAR, format_duration
 from .model import (
     AppCertificate,
     Audit,

@@ -1,32 +1,24 @@
 """ACL policies as HCL (``sys/policies/acl/:name``): generated per application, declared in the
-stack config, or hand-written in ``policies/acl/*.hcl`` and checked before they are uploaded."""
+stack config, or hand-written in ``policies/acl/*.hcl`` (read by
+:func:`components.environment.load_policy_files`) and checked before they are uploaded."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 
-from components.environment import APP_POLICY_PREFIX, App, EnvironmentSpec, PolicyRule
-from components.vault_acl import PolicyParseError, parse_rules
-
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "acl"
-
+from components.environment import (
+    App,
+    EnvironmentSpec,
+    PolicyDocument,
+    PolicyRule,
+    app_policy_name,
+    app_policy_rules,
+)
+from vaultmodel.vault_acl import PolicyParseError, parse_rules
 
 PolicyFileError = PolicyParseError
 """A policy text does not parse or uses something Vault would reject."""
-
-
-@dataclass(frozen=True)
-class PolicyDocument:
-    """An ACL policy ready to upload."""
-
-    name: str
-    """Policy name in Vault."""
-    hcl: str
-    """The policy text."""
 
 
 def render_rules(rules: Iterable[PolicyRule], header: str) -> str:
@@ -36,33 +28,6 @@ def render_rules(rules: Iterable[PolicyRule], header: str) -> str:
         capabilities = ", ".join(json.dumps(c) for c in rule.capabilities)
         blocks.append(f"\npath {json.dumps(rule.path)} {{\n  capabilities = [{capabilities}]\n}}")
     return "\n".join(blocks) + "\n"
-
-
-def app_policy_name(app: App) -> str:
-    return f"{APP_POLICY_PREFIX}{app.name}"
-
-
-def app_policy_rules(app: App, spec: EnvironmentSpec) -> tuple[PolicyRule, ...]:
-    """Least privilege for ``app``: read its KV secrets' data (not their metadata, which the agent never
-    reads) and its database credentials (dynamic and static), ``update`` on exactly the transit
-    operations it declares per key, and issuing from its PKI role; nothing else. Sorted by path, so the
-    HCL is the same for the same spec."""
-    rules = []
-    for path in app.kv_paths:
-        rules.append(PolicyRule(path=f"{spec.kv.mount}/data/{path}", capabilities=("read",)))
-    if app.database_role is not None and spec.database is not None:
-        rules.append(PolicyRule(path=f"{spec.database.mount}/creds/{app.database_role}", capabilities=("read",)))
-    if app.static_database_role is not None and spec.database is not None:
-        rules.append(PolicyRule(path=f"{spec.database.mount}/static-creds/{app.static_database_role}",
-                                capabilities=("read",)))
-    if spec.transit is not None:
-        for grant in app.transit:
-            rules += [PolicyRule(path=f"{spec.transit.mount}/{operation}/{grant.key}", capabilities=("update",))
-                      for operation in grant.operations]
-    if app.certificate is not None and spec.pki is not None:
-        rules.append(PolicyRule(path=f"{spec.pki.intermediate.mount}/issue/{app.certificate.role}",
-                                capabilities=("update",)))
-    return tuple(sorted(rules, key=lambda rule: rule.path))
 
 
 def app_policy(app: App, spec: EnvironmentSpec) -> PolicyDocument:
@@ -82,14 +47,3 @@ def parse_policy(text: str, source: str) -> tuple[PolicyRule, ...]:
     """The rules of a policy text; raises :class:`PolicyFileError` naming ``source`` when it does
     not parse, has anything but ``path`` blocks, or a capability Vault does not know."""
     return tuple(PolicyRule(path=rule.path, capabilities=rule.capabilities) for rule in parse_rules(text, source))
-
-
-@functools.cache
-def load_policy_files(directory: Path = POLICY_DIR) -> tuple[PolicyDocument, ...]:
-    """Every ``<name>.hcl`` in ``directory`` as policy ``<name>``, sorted by name: only names and text.
-
-    Not parsed here: the program uploads the text as it is, and parsing is the slowest part of a small
-    stack's run. The tests parse every file (:func:`parse_policy`), and the guardrails parse every
-    policy a preview or an update would upload, so a broken file is refused before it reaches Vault.
-    """
-    return tuple(PolicyDocument(file.stem, file.read_text()) for file in sorted(directory.glob("*.hcl")))

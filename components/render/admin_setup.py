@@ -21,9 +21,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from components import rules
 from components.environment import Connection, DatabaseRole, StaticRole
 from components.environment.loader import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TABLE_PRIVILEGES
+from vaultmodel import rules
 
 SCHEMA = FUNCTIONS_SCHEMA
 OWNER = FUNCTIONS_OWNER

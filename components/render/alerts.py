@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.environment import EnvironmentSpec
-from components.environment.durations import DAY
 from components.environment.operations import SNAPSHOT_IDENTITY
+from vaultmodel.durations import DAY
 
 CERTIFICATE_WARNING_DAYS = 14
 VOLUME_FREE_WARNING = 0.2

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.environment import EnvironmentSpec, PolicyRule, Snapshots
-from components.environment.durations import HOUR
 from components.environment.operations import SNAPSHOT_IDENTITY
+from vaultmodel.durations import HOUR
 
 from .acl import render_rules
 from .helm_values import API_PORT, IRSA_ANNOTATION, SERVER_IMAGE, TLS_MOUNT_PATH, api_scheme

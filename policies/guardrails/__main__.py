@@ -4,7 +4,7 @@
 import sys
 from pathlib import Path
 
-# The checks share their rules with the program (components/rules.py): the repository root is importable.
+# The checks share their rules with the program (vaultmodel/rules.py): the repository root is importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pulumi_policy import EnforcementLevel, PolicyPack

@@ -3,7 +3,7 @@ engine (``pulumi preview`` / ``pulumi up --policy-pack policies/guardrails``), i
 program's own spec validation.
 
 Every check is a ``pulumi_policy`` policy in :data:`POLICIES`; ``__main__.py`` only builds the pack
-from them. The rules the spec enforces as well come from :mod:`components.rules`, so that the two
+from them. The rules the spec enforces as well come from :mod:`vaultmodel.rules`, so that the two
 can never disagree. A check reads resource properties as the engine sends them: camelCase keys,
 numbers as floats, secrets wrapped (``{<signature key>: <secret signature>, "value": ...}``, recognised
 by :func:`platformctl.engine.is_secret`, the one implementation of the wire form) or as
@@ -33,13 +33,13 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components import access, rules, vault_acl
 from components.environment import PROJECT, SpecError
-from components.environment.durations import HOUR
 from components.environment.loader import data_plane
 from components.render.acl import PolicyFileError, parse_policy
 from platformctl import engine
 from platformctl.stackfile import environment_of, read_stack, stack_spec
+from vaultmodel import access, rules, vault_acl
+from vaultmodel.durations import HOUR
 
 TEAM_STACK = "a team's stack declares its applications alone: its environment's stack holds the rest"
 

@@ -1,6 +1,6 @@
 """Differential access: for every identity ``platformctl access --json`` reports, a token carrying exactly
 that identity's policies is asked about in Vault (``sys/capabilities``) what it may do on every path of the
-matrix and on paths outside it; the offline evaluator (:mod:`components.vault_acl`), given the same
+matrix and on paths outside it; the offline evaluator (:mod:`vaultmodel.vault_acl`), given the same
 policies as Vault holds them, must answer the same. A disagreement is a bug in one of the two."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import hvac  # type: ignore[import-untyped]
 
-from components.vault_acl import DEFAULT_POLICY_NAME, Acl
+from vaultmodel.vault_acl import DEFAULT_POLICY_NAME, Acl
 
 OUTSIDE = ("sys/mounts", "sys/policies/acl/vault-iac", "sys/auth", "sys/audit", "sys/storage/raft/snapshot",
            "sys/raw/core", "auth/token/create", "auth/token/lookup-self", "auth/token/renew-self",

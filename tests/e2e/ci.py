@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 
-from components import iac_calls
 from components.environment import CiRole, GithubActions
 from components.environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
 from components.environment.loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
 from components.render.identity import bound_claims
-from components.vault_acl import Acl, PathRule
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer
+from vaultmodel import iac_calls
+from vaultmodel.vault_acl import Acl, PathRule
 
 
 @dataclass

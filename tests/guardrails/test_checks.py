@@ -16,10 +16,10 @@ from pulumi_policy import Secret
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from components.rules import grants_whole_mount
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails import checks
 from policies.guardrails.checks import POLICIES, configuration_protection_problem, environment, stated_removals
+from vaultmodel.rules import grants_whole_mount
 
 from .harness import declared_args, not_applicable, reported, resource_args, stack_args
 
@@ -151,7 +151,7 @@ class TestDeclaredResources:
             "tokenTtl 32d is above the cap of 4h (an unset TTL is Vault's default of 32 days)",
             "32d is above tokenMaxTtl (4h) (an unset TTL is Vault's default of 32 days)"]),
         # every stack: database role TTLs
-        # outside dev, Vault verifies the database server (the spec's rule, components/rules.py)
+        # outside dev, Vault verifies the database server (the spec's rule, vaultmodel/rules.py)
         "database tls: prod as committed": ("database-tls", "prod", DB_CONNECTION, {}, []),
         "database tls: require in prod": ("database-tls", "prod", DB_CONNECTION, {
             "postgresql.connectionUrl": URL + "postgres.prod.internal:5432/app?sslmode=require"}, [

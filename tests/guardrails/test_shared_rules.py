@@ -1,12 +1,12 @@
-"""components/rules.py: the rules the spec and the policy pack share, and proof that both use them."""
+"""vaultmodel/rules.py: the rules the spec and the policy pack share, and proof that both use them."""
 
 from __future__ import annotations
 
 import pytest
 
-from components import rules
 from components.environment import SpecError
 from tests.support import API_SERVICE, spec_of
+from vaultmodel import rules
 
 from .harness import reported, resource_args
 

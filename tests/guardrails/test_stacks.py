@@ -17,10 +17,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pulumi_policy import EnforcementLevel
 
-from components import rules
 from platformctl.engine import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
 from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_config, declare_stack, deployed_cluster
+from vaultmodel import rules
 
 from .harness import Violation, run_pack
 
@@ -35,7 +35,7 @@ def imported_by(module: str) -> tuple[set[str], set[str]]:
     modules: list[str] = json.loads(result.stdout)
     owners = importlib.metadata.packages_distributions()
     distributions = {str(canonicalize_name(d)) for m in modules for d in owners.get(m.split(".")[0], ())}
-    local = {m for m in modules if m.split(".")[0] in ("components", "platformctl", "policies")}
+    local = {m for m in modules if m.split(".")[0] in ("components", "platformctl", "policies", "vaultmodel")}
     return distributions, local
 
 
@@ -149,7 +149,7 @@ class TestPackFiles:
         allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2", "publicsuffixlist"])
         distributions, local = imported_by("policies.guardrails.checks")
         assert distributions - allowed == set()
-        assert {"components.rules", "components.render.acl", "platformctl.engine"} <= local
+        assert {"vaultmodel.rules", "components.render.acl", "platformctl.engine"} <= local
         # The AWS commands need boto3, which the pack's venv does not have.
         distributions, _ = imported_by("platformctl.aws_clients")
         assert {"boto3", "botocore"} <= distributions - allowed

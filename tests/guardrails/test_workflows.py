@@ -463,8 +463,8 @@ def owners_of(text: str, path: str) -> list[str]:
 
 class TestCodeowners:
     TEXT = (ROOT / ".github" / "CODEOWNERS").read_text()
-    # What runs with deploy credentials, or decides what does (the pack imports components/).
-    DEPLOYED = ["__main__.py", "Pulumi.yaml", "components/rules.py", "components/render/acl.py",
+    # What runs with deploy credentials, or decides what does (the pack imports components/ and vaultmodel/).
+    DEPLOYED = ["__main__.py", "Pulumi.yaml", "vaultmodel/rules.py", "components/render/acl.py",
                 "platformctl/engine.py", "bin/test", "requirements.txt", "requirements-dev.txt", "constraints.txt",
                 ".ci/run", "stacks/Pulumi.prod.yaml", "policies/guardrails/checks.py", "policies/acl/vault-iac.hcl",
                 ".github/workflows/pulumi-up.yml", ".github/CODEOWNERS"]
@@ -489,7 +489,7 @@ class TestCodeowners:
 
     @pytest.mark.parametrize(("path", "owners"), [
         ("stacks/Pulumi.prod.yaml", [TEAM]), (".github/CODEOWNERS", [TEAM]), (".github/workflows/deploy.yml", [TEAM]),
-        ("components/rules.py", []), ("__main__.py", []), ("platformctl/engine.py", []), ("bin/test", []),
+        ("vaultmodel/rules.py", []), ("__main__.py", []), ("platformctl/engine.py", []), ("bin/test", []),
         ("constraints.txt", []), (".ci/run", []),
     ])
     def test_the_old_file_left_deployed_code_unowned(self, path: str, owners: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The Vault API calls the IaC token makes (``policies/acl/vault-iac-calls.yaml``), expanded for what a
-stack declares and checked against a policy with Vault's ACL rules (:mod:`components.vault_acl`).
+stack declares and checked against a policy with Vault's ACL rules (:mod:`vaultmodel.vault_acl`).
 
 Pure but for reading the catalogue file; the test suite runs :func:`check` on every committed stack."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components import vault_acl
+from vaultmodel import vault_acl
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "policies" / "acl" / "vault-iac-calls.yaml"
 PHASES = ("create", "read", "update", "delete")

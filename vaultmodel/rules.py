@@ -15,7 +15,8 @@ from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
-from components import vault_acl
+from vaultmodel import vault_acl
+from vaultmodel.durations import format_duration
 
 _EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 
@@ -122,7 +123,7 @@ def ttl_order(default_name: str, default: int, max_name: str, maximum: int, *,
     """A default TTL (seconds) must not be above its maximum TTL; ``shown`` is how both were written."""
     if default <= maximum:
         return None
-    default_text, max_text = shown or (_duration(default), _duration(maximum))
+    default_text, max_text = shown or (format_duration(default), format_duration(maximum))
     return f"{default_text} is above {max_name} ({max_text})"
 
 
@@ -138,7 +139,7 @@ def ttl_cap(name: str, seconds: int, cap: int, *, shown: str | None = None) -> s
     """A TTL (seconds) must not be above ``cap``; ``shown`` is how it was written."""
     if seconds <= cap:
         return None
-    return f"{name} {shown or _duration(seconds)} is above the cap of {_duration(cap)}"
+    return f"{name} {shown or format_duration(seconds)} is above the cap of {format_duration(cap)}"
 
 
 def lease_within_token(role_max_ttl: int, token_max_ttl: int, app: str) -> str | None:
@@ -147,8 +148,8 @@ def lease_within_token(role_max_ttl: int, token_max_ttl: int, app: str) -> str |
     token expires, whatever the role's maxTtl says."""
     if role_max_ttl <= token_max_ttl:
         return None
-    token_max = _duration(token_max_ttl)
-    return (f"{_duration(role_max_ttl)} outlives the tokens of application {app!r} (tokenMaxTtl {token_max}): "
+    token_max = format_duration(token_max_ttl)
+    return (f"{format_duration(role_max_ttl)} outlives the tokens of application {app!r} (tokenMaxTtl {token_max}): "
             f"Vault revokes a lease when the token that created it expires, so its database users would be "
             f"dropped after {token_max}")
 
@@ -243,13 +244,6 @@ def grants_whole_mount(path: str) -> bool:
         return True
     # A trailing * is a prefix match: ``secret/d*`` reaches ``secret/data/...``.
     return not slash and area.endswith("*") and any(name.startswith(area.rstrip("*")) for name in SECRET_AREAS)
-
-
-def _duration(seconds: int) -> str:
-    # Imported here, not at the top: components.environment imports this module.
-    from components.environment.durations import format_duration
-
-    return format_duration(seconds)
 
 
 # --- ACL policies: only the data plane of what the stack declares ---------------------------------

@@ -3,7 +3,7 @@ preview): Kubernetes service accounts -> auth roles -> policies -> paths and cap
 the declared KV secrets, database roles, transit keys and PKI roles they reach.
 
 Pure: resource types and inputs in (as the mock engine, a plan document or the policy SDK hands them
-over, names never secret), data out. Vault's matching rules come from :mod:`components.vault_acl`.
+over, names never secret), data out. Vault's matching rules come from :mod:`vaultmodel.vault_acl`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components import rules, vault_acl
+from vaultmodel import rules, vault_acl
 
 MOUNT = "vault:index/mount:Mount"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
