@@ -14,14 +14,14 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 
 from components.environment import StackRefused, loader
 from components.environment._reader import FILE_KEY_PREFIX, K8S_LABEL, Name, Node, check_name, observing
 from components.environment.apps import read_apps
 from platformctl import config_schema, schema_command
 from platformctl.__main__ import main
-from platformctl.config_schema import APP_SCHEMA, STACK_SCHEMA, WRITE_COMMAND, Recorder, generated
+from platformctl.config_schema import APP_SCHEMA, STACK_SCHEMA, WRITE_COMMAND, Recorder, generated, modeline
 from platformctl.engine import ROOT
 from platformctl.stackfile import StackConfig, stack_config, stack_file
 
@@ -60,6 +60,17 @@ class TestTheSchemas:
         document = yaml.safe_load(schema.read_text())
         assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         Draft202012Validator.check_schema(document)
+
+    @pytest.mark.parametrize("path", [*STACK_FILES, *APP_FILES], ids=relative)
+    def test_each_committed_file_names_its_schema_on_its_first_line_and_follows_it(self, path: Path) -> None:
+        schema = STACK_SCHEMA if path in STACK_FILES else APP_SCHEMA
+        first = path.read_text().splitlines()[0]
+        assert first == modeline(path, schema)
+        assert (path.parent / first.partition("$schema=")[2]).resolve() == schema
+        document = yaml.safe_load(path.read_text())
+        assert list(validator(schema).iter_errors(document)) == []
+        # Older YAML language servers validate with draft 7, where the schemas mean the same.
+        assert list(Draft7Validator(validator(schema).schema).iter_errors(document)) == []
 
     def test_every_key_the_loader_reads_has_a_type_but_those_it_refuses_or_checks_itself(self) -> None:
         schemas = recorder()
