@@ -15,7 +15,9 @@ records each read (:func:`~components.environment._reader.observing`), and the s
 reads say: a key is required when every read of it requires it, an object is closed when the loader
 refuses its unknown keys, a default that differs between stacks is described per tier.
 
-The schema is looser than the loader, never stricter. What only the loader checks:
+The schema is looser than the loader, never stricter but in one place: a stack file's own keys are
+Pulumi's, without ``environment`` (Pulumi ESC), whose values the offline tools, which read only the
+file, would not see. What only the loader checks:
 
 - rules written as code rather than as a read's arguments: one key against another (a default TTL
   above its maximum, ``grants`` or ``creationStatements``, ``host`` only without ``inCluster``),
@@ -45,7 +47,7 @@ from typing import Any
 from components.environment._reader import FILE_KEY_PREFIX, Name, Node, observing
 from components.environment.apps import ENVIRONMENTS, read_apps
 from components.environment.durations import _DURATION, format_duration
-from components.environment.loader import KNOWN_NAMESPACES, LOGIN_KEYS, PROJECT
+from components.environment.loader import KNOWN_NAMESPACES, LOGIN_KEYS, PROJECT, TIERS
 
 from .engine import ROOT
 from .stackfile import read_stack, stack_spec, stacks
@@ -58,7 +60,7 @@ EXAMPLES = SCHEMA_DIR / "examples"
 WRITE_COMMAND = "venv/bin/python -m platformctl schema --write"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-Path_ = tuple[str, ...]
+KeyPath = tuple[str, ...]
 """Where a config object is: ``("config", "cluster", "tls")``; a list's item is ``[]``, a value of a
 mapping whose keys are names (``kv.secrets``) is ``*``."""
 CONFIG = "config"
@@ -67,11 +69,10 @@ ITEM = "[]"
 ANY_KEY = "*"
 _STEP = re.compile(r"([^.\[\]]+)|\[[^\[\]]*\]")
 
-# How a key was read, from the most telling to the least: a typed read says what the value is;
-# strings_or_items only that it is a list; raw and require nothing of its type.
+# The reads that say what a key's value is; strings_or_items says only that it is a list, and raw and
+# require nothing of its type.
 _TYPED = ("string", "optional_string", "integer", "boolean", "flag", "duration", "strings", "children", "child",
           "mapping")
-_UNTYPED = ("strings_or_items", "raw", "require")
 
 
 @dataclass
@@ -99,37 +100,38 @@ class Recorder:
     """Records the reads of loads (a :class:`~components.environment._reader.ReadObserver`), and says
     as JSON Schema what they accept."""
 
-    def __init__(self, tiers: Mapping[str, str]) -> None:
-        self.tiers = dict(tiers)
+    def __init__(self) -> None:
+        self.tiers: dict[str, str] = {}
         """The tier of each stack loaded (for defaults that differ by tier)."""
-        self._objects: dict[Path_, list[_Object]] = {}
-        self._of: dict[Node, tuple[Path_, _Object]] = {}
-        self._maps: dict[Path_, Name | None] = {}
+        self._objects: dict[KeyPath, list[_Object]] = {}
+        self._of: dict[Node, tuple[KeyPath, _Object]] = {}
+        self._maps: dict[KeyPath, Name | None] = {}
         """Objects whose keys are names (``kv.secrets``), with the rule the names follow."""
-        self.untyped: set[Path_] = set()
+        # Filled in as the schemas are made (see :func:`schemas`):
+        self.untyped: set[KeyPath] = set()
         """Keys only ever read untyped: left out of the schema (see :meth:`property`)."""
-        self.read_in: dict[Path_, set[str]] = {}
+        self.read_in: dict[KeyPath, set[str]] = {}
         """The tiers whose examples read each key with its type."""
-        self.defaulted: set[Path_] = set()
+        self.defaulted: set[KeyPath] = set()
         """Keys read with a default."""
 
     # -- the observer ------------------------------------------------------------------------------
 
     def created(self, node: Node) -> None:
         path = self._where(node.key)
-        read = _Object(node.stack, written=bool(node.keys()))
-        self._objects.setdefault(path, []).append(read)
-        self._of[node] = (path, read)
+        seen = _Object(node.stack, written=bool(node.keys()))
+        self._objects.setdefault(path, []).append(seen)
+        self._of[node] = (path, seen)
 
     def read(self, node: Node, how: str, name: str, arguments: Mapping[str, Any]) -> None:
-        path, read = self._of[node]
+        path, seen = self._of[node]
         key = self._key(path, name)
         if how == "mapping":
             self._maps.setdefault((*path, key), None)
-        read.reads.setdefault(key, []).append(_Read(how, arguments))
+        seen.reads.setdefault(key, []).append(_Read(how, arguments))
 
     def named(self, node: Node, name: str, value: str, rule: Name) -> None:
-        path, read = self._of[node]
+        path, seen = self._of[node]
         steps = _steps(name)
         if steps[-1] == ITEM:
             return  # an item of a list: the list's read names its rule
@@ -137,14 +139,14 @@ class Recorder:
         if steps[-1] == value:  # the key itself: the names of a mapping follow the rule
             self._maps[parent] = rule
         elif parent == path:
-            read.rules[self._key(path, steps[-1])] = rule
+            seen.rules[self._key(path, steps[-1])] = rule
 
     def closed(self, node: Node) -> None:
         self._of[node][1].closed = True
 
     # -- paths -------------------------------------------------------------------------------------
 
-    def _where(self, key: str) -> Path_:
+    def _where(self, key: str) -> KeyPath:
         """The path of the object read at the config key ``key`` (``vault-platform:cluster.tls``, or
         ``apps/<team>/<app>.yaml:environments.<stack>.certificate``)."""
         if key.startswith(f"{PROJECT}:"):
@@ -155,26 +157,26 @@ class Recorder:
         # A stack's own keys (environments.<stack>.<key>) are the file's keys, written there.
         return self._normal((APP,), steps[2:] if steps[:1] == [ENVIRONMENTS] else steps)
 
-    def _normal(self, path: Path_, steps: Iterable[str]) -> Path_:
+    def _normal(self, path: KeyPath, steps: Iterable[str]) -> KeyPath:
         for step in steps:
             path = (*path, self._key(path, step))
         return path
 
-    def _key(self, path: Path_, step: str) -> str:
+    def _key(self, path: KeyPath, step: str) -> str:
         return ANY_KEY if path in self._maps else step
 
     # -- the schema --------------------------------------------------------------------------------
 
-    def keys(self, path: Path_) -> list[str]:
+    def keys(self, path: KeyPath) -> list[str]:
         """The keys read of the objects at ``path``, sorted."""
         return sorted({key for read in self._objects.get(path, []) for key in read.reads})
 
-    def required(self, path: Path_, key: str) -> bool:
+    def required(self, path: KeyPath, key: str) -> bool:
         """Every object at ``path`` requires ``key``."""
         objects = self._objects.get(path, [])
         return bool(objects) and all(_requires(read.reads.get(key, [])) for read in objects)
 
-    def object(self, path: Path_) -> dict[str, Any]:
+    def object(self, path: KeyPath) -> dict[str, Any]:
         """The schema of the objects at ``path``."""
         if path in self._maps:
             return self._mapping(path)
@@ -189,7 +191,7 @@ class Recorder:
             schema["additionalProperties"] = False
         return schema
 
-    def _mapping(self, path: Path_) -> dict[str, Any]:
+    def _mapping(self, path: KeyPath) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "object"}
         rule = self._maps[path]
         if rule is not None:
@@ -199,7 +201,7 @@ class Recorder:
             schema["additionalProperties"] = values
         return schema
 
-    def property(self, path: Path_, key: str) -> dict[str, Any] | None:
+    def property(self, path: KeyPath, key: str) -> dict[str, Any] | None:
         """The schema of ``key`` of the objects at ``path``, or ``None`` when no read says its type
         (it is then recorded in :attr:`untyped`)."""
         reads = [(read.stack, telling, read.rules.get(key)) for read in self._objects.get(path, [])
@@ -222,7 +224,7 @@ class Recorder:
             default["description"] = f"{schema['description']} {default['description']}"
         return {**schema, **default}
 
-    def _form(self, path: Path_, key: str, read: _Read, value_rule: Name | None) -> dict[str, Any]:
+    def _form(self, path: KeyPath, key: str, read: _Read, value_rule: Name | None) -> dict[str, Any]:
         """What one read accepts (null and the default aside)."""
         arguments = read.arguments
         how = read.how
@@ -274,12 +276,11 @@ class Recorder:
             return {}
         if any(len(found) > 1 for found in by_tier.values()):
             return {"description": "Its default depends on other keys."}
-        tiers = sorted(by_tier, key=TIER_ORDER.index)
+        tiers = sorted(by_tier, key=TIERS.index)
         return {"description": "Default by tier: " + ", ".join(f"{tier} {_shown(next(iter(by_tier[tier])))}"
                                                                 for tier in tiers) + "."}
 
 
-TIER_ORDER = ("dev", "staging", "prod")
 DURATION: dict[str, Any] = {
     "anyOf": [{"enum": [0, "0"]},
               {"type": "string", "pattern": rf"^\s*{_DURATION.pattern.removeprefix('^').removesuffix('$')}\s*$"}],
@@ -351,15 +352,15 @@ SECURE = {
     "properties": {"secure": {"type": "string"}},
     "required": ["secure"],
     "additionalProperties": False,
-    "description": "A secret, encrypted by `pulumi config set --secret`.",
 }
+"""A value ``pulumi config set --secret`` encrypted."""
 
 
 def recorded(root: Path = EXAMPLES) -> Recorder:
     """The reads of every stack of ``root`` (``stacks/``, with its ``apps/``) as the program loads it;
     raises the stack's :class:`~components.environment.SpecError` when one is refused."""
     apps = read_apps(root)
-    recorder = Recorder({})
+    recorder = Recorder()
     with observing(recorder):
         for stack in stacks(root):
             recorder.tiers[stack] = stack_spec(read_stack(stack, root, apps)).tier
@@ -435,11 +436,14 @@ def app_schema(recorder: Recorder) -> dict[str, Any]:
     }
 
 
+def schemas(recorder: Recorder) -> dict[Path, dict[str, Any]]:
+    """Each schema file's schema, from what ``recorder`` recorded."""
+    return {STACK_SCHEMA: stack_schema(recorder), APP_SCHEMA: app_schema(recorder)}
+
+
 def generated() -> dict[Path, str]:
     """Each schema file's text, generated now."""
-    recorder = recorded()
-    return {path: json.dumps(schema, indent=2) + "\n"
-            for path, schema in ((STACK_SCHEMA, stack_schema(recorder)), (APP_SCHEMA, app_schema(recorder)))}
+    return {path: json.dumps(schema, indent=2) + "\n" for path, schema in schemas(recorded()).items()}
 
 
 def modeline(file: Path, schema: Path) -> str:

@@ -74,8 +74,7 @@ class TestTheSchemas:
 
     def test_every_key_the_loader_reads_has_a_type_but_those_it_refuses_or_checks_itself(self) -> None:
         schemas = recorder()
-        config_schema.stack_schema(schemas)
-        config_schema.app_schema(schemas)
+        config_schema.schemas(schemas)
         # apps: refused whenever set (applications have files of their own); a label's value: checked
         # by operations.load_monitoring with a pattern of its own.
         assert schemas.untyped == {("config", "apps"), ("config", "monitoring", "prometheusLabels", "*"),
@@ -84,10 +83,16 @@ class TestTheSchemas:
     def test_the_examples_read_every_key_with_a_default_in_every_tier(self) -> None:
         # A default the examples read in one tier only could not be told from one that differs by tier.
         schemas = recorder()
-        config_schema.stack_schema(schemas)
-        config_schema.app_schema(schemas)
+        config_schema.schemas(schemas)
         assert schemas.defaulted
         assert {key: tiers for key in schemas.defaulted if (tiers := schemas.read_in[key]) != TIERS} == {}
+
+    def test_a_stack_files_own_keys_are_pulumis_but_an_esc_environment(self) -> None:
+        document = yaml.safe_load(stack_file("prod", TEST_STACKS).read_text())
+        pulumis = {"secretsprovider": "awskms://alias/pulumi", "encryptedkey": "AQIC", "encryptionsalt": "v1:x"}
+        assert list(validator(STACK_SCHEMA).iter_errors({**document, **pulumis})) == []
+        (error,) = validator(STACK_SCHEMA).iter_errors({**document, "environment": ["vault/prod"]})
+        assert error.message == "Additional properties are not allowed ('environment' was unexpected)"
 
     def test_the_stack_keys_are_the_loaders(self) -> None:
         assert recorder().keys(("config",)) == sorted(loader._STRUCTURED_KEYS)
