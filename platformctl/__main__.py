@@ -18,6 +18,7 @@ from . import (
     preflight_command,
     resume_command,
     rollout_command,
+    schema_command,
     snapshots_command,
     team_stacks_command,
     vault_login_command,
@@ -26,7 +27,7 @@ from . import (
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
 COMMANDS = [plan_command, diff_command, access_command, new_app_command, preflight_command, bootstrap_command,
             rollout_command, snapshots_command, db_setup_command, audience_command, vault_login_command,
-            team_stacks_command, resume_command]
+            team_stacks_command, resume_command, schema_command]
 
 
 def main(argv: list[str] | None = None) -> int:

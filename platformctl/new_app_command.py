@@ -17,6 +17,7 @@ from components.environment._reader import K8S_LABEL, K8S_SUBDOMAIN, follows
 from components.environment.apps import APPS_DIR, SUFFIX, read_apps
 
 from .codeowners import CODEOWNERS, parse, unowned_team_folders
+from .config_schema import APP_SCHEMA, modeline
 from .engine import ROOT
 from .stackfile import read_stack, stack_spec, stacks
 
@@ -90,7 +91,8 @@ def new_app(app: str, namespace: str | None, service_account: str | None, enviro
     if taken:
         raise ValueError(f"application {name!r} is {taken[0]} already (a name is unique across teams: it is a "
                          "Vault role): choose another name")
-    lines = [f"# Application {name!r} of the team {team!r} (.github/CODEOWNERS: /{APPS_DIR}/{team}/): the keys",
+    lines = [modeline(path.relative_to(root), APP_SCHEMA.relative_to(ROOT)),
+             f"# Application {name!r} of the team {team!r} (.github/CODEOWNERS: /{APPS_DIR}/{team}/): the keys",
              "# every stack reads, then each stack it runs in with what differs there (README, \"Applications\").",
              f"namespace: {values['--namespace']}",
              f"serviceAccount: {values['--service-account']}",

@@ -165,7 +165,7 @@ class TestWhereAProblemIs:
                                                             "    kvPaths: [production/", 1)
         root = project(tmp_path, {API_FILE: text})
         (problem,) = problems_of(root)
-        assert str(problem) == ("stack 'prod', apps/payments/api-service.yaml, line 16, key "
+        assert str(problem) == ("stack 'prod', apps/payments/api-service.yaml, line 17, key "
                                 "'environments.prod.tokenTtl': 8h is above tokenMaxTtl (4h). Fix: use at most 4h (the "
                                 "tokenMaxTtl), or raise tokenMaxTtl")
         # The other stacks read the common tokenTtl.

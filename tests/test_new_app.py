@@ -40,6 +40,7 @@ def test_the_file_it_writes_plans_in_every_stack_it_names(repo: Path) -> None:
         "note: apps/orders/ is owned by @vault-platform/platform-team: add the line '/apps/orders/ "
         "@vault-platform/orders @vault-platform/platform-team' to .github/CODEOWNERS (the platform team's change)"]
     assert (repo / "apps" / "orders" / "orders-api.yaml").read_text() == (
+        "# yaml-language-server: $schema=../../schema/app.schema.json\n"
         "# Application 'orders-api' of the team 'orders' (.github/CODEOWNERS: /apps/orders/): the keys\n"
         "# every stack reads, then each stack it runs in with what differs there (README, \"Applications\").\n"
         "namespace: orders\n"
@@ -62,7 +63,7 @@ def test_its_options_name_the_identity_and_the_stacks(repo: Path) -> None:
                           "--service-account", "worker.v2", "--environments", "dev,staging")
     assert written.returncode == 0, written.stderr
     text = (repo / "apps" / "orders" / "orders-worker.yaml").read_text()
-    assert text.splitlines()[2:] == ["namespace: orders-jobs", "serviceAccount: worker.v2", "environments:", "  dev:",
+    assert text.splitlines()[3:] == ["namespace: orders-jobs", "serviceAccount: worker.v2", "environments:", "  dev:",
                                      "  staging:"]
     assert platformctl(repo, "plan", "staging", "--app", "orders-worker").returncode == 0
 
@@ -72,7 +73,7 @@ def test_what_a_stack_refuses_is_not_written(repo: Path) -> None:
                           "--environments", "dev")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: not written, stack 'dev' refuses it: stack 'dev', "
-                                     "apps/billing/invoices.yaml, line 4, key 'serviceAccount': binds the namespace's "
+                                     "apps/billing/invoices.yaml, line 5, key 'serviceAccount': binds the namespace's "
                                      "'default' service account")
     assert not (repo / "apps" / "billing").exists()
 

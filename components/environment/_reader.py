@@ -3,18 +3,24 @@
 Problems are collected, not raised one at a time: :func:`collecting` records the first problem of one
 item (an application, a role, a section) and goes on with the next, and :func:`load_spec` raises
 them all at once as one :class:`StackRefused`.
+
+Every typed read goes through a :class:`Node` method, which a :class:`ReadObserver` can watch
+(:func:`observing`): ``platformctl schema`` derives the config files' JSON Schemas from what a load
+reads, so that the loader stays their one definition.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import re
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import yaml
 
@@ -22,6 +28,7 @@ from vaultmodel import rules
 from vaultmodel.durations import format_duration, parse_duration
 
 T = TypeVar("T")
+P = ParamSpec("P")
 REMOVE = object()
 """The value of an edit that removes the key."""
 FILE_KEY_PREFIX = "apps/"
@@ -229,6 +236,82 @@ AUDIENCE = Name(re.compile(r"[A-Za-z0-9][A-Za-z0-9:/._-]*"), "the audience of th
                 "tokens, e.g. https://kubernetes.default.svc", 253)
 
 
+class ReadObserver(Protocol):
+    """Watches a load read its config (see :func:`observing`): told of the loader's own calls only,
+    not of the reads a :class:`Node` method makes to do its job (``string`` reads ``raw``)."""
+
+    def created(self, node: Node) -> None:
+        """``node`` reads a config object (its ``key`` says where)."""
+
+    def read(self, node: Node, how: str, name: str, arguments: Mapping[str, Any]) -> None:
+        """The loader called ``node.<how>(name, **arguments)`` (every parameter, defaults included)."""
+
+    def named(self, node: Node, name: str, value: str, rule: Name) -> None:
+        """The loader checked ``value``, written at ``name`` of ``node`` (as a key or a value), against ``rule``."""
+
+    def closed(self, node: Node) -> None:
+        """``node`` refused the keys it did not read (:meth:`Node.done`)."""
+
+
+_OBSERVER: ContextVar[ReadObserver | None] = ContextVar("config_read_observer", default=None)
+"""The observer :func:`check_name`, a function rather than a method, tells."""
+_IN_A_READ: ContextVar[bool] = ContextVar("in_a_config_read", default=False)
+
+
+OBSERVED_READS = ("raw", "require", "string", "optional_string", "integer", "boolean", "flag", "duration", "child",
+                  "children", "strings", "strings_or_items", "mapping")
+"""The :class:`Node` methods that read a key, which an observer is told of."""
+
+
+@contextmanager
+def observing(observer: ReadObserver) -> Iterator[None]:
+    """Tells ``observer`` of every read of the loads run inside (not reentrant). :class:`Node`'s methods
+    are wrapped only meanwhile: a load that nobody observes pays nothing for it."""
+    originals = {name: vars(Node)[name] for name in (*OBSERVED_READS, "__init__", "done")}
+    init, done = originals["__init__"], originals["done"]
+
+    def created(node: Node, *args: Any, **kwargs: Any) -> None:
+        init(node, *args, **kwargs)
+        observer.created(node)
+
+    def closed(node: Node) -> None:
+        observer.closed(node)
+        done(node)
+
+    wrapped = {name: _observed(originals[name], observer) for name in OBSERVED_READS}
+    token = _OBSERVER.set(observer)
+    for name, method in {**wrapped, "__init__": created, "done": closed}.items():
+        setattr(Node, name, method)
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(Node, name, method)
+        _OBSERVER.reset(token)
+
+
+def _observed(method: Callable[Concatenate[Node, str, P], T],
+              observer: ReadObserver) -> Callable[Concatenate[Node, str, P], T]:
+    """``method``, a read of :class:`Node`, telling ``observer`` of each call that no other read makes."""
+    how = method.__name__
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def read(node: Node, name: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if _IN_A_READ.get():
+            return method(node, name, *args, **kwargs)
+        bound = signature.bind(node, name, *args, **kwargs)
+        bound.apply_defaults()
+        observer.read(node, how, name, dict(list(bound.arguments.items())[2:]))
+        inside = _IN_A_READ.set(True)
+        try:
+            return method(node, name, *args, **kwargs)
+        finally:
+            _IN_A_READ.reset(inside)
+
+    return read
+
+
 class Node:
     """A config object being read: tracks its key path and which of its keys were used."""
 
@@ -351,6 +434,15 @@ class Node:
         if not isinstance(value, bool):
             raise self.error(name, f"expected true or false, got {_kind(value)}", "write true or false")
         return value
+
+    def flag(self, name: str, fix: str = "write true or false, or remove the key") -> bool:
+        """A top-level boolean, which the Pulumi CLI hands over as text (``"true"``): false when unset."""
+        value = self.raw(name)
+        if value is None or value is False or value == "false":
+            return False
+        if value is True or value == "true":
+            return True
+        raise self.error(name, f"{value!r} is not true or false", fix, edit=REMOVE)
 
     def duration(self, name: str, default: int) -> int:
         """A duration with its unit (``90s``, ``30m``, ``1h30m``, ``7d``); a bare number is refused, as
@@ -491,6 +583,8 @@ def follows(value: str, rule: Name) -> bool:
 
 
 def check_name(node: Node, name: str, value: str, rule: Name) -> None:
+    if (observer := _OBSERVER.get()) is not None and not _IN_A_READ.get():
+        observer.named(node, name, value, rule)
     if not follows(value, rule):
         raise node.error(name, f"{value!r} is not a valid name",
                          f"use {rule.described}, at most {rule.max_length} characters")

@@ -222,10 +222,10 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved
     vault = attempt(lambda: _vault_access(stack, config, secret_keys, cluster_only=_cluster_only(root),
                                           github=github if root.has("githubActions") else None, ci_role=ci_role,
                                           ci_token_file=ci_token_file, tier=tier,
-                                          ca_public=_flag(root, "vaultCaPublic"),
+                                          ca_public=root.flag("vaultCaPublic"),
                                           external=root.has("externalVault")))
     removals = attempt(lambda: _removals(root)) or ()
-    team_stacks = attempt(lambda: _flag(root, "teamStacks")) or False
+    team_stacks = attempt(lambda: root.flag("teamStacks")) or False
     stop_if_refused()
     # A section that failed was reported, and stop_if_refused ended the load.
     assert (cluster is None) != (external_vault is None)
@@ -1205,17 +1205,7 @@ def _app_access(node: Node, transit: Transit | None, pki: Pki | None,
 
 def _cluster_only(root: Node) -> bool:
     """``clusterOnly``: true on a new environment's first ``up`` only."""
-    return _flag(root, "clusterOnly", "write true (a new environment's first `up` only) or remove the key")
-
-
-def _flag(root: Node, key: str, fix: str = "write true or false, or remove the key") -> bool:
-    """A top-level boolean, which the Pulumi CLI hands over as text (``"true"``): false when unset."""
-    value = root.raw(key)
-    if value is None or value is False or value == "false":
-        return False
-    if value is True or value == "true":
-        return True
-    raise root.error(key, f"{value!r} is not true or false", fix, edit=REMOVE)
+    return root.flag("clusterOnly", "write true (a new environment's first `up` only) or remove the key")
 
 
 def _removals(root: Node) -> tuple[str, ...]:
