@@ -46,8 +46,8 @@ from typing import Any
 
 from components.environment._reader import FILE_KEY_PREFIX, Name, Node, observing
 from components.environment.apps import ENVIRONMENTS, read_apps
-from components.environment.durations import _DURATION, format_duration
 from components.environment.loader import KNOWN_NAMESPACES, LOGIN_KEYS, PROJECT, TIERS
+from vaultmodel.durations import _DURATION, format_duration
 
 from .engine import ROOT
 from .stackfile import read_stack, stack_spec, stacks
