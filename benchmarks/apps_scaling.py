@@ -115,7 +115,8 @@ def measure_in_child(kind: str) -> None:
     else:
         import pulumi
 
-        from platformctl.engine import declare_with, unwrap  # the floor runs on this side only
+        from platformctl.declaration import unwrap  # the floor runs on this side only
+        from platformctl.engine import declare_with
 
         real = declare(*_declared(stack))
         flat = [(r.type, r.name, unwrap(r.inputs)) for r in real.resources if r.custom]

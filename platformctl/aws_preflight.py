@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from components.environment import AutoUnseal
 
 from .aws_clients import BotoCoreError, ClientError, error_code
 from .aws_keypolicy import VAULT_ACTIONS, ActionAccess, KeyAccess, evaluate
+from .findings import Finding
 
 SYMMETRIC = ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
 """The ``KeySpec`` and ``KeyUsage`` Vault's seal needs."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem with the key."""
-
-    level: Literal["error", "warning"]
-    """``error`` fails the preflight; ``warning`` is printed and does not."""
-    message: str
-    """Which stack, which key, what is wrong."""
-    fix: str
-    """How to fix it."""
 
 
 @dataclass(frozen=True)

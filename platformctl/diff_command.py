@@ -31,7 +31,8 @@ from .diff import app_changes, diff_plans, render_app_changes, render_comment
 from .engine import ROOT
 from .git_files import files_at
 from .outside import Needs, checklist, checklist_markdown, needs_of
-from .stackfile import StackConfig, StackFileError, read_stack, stack_file, stack_spec, stacks
+from .stack_config import StackConfig
+from .stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
 
 NAME = "diff"
 HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "

@@ -13,8 +13,10 @@ import sys
 from components.environment import EnvironmentSpec
 
 from .aws_clients import client
-from .aws_preflight import Finding, check_auto_unseal
-from .reach import check_reach, issuers, pod_exec, server_pods
+from .aws_preflight import check_auto_unseal
+from .findings import Finding
+from .reach import check_reach, issuers
+from .reach_io import pod_exec, server_pods
 from .rollout_io import ApiException, ConfigException, kubernetes_api
 from .stackfile import external_refusal, spec_or_report, stacks
 

@@ -31,8 +31,10 @@ import yaml
 from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
 from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
 from components.environment.apps import Apps, read_apps
-from platformctl.engine import ROOT, Declaration, declare
-from platformctl.stackfile import StackConfig, as_first_up, read_stack, stack_config, stack_file, stacks
+from platformctl.declaration import Declaration
+from platformctl.engine import ROOT, declare
+from platformctl.stack_config import StackConfig
+from platformctl.stackfile import as_first_up, read_stack, stack_config, stack_file, stacks
 
 TEST_STACKS = ROOT / "tests"
 """Root whose ``stacks/`` and ``apps/`` directories hold the test stacks and the test applications."""

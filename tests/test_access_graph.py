@@ -15,8 +15,8 @@ import pytest
 
 from platformctl.__main__ import main
 from platformctl.access_graph import MAX_DIFF_IDENTITIES, DiffGraph, diff_graph, stack_graph
+from platformctl.declaration import Declaration
 from platformctl.diff import diff_plans
-from platformctl.engine import Declaration
 from platformctl.plan import plan_document
 from tests.support import (
     ANY_STACK,

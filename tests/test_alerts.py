@@ -20,7 +20,7 @@ from components.environment import EnvironmentSpec
 from components.render.alerts import alerts, prometheus_rule_groups
 from components.render.helm_values import helm_values, raft_config
 from components.render.metrics import metrics_service, server_network_policy
-from platformctl.engine import Declaration, unwrap
+from platformctl.declaration import Declaration, unwrap
 from platformctl.stackfile import read_stack
 from tests.support import COMMITTED, STACKS, refusal, spec_of, spec_of_config
 

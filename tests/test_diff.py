@@ -12,9 +12,10 @@ import pytest
 
 from components.render.sql import creation_statements
 from platformctl.access_graph import diff_graph
+from platformctl.declaration import Declaration
 from platformctl.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
 from platformctl.diff_command import base_plan
-from platformctl.engine import ROOT, Declaration
+from platformctl.engine import ROOT
 from platformctl.plan import plan_document
 from tests.support import (
     DELETE,

@@ -21,8 +21,8 @@ from components.environment.sections import EXTERNAL_FILE_FIX
 from components.render.snapshots import cron_job, iam_trust_condition
 from platformctl import stackfile
 from platformctl.__main__ import main
+from platformctl.declaration import Declaration, is_secret, unwrap
 from platformctl.diff import diff_plans, render_markdown
-from platformctl.engine import Declaration, is_secret, unwrap
 from platformctl.outside import checklist, checklist_text, needs_of
 from platformctl.plan import plan_document, plan_text
 from tests.guardrails.harness import not_applicable, reported, run_pack, stack_args

@@ -16,7 +16,7 @@ from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.identity import GITHUB_ISSUER
 from platformctl.__main__ import main as platformctl_main
-from platformctl.engine import Declaration, DeclaredResource, is_secret
+from platformctl.declaration import Declaration, DeclaredResource, is_secret
 from platformctl.vault_login_command import JwtLoginRequest, login_request
 from tests.postgres.server import ServerTls
 from tests.support import (

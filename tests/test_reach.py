@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from platformctl import reach
+from platformctl import reach, reach_io
 from platformctl.__main__ import main
-from platformctl.aws_preflight import Finding
+from platformctl.findings import Finding
 from platformctl.reach import Issuer, check_reach, fetch_command, issuers
 from platformctl.rollout_io import ConfigException
 from tests.support import DELETE, spec_of
@@ -160,8 +160,8 @@ def test_the_exec_runs_the_command_in_the_vault_container(monkeypatch: pytest.Mo
         seen.update(pod=pod, namespace=namespace, **kwargs)
         return Response()
 
-    monkeypatch.setattr("platformctl.reach.stream", fake_stream)
-    run = reach.pod_exec(None, "vault")  # type: ignore[arg-type]
+    monkeypatch.setattr("platformctl.reach_io.stream", fake_stream)
+    run = reach_io.pod_exec(None, "vault")  # type: ignore[arg-type]
     assert run("vault-1", ["true"]) == (0, "")
     assert seen == {"pod": "vault-1", "namespace": "vault", "container": "vault", "command": ["true"], "stderr": True,
                     "stdin": False, "stdout": True, "tty": False, "_preload_content": False, "timeout": 20,

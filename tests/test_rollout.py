@@ -16,7 +16,7 @@ import requests
 from kubernetes import client as k8s
 
 from platformctl.__main__ import main
-from platformctl.engine import Declaration
+from platformctl.declaration import Declaration
 from platformctl.rollout import (
     Decision,
     Done,

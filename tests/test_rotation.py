@@ -9,7 +9,8 @@ import pytest
 
 from components.environment import PolicyRule, app_policy_rules
 from components.render.annotations import injector_annotations
-from platformctl.engine import GENERATED, Declaration, is_secret, unwrap
+from platformctl.declaration import Declaration, is_secret, unwrap
+from platformctl.engine import GENERATED
 from platformctl.plan import plan_text
 from platformctl.stackfile import PLACEHOLDER
 from tests.support import API_SERVICE, declare_stack, edited, refusal, spec_of

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components.render.sql import ROOT_ROTATION_STATEMENTS
-from platformctl.engine import Declaration, DeclaredResource, is_secret, unwrap
+from platformctl.declaration import Declaration, DeclaredResource, is_secret, unwrap
 from platformctl.stackfile import PLACEHOLDER
 from tests.support import STACKS, declare_stack
 

@@ -16,8 +16,10 @@ from components.environment.identity import DEPLOY_POLICY
 from components.environment.loader import data_plane
 from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
-from platformctl.engine import Declaration, declare, declare_environment
-from platformctl.stackfile import StackConfig, stack_file, stacks
+from platformctl.declaration import Declaration
+from platformctl.engine import declare, declare_environment
+from platformctl.stack_config import StackConfig
+from platformctl.stackfile import stack_file, stacks
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
 from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config

@@ -8,7 +8,7 @@ import pytest
 
 from components.environment import PolicyRule, app_policy_rules
 from components.render.acl import app_policy
-from platformctl.engine import Declaration
+from platformctl.declaration import Declaration
 from platformctl.plan import plan_text
 from tests.support import API_SERVICE, STACKS, declare_stack, edited, refusal, spec_of
 

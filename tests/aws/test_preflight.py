@@ -11,7 +11,8 @@ from botocore.stub import Stubber  # type: ignore[import-untyped]
 
 from platformctl.__main__ import main
 from platformctl.aws_clients import client
-from platformctl.aws_preflight import Finding, check_auto_unseal
+from platformctl.aws_preflight import check_auto_unseal
+from platformctl.findings import Finding
 from tests.support import spec_of
 
 from .conftest import REGION

@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import _NotApplicableError
 
-from platformctl.engine import Declaration, DeclaredResource
+from platformctl.declaration import Declaration, DeclaredResource
 from policies.guardrails.checks import POLICIES, policy
 
 

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pulumi_policy import EnforcementLevel
 
-from platformctl.engine import Declaration, unwrap
+from platformctl.declaration import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
 from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_config, declare_stack, deployed_cluster
 from vaultmodel import rules
