@@ -22,10 +22,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.environment import PROJECT
 from components.environment.apps import Apps, read_apps
 from components.environment.runtime import GIVEN_APPS
+from platformctl.core.declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource
 
-from .declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GENERATED = "generated-at-deploy"
 """Stands in for values a provider computes (a RandomPassword's result): a secret, shown masked."""

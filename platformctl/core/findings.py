@@ -1,5 +1,5 @@
-"""A problem ``platformctl preflight`` found: with the auto-unseal key (:mod:`platformctl.aws_preflight`)
-or with what Vault reaches (:mod:`platformctl.reach`)."""
+"""A problem ``platformctl preflight`` found: with the auto-unseal key (:mod:`platformctl.adapters.aws_preflight`)
+or with what Vault reaches (:mod:`platformctl.core.reach`)."""
 
 from __future__ import annotations
 

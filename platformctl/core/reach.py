@@ -7,7 +7,7 @@ Vault fetch the issuer's discovery document there and then, and refuse the write
 the signing keys the same way later. So the servers need a route out to GitHub's issuer (CI's login)
 and to the company's identity provider (people's). The check fetches each discovery document from
 a running Vault server pod, with the busybox ``wget`` of the chart's own image (Alpine), through the
-Kubernetes API's exec (:mod:`platformctl.reach_io`): the servers' network path, not the runner's.
+Kubernetes API's exec (:mod:`platformctl.adapters.reach_io`): the servers' network path, not the runner's.
 Pure decisions.
 """
 

@@ -1,4 +1,4 @@
-"""One stack's config as the program receives it (:mod:`platformctl.stackfile` reads it from the stack
+"""One stack's config as the program receives it (:mod:`platformctl.adapters.stackfile` reads it from the stack
 file): the value the plan, the diff and the outside checklist are computed from."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from components.environment.apps import Apps
 
 @dataclass(frozen=True)
 class StackConfig:
-    """One stack's config, ready for :func:`platformctl.engine.declare`."""
+    """One stack's config, ready for :func:`platformctl.adapters.engine.declare`."""
 
     stack: str
     """Stack name."""

@@ -1,4 +1,4 @@
-"""The Kubernetes I/O of the reach check (:mod:`platformctl.reach`): the running server pods, and a
+"""The Kubernetes I/O of the reach check (:mod:`platformctl.core.reach`): the running server pods, and a
 command run in one of them through the Kubernetes API's exec."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from kubernetes import client as k8s
 from kubernetes.stream import stream
 
 from components.environment import EnvironmentSpec
+from platformctl.core.reach import FETCH_TIMEOUT, Exec
 
-from .reach import FETCH_TIMEOUT, Exec
 from .rollout_io import REQUEST_TIMEOUT, server_selector
 
 SERVER_CONTAINER = "vault"

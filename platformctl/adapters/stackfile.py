@@ -17,9 +17,9 @@ from typing import Any
 from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
 from components.environment._reader import YamlFileError, parse_yaml
 from components.environment.apps import Apps, read_apps
+from platformctl.core.stack_config import StackConfig
 
 from .engine import ROOT
-from .stack_config import StackConfig
 
 PLACEHOLDER = "placeholder-not-decrypted"
 CLUSTER_ONLY = f"{PROJECT}:clusterOnly"

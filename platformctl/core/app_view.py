@@ -3,7 +3,7 @@ its pods log in with, the policies its token gets, what those reach among what t
 (its entry of the access matrix, :func:`vaultmodel.access.access_matrix`, by Vault's ACL rules),
 and the annotations its team pastes into the pod template.
 
-Pure: a :class:`platformctl.declaration.Declaration` in, text out; everything is read from the resources
+Pure: a :class:`platformctl.core.declaration.Declaration` in, text out; everything is read from the resources
 and outputs the program declares, so it shows what ``pulumi up`` would upload."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What one run of the program declared (:mod:`platformctl.engine` records it): the resources with
+"""What one run of the program declared (:mod:`platformctl.adapters.engine` records it): the resources with
 their inputs, secrets still marked as the engine receives them, the stack outputs and the warnings;
 and the views of a value with its secrets masked or unwrapped. Pure: the record and functions of it."""
 
