@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from benchmarks.apps_scaling import ROOT, add_apps
-from platformctl.engine import declare
-from platformctl.stackfile import read_stack
+from platformctl.adapters.engine import declare
+from platformctl.adapters.stackfile import read_stack
 from vaultmodel.access import Resource, access_changes, access_matrix
 
 

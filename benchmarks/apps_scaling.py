@@ -104,8 +104,8 @@ print(json.dumps({"seconds": time.process_time() - started,
 
 def measure_in_child(kind: str) -> None:
     """In a child process: declares the stack written under the current directory, as ``kind``."""
-    from platformctl.engine import declare
-    from platformctl.stackfile import read_stack
+    from platformctl.adapters.engine import declare
+    from platformctl.adapters.stackfile import read_stack
 
     stack = read_stack("prod", Path.cwd())
     if kind == "program":
@@ -115,7 +115,8 @@ def measure_in_child(kind: str) -> None:
     else:
         import pulumi
 
-        from platformctl.engine import declare_with, unwrap  # the floor runs on this side only
+        from platformctl.adapters.engine import declare_with
+        from platformctl.core.declaration import unwrap  # the floor runs on this side only
 
         real = declare(*_declared(stack))
         flat = [(r.type, r.name, unwrap(r.inputs)) for r in real.resources if r.custom]

@@ -7,7 +7,7 @@ import gc
 import sys
 from collections.abc import Callable
 
-from . import (
+from .commands import (
     access_command,
     audience_command,
     bootstrap_command,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from platformctl.__main__ import collect_for_a_short_run
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack
 
 

@@ -31,8 +31,10 @@ import yaml
 from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
 from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
 from components.environment.apps import Apps, read_apps
-from platformctl.engine import ROOT, Declaration, declare
-from platformctl.stackfile import StackConfig, as_first_up, read_stack, stack_config, stack_file, stacks
+from platformctl.adapters.engine import ROOT, declare
+from platformctl.adapters.stackfile import as_first_up, read_stack, stack_config, stack_file, stacks
+from platformctl.core.declaration import Declaration
+from platformctl.core.stack_config import StackConfig
 
 TEST_STACKS = ROOT / "tests"
 """Root whose ``stacks/`` and ``apps/`` directories hold the test stacks and the test applications."""
@@ -180,7 +182,7 @@ def declare_config(stack: StackConfig) -> Declaration:
     """What ``stack`` declares: a copy of the one run of the program per distinct stack name, config,
     secret keys, application files and environment variables in this test session (a run is about
     0.1 s of CPU, and many tests assert on the same stack). A test that changes anything else the
-    program reads (patches a component) calls ``platformctl.engine.declare`` itself."""
+    program reads (patches a component) calls ``platformctl.adapters.engine.declare`` itself."""
     environment = sorted((name, value) for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST")
     files = [(file.path, file.document) for file in stack.apps.files]
     key = json.dumps([stack.stack, stack.config, sorted(stack.secret_keys), files, sorted(stack.apps.environments),

@@ -12,7 +12,7 @@ import pytest
 from components.environment import EnvironmentSpec, app_policy_name, app_policy_rules
 from components.environment.loader import data_plane
 from platformctl.__main__ import main
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.support import ANY_STACK, any_stack, declare_stack, spec_of, spec_of_config
 from vaultmodel import rules, vault_acl
 from vaultmodel.access import access_matrix, matrix_document, matrix_text, targets

@@ -1,4 +1,4 @@
-"""The access graph (platformctl/access_graph.py): ``platformctl access <stack> --format mermaid`` and
+"""The access graph (platformctl/core/access_graph.py): ``platformctl access <stack> --format mermaid`` and
 the picture of the pull-request comment's access changes. Exact on the test stack ``access``
 (tests/stacks/Pulumi.access.yaml), edited as a branch would; on every committed stack, a flowchart
 of the shape Mermaid's grammar reads (mermaid-js/mermaid,
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from platformctl.__main__ import main
-from platformctl.access_graph import MAX_DIFF_IDENTITIES, DiffGraph, diff_graph, stack_graph
-from platformctl.diff import diff_plans
-from platformctl.engine import Declaration
-from platformctl.plan import plan_document
+from platformctl.core.access_graph import MAX_DIFF_IDENTITIES, DiffGraph, diff_graph, stack_graph
+from platformctl.core.declaration import Declaration
+from platformctl.core.diff import diff_plans
+from platformctl.core.plan import plan_document
 from tests.support import (
     ANY_STACK,
     DELETE,

@@ -13,7 +13,7 @@ import pytest
 
 from components.environment import SpecError, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of
 from vaultmodel import rules

@@ -14,8 +14,9 @@ from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.operations import SNAPSHOT_IDENTITY
 from components.render.acl import app_policy
 from components.render.annotations import injector_annotations
-from platformctl.engine import GENERATED, Declaration, DeclaredResource, is_secret, masked, unwrap
-from platformctl.stackfile import PLACEHOLDER
+from platformctl.adapters.engine import GENERATED
+from platformctl.adapters.stackfile import PLACEHOLDER
+from platformctl.core.declaration import Declaration, DeclaredResource, is_secret, masked, unwrap
 from tests.support import ANY_STACK, COMMITTED, ONBOARDED, any_stack, onboarded_app, spec_of_config
 from vaultmodel import rules
 

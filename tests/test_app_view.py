@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from platformctl.__main__ import main
-from platformctl.app_view import UnknownApp, app_text, apps
-from platformctl.engine import Declaration
+from platformctl.core.app_view import UnknownApp, app_text, apps
+from platformctl.core.declaration import Declaration
 from tests.support import COMMITTED, TEST_STACKS, any_stack, declare_config, declare_stack
 
 

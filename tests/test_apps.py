@@ -22,8 +22,8 @@ from pulumi.runtime import settings
 from components.environment import SpecError, StackRefused
 from components.environment.apps import PROJECT_ROOT, ROOT_VARIABLE, project_root, read_apps
 from components.environment.runtime import load_stack_spec
-from platformctl.engine import ROOT
-from platformctl.stackfile import read_stack
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.stackfile import read_stack
 from policies.guardrails.checks import stated_removals
 from tests.support import (
     API_SERVICE,

@@ -11,7 +11,7 @@ import pytest
 
 from components.environment import RaftAutopilot
 from components.render.autopilot import autopilot_inputs, go_duration
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.support import apply_edits, declare_stack, refusal, spec_of, spec_of_config
 
 P = "vault-platform:"

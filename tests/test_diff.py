@@ -1,4 +1,4 @@
-"""platformctl/diff.py (two plans -> Markdown) and the ``diff`` command's base-ref plan."""
+"""platformctl/core/diff.py (two plans -> Markdown) and the ``diff`` command's base-ref plan."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from components.render.sql import creation_statements
-from platformctl.access_graph import diff_graph
-from platformctl.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
-from platformctl.diff_command import base_plan
-from platformctl.engine import ROOT, Declaration
-from platformctl.plan import plan_document
+from platformctl.adapters.engine import ROOT
+from platformctl.commands.diff_command import base_plan
+from platformctl.core.access_graph import diff_graph
+from platformctl.core.declaration import Declaration
+from platformctl.core.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
+from platformctl.core.plan import plan_document
 from tests.support import (
     DELETE,
     TEST_STACKS,

@@ -16,7 +16,7 @@ import markdown
 import pytest
 import yaml
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -19,12 +19,12 @@ from components.environment import ExternalVault, RaftAutopilot, StackRefused
 from components.environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
 from components.environment.sections import EXTERNAL_FILE_FIX
 from components.render.snapshots import cron_job, iam_trust_condition
-from platformctl import stackfile
 from platformctl.__main__ import main
-from platformctl.diff import diff_plans, render_markdown
-from platformctl.engine import Declaration, is_secret, unwrap
-from platformctl.outside import checklist, checklist_text, needs_of
-from platformctl.plan import plan_document, plan_text
+from platformctl.adapters import stackfile
+from platformctl.core.declaration import Declaration, is_secret, unwrap
+from platformctl.core.diff import diff_plans, render_markdown
+from platformctl.core.outside import checklist, checklist_text, needs_of
+from platformctl.core.plan import plan_document, plan_text
 from tests.guardrails.harness import not_applicable, reported, run_pack, stack_args
 from tests.support import (
     DELETE,

@@ -8,7 +8,7 @@ import pytest
 
 from components.environment import load_policy_files
 from components.render.acl import parse_policy
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.support import ANY_STACK, declare_stack
 from vaultmodel.iac_calls import CATALOGUE, Call, MissingFromCatalogue, calls, catalogue, check
 from vaultmodel.vault_acl import PathRule

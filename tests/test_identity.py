@@ -16,8 +16,8 @@ from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 from components.environment import EnvironmentSpec, load_policy_files
 from components.environment.identity import GITHUB_ISSUER
 from platformctl.__main__ import main as platformctl_main
-from platformctl.engine import Declaration, DeclaredResource, is_secret
-from platformctl.vault_login_command import JwtLoginRequest, login_request
+from platformctl.commands.vault_login_command import JwtLoginRequest, login_request
+from platformctl.core.declaration import Declaration, DeclaredResource, is_secret
 from tests.postgres.server import ServerTls
 from tests.support import (
     ANY_STACK,
@@ -441,7 +441,7 @@ class TestVaultLoginCommand:
 
     @pytest.fixture
     def vault(self, monkeypatch: pytest.MonkeyPatch) -> type[FakeVault]:
-        monkeypatch.setattr("platformctl.vault_login_command.hvac.Client", FakeVault)
+        monkeypatch.setattr("platformctl.commands.vault_login_command.hvac.Client", FakeVault)
         monkeypatch.setattr(FakeVault, "made", [])
         monkeypatch.setattr(FakeVault, "revoked", [])
         monkeypatch.setattr(FakeVault, "refuse", False)

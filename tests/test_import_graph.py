@@ -1,6 +1,7 @@
 """The project's import graph: no cycle between modules, between packages or between top-level
-packages, and ``vaultmodel`` (the offline model of Vault, below everything else) imports nothing of
-the project above it. Built with :mod:`ast` from every ``.py`` file of the project's packages and
+packages, ``vaultmodel`` (the offline model of Vault, below everything else) imports nothing of the
+project above it, and platformctl's layers import only downwards (pure cores below I/O below
+commands). Built with :mod:`ast` from every ``.py`` file of the project's packages and
 ``__main__.py``; imports inside functions count, since Python runs them too, and so does every package
 an import initialises on the way (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
 
@@ -17,6 +18,11 @@ PACKAGES = ("components", "platformctl", "policies", "vaultmodel")
 MODEL = "vaultmodel"
 ABOVE_MODEL = ("components", "platformctl", "policies", "benchmarks", "tests", "__main__")
 """What ``vaultmodel`` may not import: everything else of the project builds on it."""
+PLATFORMCTL_LAYERS = (("platformctl.core",), ("platformctl.adapters",),
+                      ("platformctl.commands", "platformctl.__main__"))
+"""platformctl's layers, lowest first: a module imports nothing of a layer above its own. The pure cores
+(decisions from values) stay testable without files, clusters or clouds; the I/O adapters read and
+call for the commands, which tie both to the command line."""
 
 
 @dataclass(frozen=True)
@@ -151,9 +157,16 @@ def _cycles(imports: Iterable[Import], node_of: Callable[[str], str]) -> list[li
     return sorted(cycles, key=lambda cycle: cycle[0][0])
 
 
+def layer_of(module: str) -> int | None:
+    """The index in :data:`PLATFORMCTL_LAYERS` of ``module``'s layer; ``None`` outside them."""
+    return next((index for index, layer in enumerate(PLATFORMCTL_LAYERS)
+                 if any(module == top or module.startswith(f"{top}.") for top in layer)), None)
+
+
 def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
-    """Each cycle (between modules, packages, top-level packages), and each import ``vaultmodel`` makes
-    of what is above it, with the import statements that make it."""
+    """Each cycle (between modules, packages, top-level packages), each import ``vaultmodel`` makes of
+    what is above it, and each import a platformctl layer makes of one above it, with the import
+    statements that make it."""
     modules = project_modules(root, packages)
     imports = [found for module, file in modules.items() for found in imports_of(module, file, root, modules)]
     package_modules = {name for name, file in modules.items() if file.name == "__init__.py"}
@@ -173,6 +186,10 @@ def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
         if statement.importer.split(".")[0] == MODEL and statement.imported.split(".")[0] in ABOVE_MODEL:
             reports.append(f"{statement.importer} imports {statement.imported}, which {MODEL} is below:\n"
                            f"{statement.evidence()}")
+        importer_layer, imported_layer = layer_of(statement.importer), layer_of(statement.imported)
+        if importer_layer is not None and imported_layer is not None and imported_layer > importer_layer:
+            reports.append(f"{statement.importer} imports {statement.imported}, which "
+                           f"{PLATFORMCTL_LAYERS[importer_layer][0]} is below:\n{statement.evidence()}")
     return reports
 
 
@@ -184,7 +201,7 @@ def tree(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
-def test_the_project_has_no_cycle_and_vaultmodel_imports_nothing_above_it() -> None:
+def test_the_project_has_no_cycle_and_no_layer_imports_one_above_it() -> None:
     found = problems(ROOT)
     assert not found, "\n".join(found)
 
@@ -196,7 +213,8 @@ def test_the_graph_covers_every_package_and_the_program() -> None:
     imported = {(statement.importer, loaded) for module, file in modules.items()
                 for statement in imports_of(module, file, ROOT, modules) for loaded in statement.loads}
     assert {("components.render.acl", "components.environment"), ("components.environment.loader", "vaultmodel.rules"),
-            ("policies.guardrails.checks", "platformctl.engine"), ("__main__", "components.platform")} <= imported
+            ("policies.guardrails.checks", "platformctl.adapters.engine"),
+            ("__main__", "components.platform")} <= imported
 
 
 def test_a_cycle_through_an_import_inside_a_function_is_named_with_its_statements(tmp_path: Path) -> None:
@@ -284,4 +302,25 @@ def test_vaultmodel_importing_what_is_above_it_is_refused_even_without_a_cycle(t
         "  vaultmodel/access.py:1 import platformctl",
         "vaultmodel.rules imports components.environment.durations, which vaultmodel is below:\n"
         "  vaultmodel/rules.py:2 from components.environment.durations import format_duration",
+    ]
+
+
+def test_a_platformctl_core_importing_io_or_a_command_is_refused_even_without_a_cycle(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "platformctl/__init__.py": "",
+        "platformctl/__main__.py": "from platformctl.commands import plan_command\n",
+        "platformctl/commands/__init__.py": "",
+        "platformctl/commands/plan_command.py": "from platformctl.adapters.engine import declare\n",
+        "platformctl/adapters/__init__.py": "",
+        "platformctl/adapters/engine.py": "",
+        "platformctl/core/__init__.py": "",
+        "platformctl/core/plan.py": ("def plan_text() -> None:\n"
+                                     "    from platformctl.adapters.engine import declare\n"),
+        "platformctl/core/reach.py": "from platformctl.commands import plan_command\n",
+    })
+    assert problems(root) == [
+        "platformctl.core.plan imports platformctl.adapters.engine, which platformctl.core is below:\n"
+        "  platformctl/core/plan.py:2 from platformctl.adapters.engine import declare",
+        "platformctl.core.reach imports platformctl.commands.plan_command, which platformctl.core is below:\n"
+        "  platformctl/core/reach.py:1 from platformctl.commands import plan_command",
     ]

@@ -24,7 +24,7 @@ import yaml
 
 from components.render.helm_values import helm_values
 from components.render.snapshots import cron_job
-from platformctl.engine import Declaration, DeclaredResource, unwrap
+from platformctl.core.declaration import Declaration, DeclaredResource, unwrap
 from tests.support import (
     ANY_STACK,
     STACKS,

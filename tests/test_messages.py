@@ -17,8 +17,9 @@ from pulumi.runtime import settings
 from components.environment import StackRefused, load_spec
 from components.environment._reader import REMOVE
 from components.environment.runtime import load_stack_spec
-from platformctl.engine import ROOT
-from platformctl.stackfile import StackConfig, read_stack
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.stackfile import read_stack
+from platformctl.core.stack_config import StackConfig
 from tests import test_spec
 from tests.support import API_SERVICE, DELETE, app_document, apply_edits, declare_stack, edited, refusal, spec_of
 

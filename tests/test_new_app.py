@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.new_app_command import new_app
+from platformctl.commands.new_app_command import new_app
 from tests.support import TEST_STACKS, repository_copy
 
 

@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from platformctl.engine import Declaration, DeclaredResource
+from platformctl.core.declaration import Declaration, DeclaredResource
 from tests.support import ANY_STACK, any_stack, declare_config, deployed_cluster
 
 AUDIT = "vault:index/audit:Audit"

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from components.environment.apps import read_apps
-from platformctl.codeowners import (
+from platformctl.adapters.engine import ROOT
+from platformctl.core.codeowners import (
     CODEOWNERS,
     PLATFORM_TEAM,
     CodeownersError,
@@ -20,8 +21,7 @@ from platformctl.codeowners import (
     parse,
     unowned_team_folders,
 )
-from platformctl.diff import app_changes, render_app_changes
-from platformctl.engine import ROOT
+from platformctl.core.diff import app_changes, render_app_changes
 from tests.support import API_SERVICE, DELETE, TEST_STACKS, repository_copy, with_files
 
 PAYMENTS = "@vault-platform/payments"

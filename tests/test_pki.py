@@ -9,8 +9,8 @@ import pytest
 
 from components.environment import PolicyRule, app_policy_rules
 from components.render.annotations import injector_annotations
-from platformctl.engine import UNKNOWN_MARK, Declaration, unwrap
-from platformctl.plan import plan_text
+from platformctl.core.declaration import UNKNOWN_MARK, Declaration, unwrap
+from platformctl.core.plan import plan_text
 from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_stack, edited, refusal, spec_of, spec_of_config
 
 A = "vault.hashicorp.com"

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from platformctl.__main__ import main
-from platformctl.plan import plan_text
-from platformctl.stackfile import stacks
+from platformctl.adapters.stackfile import stacks
+from platformctl.core.plan import plan_text
 from tests.support import COMMITTED, declare_stack, edited
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.environment import SpecError
-from platformctl.stackfile import project_defaults, read_stack
+from platformctl.adapters.stackfile import project_defaults, read_stack
 from tests.support import COMMITTED, STACKS, spec_of, spec_of_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from platformctl import reach
 from platformctl.__main__ import main
-from platformctl.aws_preflight import Finding
-from platformctl.reach import Issuer, check_reach, fetch_command, issuers
-from platformctl.rollout_io import ConfigException
+from platformctl.adapters import reach_io
+from platformctl.adapters.rollout_io import ConfigException
+from platformctl.core import reach
+from platformctl.core.findings import Finding
+from platformctl.core.reach import Issuer, check_reach, fetch_command, issuers
 from tests.support import DELETE, spec_of
 
 GITHUB = "https://token.actions.githubusercontent.com/.well-known/openid-configuration"
@@ -117,7 +118,7 @@ class TestCommand:
         def no_kubeconfig() -> None:
             raise ConfigException("Invalid kube-config file. No configuration found.")
 
-        monkeypatch.setattr("platformctl.preflight_command.kubernetes_api", no_kubeconfig)
+        monkeypatch.setattr("platformctl.commands.preflight_command.kubernetes_api", no_kubeconfig)
         assert main(["preflight", "dev"]) == 0
         out, err = capsys.readouterr()
         assert out == "dev: no auto-unseal (Shamir unseal keys); nothing to check\n"
@@ -132,9 +133,9 @@ class TestCommand:
                                                         capsys: pytest.CaptureFixture[str],
                                                         failing: dict[str, tuple[int, str]], status: int) -> None:
         run, _ = fake_exec(failing)
-        monkeypatch.setattr("platformctl.preflight_command.kubernetes_api", lambda: object())
-        monkeypatch.setattr("platformctl.preflight_command.server_pods", lambda api, spec: ["vault-0"])
-        monkeypatch.setattr("platformctl.preflight_command.pod_exec", lambda api, namespace: run)
+        monkeypatch.setattr("platformctl.commands.preflight_command.kubernetes_api", lambda: object())
+        monkeypatch.setattr("platformctl.commands.preflight_command.server_pods", lambda api, spec: ["vault-0"])
+        monkeypatch.setattr("platformctl.commands.preflight_command.pod_exec", lambda api, namespace: run)
         assert main(["preflight", "dev"]) == status
         out, err = capsys.readouterr()
         assert (f"dev: Vault (vault-0) reaches {GITHUB}" in out) is (status == 0)
@@ -160,8 +161,8 @@ def test_the_exec_runs_the_command_in_the_vault_container(monkeypatch: pytest.Mo
         seen.update(pod=pod, namespace=namespace, **kwargs)
         return Response()
 
-    monkeypatch.setattr("platformctl.reach.stream", fake_stream)
-    run = reach.pod_exec(None, "vault")  # type: ignore[arg-type]
+    monkeypatch.setattr("platformctl.adapters.reach_io.stream", fake_stream)
+    run = reach_io.pod_exec(None, "vault")  # type: ignore[arg-type]
     assert run("vault-1", ["true"]) == (0, "")
     assert seen == {"pod": "vault-1", "namespace": "vault", "container": "vault", "command": ["true"], "stderr": True,
                     "stdin": False, "stdout": True, "tty": False, "_preload_content": False, "timeout": 20,

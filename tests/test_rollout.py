@@ -16,8 +16,10 @@ import requests
 from kubernetes import client as k8s
 
 from platformctl.__main__ import main
-from platformctl.engine import Declaration
-from platformctl.rollout import (
+from platformctl.adapters.rollout_io import health_of, pod_state, raft_state_of, server_selector, vault_client
+from platformctl.commands.rollout_command import _drive, ca_bundle
+from platformctl.core.declaration import Declaration
+from platformctl.core.rollout import (
     Decision,
     Done,
     Held,
@@ -37,8 +39,6 @@ from platformctl.rollout import (
     plan,
     problems,
 )
-from platformctl.rollout_command import _drive, ca_bundle
-from platformctl.rollout_io import health_of, pod_state, raft_state_of, server_selector, vault_client
 from tests.support import spec_of
 
 OLD, NEW = "vault-5d8f7c9b4", "vault-7b6c5d4f8"
@@ -556,7 +556,7 @@ class TestCommand:
 
 
 class ScriptedServers:
-    """The loop's side of :class:`platformctl.rollout_io.ServerSet`: hands out prepared observations
+    """The loop's side of :class:`platformctl.adapters.rollout_io.ServerSet`: hands out prepared observations
     in turn and records what the loop asked for. It stands in for our own I/O layer, not for Vault."""
 
     def __init__(self, *observations: Observed) -> None:
@@ -576,7 +576,7 @@ class ScriptedServers:
 class TestLoop:
     @pytest.fixture(autouse=True)
     def no_sleep(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr("platformctl.rollout_command.time.sleep", lambda seconds: None)
+        monkeypatch.setattr("platformctl.commands.rollout_command.time.sleep", lambda seconds: None)
 
     def test_replaces_waits_and_finishes(self, capsys: pytest.CaptureFixture[str]) -> None:
         late = cluster(3, 0, {2})

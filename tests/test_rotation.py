@@ -9,9 +9,10 @@ import pytest
 
 from components.environment import PolicyRule, app_policy_rules
 from components.render.annotations import injector_annotations
-from platformctl.engine import GENERATED, Declaration, is_secret, unwrap
-from platformctl.plan import plan_text
-from platformctl.stackfile import PLACEHOLDER
+from platformctl.adapters.engine import GENERATED
+from platformctl.adapters.stackfile import PLACEHOLDER
+from platformctl.core.declaration import Declaration, is_secret, unwrap
+from platformctl.core.plan import plan_text
 from tests.support import API_SERVICE, declare_stack, edited, refusal, spec_of
 
 CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"

@@ -19,11 +19,13 @@ from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 from components.environment import StackRefused, loader
 from components.environment._reader import FILE_KEY_PREFIX, K8S_LABEL, Name, Node, check_name, observing
 from components.environment.apps import read_apps
-from platformctl import config_schema, schema_command
 from platformctl.__main__ import main
-from platformctl.config_schema import APP_SCHEMA, STACK_SCHEMA, WRITE_COMMAND, Recorder, generated, modeline
-from platformctl.engine import ROOT
-from platformctl.stackfile import StackConfig, stack_config, stack_file
+from platformctl.adapters import config_schema
+from platformctl.adapters.config_schema import APP_SCHEMA, STACK_SCHEMA, WRITE_COMMAND, Recorder, generated, modeline
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.stackfile import stack_config, stack_file
+from platformctl.commands import schema_command
+from platformctl.core.stack_config import StackConfig
 
 from .support import DELETE, TEST_STACKS, _set_in, _set_path, _steps, labelled, spec_of_config, with_files
 

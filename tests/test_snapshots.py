@@ -24,7 +24,7 @@ from components.render.snapshots import (
     upload_script,
     uploader_iam_policy,
 )
-from platformctl.engine import Declaration, unwrap
+from platformctl.core.declaration import Declaration, unwrap
 from tests.support import DELETE, spec_of
 from tests.test_helm_values import chart_defaults
 from vaultmodel.vault_acl import Acl

@@ -10,7 +10,7 @@ import pytest
 
 from components.environment import SpecError, StackRefused, load_spec
 from components.environment.loader import PROJECT_ROOT
-from platformctl.stackfile import read_stack
+from platformctl.adapters.stackfile import read_stack
 from tests.postgres.server import ServerTls
 from tests.support import (
     API_SERVICE,

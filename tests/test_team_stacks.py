@@ -14,10 +14,13 @@ import pytest
 from components.environment import SpecError, load_policy_files
 from components.environment.identity import DEPLOY_POLICY
 from components.environment.loader import data_plane
-from platformctl import resume, team_stacks_command
 from platformctl.__main__ import main
-from platformctl.engine import Declaration, declare, declare_environment
-from platformctl.stackfile import StackConfig, stack_file, stacks
+from platformctl.adapters.engine import declare, declare_environment
+from platformctl.adapters.stackfile import stack_file, stacks
+from platformctl.commands import team_stacks_command
+from platformctl.core import resume
+from platformctl.core.declaration import Declaration
+from platformctl.core.stack_config import StackConfig
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
 from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config

@@ -8,8 +8,8 @@ import pytest
 
 from components.environment import PolicyRule, app_policy_rules
 from components.render.acl import app_policy
-from platformctl.engine import Declaration
-from platformctl.plan import plan_text
+from platformctl.core.declaration import Declaration
+from platformctl.core.plan import plan_text
 from tests.support import API_SERVICE, STACKS, declare_stack, edited, refusal, spec_of
 
 KEY = "vault:transit/secretBackendKey:SecretBackendKey"

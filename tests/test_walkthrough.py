@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 from tests.support import TEST_STACKS, repository_copy
 
 PAGE = "docs/onboard-an-application.md"

@@ -17,7 +17,7 @@ from .model import EnvironmentSpec
 from .policies import load_policy_files
 
 GIVEN_APPS: ContextVar[Apps | None] = ContextVar("given_apps", default=None)
-"""The application files a run of the program under the mock engine is given (``platformctl.engine``),
+"""The application files a run of the program under the mock engine is given (``platformctl.adapters.engine``),
 as the engine gives it the stack config; under the CLI the program reads them itself."""
 
 

@@ -6,7 +6,7 @@ Every check is a ``pulumi_policy`` policy in :data:`POLICIES`; ``__main__.py`` o
 from them. The rules the spec enforces as well come from :mod:`vaultmodel.rules`, so that the two
 can never disagree. A check reads resource properties as the engine sends them: camelCase keys,
 numbers as floats, secrets wrapped (``{<signature key>: <secret signature>, "value": ...}``, recognised
-by :func:`platformctl.engine.is_secret`, the one implementation of the wire form) or as
+by :func:`platformctl.core.declaration.is_secret`, the one implementation of the wire form) or as
 ``pulumi_policy.Secret``.
 
 The environment (``dev``, ``staging``, ``prod``) is the stack's ``environment`` tag, else its name;
@@ -36,8 +36,9 @@ from pulumi_policy import (
 from components.environment import PROJECT, SpecError
 from components.environment.loader import data_plane
 from components.render.acl import PolicyFileError, parse_policy
-from platformctl import engine
-from platformctl.stackfile import environment_of, read_stack, stack_spec
+from platformctl.adapters import engine
+from platformctl.adapters.stackfile import environment_of, read_stack, stack_spec
+from platformctl.core import declaration
 from vaultmodel import access, rules, vault_acl
 from vaultmodel.durations import HOUR
 
@@ -103,7 +104,7 @@ _REQUIRED_TAGS = {
 
 def is_secret(value: Any) -> bool:
     """A secret, in the engine's wire form or as the policy SDK's :class:`Secret`."""
-    return isinstance(value, Secret) or engine.is_secret(value)
+    return isinstance(value, Secret) or declaration.is_secret(value)
 
 
 def reveal(value: Any) -> Any:

@@ -10,9 +10,9 @@ import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
 from platformctl.__main__ import main
-from platformctl.aws_bootstrap import bootstrap_state
-from platformctl.aws_clients import AwsError, client
-from platformctl.stackfile import read_stack
+from platformctl.adapters.aws_bootstrap import bootstrap_state
+from platformctl.adapters.aws_clients import AwsError, client
+from platformctl.adapters.stackfile import read_stack
 from tests.support import spec_of_config
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT, REGION

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from platformctl.aws_keypolicy import ActionAccess, evaluate
+from platformctl.core.aws_keypolicy import ActionAccess, evaluate
 
 ROLE = "arn:aws:iam::111111111111:role/vault-staging-unseal"
 ROOT = "arn:aws:iam::111111111111:root"

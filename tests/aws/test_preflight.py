@@ -10,8 +10,9 @@ import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
 from platformctl.__main__ import main
-from platformctl.aws_clients import client
-from platformctl.aws_preflight import Finding, check_auto_unseal
+from platformctl.adapters.aws_clients import client
+from platformctl.adapters.aws_preflight import check_auto_unseal
+from platformctl.core.findings import Finding
 from tests.support import spec_of
 
 from .conftest import REGION
@@ -28,7 +29,7 @@ ADMIN_ONLY = {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:i
 @pytest.fixture(autouse=True)
 def kms_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about the KMS key; the issuers' reach from the cluster has its own (test_reach)."""
-    monkeypatch.setattr("platformctl.preflight_command.reach_findings", lambda spec: ((), ()))
+    monkeypatch.setattr("platformctl.commands.preflight_command.reach_findings", lambda spec: ((), ()))
 
 
 def make_key(*statements: dict[str, Any], alias: str = ALIAS, **create: Any) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from botocore.stub import Stubber  # type: ignore[import-untyped]
 from components.environment import EnvironmentSpec, Snapshots
 from components.render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
 from platformctl.__main__ import main
-from platformctl.aws_clients import AwsError, client
-from platformctl.aws_snapshots import bootstrap_snapshot_bucket, list_snapshots, snapshot_key_alias
-from platformctl.stackfile import read_stack
+from platformctl.adapters.aws_clients import AwsError, client
+from platformctl.adapters.aws_snapshots import bootstrap_snapshot_bucket, list_snapshots, snapshot_key_alias
+from platformctl.adapters.stackfile import read_stack
 from tests.support import spec_of_config
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 from tests.e2e.tools import Tools
 from tests.support import repository_copy
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 from tests.e2e.tools import CORE, KUBE, REQUIRED_VARIABLE, find_tools
 
 

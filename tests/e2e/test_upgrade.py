@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 from tests.e2e.conftest import kube_local
 from tests.e2e.dev import NEEDS_KWOK, NEEDS_ROOT, applied_dev, point_logins_at, stack_secrets
 from tests.e2e.servers import Cluster, KubeCluster

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from platformctl.engine import ROOT
+from platformctl.adapters.engine import ROOT
 
 CORE = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python",
         "pulumi-resource-vault", "pulumi-resource-random",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from platformctl.engine import Declaration
+from platformctl.core.declaration import Declaration
 from tests.support import STACKS, declare_stack, edited
 
 

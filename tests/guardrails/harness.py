@@ -1,5 +1,5 @@
 """Runs the guardrails pack's policies the way the Pulumi CLI's analyzer calls them, on resources
-taken from the mock engine (``platformctl.engine``) or written out by a test."""
+taken from the mock engine (``platformctl.adapters.engine``) or written out by a test."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import _NotApplicableError
 
-from platformctl.engine import Declaration, DeclaredResource
+from platformctl.core.declaration import Declaration, DeclaredResource
 from policies.guardrails.checks import POLICIES, policy
 
 

@@ -16,7 +16,7 @@ from pulumi_policy import Secret
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from platformctl.engine import Declaration, unwrap
+from platformctl.core.declaration import Declaration, unwrap
 from policies.guardrails import checks
 from policies.guardrails.checks import POLICIES, configuration_protection_problem, environment, stated_removals
 from vaultmodel.rules import grants_whole_mount

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pulumi_policy import EnforcementLevel
 
-from platformctl.engine import Declaration, unwrap
+from platformctl.core.declaration import Declaration, unwrap
 from policies.guardrails.checks import POLICIES, VAULT_PROVIDER
 from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_config, declare_stack, deployed_cluster
 from vaultmodel import rules
@@ -149,7 +149,7 @@ class TestPackFiles:
         allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2", "publicsuffixlist"])
         distributions, local = imported_by("policies.guardrails.checks")
         assert distributions - allowed == set()
-        assert {"vaultmodel.rules", "components.render.acl", "platformctl.engine"} <= local
+        assert {"vaultmodel.rules", "components.render.acl", "platformctl.adapters.engine"} <= local
         # The AWS commands need boto3, which the pack's venv does not have.
-        distributions, _ = imported_by("platformctl.aws_clients")
+        distributions, _ = imported_by("platformctl.adapters.aws_clients")
         assert {"boto3", "botocore"} <= distributions - allowed

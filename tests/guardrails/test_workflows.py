@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from platformctl import codeowners
+from platformctl.core import codeowners
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -465,9 +465,9 @@ class TestCodeowners:
     TEXT = (ROOT / ".github" / "CODEOWNERS").read_text()
     # What runs with deploy credentials, or decides what does (the pack imports components/ and vaultmodel/).
     DEPLOYED = ["__main__.py", "Pulumi.yaml", "vaultmodel/rules.py", "components/render/acl.py",
-                "platformctl/engine.py", "bin/test", "requirements.txt", "requirements-dev.txt", "constraints.txt",
-                ".ci/run", "stacks/Pulumi.prod.yaml", "policies/guardrails/checks.py", "policies/acl/vault-iac.hcl",
-                ".github/workflows/pulumi-up.yml", ".github/CODEOWNERS"]
+                "platformctl/adapters/engine.py", "bin/test", "requirements.txt", "requirements-dev.txt",
+                "constraints.txt", ".ci/run", "stacks/Pulumi.prod.yaml", "policies/guardrails/checks.py",
+                "policies/acl/vault-iac.hcl", ".github/workflows/pulumi-up.yml", ".github/CODEOWNERS"]
 
     def test_the_platform_team_owns_everything_and_each_team_only_its_application_folder(self) -> None:
         (everything, *teams) = codeowners.parse(self.TEXT)
@@ -489,7 +489,7 @@ class TestCodeowners:
 
     @pytest.mark.parametrize(("path", "owners"), [
         ("stacks/Pulumi.prod.yaml", [TEAM]), (".github/CODEOWNERS", [TEAM]), (".github/workflows/deploy.yml", [TEAM]),
-        ("vaultmodel/rules.py", []), ("__main__.py", []), ("platformctl/engine.py", []), ("bin/test", []),
+        ("vaultmodel/rules.py", []), ("__main__.py", []), ("platformctl/adapters/engine.py", []), ("bin/test", []),
         ("constraints.txt", []), (".ci/run", []),
     ])
     def test_the_old_file_left_deployed_code_unowned(self, path: str, owners: list[str]) -> None:

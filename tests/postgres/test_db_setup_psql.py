@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from components.environment import AdminSetup
-from platformctl.db_setup import changed_scripts, full_scripts, render
+from platformctl.core.db_setup import changed_scripts, full_scripts, render
 from tests.postgres.conftest import SETUPS, TABLE_OWNER, World, create_tables, in_setup, make_world
 from tests.postgres.server import PostgresServer
 from tests.support import spec_of

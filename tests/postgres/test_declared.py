@@ -12,7 +12,7 @@ from components.render.sql import (
     revocation_statements,
     static_rotation_statements,
 )
-from platformctl.engine import unwrap
+from platformctl.core.declaration import unwrap
 from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of_config
 
 ROLE = "vault:database/secretBackendRole:SecretBackendRole"

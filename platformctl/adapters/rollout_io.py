@@ -1,7 +1,7 @@
 """The rollout's I/O, kept thin: the official ``kubernetes`` client reads the server StatefulSet and
 its pods and deletes one pod; ``hvac`` asks each server's Vault HTTP API for its health, the active
 one for autopilot's state, and steps it down. Every request has a timeout. What to do is decided
-in :mod:`platformctl.rollout`.
+in :mod:`platformctl.core.rollout`.
 
 Addresses, from the vault-helm chart (templates/server-statefulset.yaml): the StatefulSet is named
 after the release (``vault.fullname``) and selects its pods with ``app.kubernetes.io/name=vault``,
@@ -27,8 +27,17 @@ from kubernetes.client.exceptions import ApiException
 
 from components.environment import Cluster
 from components.render.helm_values import API_PORT, api_scheme, raft_peer_host, server_labels
-
-from .rollout import Observed, Pod, RaftServer, RaftState, Replace, StepDown, VaultHealth, active_pods, ordinal
+from platformctl.core.rollout import (
+    Observed,
+    Pod,
+    RaftServer,
+    RaftState,
+    Replace,
+    StepDown,
+    VaultHealth,
+    active_pods,
+    ordinal,
+)
 
 REQUEST_TIMEOUT = 10
 """Seconds any one request to the Kubernetes API or to Vault may take."""

@@ -9,9 +9,8 @@ import argparse
 import sys
 
 from components.environment import SpecError
-
-from .config_schema import WRITE_COMMAND, generated
-from .engine import ROOT
+from platformctl.adapters.config_schema import WRITE_COMMAND, generated
+from platformctl.adapters.engine import ROOT
 
 NAME = "schema"
 HELP = "check (or --write) the JSON Schemas of the stack and application files, generated from the config loader"

@@ -25,8 +25,7 @@ from requests.exceptions import RequestException
 
 from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec, project_file
 from components.environment.loader import TOKEN_FILE_VARIABLE
-
-from .stackfile import spec_or_report, stacks
+from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "vault-login"
 HELP = "print a Vault token for this CI job, logged in with its GitHub OIDC token at the stack's JWT role"

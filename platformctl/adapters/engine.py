@@ -10,7 +10,6 @@ import json
 import logging
 import runpy
 from collections.abc import Callable, Mapping, Set
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,66 +22,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.environment import PROJECT
 from components.environment.apps import Apps, read_apps
 from components.environment.runtime import GIVEN_APPS
+from platformctl.core.declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource
 
-ROOT = Path(__file__).resolve().parents[1]
-SECRET_SIG_KEY = rpc._special_sig_key
-SECRET_SIG = rpc._special_secret_sig
-SECRET_MASK = "[secret]"
-UNKNOWN_MARK = "[known after apply]"
-
-
-@dataclass(frozen=True)
-class DeclaredResource:
-    """One resource as the engine received it."""
-
-    type: str
-    """Type token, e.g. ``vault:index/mount:Mount``."""
-    name: str
-    """Logical name."""
-    urn: str
-    """URN, unique in the stack."""
-    inputs: Mapping[str, Any]
-    """Inputs as sent: camelCase keys, secrets as ``{SECRET_SIG marker: ..., "value": ...}``."""
-    custom: bool
-    """False for component resources."""
-    parent: str
-    """Parent URN ("" for the stack's direct children)."""
-    provider: str
-    """Provider reference ("" for the default provider)."""
-    protect: bool
-    """Protected from deletion."""
-    aliases: tuple[str, ...] = field(default=())
-    """Former names (alias URNs) the resource keeps its identity from."""
-    dependencies: tuple[str, ...] = field(default=())
-    """URNs of the resources it waits for (``depends_on``, components expanded to their children)."""
-    delete_before_replace: bool = False
-    """Replaced by deleting it first, then creating the new one (Pulumi's default is the other way)."""
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What one run of the program declared, or the error that stopped it."""
-
-    stack: str
-    """Stack name."""
-    resources: tuple[DeclaredResource, ...]
-    """Resources in the order they were registered."""
-    outputs: Mapping[str, Any]
-    """Stack outputs, secrets marked."""
-    warnings: tuple[str, ...]
-    """Messages the program logged at warning level."""
-    error: str | None
-    """The program's refusal (a RunError), if any."""
-
-    def of_type(self, type_token: str) -> list[DeclaredResource]:
-        return [r for r in self.resources if r.type == type_token]
-
-    def named(self, name: str) -> DeclaredResource:
-        matches = [r for r in self.resources if r.name == name]
-        if len(matches) != 1:
-            raise KeyError(f"{len(matches)} resources named {name!r}")
-        return matches[0]
-
+ROOT = Path(__file__).resolve().parents[2]
 
 GENERATED = "generated-at-deploy"
 """Stands in for values a provider computes (a RandomPassword's result): a secret, shown masked."""
@@ -220,32 +162,3 @@ async def _resolve_all(values: Mapping[str, Any]) -> dict[str, Any]:
     secret = await asyncio.gather(*(output.is_secret() for output in outputs))
     return {key: {SECRET_SIG_KEY: SECRET_SIG, "value": value} if is_secret_ else value
             for key, value, is_secret_ in zip(values, resolved, secret, strict=True)}
-
-
-def is_secret(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG
-
-
-def masked(value: Any) -> Any:
-    """``value`` with every secret replaced by ``[secret]`` and every value only Vault can compute
-    (an output of another resource, e.g. a CA's CSR) by ``[known after apply]``, for showing to a
-    person or a diff."""
-    return _map_secrets(value, lambda secret: SECRET_MASK)
-
-
-def unwrap(value: Any) -> Any:
-    """``value`` with secrets unwrapped, for assertions on what a secret carries."""
-    return _map_secrets(value, lambda secret: unwrap(secret["value"]))
-
-
-def _map_secrets(value: Any, on_secret: Callable[[Mapping[str, Any]], Any]) -> Any:
-    """``value`` rebuilt with ``on_secret`` applied to each secret and unknowns marked."""
-    if is_secret(value):
-        return on_secret(value)
-    if isinstance(value, pulumi.output.Unknown):
-        return UNKNOWN_MARK
-    if isinstance(value, Mapping):
-        return {key: _map_secrets(item, on_secret) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_map_secrets(item, on_secret) for item in value]
-    return value

@@ -8,8 +8,8 @@ pod carries the revision it was created from in its ``controller-revision-hash``
 
 :func:`decide` is the whole policy, a pure function of one observation and of what the rollout has
 done so far: replace the standbys one at a time, each only once the cluster is healthy again, then
-step the active node down and replace it last. :mod:`platformctl.rollout_io` observes and acts;
-:mod:`platformctl.rollout_command` loops between the two.
+step the active node down and replace it last. :mod:`platformctl.adapters.rollout_io` observes and acts;
+:mod:`platformctl.commands.rollout_command` loops between the two.
 """
 
 from __future__ import annotations

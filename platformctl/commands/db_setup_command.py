@@ -13,11 +13,10 @@ from pathlib import Path
 
 from components.environment import EnvironmentSpec, SpecError
 from components.environment.apps import APPS_DIR
-
-from .db_setup import changed_scripts, full_scripts, render
-from .engine import ROOT
-from .git_files import files_at
-from .stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.git_files import files_at
+from platformctl.adapters.stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
+from platformctl.core.db_setup import changed_scripts, full_scripts, render
 
 NAME = "db-setup"
 HELP = "print the SQL a DBA runs once per database for the stack's database roles (--since: only what changed)"

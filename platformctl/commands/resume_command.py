@@ -1,5 +1,5 @@
 """``platformctl resume <stack>``: readies a stack (an environment's or a team's) whose last ``pulumi up``
-died midway for the next one, through the CLI alone, never an edit of the state (:mod:`.resume`).
+died midway for the next one, through the CLI alone, never an edit of the state (:mod:`platformctl.core.resume`).
 The workflows run it before every ``up``; with nothing pending it changes nothing.
 
 It releases the dead run's lock (``pulumi cancel``: the workflow's concurrency group runs one job per
@@ -24,10 +24,10 @@ import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import InvalidPath, VaultError  # type: ignore[import-untyped]
 
 from components.environment.loader import TOKEN_FILE_VARIABLE
+from platformctl.adapters.stackfile import spec_or_report, stacks
+from platformctl.core.resume import PendingSecret, clear_arguments, lost_write, pending_creates
 
-from .resume import PendingSecret, clear_arguments, lost_write, pending_creates
 from .rollout_command import ca_bundle
-from .stackfile import spec_or_report, stacks
 
 NAME = "resume"
 HELP = "ready a stack whose last `pulumi up` died midway for the next one (the workflows run it before each up)"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .app_view import UnknownApp, app_text
-from .engine import declare_environment
-from .outside import checklist, checklist_text, needs_of
-from .plan import plan_json, plan_text
-from .stackfile import StackFileError, as_first_up, read_stack, stack_spec, stacks
+from platformctl.adapters.engine import declare_environment
+from platformctl.adapters.stackfile import StackFileError, as_first_up, read_stack, stack_spec, stacks
+from platformctl.core.app_view import UnknownApp, app_text
+from platformctl.core.outside import checklist, checklist_text, needs_of
+from platformctl.core.plan import plan_json, plan_text
 
 NAME = "plan"
 HELP = "print what a stack declares, evaluated offline by the real program with Pulumi's mock engine"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from components.environment import EnvironmentSpec
 
-from .stackfile import StackConfig
+from .stack_config import StackConfig
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Vault fetch the issuer's discovery document there and then, and refuse the write
 the signing keys the same way later. So the servers need a route out to GitHub's issuer (CI's login)
 and to the company's identity provider (people's). The check fetches each discovery document from
 a running Vault server pod, with the busybox ``wget`` of the chart's own image (Alpine), through the
-Kubernetes API's exec: the servers' network path, not the runner's. Pure decisions; the two I/O
-functions at the end are thin.
+Kubernetes API's exec (:mod:`platformctl.adapters.reach_io`): the servers' network path, not the runner's.
+Pure decisions.
 """
 
 from __future__ import annotations
@@ -17,16 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from kubernetes import client as k8s
-from kubernetes.stream import stream
-
 from components.environment import EnvironmentSpec
 
-from .aws_preflight import Finding
-from .rollout_io import REQUEST_TIMEOUT, server_selector
+from .findings import Finding
 
-SERVER_CONTAINER = "vault"
-"""The chart's name for the Vault container of a server pod (templates/server-statefulset.yaml)."""
 FETCH_TIMEOUT = 10
 """Seconds one fetch may take."""
 
@@ -88,32 +82,3 @@ def check_reach(spec: EnvironmentSpec, pods: Sequence[str], run: Exec) -> tuple[
             "/config, and logins would fail",
             f"let namespace {spec.deployed.namespace} reach {host} on 443 (egress rules, proxy, firewall, DNS)"))
     return tuple(problems), tuple(reached)
-
-
-def server_pods(api: k8s.ApiClient, spec: EnvironmentSpec) -> list[str]:
-    """The release's running server pods, by name."""
-    listed = k8s.CoreV1Api(api).list_namespaced_pod(
-        namespace=spec.deployed.namespace, label_selector=server_selector(spec.deployed.release_name),
-        _request_timeout=REQUEST_TIMEOUT)
-    names = []
-    for item in listed.items:
-        if item.status is not None and item.status.phase == "Running" and item.metadata is not None:
-            names.append(str(item.metadata.name))
-    return sorted(names)
-
-
-def pod_exec(api: k8s.ApiClient, namespace: str) -> Exec:
-    """Runs a command in a server pod's Vault container (``pods/exec``), waiting for it to end."""
-    core = k8s.CoreV1Api(api)
-
-    def run(pod: str, command: Sequence[str]) -> tuple[int, str]:
-        response = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=SERVER_CONTAINER,
-                          command=list(command), stderr=True, stdin=False, stdout=True, tty=False,
-                          _preload_content=False)
-        response.run_forever(timeout=FETCH_TIMEOUT + REQUEST_TIMEOUT)
-        errors = response.read_stderr()
-        code = response.returncode
-        response.close()
-        return (code if code is not None else -1), errors
-
-    return run

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .stackfile import spec_or_report, stacks
+from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "oidc-audience"
 HELP = "print the audience of the stack's GitHub Actions login (what a workflow requests its OIDC token for)"

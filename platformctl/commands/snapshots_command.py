@@ -1,5 +1,5 @@
 """``platformctl snapshots list <stack>`` and ``platformctl snapshots fetch <stack> [ID]``: the
-stack's Raft snapshots in its S3 bucket (see :mod:`platformctl.aws_snapshots`), newest first, and
+stack's Raft snapshots in its S3 bucket (see :mod:`platformctl.adapters.aws_snapshots`), newest first, and
 one of them downloaded for ``vault operator raft snapshot restore``. Exit 0 on success, 1 on an AWS
 failure or when there is no snapshot, 2 when the stack or its spec cannot be read."""
 
@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 from components.environment import EnvironmentSpec
-
-from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
-from .aws_snapshots import fetch_snapshot, list_snapshots
-from .stackfile import spec_or_report, stacks
+from platformctl.adapters.aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
+from platformctl.adapters.aws_snapshots import fetch_snapshot, list_snapshots
+from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "snapshots"
 HELP = "list the stack's Raft snapshots in S3, or fetch one for a restore"

@@ -1,6 +1,6 @@
 """``platformctl preflight <stack>``: before ``pulumi up``, checks the stack's KMS auto-unseal key in
-AWS (see :mod:`platformctl.aws_preflight`), and, from inside the cluster where the kubeconfig
-reaches it, that Vault reaches the issuers of its JWT/OIDC logins (see :mod:`platformctl.reach`).
+AWS (see :mod:`platformctl.adapters.aws_preflight`), and, from inside the cluster where the kubeconfig
+reaches it, that Vault reaches the issuers of its JWT/OIDC logins (see :mod:`platformctl.core.reach`).
 Exit 0 when all is usable (warnings allowed: no auto-unseal, no cluster access, no server running
 yet), 1 on any failure, 2 when the stack or its spec cannot be read, or its Vault is external
 (``vault-platform:externalVault``: no server of it is this stack's)."""
@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from components.environment import EnvironmentSpec
-
-from .aws_clients import client
-from .aws_preflight import Finding, check_auto_unseal
-from .reach import check_reach, issuers, pod_exec, server_pods
-from .rollout_io import ApiException, ConfigException, kubernetes_api
-from .stackfile import external_refusal, spec_or_report, stacks
+from platformctl.adapters.aws_clients import client
+from platformctl.adapters.aws_preflight import check_auto_unseal
+from platformctl.adapters.reach_io import pod_exec, server_pods
+from platformctl.adapters.rollout_io import ApiException, ConfigException, kubernetes_api
+from platformctl.adapters.stackfile import external_refusal, spec_or_report, stacks
+from platformctl.core.findings import Finding
+from platformctl.core.reach import check_reach, issuers
 
 NAME = "preflight"
 HELP = ("check in AWS that the stack's KMS auto-unseal key exists, is usable, and Vault's role may use it; "
@@ -61,7 +62,7 @@ def report(findings: tuple[Finding, ...]) -> None:
 
 
 def reach_findings(spec: EnvironmentSpec) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
-    """:func:`platformctl.reach.check_reach` through the kubeconfig's cluster; without access to it,
+    """:func:`platformctl.core.reach.check_reach` through the kubeconfig's cluster; without access to it,
     one warning: the check is then the deploy's, not this machine's."""
     if not issuers(spec):
         return (), ()

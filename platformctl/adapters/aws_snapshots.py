@@ -1,7 +1,7 @@
 """The stack's Raft snapshot bucket in S3: its bootstrap (idempotent, like the state backend's) and
 reading the snapshots back for a restore.
 
-The bucket gets the state bucket's settings (:func:`platformctl.aws_bootstrap.secure_bucket`:
+The bucket gets the state bucket's settings (:func:`platformctl.adapters.aws_bootstrap.secure_bucket`:
 versioning, SSE-KMS by default with a key of its own, ``alias/vault-snapshots-<stack>``, public
 access blocked, TLS only) and a lifecycle rule expiring snapshots after the spec's retention
 (``s3:PutLifecycleConfiguration``). Every read names our account as ``ExpectedBucketOwner``, so a

@@ -1,5 +1,5 @@
 """Preflight of a stack's KMS auto-unseal key, before ``pulumi up``: the key exists, is enabled, is
-a symmetric ``ENCRYPT_DECRYPT`` key, and Vault's role may use it (see :mod:`.aws_keypolicy`).
+a symmetric ``ENCRYPT_DECRYPT`` key, and Vault's role may use it (see :mod:`platformctl.core.aws_keypolicy`).
 
 AWS calls, all read-only: ``kms:DescribeKey`` (also resolves ``alias/...``), ``kms:GetKeyPolicy``,
 ``kms:ListGrants``.
@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from components.environment import AutoUnseal
+from platformctl.core.aws_keypolicy import VAULT_ACTIONS, ActionAccess, KeyAccess, evaluate
+from platformctl.core.findings import Finding
 
 from .aws_clients import BotoCoreError, ClientError, error_code
-from .aws_keypolicy import VAULT_ACTIONS, ActionAccess, KeyAccess, evaluate
 
 SYMMETRIC = ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
 """The ``KeySpec`` and ``KeyUsage`` Vault's seal needs."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem with the key."""
-
-    level: Literal["error", "warning"]
-    """``error`` fails the preflight; ``warning`` is printed and does not."""
-    message: str
-    """Which stack, which key, what is wrong."""
-    fix: str
-    """How to fix it."""
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from typing import Any
 
 from components.environment import SpecError
 from components.environment.apps import APPS_DIR, Apps, read_apps
-
-from .codeowners import CODEOWNERS, CodeownersError, Rule, parse
-from .diff import app_changes, diff_plans, render_app_changes, render_comment
-from .engine import ROOT
-from .git_files import files_at
-from .outside import Needs, checklist, checklist_markdown, needs_of
-from .stackfile import StackConfig, StackFileError, read_stack, stack_file, stack_spec, stacks
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.git_files import files_at
+from platformctl.adapters.stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
+from platformctl.core.codeowners import CODEOWNERS, CodeownersError, Rule, parse
+from platformctl.core.diff import app_changes, diff_plans, render_app_changes, render_comment
+from platformctl.core.outside import Needs, checklist, checklist_markdown, needs_of
+from platformctl.core.stack_config import StackConfig
 
 NAME = "diff"
 HELP = ("print, as Markdown, what the working tree changes against a git ref: what it needs outside the "

@@ -1,7 +1,7 @@
 """``platformctl rollout <stack> [--dry-run]``: after ``pulumi up``, replaces the Vault server pods that
 run an old revision of the chart's ``OnDelete`` StatefulSet, standbys one at a time, the active node
 last after stepping it down, each only once the cluster is healthy again (see
-:mod:`platformctl.rollout`). Needs the stack's cluster in the kubeconfig (``KUBECONFIG``), a Vault
+:mod:`platformctl.core.rollout`). Needs the stack's cluster in the kubeconfig (``KUBECONFIG``), a Vault
 token in ``VAULT_TOKEN`` that may read ``sys/storage/raft/autopilot/state`` and ``sudo`` on
 ``sys/step-down``, and a route to the pod IPs.
 
@@ -19,10 +19,22 @@ import time
 from typing import Protocol
 
 from components.environment import EnvironmentSpec, project_file
-
-from .rollout import Done, Held, Observed, Progress, Replace, Rules, StepDown, Stop, Wait, decide, plan, problems
-from .rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
-from .stackfile import external_refusal, spec_or_report, stacks
+from platformctl.adapters.rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
+from platformctl.adapters.stackfile import external_refusal, spec_or_report, stacks
+from platformctl.core.rollout import (
+    Done,
+    Held,
+    Observed,
+    Progress,
+    Replace,
+    Rules,
+    StepDown,
+    Stop,
+    Wait,
+    decide,
+    plan,
+    problems,
+)
 
 NAME = "rollout"
 HELP = ("replace the Vault server pods behind the StatefulSet's update revision: standbys one at a time, "

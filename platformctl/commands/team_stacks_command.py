@@ -18,9 +18,8 @@ from collections.abc import Iterable
 
 from components.environment import EnvironmentSpec
 from components.environment.apps import APPS_DIR
-
-from .engine import ROOT
-from .stackfile import spec_or_report, stack_file, stacks
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.stackfile import spec_or_report, stack_file, stacks
 
 NAME = "team-stacks"
 HELP = "write the stack files of an environment's teams and print their stacks, in the order to run them"

@@ -11,39 +11,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
 from components.environment._reader import YamlFileError, parse_yaml
 from components.environment.apps import Apps, read_apps
+from platformctl.core.stack_config import StackConfig
 
 from .engine import ROOT
 
 PLACEHOLDER = "placeholder-not-decrypted"
 CLUSTER_ONLY = f"{PROJECT}:clusterOnly"
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    """One stack's config, ready for :func:`platformctl.engine.declare`."""
-
-    stack: str
-    """Stack name."""
-    config: Mapping[str, Any]
-    """Full key -> value."""
-    secret_keys: frozenset[str]
-    """Keys that hold secrets."""
-    placeholders: tuple[str, ...]
-    """Keys whose value is a placeholder, not the stack's real secret."""
-    tags: Mapping[str, str]
-    """The stack's ``pulumi:tags``."""
-    stored_secrets: frozenset[str] = frozenset()
-    """Keys the stack file holds as encrypted (``secure:``) values, i.e. set with ``pulumi config set
-    --secret``; a referenced secret missing here exists only where someone set it by hand, or not at all."""
-    apps: Apps = field(kw_only=True)
-    """The project's application files (``apps/``), which the program reads beside the config."""
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

@@ -3,7 +3,7 @@ its pods log in with, the policies its token gets, what those reach among what t
 (its entry of the access matrix, :func:`vaultmodel.access.access_matrix`, by Vault's ACL rules),
 and the annotations its team pastes into the pod template.
 
-Pure: a :class:`platformctl.engine.Declaration` in, text out; everything is read from the resources
+Pure: a :class:`platformctl.core.declaration.Declaration` in, text out; everything is read from the resources
 and outputs the program declares, so it shows what ``pulumi up`` would upload."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 from vaultmodel.access import ACL_POLICY, KUBERNETES_ROLE, Identity, access_matrix
 from vaultmodel.durations import format_duration
 
-from .engine import Declaration, unwrap
+from .declaration import Declaration, unwrap
 
 
 class UnknownApp(LookupError):

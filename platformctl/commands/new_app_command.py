@@ -15,11 +15,10 @@ from pathlib import Path
 from components.environment import SpecError
 from components.environment._reader import K8S_LABEL, K8S_SUBDOMAIN, follows
 from components.environment.apps import APPS_DIR, SUFFIX, read_apps
-
-from .codeowners import CODEOWNERS, parse, unowned_team_folders
-from .config_schema import APP_SCHEMA, modeline
-from .engine import ROOT
-from .stackfile import read_stack, stack_spec, stacks
+from platformctl.adapters.config_schema import APP_SCHEMA, modeline
+from platformctl.adapters.engine import ROOT
+from platformctl.adapters.stackfile import read_stack, stack_spec, stacks
+from platformctl.core.codeowners import CODEOWNERS, parse, unowned_team_folders
 
 NAME = "new-app"
 HELP = "write a new application's file, apps/<team>/<name>.yaml, that the stacks it names accept"

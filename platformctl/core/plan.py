@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .engine import Declaration, DeclaredResource, masked
-from .stackfile import StackConfig
+from .declaration import Declaration, DeclaredResource, masked
+from .stack_config import StackConfig
 
 HIDDEN_INPUTS = ("apiVersion", "kind")
 

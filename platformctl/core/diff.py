@@ -1,4 +1,4 @@
-"""Two plans (:func:`platformctl.plan.plan_document`) -> a Markdown diff of what a stack declares,
+"""Two plans (:func:`platformctl.core.plan.plan_document`) -> a Markdown diff of what a stack declares,
 for a pull request comment a reviewer can approve from: the access each identity gains and loses
 first, then each added resource with its settings (policy text, bound identities, TTLs with their
 units, SQL, key settings), each removed one, each changed setting (lists and long values as a diff
@@ -273,7 +273,7 @@ def _access_graph(stack: str, matrices: tuple[AccessMatrix, AccessMatrix], chang
                   ) -> list[str]:
     """The changes as a picture (GitHub draws a ``mermaid`` block): identity -> auth role -> policy
     -> target, for the identities whose access changes (at most
-    :data:`platformctl.access_graph.MAX_DIFF_IDENTITIES`)."""
+    :data:`platformctl.core.access_graph.MAX_DIFF_IDENTITIES`)."""
     graph = diff_graph(*matrices, (change.subject for change in changes))
     caption = ("Identity -> auth role -> policy -> what it reaches: thick green `+` gained, dashed red `-` "
                "lost, thick amber capabilities changed; a target reached as before is not drawn "

@@ -1,8 +1,8 @@
 """``platformctl bootstrap-state <stack> --bucket-prefix <prefix> --region <region>``: creates or
 re-applies, idempotently, the stack's Pulumi state bucket ``<prefix>-<stack>`` and its secrets
-provider key ``alias/pulumi-<stack>`` (see :mod:`platformctl.aws_bootstrap`), then prints the
+provider key ``alias/pulumi-<stack>`` (see :mod:`platformctl.adapters.aws_bootstrap`), then prints the
 ``pulumi login`` and ``pulumi stack init`` lines to use. When the stack's spec declares snapshots, also
-the snapshot bucket and its key (:mod:`platformctl.aws_snapshots`), and the IAM policy and trust
+the snapshot bucket and its key (:mod:`platformctl.adapters.aws_snapshots`), and the IAM policy and trust
 conditions the snapshot job's role needs. Exit 0 on success, 1 on an AWS failure,
 2 on bad arguments."""
 
@@ -14,11 +14,10 @@ import sys
 
 from components.environment import EnvironmentSpec
 from components.render.snapshots import iam_trust_condition, uploader_iam_policy
-
-from .aws_bootstrap import bootstrap_state, bucket_name
-from .aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
-from .aws_snapshots import SnapshotBucket, bootstrap_snapshot_bucket
-from .stackfile import spec_or_report, stacks
+from platformctl.adapters.aws_bootstrap import bootstrap_state, bucket_name
+from platformctl.adapters.aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
+from platformctl.adapters.aws_snapshots import SnapshotBucket, bootstrap_snapshot_bucket
+from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "bootstrap-state"
 HELP = "create (idempotently) a stack's S3 state bucket and KMS secrets key, and print how to use them"

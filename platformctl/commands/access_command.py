@@ -7,11 +7,10 @@ import argparse
 import json
 import sys
 
+from platformctl.adapters.engine import declare_environment
+from platformctl.adapters.stackfile import read_stack, stacks
+from platformctl.core.access_graph import stack_graph
 from vaultmodel.access import access_matrix, matrix_document, matrix_text
-
-from .access_graph import stack_graph
-from .engine import declare_environment
-from .stackfile import read_stack, stacks
 
 NAME = "access"
 HELP = ("print who can reach what: each Kubernetes service account -> auth role -> policies -> paths and "
