@@ -9,18 +9,19 @@ from components.acl_policies import AclPolicies
 from components.audit import AuditDevices
 from components.autopilot import Autopilot
 from components.cluster import VaultCluster
-from components.database import DatabaseEngine
+from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.dev_postgres import DevPostgres
 from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth
-from components.kv import KvEngine
+from components.kv import KvEngine, KvEngineArgs
 from components.monitoring import MetricsAccess, VaultAlerts
+from components.mounts import MountSettings
 from components.options import children_of
-from components.pki import PkiEngine
+from components.pki import PkiEngine, PkiEngineArgs
 from components.render.annotations import injector_annotations
 from components.snapshots import RaftSnapshots
-from components.transit import TransitEngine
+from components.transit import TransitEngine, TransitEngineArgs
 from components.vault_provider import vault_provider
 
 NEXT_STEPS = (
@@ -101,17 +102,20 @@ class VaultPlatform(pulumi.ComponentResource):
                 GithubActionsAuth(f"{name}-github-actions", spec, spec.github_actions, opts=on_vault)
             if spec.people is not None:
                 PeopleAuth(f"{name}-people", spec, spec.people, opts=on_vault)
-            KvEngine(f"{name}-kv", spec, opts=on_vault)
+            mounts = MountSettings(clear_keys=spec.audit.clear_keys_of, keeps=spec.keeps)
+            KvEngine(f"{name}-kv", KvEngineArgs(kv=spec.kv, mounts=mounts, declares=spec.declares), opts=on_vault)
             if spec.autopilot is not None:
                 Autopilot(f"{name}-autopilot", spec.autopilot, opts=on_vault)
             if spec.database is not None:
                 # verify_connection needs the dev database up before the connection is written.
-                DatabaseEngine(f"{name}-database", spec, dev_passwords,
+                DatabaseEngine(f"{name}-database",
+                               DatabaseEngineArgs(database=spec.database, mounts=mounts, declares=spec.declares,
+                                                  generated_passwords=dev_passwords),
                                opts=on_vault.merge(pulumi.ResourceOptions(depends_on=dev_databases)))
             if spec.transit is not None:
-                TransitEngine(f"{name}-transit", spec, opts=on_vault)
+                TransitEngine(f"{name}-transit", TransitEngineArgs(transit=spec.transit, mounts=mounts), opts=on_vault)
             if spec.pki is not None:
-                pki = PkiEngine(f"{name}-pki", spec, opts=on_vault)
+                pki = PkiEngine(f"{name}-pki", PkiEngineArgs(pki=spec.pki, mounts=mounts), opts=on_vault)
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})
