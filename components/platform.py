@@ -13,12 +13,13 @@ from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.dev_postgres import DevPostgres
 from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
-from components.kubernetes_auth import KubernetesAuth
+from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
 from components.kv import KvEngine, KvEngineArgs
 from components.monitoring import MetricsAccess, VaultAlerts
 from components.mounts import MountSettings
 from components.options import children_of
 from components.pki import PkiEngine, PkiEngineArgs
+from components.render.acl import app_policy, declared_policies
 from components.render.annotations import injector_annotations
 from components.snapshots import RaftSnapshots
 from components.transit import TransitEngine, TransitEngineArgs
@@ -84,24 +85,28 @@ class VaultPlatform(pulumi.ComponentResource):
             # children again for every resource that waits, and these are the ones that matter.
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=servers))
             # Audit devices first: nothing is configured before it can be audited.
-            audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
+            audit = AuditDevices(f"{name}-audit", spec.audit, spec.keeps, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
-            policies = AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            documents = [*load_policy_files(), *declared_policies(spec),
+                         *(app_policy(app, spec) for app in spec.declared_apps)]
+            policies = AclPolicies(f"{name}-policies", documents, opts=on_vault)
             # Then the IaC's own policy: Vault reads a token's policies at each request, so a grant that a
             # change adds together with the resource needing it is in place before that resource's call.
             # (The audit devices need none a change could add: vault-iac grants sys/audit/* whole.)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider},
                                               depends_on=[policies.iac_policy])
-            auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
+            auth = KubernetesAuth(f"{name}-kubernetes-auth", KubernetesAuthArgs(
+                path=spec.kubernetes_auth_path, apps=spec.declared_apps, external=spec.external, keeps=spec.keeps),
+                opts=on_vault)
             if spec.snapshots is not None:
                 assert kubernetes is not None
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
                 RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
             if spec.github_actions is not None:
-                GithubActionsAuth(f"{name}-github-actions", spec, spec.github_actions, opts=on_vault)
+                GithubActionsAuth(f"{name}-github-actions", spec.github_actions, spec.keeps, opts=on_vault)
             if spec.people is not None:
-                PeopleAuth(f"{name}-people", spec, spec.people, opts=on_vault)
+                PeopleAuth(f"{name}-people", spec.people, spec.keeps, opts=on_vault)
             mounts = MountSettings(clear_keys=spec.audit.clear_keys_of, keeps=spec.keeps)
             KvEngine(f"{name}-kv", KvEngineArgs(kv=spec.kv, mounts=mounts, declares=spec.declares), opts=on_vault)
             if spec.autopilot is not None:

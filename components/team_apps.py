@@ -37,7 +37,7 @@ class TeamApps(pulumi.ComponentResource):
                 policy = vault.Policy(f"{name}-{document.name}", name=document.name, policy=document.hcl,
                                       opts=on_vault)
                 # A new role's login works from its first use: its policy is in Vault before it.
-                app_role(f"{name}-{app.name}", spec.kubernetes_auth_path, app, spec,
+                app_role(f"{name}-{app.name}", spec.kubernetes_auth_path, app,
                          on_vault.merge(pulumi.ResourceOptions(depends_on=[policy])))
             config = pulumi.Config(PROJECT)
             for secret in spec.kv.secrets:
