@@ -8,20 +8,24 @@ import pulumi_kubernetes as k8s
 from components.acl_policies import AclPolicies
 from components.audit import AuditDevices
 from components.autopilot import Autopilot
-from components.cluster import VaultCluster
+from components.cluster import VaultCluster, VaultClusterArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.dev_postgres import DevPostgres
 from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
 from components.kv import KvEngine, KvEngineArgs
-from components.monitoring import MetricsAccess, VaultAlerts
+from components.monitoring import MetricsAccess, MetricsAccessArgs, VaultAlerts, VaultAlertsArgs
 from components.mounts import MountSettings
 from components.options import children_of
 from components.pki import PkiEngine, PkiEngineArgs
 from components.render.acl import app_policy, declared_policies
+from components.render.alerts import prometheus_rule_groups
 from components.render.annotations import injector_annotations
-from components.snapshots import RaftSnapshots
+from components.render.helm_values import helm_values
+from components.render.metrics import metrics_service, server_network_policy
+from components.render.snapshots import cron_job, service_account
+from components.snapshots import RaftSnapshots, RaftSnapshotsArgs
 from components.transit import TransitEngine, TransitEngineArgs
 from components.vault_provider import vault_provider
 
@@ -58,12 +62,17 @@ class VaultPlatform(pulumi.ComponentResource):
         if spec.cluster is not None:
             assert kubernetes is not None
             on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
-            cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
+            cluster = VaultCluster(f"{name}-cluster", VaultClusterArgs(
+                cluster=spec.cluster, protect=spec.protect, chart_values=helm_values(spec)), opts=on_cluster)
             servers.append(cluster.release)
             self.address = cluster.address
             if spec.monitoring is not None:
-                VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
-                MetricsAccess(f"{name}-metrics", spec, cluster.namespace, opts=on_cluster)
+                VaultAlerts(f"{name}-alerts", VaultAlertsArgs(
+                    namespace=cluster.namespace, release_name=spec.cluster.release_name, monitoring=spec.monitoring,
+                    rule_groups=prometheus_rule_groups(spec)), opts=on_cluster)
+                MetricsAccess(f"{name}-metrics", MetricsAccessArgs(
+                    namespace=cluster.namespace, service=metrics_service(spec),
+                    network_policy=server_network_policy(spec)), opts=on_cluster)
             if spec.database is not None:
                 for connection in spec.database.connections:
                     if connection.in_cluster:
@@ -101,7 +110,9 @@ class VaultPlatform(pulumi.ComponentResource):
             if spec.snapshots is not None:
                 assert kubernetes is not None
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
-                RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
+                RaftSnapshots(f"{name}-snapshots", RaftSnapshotsArgs(
+                    auth_path=auth.path, jobs_namespace=spec.jobs_namespace, audience=spec.kubernetes_auth_audience,
+                    service_account=service_account(spec), cron_job=cron_job(spec)), opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
             if spec.github_actions is not None:
                 GithubActionsAuth(f"{name}-github-actions", spec.github_actions, spec.keeps, opts=on_vault)
