@@ -10,7 +10,7 @@ from components.audit import AuditDevices
 from components.autopilot import Autopilot
 from components.cluster import VaultCluster, VaultClusterArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs
-from components.dev_postgres import DevPostgres
+from components.dev_postgres import DevPostgres, DevPostgresArgs
 from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
@@ -76,8 +76,9 @@ class VaultPlatform(pulumi.ComponentResource):
             if spec.database is not None:
                 for connection in spec.database.connections:
                     if connection.in_cluster:
-                        postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
-                                               spec.database.roles, spec.database.static_roles, opts=on_cluster)
+                        postgres = DevPostgres(f"{name}-postgres-{connection.name}", DevPostgresArgs(
+                            connection=connection, roles=spec.database.roles, static_roles=spec.database.static_roles),
+                            opts=on_cluster)
                         dev_passwords[connection.name] = postgres.admin_password
                         dev_databases.append(postgres)
         else:
