@@ -6,7 +6,9 @@ import pulumi
 from components.environment import SpecError
 from components.environment.runtime import load_stack_spec
 from components.platform import VaultPlatform
-from components.team_apps import TeamApps
+from components.render.acl import app_policy
+from components.render.annotations import injector_annotations
+from components.team_apps import TeamApps, TeamAppsArgs
 
 try:
     spec = load_stack_spec()
@@ -15,8 +17,11 @@ except SpecError as error:
     raise pulumi.RunError(str(error)) from None
 
 if spec.team is not None:
-    team = TeamApps(f"apps-{spec.team}", spec)
-    annotations = team.annotations
+    TeamApps(f"apps-{spec.team}", TeamAppsArgs(
+        apps=spec.declared_apps, app_policies={app.name: app_policy(app, spec) for app in spec.declared_apps},
+        vault=spec.vault, kubernetes_auth_path=spec.kubernetes_auth_path, kv=spec.kv, database=spec.database,
+        declares=spec.declares))
+    annotations = {app.name: injector_annotations(app, spec) for app in spec.declared_apps}
 else:
     platform = VaultPlatform("vault", spec)
     annotations = platform.annotations

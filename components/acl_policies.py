@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec, PolicyDocument
+from components.environment import PolicyDocument
 from components.environment.identity import DEPLOY_POLICY
 from components.options import children_of
-from components.render.acl import app_policy, declared_policies
 
 
 class AclPolicies(pulumi.ComponentResource):
@@ -20,11 +21,12 @@ class AclPolicies(pulumi.ComponentResource):
     """``vault-iac``, the policy ``pulumi up`` itself runs with (CI's deploy role): what every other
     Vault resource waits for, so that a grant added in the same change is in Vault before its call."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, files: tuple[PolicyDocument, ...],
+    def __init__(self, name: str, documents: Sequence[PolicyDocument],
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        """``documents``: every policy the stack uses, ``vault-iac`` among them (the hand-written files,
+        the declared policies and the generated policy of each application this stack declares)."""
         super().__init__("vault-platform:acl:AclPolicies", name, None, opts)
         child = children_of(self, opts)
-        documents = [*files, *declared_policies(spec), *(app_policy(app, spec) for app in spec.declared_apps)]
         (iac,) = [document for document in documents if document.name == DEPLOY_POLICY]
         self.iac_policy = vault.Policy(f"{name}-{iac.name}", name=iac.name, policy=iac.hcl, opts=child)
         after_iac = pulumi.ResourceOptions(parent=self, depends_on=[self.iac_policy])

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import AuditDevice, EnvironmentSpec
+from components.environment import Audit, AuditDevice
 from components.options import children_of
 
 
@@ -41,19 +43,22 @@ class AuditDevices(pulumi.ComponentResource):
     devices: list[vault.Audit]
     """The devices: what every other Vault resource waits for."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, audit: Audit, keeps: Callable[[str], bool],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """``audit`` is the stack's audit section; ``keeps`` tells whether the device at a Vault path
+        (``sys/audit/file``) is protected from deletion (``EnvironmentSpec.keeps``)."""
         super().__init__("vault-platform:audit:AuditDevices", name, None, opts)
         child = children_of(self, opts)
         devices = []
-        for device in spec.audit.devices:
+        for device in audit.devices:
             devices.append(vault.Audit(
                 f"{name}-{device.path}",
                 path=device.path,
                 type=device.type,
                 description=device.description,
                 local=False,
-                options=device_options(device, spec.audit.hmac_accessor),
-                opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/audit/{device.path}"),
+                options=device_options(device, audit.hmac_accessor),
+                opts=child.merge(pulumi.ResourceOptions(protect=keeps(f"sys/audit/{device.path}"),
                                                         delete_before_replace=True)),
             ))
         self.devices = devices

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.environment import EnvironmentSpec
+from components.environment import Cluster
 from components.options import children_of
-from components.render.helm_values import CHART, CHART_REPOSITORY, helm_values, service_address
+from components.render.helm_values import CHART, CHART_REPOSITORY, service_address
 
 CERT_MANAGER_API = "cert-manager.io/v1"
+
+
+@dataclass(frozen=True)
+class VaultClusterArgs:
+    """What :class:`VaultCluster` declares."""
+
+    cluster: Cluster
+    """The stack's cluster section: namespace, release, chart version, TLS."""
+    protect: bool
+    """Whether the namespace and the release are protected from deletion (``EnvironmentSpec.protect``)."""
+    chart_values: Mapping[str, Any]
+    """The chart's values (``components.render.helm_values.helm_values``)."""
 
 
 class VaultCluster(pulumi.ComponentResource):
@@ -24,9 +40,9 @@ class VaultCluster(pulumi.ComponentResource):
     address: pulumi.Output[str]
     """Vault's in-cluster API address."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: VaultClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:cluster:VaultCluster", name, None, opts)
-        cluster = spec.deployed
+        cluster = args.cluster
         child = children_of(self, opts)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -38,11 +54,11 @@ class VaultCluster(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/warn": "restricted",
                 },
             },
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect)),
+            opts=child.merge(pulumi.ResourceOptions(protect=args.protect)),
         )
         depends_on: list[pulumi.Resource] = []
         if cluster.tls.enabled and cluster.tls.cert_manager_issuer is not None:
-            depends_on.append(self._certificate(name, spec, namespace, child))
+            depends_on.append(self._certificate(name, cluster, namespace, child))
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=cluster.release_name,
@@ -50,13 +66,13 @@ class VaultCluster(pulumi.ComponentResource):
             version=cluster.chart_version,
             repository_opts={"repo": CHART_REPOSITORY},
             namespace=namespace.metadata["name"],
-            values=helm_values(spec),
+            values=dict(args.chart_values),
             # A failed upgrade must not be rolled back automatically: Raft peers may have moved on.
             atomic=False,
             cleanup_on_fail=False,
             max_history=10,
             timeout=900,
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.protect, depends_on=depends_on)),
+            opts=child.merge(pulumi.ResourceOptions(protect=args.protect, depends_on=depends_on)),
         )
         self.release = release
         self.namespace = namespace.metadata["name"]
@@ -65,10 +81,9 @@ class VaultCluster(pulumi.ComponentResource):
         self.register_outputs({"namespace": self.namespace, "release_name": self.release_name,
                                "address": self.address})
 
-    def _certificate(self, name: str, spec: EnvironmentSpec, namespace: k8s.core.v1.Namespace,
+    def _certificate(self, name: str, cluster: Cluster, namespace: k8s.core.v1.Namespace,
                      child: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
         """A cert-manager ``Certificate`` for every name a client or a Raft peer dials."""
-        cluster = spec.deployed
         release, ns = cluster.release_name, cluster.namespace
         dns_names = [
             release, f"{release}.{ns}", f"{release}.{ns}.svc", f"{release}.{ns}.svc.cluster.local",

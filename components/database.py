@@ -8,13 +8,14 @@ later run sends the old one again (see README, "Rotation")."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import PROJECT, AdminSetup, Connection, Database, DatabaseRole, EnvironmentSpec
-from components.mounts import engine_mount
+from components.environment import PROJECT, AdminSetup, Connection, Database, DatabaseRole
+from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
 from components.render import sql
 
@@ -73,22 +74,33 @@ def _setup(database: Database, connection: str) -> AdminSetup:
     return setup
 
 
+@dataclass(frozen=True)
+class DatabaseEngineArgs:
+    """What :class:`DatabaseEngine` declares."""
+
+    database: Database
+    """The stack's database section: the mount, the connections, the dynamic and static roles."""
+    mounts: MountSettings
+    """What the stack states about every mount (fields logged in clear, protection)."""
+    declares: Callable[[str | None], bool]
+    """Whether this stack declares the database roles of an application (``None``: the platform's own);
+    ``EnvironmentSpec.declares``."""
+    generated_passwords: Mapping[str, pulumi.Output[str]]
+    """The admin password of each in-cluster (dev) connection, by connection name."""
+
+
 class DatabaseEngine(pulumi.ComponentResource):
     """Short-lived, unique PostgreSQL credentials per request, and rotated static credentials."""
 
     mount: pulumi.Output[str]
     """Mount path."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec,
-                 generated_passwords: Mapping[str, pulumi.Output[str]],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        """``generated_passwords`` holds the admin password of each in-cluster (dev) connection."""
+    def __init__(self, name: str, args: DatabaseEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:database:DatabaseEngine", name, None, opts)
-        assert spec.database is not None
-        database = spec.database
+        database = args.database
         child = children_of(self, opts)
         dependent = parented_to(self)
-        mount = engine_mount(f"{name}-mount", spec, path=database.mount, engine="database",
+        mount = engine_mount(f"{name}-mount", args.mounts, path=database.mount, engine="database",
                              description="Dynamic and static PostgreSQL credentials.", opts=child)
         config = pulumi.Config(PROJECT)
         role_names: dict[str, list[str]] = {c.name: [] for c in database.connections}
@@ -101,7 +113,7 @@ class DatabaseEngine(pulumi.ComponentResource):
             if connection.admin_password_key is not None:
                 password = config.require_secret(connection.admin_password_key)
             else:
-                password = generated_passwords[connection.name]
+                password = args.generated_passwords[connection.name]
             password = pulumi.Output.secret(password)
             connections[connection.name] = vault.database.SecretBackendConnection(
                 f"{name}-{connection.name}",
@@ -130,7 +142,7 @@ class DatabaseEngine(pulumi.ComponentResource):
             if connection.rotate_root:
                 rotate_root(f"{name}-{connection.name}", mount, connection, connections[connection.name], dependent)
         for role in database.roles:
-            if spec.declares(role.owner):
+            if args.declares(role.owner):
                 dynamic_role(f"{name}-{role.name}", mount.path, role, database, dependent,
                              connection_name=connections[role.connection].name)
         for static_role in database.static_roles:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
@@ -21,6 +23,18 @@ IMAGE = "postgres:15.10-bookworm"
 BOOTSTRAP_SUPERUSER = IN_CLUSTER_SUPERUSER
 
 
+@dataclass(frozen=True)
+class DevPostgresArgs:
+    """What :class:`DevPostgres` declares."""
+
+    connection: Connection
+    """The in-cluster connection it serves: its name, database, port and admin user."""
+    roles: tuple[DatabaseRole, ...]
+    """The dynamic roles of the stack's database section (the set-up grants what they need)."""
+    static_roles: tuple[StaticRole, ...] = ()
+    """The static roles of the stack's database section (the set-up creates their users)."""
+
+
 class DevPostgres(pulumi.ComponentResource):
     """PostgreSQL 15 with the Vault admin role set up exactly as ``platformctl db-setup`` prints it.
 
@@ -31,9 +45,9 @@ class DevPostgres(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
     """The generated password of ``connection.admin_user`` (a secret)."""
 
-    def __init__(self, name: str, connection: Connection, roles: tuple[DatabaseRole, ...],
-                 static_roles: tuple[StaticRole, ...] = (), opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: DevPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:database:DevPostgres", name, None, opts)
+        connection = args.connection
         child = children_of(self, opts)
         labels: dict[str, pulumi.Input[str]] = {
             "app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": connection.name}
@@ -41,7 +55,7 @@ class DevPostgres(pulumi.ComponentResource):
                                                    opts=child)
         admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE}, opts=child)
-        setup = setup_statements(ConnectionNeeds.of(connection, roles, static_roles))
+        setup = setup_statements(ConnectionNeeds.of(connection, args.roles, args.static_roles))
         init_sql = admin_password.result.apply(
             lambda password: "\n".join([
                 *setup,

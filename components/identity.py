@@ -5,10 +5,12 @@ auth method (``sys/auth/oidc``) whose groups claim maps to Vault identity groups
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec, GithubActions, PeopleOidc
+from components.environment import GithubActions, PeopleOidc
 from components.options import children_of
 from components.render.identity import bound_claims
 
@@ -23,8 +25,10 @@ class GithubActionsAuth(pulumi.ComponentResource):
     path: pulumi.Output[str | None]
     """Mount path of the JWT auth method."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, github: GithubActions,
+    def __init__(self, name: str, github: GithubActions, keeps: Callable[[str], bool],
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        """``github`` is the stack's ``githubActions`` section; ``keeps`` tells whether the auth method at
+        a Vault path (``sys/auth/github-actions``) is protected from deletion (``EnvironmentSpec.keeps``)."""
         super().__init__("vault-platform:auth:GithubActionsAuth", name, None, opts)
         child = children_of(self, opts)
         backend = vault.jwt.AuthBackend(
@@ -36,7 +40,7 @@ class GithubActionsAuth(pulumi.ComponentResource):
             oidc_discovery_url=github.issuer,
             oidc_discovery_ca_pem=github.issuer_ca_pem,
             bound_issuer=github.issuer,
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{github.path}"))),
+            opts=child.merge(pulumi.ResourceOptions(protect=keeps(f"sys/auth/{github.path}"))),
         )
         for role in github.roles:
             vault.jwt.AuthBackendRole(
@@ -67,8 +71,10 @@ class PeopleAuth(pulumi.ComponentResource):
     path: pulumi.Output[str | None]
     """Mount path of the OIDC auth method."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, people: PeopleOidc,
+    def __init__(self, name: str, people: PeopleOidc, keeps: Callable[[str], bool],
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        """``people`` is the stack's ``oidc`` section; ``keeps`` tells whether the auth method at a Vault
+        path (``sys/auth/oidc``) is protected from deletion (``EnvironmentSpec.keeps``)."""
         super().__init__("vault-platform:auth:PeopleAuth", name, None, opts)
         child = children_of(self, opts)
         backend = vault.jwt.AuthBackend(
@@ -82,7 +88,7 @@ class PeopleAuth(pulumi.ComponentResource):
             oidc_client_id=people.client_id,
             oidc_client_secret=pulumi.Config().require_secret(people.client_secret_key),
             default_role=PEOPLE_ROLE,
-            opts=child.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/auth/{people.path}"))),
+            opts=child.merge(pulumi.ResourceOptions(protect=keeps(f"sys/auth/{people.path}"))),
         )
         vault.jwt.AuthBackendRole(
             f"{name}-role",

@@ -4,14 +4,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components.environment import PROJECT, EnvironmentSpec, Kv, KvSecret
-from components.mounts import engine_mount
+from components.environment import PROJECT, Kv, KvSecret
+from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
+
+
+@dataclass(frozen=True)
+class KvEngineArgs:
+    """What :class:`KvEngine` declares."""
+
+    kv: Kv
+    """The stack's KV section: the mount, its settings and the static secrets."""
+    mounts: MountSettings
+    """What the stack states about every mount (fields logged in clear, protection)."""
+    declares: Callable[[str | None], bool]
+    """Whether this stack declares the secrets of an application (``None``: the platform's own);
+    ``EnvironmentSpec.declares``."""
 
 
 class KvEngine(pulumi.ComponentResource):
@@ -21,12 +36,12 @@ class KvEngine(pulumi.ComponentResource):
     mount: pulumi.Output[str]
     """Mount path."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: KvEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:kv:KvEngine", name, None, opts)
         child = children_of(self, opts)
         dependent = parented_to(self)
-        kv = spec.kv
-        mount = engine_mount(f"{name}-mount", spec, path=kv.mount, engine="kv", options={"version": "2"},
+        kv = args.kv
+        mount = engine_mount(f"{name}-mount", args.mounts, path=kv.mount, engine="kv", options={"version": "2"},
                              description="Static secrets, versioned.", opts=child)
         engine_config = vault.kv.SecretBackendV2(
             f"{name}-config",
@@ -38,7 +53,7 @@ class KvEngine(pulumi.ComponentResource):
         )
         config = pulumi.Config(PROJECT)
         for secret in kv.secrets:
-            if spec.declares(secret.owner):
+            if args.declares(secret.owner):
                 static_secret(f"{name}-{secret.name}", mount.path, secret, kv, config,
                               dependent.merge(pulumi.ResourceOptions(depends_on=[engine_config])))
         self.mount = mount.path

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
+from components.environment import ClearAuditKeys
 
 
-def clear_request_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
+@dataclass(frozen=True)
+class MountSettings:
+    """What the stack states about every secrets engine mount, whichever engine declares it."""
+
+    clear_keys: Mapping[str, ClearAuditKeys]
+    """The fields the audit spec logs in clear, by mount path (``Audit.clear_keys_of``)."""
+    keeps: Callable[[str], bool]
+    """Whether the stateful resource at a Vault path (``sys/mounts/secret``, ``transit/keys/payments``) is
+    protected from deletion: unless the stack states its removal (``EnvironmentSpec.keeps``)."""
+
+
+def clear_request_keys(clear_keys: Mapping[str, ClearAuditKeys], mount: str) -> list[str] | None:
     """Mount tuning ``audit_non_hmac_request_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
-    entry = spec.audit.clear_keys_of.get(mount)
+    entry = clear_keys.get(mount)
     return list(entry.request_keys) if entry is not None and entry.request_keys else None
 
 
-def clear_response_keys(spec: EnvironmentSpec, mount: str) -> list[str] | None:
+def clear_response_keys(clear_keys: Mapping[str, ClearAuditKeys], mount: str) -> list[str] | None:
     """Mount tuning ``audit_non_hmac_response_keys`` of ``mount``, or ``None`` (all HMAC'd)."""
-    entry = spec.audit.clear_keys_of.get(mount)
+    entry = clear_keys.get(mount)
     return list(entry.response_keys) if entry is not None and entry.response_keys else None
 
 
-def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, description: str,
+def engine_mount(name: str, settings: MountSettings, *, path: str, engine: str, description: str,
                  opts: pulumi.ResourceOptions, options: dict[str, str] | None = None,
                  max_lease_ttl_seconds: int | None = None) -> vault.Mount:
     """A secrets engine mount (``sys/mounts/:path``) as every engine here declares it: the fields the
@@ -34,7 +48,7 @@ def engine_mount(name: str, spec: EnvironmentSpec, *, path: str, engine: str, de
         description=description,
         options=options,
         max_lease_ttl_seconds=max_lease_ttl_seconds,
-        audit_non_hmac_request_keys=clear_request_keys(spec, path),
-        audit_non_hmac_response_keys=clear_response_keys(spec, path),
-        opts=opts.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/mounts/{path}"))),
+        audit_non_hmac_request_keys=clear_request_keys(settings.clear_keys, path),
+        audit_non_hmac_response_keys=clear_response_keys(settings.clear_keys, path),
+        opts=opts.merge(pulumi.ResourceOptions(protect=settings.keeps(f"sys/mounts/{path}"))),
     )

@@ -5,11 +5,13 @@ CA mount (``sys/mounts/pki_int``) signed by it, their issuing/CRL/OCSP URLs and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import CertificateAuthority, EnvironmentSpec, Pki
-from components.mounts import engine_mount
+from components.environment import CertificateAuthority, Pki
+from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
 
 CRL_REBUILD_GRACE = "12h"
@@ -27,6 +29,16 @@ def ca_urls(pki: Pki, mount: str) -> dict[str, list[str]]:
             "ocsp_servers": [f"{base}/ocsp"]}
 
 
+@dataclass(frozen=True)
+class PkiEngineArgs:
+    """What :class:`PkiEngine` declares."""
+
+    pki: Pki
+    """The stack's PKI section: the root (or the external one's certificate), the intermediate, the roles."""
+    mounts: MountSettings
+    """What the stack states about every mount (fields logged in clear, protection, of the CAs too)."""
+
+
 class PkiEngine(pulumi.ComponentResource):
     """Short-lived leaf certificates from an intermediate CA; the root signs only the intermediate."""
 
@@ -35,22 +47,21 @@ class PkiEngine(pulumi.ComponentResource):
     csr: pulumi.Output[str]
     """The intermediate's certificate signing request (for an external root to sign)."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: PkiEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:pki:PkiEngine", name, None, opts)
-        assert spec.pki is not None
-        pki = spec.pki
+        pki = args.pki
         child = children_of(self, opts)
         dependent = parented_to(self)
         # A CA's key and certificate live in its mount, and go only with it.
         def held_in(mount: str) -> pulumi.ResourceOptions:
-            return dependent.merge(pulumi.ResourceOptions(protect=spec.keeps(f"sys/mounts/{mount}")))
+            return dependent.merge(pulumi.ResourceOptions(protect=args.mounts.keeps(f"sys/mounts/{mount}")))
 
         signed_certificate: pulumi.Input[str] | None = pki.external_signed_certificate
         root_cert: vault.pkisecret.SecretBackendRootCert | None = None
         root_mount: vault.Mount | None = None
         if pki.root is not None:
-            root_mount = self._mount(f"{name}-root-mount", spec, pki.root, "Root CA: signs the intermediate only.",
-                                     child)
+            root_mount = self._mount(f"{name}-root-mount", args.mounts, pki.root,
+                                     "Root CA: signs the intermediate only.", child)
             root_cert = vault.pkisecret.SecretBackendRootCert(
                 f"{name}-root-cert",
                 backend=root_mount.path,
@@ -64,7 +75,7 @@ class PkiEngine(pulumi.ComponentResource):
                 opts=held_in(pki.root.mount),
             )
             self._settings(f"{name}-root", pki, pki.root.mount, root_mount, dependent)
-        int_mount = self._mount(f"{name}-int-mount", spec, pki.intermediate,
+        int_mount = self._mount(f"{name}-int-mount", args.mounts, pki.intermediate,
                                 "Intermediate CA: issues leaf certificates.", child)
         request = vault.pkisecret.SecretBackendIntermediateCertRequest(
             f"{name}-int-csr",
@@ -133,10 +144,10 @@ class PkiEngine(pulumi.ComponentResource):
         self.register_outputs({"issuingMount": self.issuing_mount, "csr": self.csr})
 
     @staticmethod
-    def _mount(name: str, spec: EnvironmentSpec, authority: CertificateAuthority, description: str,
+    def _mount(name: str, mounts: MountSettings, authority: CertificateAuthority, description: str,
                opts: pulumi.ResourceOptions) -> vault.Mount:
         # Nothing issued here may outlive the CA certificate.
-        return engine_mount(name, spec, path=authority.mount, engine="pki", description=description,
+        return engine_mount(name, mounts, path=authority.mount, engine="pki", description=description,
                             max_lease_ttl_seconds=authority.ttl, opts=opts)
 
     @staticmethod

@@ -8,19 +8,25 @@ import pulumi_kubernetes as k8s
 from components.acl_policies import AclPolicies
 from components.audit import AuditDevices
 from components.autopilot import Autopilot
-from components.cluster import VaultCluster
-from components.database import DatabaseEngine
-from components.dev_postgres import DevPostgres
+from components.cluster import VaultCluster, VaultClusterArgs
+from components.database import DatabaseEngine, DatabaseEngineArgs
+from components.dev_postgres import DevPostgres, DevPostgresArgs
 from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
-from components.kubernetes_auth import KubernetesAuth
-from components.kv import KvEngine
-from components.monitoring import MetricsAccess, VaultAlerts
+from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
+from components.kv import KvEngine, KvEngineArgs
+from components.monitoring import MetricsAccess, MetricsAccessArgs, VaultAlerts, VaultAlertsArgs
+from components.mounts import MountSettings
 from components.options import children_of
-from components.pki import PkiEngine
+from components.pki import PkiEngine, PkiEngineArgs
+from components.render.acl import app_policy, declared_policies
+from components.render.alerts import prometheus_rule_groups
 from components.render.annotations import injector_annotations
-from components.snapshots import RaftSnapshots
-from components.transit import TransitEngine
+from components.render.helm_values import helm_values
+from components.render.metrics import metrics_service, server_network_policy
+from components.render.snapshots import cron_job, service_account
+from components.snapshots import RaftSnapshots, RaftSnapshotsArgs
+from components.transit import TransitEngine, TransitEngineArgs
 from components.vault_provider import vault_provider
 
 NEXT_STEPS = (
@@ -56,17 +62,23 @@ class VaultPlatform(pulumi.ComponentResource):
         if spec.cluster is not None:
             assert kubernetes is not None
             on_cluster = child.merge(pulumi.ResourceOptions(providers={"kubernetes": kubernetes}))
-            cluster = VaultCluster(f"{name}-cluster", spec, opts=on_cluster)
+            cluster = VaultCluster(f"{name}-cluster", VaultClusterArgs(
+                cluster=spec.cluster, protect=spec.protect, chart_values=helm_values(spec)), opts=on_cluster)
             servers.append(cluster.release)
             self.address = cluster.address
             if spec.monitoring is not None:
-                VaultAlerts(f"{name}-alerts", spec, cluster.namespace, opts=on_cluster)
-                MetricsAccess(f"{name}-metrics", spec, cluster.namespace, opts=on_cluster)
+                VaultAlerts(f"{name}-alerts", VaultAlertsArgs(
+                    namespace=cluster.namespace, release_name=spec.cluster.release_name, monitoring=spec.monitoring,
+                    rule_groups=prometheus_rule_groups(spec)), opts=on_cluster)
+                MetricsAccess(f"{name}-metrics", MetricsAccessArgs(
+                    namespace=cluster.namespace, service=metrics_service(spec),
+                    network_policy=server_network_policy(spec)), opts=on_cluster)
             if spec.database is not None:
                 for connection in spec.database.connections:
                     if connection.in_cluster:
-                        postgres = DevPostgres(f"{name}-postgres-{connection.name}", connection,
-                                               spec.database.roles, spec.database.static_roles, opts=on_cluster)
+                        postgres = DevPostgres(f"{name}-postgres-{connection.name}", DevPostgresArgs(
+                            connection=connection, roles=spec.database.roles, static_roles=spec.database.static_roles),
+                            opts=on_cluster)
                         dev_passwords[connection.name] = postgres.admin_password
                         dev_databases.append(postgres)
         else:
@@ -83,35 +95,44 @@ class VaultPlatform(pulumi.ComponentResource):
             # children again for every resource that waits, and these are the ones that matter.
             on_vault = child.merge(pulumi.ResourceOptions(providers={"vault": provider}, depends_on=servers))
             # Audit devices first: nothing is configured before it can be audited.
-            audit = AuditDevices(f"{name}-audit", spec, opts=on_vault)
+            audit = AuditDevices(f"{name}-audit", spec.audit, spec.keeps, opts=on_vault)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider}, depends_on=audit.devices)
-            policies = AclPolicies(f"{name}-policies", spec, load_policy_files(), opts=on_vault)
+            documents = [*load_policy_files(), *declared_policies(spec),
+                         *(app_policy(app, spec) for app in spec.declared_apps)]
+            policies = AclPolicies(f"{name}-policies", documents, opts=on_vault)
             # Then the IaC's own policy: Vault reads a token's policies at each request, so a grant that a
             # change adds together with the resource needing it is in place before that resource's call.
             # (The audit devices need none a change could add: vault-iac grants sys/audit/* whole.)
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider},
                                               depends_on=[policies.iac_policy])
-            auth = KubernetesAuth(f"{name}-kubernetes-auth", spec, opts=on_vault)
+            auth = KubernetesAuth(f"{name}-kubernetes-auth", KubernetesAuthArgs(
+                path=spec.kubernetes_auth_path, apps=spec.declared_apps, external=spec.external, keeps=spec.keeps),
+                opts=on_vault)
             if spec.snapshots is not None:
                 assert kubernetes is not None
                 # Its Kubernetes objects go through the cluster's provider, its role and policy through Vault's.
-                RaftSnapshots(f"{name}-snapshots", spec, auth.path, opts=on_vault.merge(
+                RaftSnapshots(f"{name}-snapshots", RaftSnapshotsArgs(
+                    auth_path=auth.path, jobs_namespace=spec.jobs_namespace, audience=spec.kubernetes_auth_audience,
+                    service_account=service_account(spec), cron_job=cron_job(spec)), opts=on_vault.merge(
                     pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "vault": provider})))
             if spec.github_actions is not None:
-                GithubActionsAuth(f"{name}-github-actions", spec, spec.github_actions, opts=on_vault)
+                GithubActionsAuth(f"{name}-github-actions", spec.github_actions, spec.keeps, opts=on_vault)
             if spec.people is not None:
-                PeopleAuth(f"{name}-people", spec, spec.people, opts=on_vault)
-            KvEngine(f"{name}-kv", spec, opts=on_vault)
+                PeopleAuth(f"{name}-people", spec.people, spec.keeps, opts=on_vault)
+            mounts = MountSettings(clear_keys=spec.audit.clear_keys_of, keeps=spec.keeps)
+            KvEngine(f"{name}-kv", KvEngineArgs(kv=spec.kv, mounts=mounts, declares=spec.declares), opts=on_vault)
             if spec.autopilot is not None:
                 Autopilot(f"{name}-autopilot", spec.autopilot, opts=on_vault)
             if spec.database is not None:
                 # verify_connection needs the dev database up before the connection is written.
-                DatabaseEngine(f"{name}-database", spec, dev_passwords,
+                DatabaseEngine(f"{name}-database",
+                               DatabaseEngineArgs(database=spec.database, mounts=mounts, declares=spec.declares,
+                                                  generated_passwords=dev_passwords),
                                opts=on_vault.merge(pulumi.ResourceOptions(depends_on=dev_databases)))
             if spec.transit is not None:
-                TransitEngine(f"{name}-transit", spec, opts=on_vault)
+                TransitEngine(f"{name}-transit", TransitEngineArgs(transit=spec.transit, mounts=mounts), opts=on_vault)
             if spec.pki is not None:
-                pki = PkiEngine(f"{name}-pki", spec, opts=on_vault)
+                pki = PkiEngine(f"{name}-pki", PkiEngineArgs(pki=spec.pki, mounts=mounts), opts=on_vault)
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})

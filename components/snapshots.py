@@ -3,14 +3,33 @@ account (mapped to its IAM role through IRSA) and the CronJob (:mod:`components.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
 from components.environment.operations import SNAPSHOT_IDENTITY
 from components.options import children_of
-from components.render.snapshots import SNAPSHOT_TOKEN_TTL, cron_job, service_account, snapshot_policy
+from components.render.snapshots import SNAPSHOT_TOKEN_TTL, snapshot_policy
+
+
+@dataclass(frozen=True)
+class RaftSnapshotsArgs:
+    """What :class:`RaftSnapshots` declares."""
+
+    auth_path: pulumi.Input[str]
+    """Mount path of the Kubernetes auth method the job logs in with (its role goes there)."""
+    jobs_namespace: str
+    """Where the job runs (``EnvironmentSpec.jobs_namespace``): its role admits its service account there."""
+    audience: str
+    """Audience the cluster's service account tokens carry (``kubernetesAuth.audience``)."""
+    service_account: Mapping[str, Any]
+    """The job's service account manifest (``components.render.snapshots.service_account``)."""
+    cron_job: Mapping[str, Any]
+    """The CronJob's manifest (``components.render.snapshots.cron_job``)."""
 
 
 class RaftSnapshots(pulumi.ComponentResource):
@@ -26,18 +45,17 @@ class RaftSnapshots(pulumi.ComponentResource):
     schedule: pulumi.Output[str]
     """The CronJob's schedule (UTC)."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, auth_path: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: RaftSnapshotsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:snapshots:RaftSnapshots", name, None, opts)
         child = children_of(self, opts)
         policy = vault.Policy(f"{name}-policy", name=SNAPSHOT_IDENTITY, policy=snapshot_policy(), opts=child)
         vault.kubernetes.AuthBackendRole(
             f"{name}-role",
-            backend=auth_path,
+            backend=args.auth_path,
             role_name=SNAPSHOT_IDENTITY,
             bound_service_account_names=[SNAPSHOT_IDENTITY],
-            bound_service_account_namespaces=[spec.jobs_namespace],
-            audience=spec.kubernetes_auth_audience,
+            bound_service_account_namespaces=[args.jobs_namespace],
+            audience=args.audience,
             token_policies=[policy.name],
             token_no_default_policy=True,
             token_ttl=SNAPSHOT_TOKEN_TTL,
@@ -45,9 +63,8 @@ class RaftSnapshots(pulumi.ComponentResource):
             token_type="service",  # a batch token cannot be revoked
             opts=child,
         )
-        account = service_account(spec)
-        k8s.core.v1.ServiceAccount(f"{name}-service-account", metadata=account["metadata"], opts=child)
-        job = cron_job(spec)
+        k8s.core.v1.ServiceAccount(f"{name}-service-account", metadata=args.service_account["metadata"], opts=child)
+        job = args.cron_job
         k8s.batch.v1.CronJob(f"{name}-cronjob", metadata=job["metadata"], spec=job["spec"], opts=child)
         self.schedule = pulumi.Output.from_input(job["spec"]["schedule"])
         self.register_outputs({"schedule": self.schedule})

@@ -4,17 +4,39 @@ KV secrets and database roles its file declares, on the mounts the environment's
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_vault as vault
 
 from components.database import dynamic_role
-from components.environment import PROJECT, EnvironmentSpec
+from components.environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 from components.kubernetes_auth import app_role
 from components.kv import static_secret
 from components.options import children_of
-from components.render.acl import app_policy
-from components.render.annotations import injector_annotations
 from components.vault_provider import vault_provider
+
+
+@dataclass(frozen=True)
+class TeamAppsArgs:
+    """What :class:`TeamApps` declares."""
+
+    apps: tuple[App, ...]
+    """The team's applications (``EnvironmentSpec.declared_apps`` of the team's stack)."""
+    app_policies: Mapping[str, PolicyDocument]
+    """Each application's generated policy (``components.render.acl.app_policy``), by application name."""
+    vault: VaultAccess | None
+    """How the stack reaches Vault; ``None`` in a stack stating clusterOnly, which configures no Vault yet."""
+    kubernetes_auth_path: str
+    """Mount path of the Kubernetes auth method the environment's stack declares (the roles go there)."""
+    kv: Kv
+    """The environment's KV section: its mount, and the secrets the applications' files declare."""
+    database: Database | None
+    """The environment's database section (its mount, the roles the files declare), or ``None``."""
+    declares: Callable[[str | None], bool]
+    """Whether this stack declares the secrets and database roles of an application
+    (``EnvironmentSpec.declares``)."""
 
 
 class TeamApps(pulumi.ComponentResource):
@@ -22,29 +44,24 @@ class TeamApps(pulumi.ComponentResource):
     first (the workflows run it before the teams'), so the mounts, the auth method and the
     ``vault-iac`` grants these calls need are in Vault already; a team's stack never changes them."""
 
-    annotations: dict[str, dict[str, str]]
-    """Vault Agent injector annotations per application of the team."""
-
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: TeamAppsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:apps:TeamApps", name, None, opts)
-        apps = spec.declared_apps
-        self.annotations = {app.name: injector_annotations(app, spec) for app in apps}
-        if spec.vault is not None:  # a stack stating clusterOnly configures no Vault yet
-            provider = vault_provider(f"{name}-vault", spec.vault, children_of(self, opts))
+        if args.vault is not None:  # a stack stating clusterOnly configures no Vault yet
+            provider = vault_provider(f"{name}-vault", args.vault, children_of(self, opts))
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider})
-            for app in apps:
-                document = app_policy(app, spec)
+            for app in args.apps:
+                document = args.app_policies[app.name]
                 policy = vault.Policy(f"{name}-{document.name}", name=document.name, policy=document.hcl,
                                       opts=on_vault)
                 # A new role's login works from its first use: its policy is in Vault before it.
-                app_role(f"{name}-{app.name}", spec.kubernetes_auth_path, app, spec,
+                app_role(f"{name}-{app.name}", args.kubernetes_auth_path, app,
                          on_vault.merge(pulumi.ResourceOptions(depends_on=[policy])))
             config = pulumi.Config(PROJECT)
-            for secret in spec.kv.secrets:
-                if spec.declares(secret.owner):
-                    static_secret(f"{name}-{secret.name}", spec.kv.mount, secret, spec.kv, config, on_vault)
-            if spec.database is not None:
-                for role in spec.database.roles:
-                    if spec.declares(role.owner):
-                        dynamic_role(f"{name}-{role.name}", spec.database.mount, role, spec.database, on_vault)
+            for secret in args.kv.secrets:
+                if args.declares(secret.owner):
+                    static_secret(f"{name}-{secret.name}", args.kv.mount, secret, args.kv, config, on_vault)
+            if args.database is not None:
+                for role in args.database.roles:
+                    if args.declares(role.owner):
+                        dynamic_role(f"{name}-{role.name}", args.database.mount, role, args.database, on_vault)
         self.register_outputs({})

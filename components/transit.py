@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import EnvironmentSpec
-from components.mounts import engine_mount
+from components.environment import Transit
+from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
+
+
+@dataclass(frozen=True)
+class TransitEngineArgs:
+    """What :class:`TransitEngine` declares."""
+
+    transit: Transit
+    """The stack's transit section: the mount and its named keys."""
+    mounts: MountSettings
+    """What the stack states about every mount (fields logged in clear, protection, of keys too)."""
 
 
 class TransitEngine(pulumi.ComponentResource):
@@ -16,16 +28,15 @@ class TransitEngine(pulumi.ComponentResource):
     mount: pulumi.Output[str]
     """Mount path."""
 
-    def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: TransitEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("vault-platform:transit:TransitEngine", name, None, opts)
-        assert spec.transit is not None
-        transit = spec.transit
+        transit = args.transit
         child = children_of(self, opts)
         child_of_self = parented_to(self)
-        mount = engine_mount(f"{name}-mount", spec, path=transit.mount, engine="transit",
+        mount = engine_mount(f"{name}-mount", args.mounts, path=transit.mount, engine="transit",
                              description="Encryption and signing as a service.", opts=child)
         for key in transit.keys:
-            keep = spec.keeps(f"{transit.mount}/keys/{key.name}")
+            keep = args.mounts.keeps(f"{transit.mount}/keys/{key.name}")
             vault.transit.SecretBackendKey(
                 f"{name}-{key.name}",
                 backend=mount.path,
