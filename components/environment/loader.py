@@ -41,6 +41,7 @@ from ._reader import (
     collected,
     collecting,
     declared,
+    follows,
     name_of,
     refuse_duplicate,
     report,
@@ -148,7 +149,7 @@ def _team_spec(spec: EnvironmentSpec, stack: str, team: str) -> EnvironmentSpec:
         raise SpecError(stack, f"{PROJECT}:teamStacks", f"{stack!r} is a team's stack, but {spec.stack} "
                         "declares its applications in its own stack",
                         f"set {PROJECT}:teamStacks: true in Pulumi.{spec.stack}.yaml, or run the stack {spec.stack}")
-    if K8S_LABEL.pattern.fullmatch(team) is None:
+    if not follows(team, K8S_LABEL):
         raise SpecError(stack, "stack name", f"{team!r} is not a team's folder name (apps/<team>/)",
                         f"name the stack {spec.stack}.<team>, after a folder under apps/")
     return replace(spec, team=team)

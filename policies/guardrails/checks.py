@@ -39,6 +39,7 @@ from components.render.acl import PolicyFileError, parse_policy
 from platformctl.adapters import engine
 from platformctl.adapters.stackfile import environment_of, read_stack, stack_spec
 from platformctl.core import declaration
+from platformctl.core.stack_config import StackConfig
 from vaultmodel import access, rules, vault_acl
 from vaultmodel.durations import HOUR
 
@@ -166,12 +167,19 @@ def stack_tags(args: ResourceValidationArgs | StackValidationArgs) -> dict[str, 
 
 
 @functools.cache
-def declared_tags(stack: str, root: Path = engine.ROOT) -> Mapping[str, str]:
-    """The stack file's ``pulumi:tags`` (a team's stack: its environment's file), read once per run."""
+def stack_file(stack: str, root: Path = engine.ROOT) -> StackConfig | None:
+    """The file the Pulumi CLI runs the program of ``stack`` with (a team's stack: its environment's),
+    read once per run for every check that needs it; ``None`` for a stack without a file here."""
     try:
-        return {str(key): str(value) for key, value in read_stack(stack, root).tags.items()} if stack else {}
+        return read_stack(stack, root) if stack else None
     except FileNotFoundError:
-        return {}
+        return None
+
+
+def declared_tags(stack: str, root: Path = engine.ROOT) -> Mapping[str, str]:
+    """The stack file's ``pulumi:tags``."""
+    config = stack_file(stack, root)
+    return {str(key): str(value) for key, value in config.tags.items()} if config is not None else {}
 
 
 @functools.cache
@@ -179,9 +187,12 @@ def environment_plane(stack: str, root: Path = engine.ROOT) -> rules.DataPlane |
     """What a team's stack's policies may reach: its environment's data plane, as the spec builds it
     (the mounts, and the secrets and roles of other stacks, are declared by the environment's stack and
     the other teams'); ``None`` when the stack file is missing or refused (the program refuses it too)."""
+    config = stack_file(stack, root)
+    if config is None:
+        return None
     try:
-        spec = stack_spec(read_stack(stack, root))
-    except (FileNotFoundError, SpecError):
+        spec = stack_spec(config)
+    except SpecError:
         return None
     return data_plane(spec.kv, spec.database, spec.transit, spec.pki)
 
@@ -451,10 +462,8 @@ def stated_removals(stack: str, root: Path = engine.ROOT) -> tuple[str, ...]:
     """What the stack file states it removes (``vault-platform:removals``): the same file the Pulumi CLI
     runs the program with. A stack without a file here states nothing. Read once per run, not once per
     resource checked."""
-    try:
-        removals = read_stack(stack, root).config.get(f"{PROJECT}:removals") or []
-    except FileNotFoundError:
-        return ()
+    config = stack_file(stack, root)
+    removals = (config.config.get(f"{PROJECT}:removals") or []) if config is not None else []
     return tuple(str(path) for path in removals) if isinstance(removals, list) else ()
 
 
