@@ -6,8 +6,11 @@ import json
 from dataclasses import replace
 
 import pytest
+from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime.proto import source_pb2
 
 from platformctl.__main__ import main
+from platformctl.adapters.engine import declare_with
 from platformctl.adapters.stackfile import stacks
 from platformctl.core.plan import plan_text
 from tests.support import COMMITTED, declare_stack, edited
@@ -78,3 +81,14 @@ def test_the_text_plan_does_not_depend_on_registration_order() -> None:
     declaration = declare_stack("prod")
     shuffled = replace(declaration, resources=tuple(reversed(declaration.resources)))
     assert plan_text(shuffled, edited("prod")) == plan_text(declaration, edited("prod"))
+
+
+def test_a_plan_skips_the_sdks_source_positions_and_gives_the_stack_walk_back() -> None:
+    """The SDK walks the Python stack for each resource it registers (``_get_stack_trace`` in
+    ``pulumi/runtime/resource.py``); a plan records no position, so it stands in the empty trace the
+    SDK sends when it finds no user frame, only while the program runs."""
+    walk = sdk_resource._get_stack_trace
+    seen: list[source_pb2.StackTrace] = []
+    declaration = declare_with(lambda: seen.append(sdk_resource._get_stack_trace()), "dev", {})
+    assert (declaration.error, seen) == (None, [source_pb2.StackTrace()])
+    assert sdk_resource._get_stack_trace is walk
