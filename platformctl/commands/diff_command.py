@@ -2,7 +2,7 @@
 declares, as Markdown (the pull request comment): first what the change needs outside the
 repository, then each application file it changes with who approves it (the base's CODEOWNERS),
 then each stack's diff. Both sides are evaluated offline with Pulumi's mocks: the working tree here,
-the base ref in a temporary ``git worktree`` by the same Python.
+the base ref in a temporary ``git worktree`` by the same Python (:mod:`platformctl.adapters.ref_plans`).
 
 Exit status: 0; 1 when the program refuses a stack's config on the branch (the comment then shows
 the refusal and no resource list, and the message goes to stderr too); 2 when a stack file cannot
@@ -11,14 +11,9 @@ be read (YAML errors name the file, line and column) or the base cannot be plann
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +22,7 @@ from components.environment import SpecError
 from components.environment.apps import APPS_DIR, Apps, read_apps
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import files_at
+from platformctl.adapters.ref_plans import plans_at, worktree
 from platformctl.adapters.stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks
 from platformctl.core.codeowners import CODEOWNERS, CodeownersError, Rule, parse
 from platformctl.core.diff import app_changes, diff_plans, render_app_changes, render_comment
@@ -69,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         # cores share them. Without a list of stacks, one whose file the branch deletes is compared too:
         # everything it declared is removed.
         base_run = background.submit(base_sides, names, args.base, ROOT, deleted=not args.stacks)
-        head_run = background.submit(_plans, names, "the branch", ROOT)
+        head_run = background.submit(plans_at, names, "the branch", ROOT)
         try:
             # Each head's file was read above: each has a plan.
             plans = {name: plan or {"stack": name, **EMPTY_PLAN} for name, plan in head_run.result().items()}
@@ -102,10 +98,10 @@ def base_sides(names: list[str], ref: str, root: Path, *, deleted: bool = False)
     file is gone from ``root``."""
     if not names and not deleted:
         return {}
-    with _worktree(root, ref) as tree:
+    with worktree(root, ref) as tree:
         gone = [name for name in stacks(tree) if deleted and not stack_file(name, root).is_file()]
         wanted = [*names, *gone]
-        plans = _plans(wanted, ref, tree)
+        plans = plans_at(wanted, ref, tree)
         return {name: BaseSide(plan, _needs(name, tree)) if plan is not None else
                 BaseSide({"stack": name, **EMPTY_PLAN}, None) for name, plan in plans.items()}
 
@@ -124,51 +120,9 @@ def base_plan(stack: str, ref: str, root: Path) -> dict[str, Any]:
     return base_sides([stack], ref, root)[stack].plan
 
 
-def _plans(names: list[str], ref: str, tree: Path) -> dict[str, dict[str, Any] | None]:
-    """The plan document of each stack of ``names`` in the checkout ``tree`` of ``ref`` (``None`` for one
-    without its file there), each planned in a process of its own, all at once."""
-    with ThreadPoolExecutor(max(1, len(names))) as pool:
-        return dict(zip(names, pool.map(lambda name: _plan(name, ref, tree), names), strict=True))
-
-
-def _plan(stack: str, ref: str, tree: Path) -> dict[str, Any] | None:
-    if not stack_file(stack, tree).is_file():
-        return None
-    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", stack, "--json"], cwd=tree,
-                            capture_output=True, text=True, check=False)
-    if result.returncode not in (0, 1) or not result.stdout.strip():  # 1: the program refused the config
-        raise RuntimeError(f"the plan of {stack!r} at {ref} failed: {result.stderr.strip()}")
-    plan: dict[str, Any] = json.loads(result.stdout)
-    return plan
-
-
 def _needs(stack: str, tree: Path) -> Needs | None:
     try:
         config: StackConfig = read_stack(stack, tree)
         return needs_of(config, stack_spec(config))
     except (StackFileError, SpecError):
         return None
-
-
-@contextmanager
-def _worktree(root: Path, ref: str) -> Iterator[Path]:
-    """A checkout of ``ref`` in a temporary ``git worktree``, removed afterwards."""
-    _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    scratch = Path(tempfile.mkdtemp(prefix="platformctl-diff-"))
-    tree = scratch / "base"
-    try:
-        _git(root, "worktree", "add", "--detach", "--quiet", str(tree), ref)
-        yield tree
-    finally:
-        if tree.exists():
-            _git(root, "worktree", "remove", "--force", str(tree))
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _git(root: Path, *args: str) -> None:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        detail = result.stderr.strip() or "not a commit"
-        raise RuntimeError(f"git {' '.join(args)}: {detail}")
-
-
