@@ -13,7 +13,7 @@ import pulumi_vault as vault
 
 from components.environment import PROJECT, Kv, KvSecret
 from components.mounts import MountSettings, engine_mount
-from components.options import children_of, parented_to
+from components.options import children_of, parented_to, renamed_from
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,22 @@ class KvEngine(pulumi.ComponentResource):
 
 
 def static_secret(name: str, mount: pulumi.Input[str], secret: KvSecret, kv: Kv, config: pulumi.Config,
-                  opts: pulumi.ResourceOptions) -> vault.kv.SecretV2:
+                  opts: pulumi.ResourceOptions, formerly: str | None = None) -> vault.kv.SecretV2:
     """A static secret (``<mount>/data/<path>``): the platform's, or one an application's file declares,
-    in the environment's stack or in its team's."""
+    in the environment's stack or in its team's; ``formerly``, the name it had before, keeps it and its
+    generated values (a replaced secret would be written anew with new values)."""
     return vault.kv.SecretV2(
         name,
         mount=mount,
         name=secret.path,
-        data_json=_data_json(name, secret, config, opts),
+        data_json=_data_json(name, secret, config, opts, formerly),
         options=_check_and_set(secret) if kv.cas_required else None,
         # Never read back (terraform-provider-vault kvSecretV2Read: no call at all): neither CI role
         # needs to read a secret's values, a pull request's `preview --refresh` runs with the
         # read-only preview role, and the state keeps no copy of what Vault returns. The cost: a
         # value changed by hand in Vault is not seen as drift (README, "Changing a KV secret").
         disable_read=True,
-        opts=opts,
+        opts=renamed_from(formerly, opts),
     )
 
 
@@ -88,14 +89,16 @@ def _check_and_set(secret: KvSecret) -> dict[str, str]:
     return {"cas": str(secret.cas_version)}
 
 
-def _data_json(name: str, secret: KvSecret, config: pulumi.Config,
-               opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+def _data_json(name: str, secret: KvSecret, config: pulumi.Config, opts: pulumi.ResourceOptions,
+               formerly: str | None) -> pulumi.Output[str]:
     values: dict[str, pulumi.Output[str]] = {}
     for key, source in secret.values:
         if source.config_key is not None:
             values[key] = config.require_secret(source.config_key)
         else:
-            generated = random.RandomPassword(f"{name}-{key}", length=source.random_length or 32,
-                                              special=False, opts=opts)
+            generated = random.RandomPassword(
+                f"{name}-{key}", length=source.random_length or 32, special=False,
+                opts=renamed_from(formerly and f"{formerly}-{key}", opts))
             values[key] = generated.result
     return pulumi.Output.secret(pulumi.Output.all(**values).apply(lambda data: json.dumps(data, sort_keys=True)))
+

@@ -20,3 +20,9 @@ def parented_to(component: pulumi.ComponentResource) -> pulumi.ResourceOptions:
     (a mount's path, a backend's path): it waits through that input, so an explicit ``depends_on``
     would only repeat the wait, at the SDK's cost of resolving it once more per resource."""
     return pulumi.ResourceOptions(parent=component)
+
+
+def renamed_from(name: str | None, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """``opts`` for a resource once named ``name`` (``None``: never renamed): the alias keeps its identity,
+    so the rename neither deletes nor creates it."""
+    return opts if name is None else opts.merge(pulumi.ResourceOptions(aliases=[pulumi.Alias(name=name)]))

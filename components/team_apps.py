@@ -14,7 +14,7 @@ from components.database import dynamic_role
 from components.environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 from components.kubernetes_auth import app_role
 from components.kv import static_secret
-from components.options import children_of
+from components.options import children_of, renamed_from
 from components.vault_provider import vault_provider
 
 
@@ -51,17 +51,21 @@ class TeamApps(pulumi.ComponentResource):
             on_vault = pulumi.ResourceOptions(parent=self, providers={"vault": provider})
             for app in args.apps:
                 document = args.app_policies[app.name]
-                policy = vault.Policy(f"{name}-{document.name}", name=document.name, policy=document.hcl,
-                                      opts=on_vault)
+                policy = vault.Policy(f"{name}-policies-{document.name}", name=document.name, policy=document.hcl,
+                                      opts=renamed_from(f"{name}-{document.name}", on_vault))
                 # A new role's login works from its first use: its policy is in Vault before it.
-                app_role(f"{name}-{app.name}", args.kubernetes_auth_path, app,
-                         on_vault.merge(pulumi.ResourceOptions(depends_on=[policy])))
+                after_policy = on_vault.merge(pulumi.ResourceOptions(depends_on=[policy]))
+                app_role(f"{name}-kubernetes-auth-{app.name}", args.kubernetes_auth_path, app,
+                         renamed_from(f"{name}-{app.name}", after_policy))
             config = pulumi.Config(PROJECT)
             for secret in args.kv.secrets:
                 if args.declares(secret.owner):
-                    static_secret(f"{name}-{secret.name}", args.kv.mount, secret, args.kv, config, on_vault)
+                    static_secret(f"{name}-kv-{secret.name}", args.kv.mount, secret, args.kv, config, on_vault,
+                                  formerly=f"{name}-{secret.name}")
             if args.database is not None:
                 for role in args.database.roles:
                     if args.declares(role.owner):
-                        dynamic_role(f"{name}-{role.name}", args.database.mount, role, args.database, on_vault)
+                        dynamic_role(f"{name}-database-{role.name}", args.database.mount, role, args.database,
+                                     renamed_from(f"{name}-{role.name}", on_vault))
         self.register_outputs({})
+

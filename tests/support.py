@@ -349,7 +349,12 @@ def repository_copy(destination: Path) -> Path:
     (destination / "venv").symlink_to(ROOT / "venv")
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=destination, check=True, capture_output=True)
     (destination / ".git" / "info" / "exclude").write_text("venv\n")
-    identity = ["-c", "user.name=tests", "-c", "user.email=tests@localhost", "-c", "commit.gpgsign=false"]
-    for command in (["add", "-A"], [*identity, "commit", "-q", "-m", "base"]):
-        subprocess.run(["git", *command], cwd=destination, check=True, capture_output=True)
+    commit(destination)
     return destination
+
+
+def commit(root: Path, message: str = "base") -> None:
+    """Commits every file of the repository ``root`` as it is."""
+    identity = ["-c", "user.name=tests", "-c", "user.email=tests@localhost", "-c", "commit.gpgsign=false"]
+    for command in (["add", "-A"], [*identity, "commit", "-q", "-m", message]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)

@@ -86,6 +86,11 @@ class TestEveryStack:
         assert (app.database_role is not None) is (app.static_database_role is not None) is (base.database is not None)
         assert (app.certificate is not None) is (base.pki is not None)
 
+    def test_one_resource_a_name(self, any_declared: dict[str, Declaration], stack: str) -> None:
+        """A URN names the type too, but the plan, its diff and the CLI's output show the name alone."""
+        names = [r.name for r in any_declared[stack].resources]
+        assert sorted(name for name in set(names) if names.count(name) > 1) == []
+
     def test_components_own_their_resources(self, any_declared: dict[str, Declaration], stack: str) -> None:
         declaration = any_declared[stack]
         owners = {r.name: parent_type(declaration, r) for r in declaration.resources if r.type in OWNER}

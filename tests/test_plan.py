@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from pulumi.runtime.proto import source_pb2
 from platformctl.__main__ import main
 from platformctl.adapters.engine import declare_with
 from platformctl.adapters.stackfile import stacks
-from platformctl.core.plan import plan_text
+from platformctl.core.plan import fingerprint, plan_text
 from tests.support import COMMITTED, declare_stack, edited
 
 
@@ -92,3 +93,30 @@ def test_a_plan_skips_the_sdks_source_positions_and_gives_the_stack_walk_back() 
     declaration = declare_with(lambda: seen.append(sdk_resource._get_stack_trace()), "dev", {})
     assert (declaration.error, seen) == (None, [source_pb2.StackTrace()])
     assert sdk_resource._get_stack_trace is walk
+
+
+class TestFingerprint:
+    def test_the_same_whatever_the_order_of_registration_and_warnings(self) -> None:
+        declaration = declare_stack("prod")
+        shuffled = replace(declaration, resources=tuple(reversed(declaration.resources)),
+                           warnings=("second", "first"))
+        assert fingerprint(shuffled) == fingerprint(replace(declaration, warnings=("first", "second")))
+
+    def test_another_for_any_change_of_what_is_declared(self) -> None:
+        declaration = declare_stack("prod")
+        first = declaration.resources[0]
+        changed = replace(first, inputs={**first.inputs, "extra": 1})
+        assert fingerprint(replace(declaration, resources=(changed, *declaration.resources[1:]))) != fingerprint(
+            declaration)
+        assert fingerprint(replace(declaration, outputs={})) != fingerprint(declaration)
+        assert fingerprint(replace(declaration, error="refused")) != fingerprint(declaration)
+
+    def test_the_json_plan_carries_each_stacks(self, capsys: pytest.CaptureFixture[str]) -> None:
+        fingerprints = []
+        for _ in range(2):
+            code, out, _ = run(capsys, "plan", "dev", "--json")
+            assert code == 0
+            fingerprints.append(json.loads(out)["stacks"])
+        assert list(fingerprints[0]) == ["dev"]
+        assert re.fullmatch("[0-9a-f]{64}", fingerprints[0]["dev"])
+        assert fingerprints[1] == fingerprints[0]

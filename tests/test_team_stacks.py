@@ -5,11 +5,14 @@ same Vault objects as one stack does, what a team's stack refuses, and the stack
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.environment import SpecError, load_policy_files
 from components.environment.identity import DEPLOY_POLICY
@@ -18,12 +21,14 @@ from platformctl.__main__ import main
 from platformctl.adapters.engine import declare, declare_environment
 from platformctl.adapters.stackfile import stack_file, stacks
 from platformctl.commands import team_stacks_command
-from platformctl.core import resume
+from platformctl.core import change_reach, resume
 from platformctl.core.declaration import Declaration
+from platformctl.core.plan import fingerprint
 from platformctl.core.stack_config import StackConfig
 from policies.guardrails import checks
 from tests.guardrails.harness import run_pack
-from tests.support import ORDERS, ORDERS_FILE, edited, refusal, spec_of, spec_of_config
+from tests.support import ORDERS, ORDERS_FILE, commit, edited, refusal, repository_copy, spec_of, spec_of_config
+from tests.test_import_graph import PACKAGES, ROOT, imports_of, project_modules
 from vaultmodel import iac_calls, vault_acl
 
 P = "vault-platform:"
@@ -89,9 +94,24 @@ class TestWhichStackDeclaresWhat:
         assert vault_objects(whole) == vault_objects(run(edited("prod", {ORDERS: ORDERS_FILE})))
         assert {r.urn.split("::")[0] for r in whole.resources} == {
             "urn:pulumi:prod", "urn:pulumi:prod.orders", "urn:pulumi:prod.payments"}
+        assert whole.fingerprints == {stack: fingerprint(run(as_stack(split, stack)))
+                                      for stack in ("prod", "prod.orders", "prod.payments")}
         alone = edited("prod")  # without the setting: the environment's stack alone
         assert ({r.urn for r in declare_environment(alone.stack, alone.config, alone.secret_keys, alone.apps).resources}
                 == {r.urn for r in run(alone).resources})
+
+    def test_a_teams_stack_names_each_kind_of_object_apart_and_keeps_its_former_names(self) -> None:
+        """The orders application and its KV secret share a name; before, so did their resources."""
+        declared = run(as_stack(edited("prod", SPLIT), "prod.orders"))
+        assert {r.name: [alias.split("\n")[1].strip() for alias in r.aliases] for r in declared.resources} == {
+            "apps-orders": [],
+            "apps-orders-vault": [],
+            "apps-orders-policies-app-orders-api": ['name: "apps-orders-app-orders-api"'],
+            "apps-orders-kubernetes-auth-orders-api": ['name: "apps-orders-orders-api"'],
+            "apps-orders-kv-orders-api": ['name: "apps-orders-orders-api"'],
+            "apps-orders-kv-orders-api-token": ['name: "apps-orders-orders-api-token"'],
+            "apps-orders-database-orders-api-reader": ['name: "apps-orders-orders-api-reader"'],
+        }
 
     def test_a_teams_stack_exports_its_applications_annotations_only(self) -> None:
         team = run(as_stack(edited("prod", SPLIT), "prod.orders"))
@@ -144,17 +164,11 @@ class TestTheStacksAWorkflowRuns:
         assert team_stacks_command.team_stacks(spec_of("prod", SPLIT), held) == [
             "prod.billing", "prod.orders", "prod.payments", "prod.search"]
 
-    @pytest.mark.parametrize(("changed", "stacks"), [
-        (["apps/orders/orders-api.yaml"], ["prod.orders"]),
-        (["apps/orders/orders-api.yaml", "apps/billing/old.yaml"], ["prod.billing", "prod.orders"]),  # its last app
-        ([], []),
-        (["apps/orders/orders-api.yaml", "stacks/Pulumi.prod.yaml"], ["prod.billing", "prod.orders", "prod.payments"]),
-        (["components/kv.py"], ["prod.billing", "prod.orders", "prod.payments"]),
-        (["apps/stray.yaml"], ["prod.billing", "prod.orders", "prod.payments"]),  # refused by the loader anyway
-    ])
-    def test_a_pull_request_previews_the_stacks_its_files_can_change(self, changed: list[str],
-                                                                      stacks: list[str]) -> None:
-        assert team_stacks_command.team_stacks(spec_of("prod", SPLIT), ["prod.billing"], changed) == stacks
+    def test_with_changed_teams_only_theirs(self) -> None:
+        spec = spec_of("prod", SPLIT)
+        assert team_stacks_command.team_stacks(spec, ["prod.billing"], {"billing", "orders", "search"}) == [
+            "prod.billing", "prod.orders"]
+        assert team_stacks_command.team_stacks(spec, ["prod.billing"], set()) == []
 
     def test_none_when_the_environment_keeps_its_applications(self) -> None:
         assert team_stacks_command.team_stacks(spec_of("prod", {ORDERS: ORDERS_FILE}), ["prod.orders"]) == []
@@ -180,6 +194,90 @@ class TestTheStacksAWorkflowRuns:
     def test_a_teams_stack_reads_its_environments_file_and_is_no_environment(self) -> None:
         assert stack_file("prod.payments") == stack_file("prod")
         assert all("." not in stack for stack in stacks())
+
+
+class TestWhatAPullRequestPreviews:
+    """``team-stacks --changed-since``: the team stacks a change can change, and no other."""
+
+    PROGRAM_CHANGES = {"prod", "prod.payments", "staging.orders"}
+    """What the plans tell of a change to the program: the environment's stack, one team's, and a stack of
+    another environment."""
+
+    @pytest.mark.parametrize(("changed", "teams"), [
+        (["apps/orders/orders-api.yaml"], {"orders"}),
+        (["apps/orders/orders-api.yaml", "apps/billing/old.yaml"], {"billing", "orders"}),  # billing's last app
+        ([], set()),
+        (["docs/scaling.md", "tests/test_plan.py", "README.md", "schema/app.schema.json"], set()),
+        (["components/kv.py"], {"payments"}),
+        (["vaultmodel/rules.py", "apps/orders/orders-api.yaml"], {"orders", "payments"}),
+        (["apps/orders/orders-api.yaml", "stacks/Pulumi.prod.yaml"], None),  # every team's stack copies it
+        (["requirements.txt"], None),
+        (["Pulumi.yaml"], None),
+        (["policies/guardrails/checks.py"], None),
+        (["platformctl/core/plan.py"], None),
+        ([".github/workflows/pr-preview.yml"], None),
+        (["apps/stray.yaml"], None),  # refused by the loader anyway
+    ])
+    def test_the_teams_a_change_can_change(self, changed: list[str], teams: set[str] | None) -> None:
+        asked: list[bool] = []
+
+        def plan_changes() -> set[str]:
+            asked.append(True)
+            return self.PROGRAM_CHANGES
+
+        assert change_reach.changed_teams(changed, plan_changes, "prod") == teams
+        # The plans run only for a change to the program that no other file sends to every team.
+        assert asked == ([True] if teams is not None and any(p.startswith(change_reach.PROGRAM) for p in changed)
+                         else [])
+
+    def test_every_team_when_the_bases_plan_tells_nothing(self) -> None:
+        assert change_reach.changed_teams(["components/kv.py"], lambda: None, "prod") is None
+
+    def test_the_stacks_whose_fingerprint_differs_or_that_one_side_lacks(self) -> None:
+        assert change_reach.stacks_whose_plan_changed({"prod": "1", "prod.a": "2", "prod.gone": "3"},
+                                                      {"prod": "1", "prod.a": "9", "prod.new": "4"}) == {
+            "prod.a", "prod.gone", "prod.new"}
+        assert change_reach.stacks_whose_plan_changed({"prod": "1"}, {"prod": "1"}) == set()
+
+    def test_the_program_is_every_module_the_program_imports(self) -> None:
+        """A module of the program outside ``PROGRAM`` would send every team's stack to the preview: safe,
+        but no longer what the plans tell."""
+        modules = project_modules(ROOT, (*PACKAGES, "benchmarks"))
+        seen, todo = set(), ["__main__"]
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += [loaded for found in imports_of(module, modules[module], ROOT, modules)
+                         for loaded in found.loads]
+        outside = sorted(str(modules[m].relative_to(ROOT)) for m in seen
+                         if not str(modules[m].relative_to(ROOT)).startswith(change_reach.PROGRAM))
+        assert outside == []
+        assert len(seen) > 20
+
+    def test_a_pull_request_previews_the_team_stacks_its_change_changes(self, tmp_path: Path) -> None:
+        """The command, run in a repository whose ``HEAD`` is the base: each side planned by its own code."""
+        root = repository_copy(tmp_path / "repository")
+        environment = root / "stacks" / "Pulumi.prod.yaml"
+        environment.write_text(environment.read_text().replace("config:\n", f"config:\n  {P}teamStacks: true\n", 1))
+        (root / ORDERS.rstrip(":")).parent.mkdir(parents=True)
+        (root / ORDERS.rstrip(":")).write_text(yaml.safe_dump(ORDERS_FILE))
+        commit(root)
+        kv = root / "components" / "kv.py"
+
+        def previewed() -> str:
+            done = subprocess.run([sys.executable, "-m", "platformctl", "team-stacks", "prod", "--changed-since",
+                                   "HEAD"], cwd=root, capture_output=True, text=True, check=False)
+            assert (done.returncode, done.stderr) == (0, "")
+            return done.stdout
+
+        kv.write_text(kv.read_text() + "# A comment declares nothing.\n")
+        assert previewed() == ""
+        kv.write_text(kv.read_text().replace("disable_read=True,", "disable_read=False,"))
+        assert previewed() == "prod.orders\n"  # the only team with a KV secret of its own
+        (root / "docs" / "index.md").write_text("changed\n")
+        (root / "requirements.txt").write_text((root / "requirements.txt").read_text() + "\n")
+        assert previewed() == "prod.orders\nprod.payments\n"
 
 
 class TestResumingADeadRun:

@@ -11,6 +11,7 @@ import logging
 import runpy
 from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from components.environment import PROJECT
 from components.environment.apps import Apps, read_apps
 from components.environment.runtime import GIVEN_APPS
 from platformctl.core.declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource
+from platformctl.core.plan import fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +119,8 @@ def declare_environment(stack: str, config: Mapping[str, Any], secret_keys: Set[
     return Declaration(stack=stack, resources=tuple(r for part in parts for r in part.resources),
                        outputs={key: value for part in parts for key, value in part.outputs.items()},
                        warnings=tuple(w for part in parts for w in part.warnings),
-                       error=next((part.error for part in parts if part.error is not None), None))
+                       error=next((part.error for part in parts if part.error is not None), None),
+                       fingerprints={key: value for part in parts for key, value in part.fingerprints.items()})
 
 
 def declare_with(program: Callable[[], None], stack: str, config: Mapping[str, Any],
@@ -169,8 +172,9 @@ def _declare(program: Callable[[], None], stack: str, config: Mapping[str, Any],
     outputs: dict[str, Any] = {}
     if error is None and root is not None:
         outputs = _sync_await(_resolve_all(getattr(root, "outputs", {})))
-    return Declaration(stack=stack, resources=tuple(monitor.declared), outputs=outputs,
-                       warnings=tuple(warnings.messages), error=error)
+    declaration = Declaration(stack=stack, resources=tuple(monitor.declared), outputs=outputs,
+                              warnings=tuple(warnings.messages), error=error)
+    return replace(declaration, fingerprints={stack: fingerprint(declaration)})
 
 
 async def _resolve_all(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,3 +23,16 @@ def files_at(root: Path, ref: str, paths: Sequence[str], into: Path) -> None:
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
+
+
+def changed_since(root: Path, ref: str) -> list[str]:
+    """The files of the repository ``root`` that its working tree changes, adds or deletes against git
+    ``ref`` (paths from the root), new files git does not ignore included. Raises ``RuntimeError`` when
+    ``ref`` is not a commit."""
+    changed = subprocess.run(["git", "diff", "--name-only", "--no-renames", ref, "--"], cwd=root,
+                             capture_output=True, text=True, check=False)
+    if changed.returncode != 0:
+        raise RuntimeError(f"{ref!r} is not a commit of this repository ({changed.stderr.strip()})")
+    new = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True,
+                         text=True, check=True)
+    return sorted({*changed.stdout.splitlines(), *new.stdout.splitlines()})

@@ -14,12 +14,16 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from components.environment import EnvironmentSpec
-from components.environment.apps import APPS_DIR
 from platformctl.adapters.engine import ROOT
+from platformctl.adapters.git_files import changed_since
+from platformctl.adapters.ref_plans import plan_at, worktree
 from platformctl.adapters.stackfile import spec_or_report, stack_file, stacks
+from platformctl.core.change_reach import changed_teams, stacks_whose_plan_changed
 
 NAME = "team-stacks"
 HELP = "write the stack files of an environment's teams and print their stacks, in the order to run them"
@@ -33,17 +37,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "whose last application left is still run, so that it deletes what it declared")
     parser.add_argument("--backend", action="store_true",
                         help="add the stacks the state backend holds, as `pulumi stack ls --json` lists them")
-    parser.add_argument("--changed", nargs="*", metavar="PATH",
-                        help="only the stacks these changed files (a pull request's) can change: a team's "
-                             "for a file under its apps/<team>/, every team's for any other file")
+    parser.add_argument("--changed-since", metavar="REF",
+                        help="only the stacks the working tree's changes against this git ref (a pull "
+                             "request's base) can change: a team's for its apps/<team>/ files, those whose "
+                             "offline plan changes for the program's code, none for docs and tests, every "
+                             "team's for any other file")
 
 
-def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = (), changed: Iterable[str] | None = None) -> list[str]:
+def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = (),
+                changed: Collection[str] | None = None) -> list[str]:
     """The team stacks of ``spec``'s environment, sorted: one per team with an application there, and
     every one the backend still holds (named ``<stack>.<team>``, or ``<org>/<project>/<stack>.<team>``);
-    with ``changed`` (paths from the repository's root), only those its files can change. A team's
-    stack reads its own application files and everything else the environment's stack reads (the stack
-    file, the program, the policies), so a file outside ``apps/`` may change every team's."""
+    with ``changed``, only those of these teams (:func:`platformctl.core.change_reach.changed_teams`)."""
     if not spec.team_stacks:
         return []
     teams = {app.team for app in spec.apps}
@@ -52,10 +57,24 @@ def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = (), changed: It
         if dot and environment == spec.stack:
             teams.add(team)
     if changed is not None:
-        folders = [path.split("/") for path in changed]
-        if all(len(parts) == 3 and parts[0] == APPS_DIR for parts in folders):
-            teams &= {parts[1] for parts in folders}
+        teams &= set(changed)
     return [f"{spec.stack}.{team}" for team in sorted(teams)]
+
+
+def plan_changes(environment: str, ref: str) -> set[str] | None:
+    """The stacks of ``environment`` whose offline plan differs between git ``ref`` and the working tree,
+    each planned by its own code, at once; ``None`` when ``ref``'s plan has no fingerprints (older code)."""
+    def base() -> dict[str, Any] | None:
+        with worktree(ROOT, ref) as tree:
+            return plan_at(environment, ref, tree)
+
+    with ThreadPoolExecutor(1) as background:
+        base_run = background.submit(base)
+        head = plan_at(environment, "the working tree", ROOT) or {}
+        based = base_run.result() or {"stacks": {}}
+    if "stacks" not in based:
+        return None
+    return stacks_whose_plan_changed(based["stacks"], head.get("stacks", {}))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.stack!r} is a team's stack: name its environment, {spec.stack}", file=sys.stderr)
         return 2
     existing = list(args.existing)
+    changed = None
+    if args.changed_since is not None:
+        try:
+            changed = changed_teams(changed_since(ROOT, args.changed_since),
+                                    lambda: plan_changes(spec.stack, args.changed_since), spec.stack)
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.backend:
         listed = subprocess.run(["pulumi", "stack", "ls", "--json"], capture_output=True, text=True, check=False)
         if listed.returncode != 0:
@@ -74,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         existing += [str(stack["name"]) for stack in json.loads(listed.stdout)]
     source = stack_file(spec.stack)
     text = GENERATED.format(stack=spec.stack) + source.read_text()
-    for name in team_stacks(spec, existing, args.changed):
+    for name in team_stacks(spec, existing, changed):
         (ROOT / "stacks" / f"Pulumi.{name}.yaml").write_text(text)
         print(name)
     return 0

@@ -59,6 +59,9 @@ class Declaration:
     """Messages the program logged at warning level."""
     error: str | None
     """The program's refusal (a RunError), if any."""
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    """Each stack's plan fingerprint by stack name (:func:`platformctl.core.plan.fingerprint`): the one
+    stack's, or the environment's and each of its teams' for the declaration of a whole environment."""
 
     def of_type(self, type_token: str) -> list[DeclaredResource]:
         return [r for r in self.resources if r.type == type_token]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -28,7 +29,19 @@ def plan_document(declaration: Declaration) -> dict[str, Any]:
             for resource in declaration.resources
         },
         "outputs": masked(declaration.outputs),
+        "stacks": dict(declaration.fingerprints),
     }
+
+
+def fingerprint(declaration: Declaration) -> str:
+    """The SHA-256 of what one stack's run declared, as its plan document shows it (secrets masked: a
+    secret's change comes from the stack file, which every stack of its environment reads), whatever
+    the order the engine registered resources or the program logged warnings in. Two runs with the same
+    fingerprint declare the same: a preview of the second shows what one of the first would."""
+    document = plan_document(declaration)
+    content = {key: document[key] for key in ("error", "resources", "outputs")}
+    content["warnings"] = sorted(document["warnings"])
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def plan_json(declaration: Declaration) -> str:

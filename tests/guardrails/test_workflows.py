@@ -424,13 +424,11 @@ class TestTeamStacks:
         stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; case "$3" in team-stacks) '
                            'printf "dev.new\\ndev.orders\\n" ;; *) exec /usr/bin/env python3 "$@" ;; esac')
         stand_in_pulumi(tmp_path)
-        (tmp_path / "git").write_text("#!/bin/sh\necho apps/orders/orders-api.yaml; echo apps/new/a.yaml\n")
-        (tmp_path / "git").chmod(0o755)
         result = run_step(step["run"], tmp_path, STACK="dev", PARALLEL="32")
         assert result.returncode == 0, result.stderr
         calls = (tmp_path / "calls").read_text().splitlines()
-        assert calls[0] == ("python -m platformctl team-stacks dev --backend --changed apps/orders/orders-api.yaml "
-                            "apps/new/a.yaml")
+        # The merge commit's first parent is the pull request's base.
+        assert calls[0] == "python -m platformctl team-stacks dev --backend --changed-since HEAD^1"
         assert calls[-1] == ("pulumi preview --stack dev.orders --non-interactive --diff --policy-pack "
                              "policies/guardrails --parallel 32")
         assert "::notice title=New team stack::dev.new is created by the deploy" in result.stdout
