@@ -345,8 +345,9 @@ class TestDeploys:
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
             "OIDC token for Vault", "Vault token for this job", "Install the Pulumi CLI",
-            "Ready the stacks a lost run left midway", "preview",
+            "Choose the team stacks, and ready the stacks a lost run left midway", "preview",
             "Preflight the KMS auto-unseal key (before up)", "up", "Up each team's stack with the guardrails",
+            "Record the commit the environment's stacks are deployed at",
             "Roll the Vault servers onto the new template", "Revoke the job's Vault token"]
 
     def test_rollout_after_up_with_the_jobs_own_login_masked(self) -> None:
@@ -389,22 +390,47 @@ class TestTeamStacks:
     """The stacks of an environment's teams (``vault-platform:teamStacks``): readied, previewed and applied
     after the environment's own, each team's even when another's fails, with the measured ``--parallel``."""
 
-    def test_every_stack_is_created_then_readied_environment_first(self, tmp_path: Path) -> None:
-        step = named_step("pulumi-up.yml", "up", "Ready the stacks a lost run left midway")
+    @pytest.mark.parametrize(("recorded", "chosen"), [
+        ("HEAD", "python -m platformctl team-stacks dev --backend --changed-since HEAD"),
+        ("", "python -m platformctl team-stacks dev --backend"),  # no complete deploy yet
+        ("0" * 40, "python -m platformctl team-stacks dev --backend"),  # a commit no longer in the history
+    ])
+    def test_the_teams_changed_since_the_last_complete_deploy_are_created_then_readied(
+            self, recorded: str, chosen: str, tmp_path: Path) -> None:
+        step = named_step("pulumi-up.yml", "up", "Choose the team stacks, and ready the stacks a lost run left midway")
         stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; '
-                           'case "$3" in team-stacks) printf "dev.orders\\ndev.payments\\n" ;; esac')
+                           'case "$3" in team-stacks) printf "dev.orders\ndev.payments\n" ;; esac')
         stand_in_pulumi(tmp_path)
+        (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\n'
+                                      + (f'echo {recorded}\n' if recorded else 'exit 1\n'))
+        (tmp_path / "aws").chmod(0o755)
         (tmp_path / "out").write_text("")
         result = run_step(step["run"], tmp_path, STACK="dev", SECRETS_PROVIDER="awskms://alias/k",
-                          GITHUB_OUTPUT=str(tmp_path / "out"))
+                          GITHUB_OUTPUT=str(tmp_path / "out"), DEPLOYED_COMMIT="s3://state-dev/deployed")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "calls").read_text().splitlines() == [
-            "python -m platformctl team-stacks dev --backend",
+            "aws s3 cp s3://state-dev/deployed -", chosen,
             "pulumi stack select --create dev.orders --secrets-provider awskms://alias/k",
             "pulumi stack select --create dev.payments --secrets-provider awskms://alias/k",
             "python -m platformctl resume dev", "python -m platformctl resume dev.orders",
             "python -m platformctl resume dev.payments"]
         assert (tmp_path / "out").read_text() == "teams=dev.orders dev.payments\n"
+        assert ("::notice title=Every team stack::dev" in result.stdout) is (recorded != "HEAD")
+
+    def test_a_deploy_records_its_commit_once_every_team_stack_it_chose_is_applied(self, tmp_path: Path) -> None:
+        job = steps(load("pulumi-up.yml")["jobs"]["up"])
+        labels = [step.get("name") for step in job]
+        record = labels.index("Record the commit the environment's stacks are deployed at")
+        assert labels[record - 1] == "Up each team's stack with the guardrails"  # which exits 1 on a failure
+        assert "if" not in job[record]
+        (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\ncat >> "{tmp_path}/calls"\n')
+        (tmp_path / "aws").chmod(0o755)
+        result = run_step(job[record]["run"], tmp_path, GITHUB_SHA="abc", DEPLOYED_COMMIT="s3://state-dev/deployed")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "calls").read_text().splitlines() == ["aws s3 cp - s3://state-dev/deployed", "abc"]
+        assert load("pulumi-up.yml")["jobs"]["up"]["env"]["DEPLOYED_COMMIT"] == (
+            "s3://${{ vars.PULUMI_STATE_BUCKET_PREFIX }}-${{ inputs.stack }}/vault-platform/deployed-commit")
+        assert steps(load("pulumi-up.yml")["jobs"]["up"])[0]["with"]["fetch-depth"] == 0
 
     @pytest.mark.parametrize("failing", ["", "dev.orders"])
     def test_each_teams_stack_is_applied_even_after_another_fails(self, failing: str, tmp_path: Path) -> None:
