@@ -44,14 +44,16 @@ from tests.e2e.tools import Tools, find_tools
 from tests.postgres.server import ServerTls
 
 
-def split_project(tools: Tools, directory: Path, vault: VaultServer) -> PulumiProject:
-    """A copy of the project whose prod-shaped stack (:func:`benchmarks.real_cli.bench_stack`) states
-    ``teamStacks``, without applications, its stack initialized against ``vault``."""
+def split_project(tools: Tools, directory: Path, vault: VaultServer, source: Path | None = None) -> PulumiProject:
+    """A copy of the project (this working tree, or ``source``: a release's tree) whose prod-shaped stack
+    (:func:`benchmarks.real_cli.bench_stack`) states ``teamStacks``, without applications, its stack
+    initialized against ``vault``."""
     # The local backend writes each checkpoint's metadata sidecar in place, not atomically (gocloud.dev
     # blob/fileblob, writerWithSidecar.Close -> setAttrs): a run killed there leaves a torn sidecar and a
     # checkpoint that no longer loads. The deploys' S3 backend writes whole objects; here, no sidecar.
     project = PulumiProject(tools, directory / "cli",
-                            {"PULUMI_BACKEND_URL": f"file://{directory / 'cli' / 'state'}?metadata=skip"})
+                            {"PULUMI_BACKEND_URL": f"file://{directory / 'cli' / 'state'}?metadata=skip"},
+                            source=source)
     shutil.rmtree(project.root / "apps")
     document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
     document["config"][f"{P}teamStacks"] = True

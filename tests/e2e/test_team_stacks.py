@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -24,12 +25,16 @@ import pytest
 
 from benchmarks.real_cli import STACK, write_apps
 from benchmarks.team_stacks import split_project
+from platformctl.adapters.engine import ROOT
 from tests.e2e.dev import NEEDS_ROOT
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer, audit_log_entries, running, wait_until
+from tests.e2e.test_upgrade import previous_release, release_tree
 from tests.e2e.tools import Tools
 
 APPS, PER_TEAM = 48, 24
+PROGRAM_CODE = ("__main__.py", "components", "vaultmodel", "platformctl", "policies")
+"""What a release changes of a team stack's project (its stack and application files stay)."""
 TEAMS = [f"{STACK}.team-0", f"{STACK}.team-1"]
 
 
@@ -118,3 +123,45 @@ def test_a_teams_up_killed_midway_is_recovered_by_the_next_run_and_loses_nothing
         secret = client.secrets.kv.v2.read_secret_version(path=f"production/app-{i}", mount_point="secret",
                                                           raise_on_deleted_version=True)["data"]
         assert secret["data"]["token"] in generated, f"app-{i}: Vault holds a value its state does not"
+
+
+def test_team_stacks_applied_by_the_previous_release_are_taken_over_without_replacing_anything(
+        tools: Tools, tmp_path: Path) -> None:
+    """The previous release's team stacks, applied by its program, then run by this one: each resource
+    keeps its identity (the aliases of renamed ones), so nothing is replaced or deleted (a replaced KV
+    secret would be written anew with new values), and the stacks then hold still."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    release = release_tree(previous_release(), tmp_path / "release")
+    if not (release / "components" / "team_apps.py").is_file():
+        pytest.skip("the previous release has no team stacks")
+    vault = VaultServer(tools.which("vault"), tmp_path / "vault")
+    with running(vault):
+        project = split_project(tools, tmp_path, vault, source=release)
+        write_apps(project.root, 4, per_team=2)
+        teams = project.platformctl("team-stacks", STACK).split()
+        for stack in teams:
+            project.run("stack", "init", stack)
+        for stack in [STACK, *teams]:
+            project.up(stack)
+        applied = {stack: {r["urn"]: r.get("outputs", {}) for r in state(project, stack)["resources"]}
+                   for stack in teams}
+
+        for code in PROGRAM_CODE:  # the release's pull request: this working tree's code, the same files
+            shutil.rmtree(project.root / code, ignore_errors=True)
+            (project.root / code).unlink(missing_ok=True)
+            copy = shutil.copytree if (ROOT / code).is_dir() else shutil.copy2
+            copy(ROOT / code, project.root / code)
+        for stack in [STACK, *teams]:
+            preview = project.preview(stack)
+            assert sorted(f"{step['op']} {step['urn']}" for step in preview["steps"]
+                          if step["op"] not in ("same", "refresh")) == [], stack
+            project.up(stack)
+            project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive")
+        for stack in teams:
+            kept = [r for r in state(project, stack)["resources"]
+                    if r["type"] == "random:index/randomPassword:RandomPassword"]
+            assert kept
+            assert sorted(plaintext(r["outputs"]["result"]) for r in kept) == sorted(
+                plaintext(outputs["result"]) for urn, outputs in applied[stack].items()
+                if urn.split("::")[-2].endswith("RandomPassword"))

@@ -4,8 +4,9 @@ succeeds, and the stack then holds still.
 
 The previous release is the latest tag, else main's merge-base, else the commit named in
 ``tests/e2e/previous-release`` (main itself, as CI tests it, has no merge-base of its own): bump that file,
-or tag, at each release. The first release the real CLI can run at all is the one whose
-``Pulumi.yaml`` it accepts (and whose logins can point at the tests' issuer), hence the file's commit.
+or tag, at each release. It names the last release that landed on main (its team stacks are taken
+over by ``tests/e2e/test_team_stacks.py`` too); a release before the one whose ``Pulumi.yaml`` the real
+CLI accepts (and whose logins can point at the tests' issuer) could not be run at all.
 """
 
 from __future__ import annotations
