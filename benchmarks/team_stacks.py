@@ -9,6 +9,10 @@ For each N it measures, in a fresh copy of the project and a fresh Vault, the wa
 - ``up``: the environment's stack, then every team's (``platformctl team-stacks``), from empty,
   ``--jobs`` team stacks at a time (the workflows run them one at a time);
 - ``preview``: a no-op preview of the environment's stack, of one team's, and of all of them;
+- ``PR preview``: what a pull request's preview runs (``pr-preview.yml``): the choice of team stacks
+  (``team-stacks --changed-since``), then the preview of the environment's stack and of the chosen
+  teams', for a refactor (a change to the program that declares nothing new) and for one
+  application's change;
 - ``one app``: the ``up`` of the one team's stack whose application's file changed (its token TTL);
 
 and the resources of the largest stack, and the largest process's peak memory. Then the floor: the
@@ -27,6 +31,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +47,7 @@ from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer, running
 from tests.e2e.tools import Tools, find_tools
 from tests.postgres.server import ServerTls
+from tests.support import commit
 
 
 def split_project(tools: Tools, directory: Path, vault: VaultServer, source: Path | None = None) -> PulumiProject:
@@ -107,6 +113,11 @@ def floor_project(project: PulumiProject, address: str, token: str, count: int, 
     return stacks
 
 
+def each_of(stacks: list[str], action: Callable[[str], None]) -> None:
+    for stack in stacks:
+        action(stack)
+
+
 def wall(action: Callable[[], Any]) -> float:
     started = time.monotonic()
     action()
@@ -144,7 +155,22 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
         preview_platform = wall(lambda: preview(STACK))
         preview_team = wall(lambda: preview(teams[0]))
         preview_all = preview_platform + wall(lambda: each(preview))
+
+        def pull_request() -> tuple[float, int]:
+            """What pr-preview.yml runs for the working tree's change against HEAD: the choice of team stacks,
+            then the environment's preview and the chosen teams'."""
+            chosen: list[str] = []
+            seconds = wall(lambda: chosen.extend(project.platformctl("team-stacks", STACK, "--changed-since",
+                                                                     "HEAD").split()))
+            return round(seconds + wall(lambda: each_of([STACK, *chosen], preview)), 1), len(chosen)
+
+        commit(project.root, "deployed")  # the base a pull request is planned against
+        kv = project.root / "components" / "kv.py"
+        kv.write_text(kv.read_text() + "# A comment declares nothing.\n")
+        pr_refactor = pull_request()
+        subprocess.run(["git", "checkout", "-q", "--", "components"], cwd=project.root, check=True)
         write_apps(project.root, 1, ttl="30m", per_team=per_team)  # app-0 changes, every other file stays
+        pr_one_app = pull_request()
         one_app = wall(lambda: up(teams[0]))
         # Where one team's up goes: its program alone (the offline plan of its stack, in a process of its
         # own), a no-op up, and the up of a new team's stack with the CLI's checkpoints and without.
@@ -164,6 +190,8 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
             return {"apps": count, "teams": len(teams), "parallel": parallel, "up s": round(up_platform + up_teams, 1),
                     "preview platform s": preview_platform, "preview team s": preview_team,
                     "preview all s": preview_all, "one app s": one_app, "teams' resources": resources,
+                    "PR preview of a refactor: s, team stacks": pr_refactor,
+                    "PR preview of one app: s, team stacks": pr_one_app,
                     "one team: no-op up s": team_up, "one team: up s": with_checkpoints,
                     "one team: up without checkpoints s": without_checkpoints}
         floors = floor_project(project, vault.address, vault.root_token, count, per_team)
@@ -179,6 +207,8 @@ def measure(count: int, per_team: int, jobs: int, parallel: int | None, director
     return {"apps": count, "teams": len(teams), "jobs": jobs, "parallel": parallel,
             "up s": round(up_platform + up_teams, 1), "up platform s": up_platform,
             "preview platform s": preview_platform, "preview team s": preview_team, "preview all s": preview_all,
+            "PR preview of a refactor: s, team stacks": pr_refactor,
+            "PR preview of one app: s, team stacks": pr_one_app,
             "one app s": one_app, "largest stack resources": largest, "largest process MiB": peak,
             "teams' resources": resources, "teams' up s": up_teams, "teams' preview s": round(preview_all -
                                                                                               preview_platform, 1),
