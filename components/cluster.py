@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.environment import Cluster
 from components.options import children_of
 from components.render.helm_values import CHART, CHART_REPOSITORY, service_address
+from environment import Cluster
 
 CERT_MANAGER_API = "cert-manager.io/v1"
 

@@ -8,7 +8,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.environment import Connection, DatabaseRole, StaticRole
 from components.options import children_of
 from components.render.admin_setup import (
     IN_CLUSTER_SUPERUSER,
@@ -17,6 +16,7 @@ from components.render.admin_setup import (
     quote_literal,
     setup_statements,
 )
+from environment import Connection, DatabaseRole, StaticRole
 
 NAMESPACE = "postgres"
 IMAGE = "postgres:15.10-bookworm"

@@ -12,8 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.environment import Monitoring
 from components.options import children_of
+from environment import Monitoring
 
 PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 

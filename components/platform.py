@@ -11,7 +11,6 @@ from components.autopilot import Autopilot
 from components.cluster import VaultCluster, VaultClusterArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.dev_postgres import DevPostgres, DevPostgresArgs
-from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
 from components.kv import KvEngine, KvEngineArgs
@@ -28,6 +27,7 @@ from components.render.snapshots import cron_job, service_account
 from components.snapshots import RaftSnapshots, RaftSnapshotsArgs
 from components.transit import TransitEngine, TransitEngineArgs
 from components.vault_provider import vault_provider
+from environment import EnvironmentSpec, load_policy_files
 
 NEXT_STEPS = (
     "Vault is not configured yet: the stack states vault-platform:clusterOnly, so only the cluster layer "

@@ -11,9 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 
-from components.environment.operations import SNAPSHOT_IDENTITY
 from components.options import children_of
 from components.render.snapshots import SNAPSHOT_TOKEN_TTL, snapshot_policy
+from environment.operations import SNAPSHOT_IDENTITY
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ import pulumi
 import pulumi_vault as vault
 
 from components.database import dynamic_role
-from components.environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 from components.kubernetes_auth import app_role
 from components.kv import static_secret
 from components.options import children_of
 from components.vault_provider import vault_provider
+from environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 
 
 @dataclass(frozen=True)

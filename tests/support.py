@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
-from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
-from components.environment.apps import Apps, read_apps
+from environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
+from environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
+from environment.apps import Apps, read_apps
 from platformctl.adapters.engine import ROOT, declare
 from platformctl.adapters.stackfile import as_first_up, read_stack, stack_config, stack_file, stacks
 from platformctl.core.declaration import Declaration

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from components.environment import EnvironmentSpec, load_policy_files
-from components.environment.operations import SNAPSHOT_IDENTITY
 from components.render.acl import app_policy
 from components.render.annotations import injector_annotations
+from environment import EnvironmentSpec, load_policy_files
+from environment.operations import SNAPSHOT_IDENTITY
 from platformctl.adapters.engine import GENERATED
 from platformctl.adapters.stackfile import PLACEHOLDER
 from platformctl.core.declaration import Declaration, DeclaredResource, is_secret, masked, unwrap

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from components.environment import Database
 from components.render.admin_setup import ConnectionNeeds, setup_statements
+from environment import Database
 from platformctl.__main__ import main
 from platformctl.adapters.stackfile import stack_file
 from platformctl.commands.db_setup_command import base_spec

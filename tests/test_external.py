@@ -15,10 +15,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.environment import ExternalVault, RaftAutopilot, StackRefused
-from components.environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
-from components.environment.sections import EXTERNAL_FILE_FIX
 from components.render.snapshots import cron_job, iam_trust_condition
+from environment import ExternalVault, RaftAutopilot, StackRefused
+from environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
+from environment.sections import EXTERNAL_FILE_FIX
 from platformctl.__main__ import main
 from platformctl.adapters import stackfile
 from platformctl.core.declaration import Declaration, is_secret, unwrap

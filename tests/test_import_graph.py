@@ -14,9 +14,9 @@ from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("components", "platformctl", "policies", "vaultmodel")
+PACKAGES = ("components", "environment", "platformctl", "policies", "vaultmodel")
 MODEL = "vaultmodel"
-ABOVE_MODEL = ("components", "platformctl", "policies", "benchmarks", "tests", "__main__")
+ABOVE_MODEL = ("components", "environment", "platformctl", "policies", "benchmarks", "tests", "__main__")
 """What ``vaultmodel`` may not import: everything else of the project builds on it."""
 PLATFORMCTL_LAYERS = (("platformctl.core",), ("platformctl.adapters",),
                       ("platformctl.commands", "platformctl.__main__"))
@@ -208,11 +208,11 @@ def test_the_project_has_no_cycle_and_no_layer_imports_one_above_it() -> None:
 
 def test_the_graph_covers_every_package_and_the_program() -> None:
     modules = project_modules(ROOT)
-    assert {"__main__", "components.environment", "components.environment.loader", "components.render.acl",
+    assert {"__main__", "environment", "environment.loader", "components.render.acl",
             "platformctl.__main__", "policies.guardrails.checks", "vaultmodel", "vaultmodel.rules"} <= set(modules)
     imported = {(statement.importer, loaded) for module, file in modules.items()
                 for statement in imports_of(module, file, ROOT, modules) for loaded in statement.loads}
-    assert {("components.render.acl", "components.environment"), ("components.environment.loader", "vaultmodel.rules"),
+    assert {("components.render.acl", "environment"), ("environment.loader", "vaultmodel.rules"),
             ("policies.guardrails.checks", "platformctl.adapters.engine"),
             ("__main__", "components.platform")} <= imported
 
@@ -232,24 +232,22 @@ def test_a_cycle_through_an_import_inside_a_function_is_named_with_its_statement
 
 def test_a_cycle_through_a_package_init_is_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "from .loader import load_spec\n",
-        "components/environment/loader.py": "from components.environment import SpecError\n",
+        "environment/__init__.py": "from .loader import load_spec\n",
+        "environment/loader.py": "from environment import SpecError\n",
     })
     assert problems(root) == [
-        "module cycle: components.environment -> components.environment.loader -> components.environment\n"
-        "  components/environment/__init__.py:1 from .loader import load_spec\n"
-        "  components/environment/loader.py:1 from components.environment import SpecError",
+        "module cycle: environment -> environment.loader -> environment\n"
+        "  environment/__init__.py:1 from .loader import load_spec\n"
+        "  environment/loader.py:1 from environment import SpecError",
     ]
 
 
 def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path: Path) -> None:
     # A module's own packages are initialising when it runs: ``from . import model`` does not run them.
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "from .loader import load_spec\n",
-        "components/environment/loader.py": "from . import model\nfrom .model import Spec\n",
-        "components/environment/model.py": "",
+        "environment/__init__.py": "from .loader import load_spec\n",
+        "environment/loader.py": "from . import model\nfrom .model import Spec\n",
+        "environment/model.py": "",
     })
     assert problems(root) == []
 
@@ -272,36 +270,37 @@ def test_packages_that_import_each_other_are_a_cycle_though_their_modules_are_no
 def test_top_level_packages_that_import_each_other_are_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
         "components/__init__.py": "",
-        "components/environment/__init__.py": "",
-        "components/render/__init__.py": "",
-        "components/render/helm.py": "import platformctl.plan\n",
+        "components/options.py": "",
+        "components/platform.py": "import platformctl.adapters.engine\n",
         "platformctl/__init__.py": "",
-        "platformctl/plan.py": "from components.environment import load_spec\n",
+        "platformctl/adapters/__init__.py": "",
+        "platformctl/adapters/engine.py": "",
+        "platformctl/core/__init__.py": "",
+        "platformctl/core/plan.py": "from components import options\n",
     })
     assert problems(root) == [
         "top-level package cycle: components -> platformctl -> components\n"
-        "  components/render/helm.py:1 import platformctl.plan\n"
-        "  platformctl/plan.py:1 from components.environment import load_spec",
+        "  components/platform.py:1 import platformctl.adapters.engine\n"
+        "  platformctl/core/plan.py:1 from components import options",
     ]
 
 
 def test_vaultmodel_importing_what_is_above_it_is_refused_even_without_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "",
-        "components/environment/durations.py": "",
+        "environment/__init__.py": "",
+        "environment/durations.py": "",
         "platformctl/__init__.py": "",
         "vaultmodel/__init__.py": "",
         "vaultmodel/rules.py": ("def duration() -> str:\n"
-                                "    from components.environment.durations import format_duration\n"
+                                "    from environment.durations import format_duration\n"
                                 "    return format_duration(60)\n"),
         "vaultmodel/access.py": "import platformctl\n",
     })
     assert problems(root) == [
         "vaultmodel.access imports platformctl, which vaultmodel is below:\n"
         "  vaultmodel/access.py:1 import platformctl",
-        "vaultmodel.rules imports components.environment.durations, which vaultmodel is below:\n"
-        "  vaultmodel/rules.py:2 from components.environment.durations import format_duration",
+        "vaultmodel.rules imports environment.durations, which vaultmodel is below:\n"
+        "  vaultmodel/rules.py:2 from environment.durations import format_duration",
     ]
 
 

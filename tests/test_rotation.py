@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.environment import PolicyRule, app_policy_rules
 from components.render.annotations import injector_annotations
+from environment import PolicyRule, app_policy_rules
 from platformctl.adapters.engine import GENERATED
 from platformctl.adapters.stackfile import PLACEHOLDER
 from platformctl.core.declaration import Declaration, is_secret, unwrap

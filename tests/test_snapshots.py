@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError
 from components.render.acl import parse_policy
 from components.render.snapshots import (
     AWS_CLI_IMAGE,
@@ -24,6 +23,7 @@ from components.render.snapshots import (
     upload_script,
     uploader_iam_policy,
 )
+from environment import SpecError
 from platformctl.core.declaration import Declaration, unwrap
 from tests.support import DELETE, spec_of
 from tests.test_helm_values import chart_defaults

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError, StackRefused, load_spec
-from components.environment.loader import PROJECT_ROOT
+from environment import SpecError, StackRefused, load_spec
+from environment.loader import PROJECT_ROOT
 from platformctl.adapters.stackfile import read_stack
 from tests.postgres.server import ServerTls
 from tests.support import (

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.environment import Cluster, EnvironmentSpec, Resources
+from environment import Cluster, EnvironmentSpec, Resources
 
 CHART = "vault"
 CHART_REPOSITORY = "https://helm.releases.hashicorp.com"

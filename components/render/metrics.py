@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 
 from .helm_values import API_PORT, CHART, CLUSTER_PORT, METRICS_PORT, METRICS_SERVICE_LABEL, api_scheme, server_labels
 

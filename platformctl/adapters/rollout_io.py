@@ -25,8 +25,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from components.environment import Cluster
 from components.render.helm_values import API_PORT, api_scheme, raft_peer_host, server_labels
+from environment import Cluster
 from platformctl.core.rollout import (
     Observed,
     Pod,

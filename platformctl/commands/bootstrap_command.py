@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from components.environment import EnvironmentSpec
 from components.render.snapshots import iam_trust_condition, uploader_iam_policy
+from environment import EnvironmentSpec
 from platformctl.adapters.aws_bootstrap import bootstrap_state, bucket_name
 from platformctl.adapters.aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
 from platformctl.adapters.aws_snapshots import SnapshotBucket, bootstrap_snapshot_bucket

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.environment import SpecError
-from components.environment.apps import APPS_DIR, Apps, read_apps
+from environment import SpecError
+from environment.apps import APPS_DIR, Apps, read_apps
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import files_at
 from platformctl.adapters.stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks

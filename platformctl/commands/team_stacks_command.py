@@ -16,8 +16,8 @@ import subprocess
 import sys
 from collections.abc import Iterable
 
-from components.environment import EnvironmentSpec
-from components.environment.apps import APPS_DIR
+from environment import EnvironmentSpec
+from environment.apps import APPS_DIR
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import spec_or_report, stack_file, stacks
 

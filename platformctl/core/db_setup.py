@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.environment import Connection, Database
 from components.render.admin_setup import (
     ConnectionNeeds,
     grant_statements,
@@ -14,6 +13,7 @@ from components.render.admin_setup import (
     setup_statements,
     static_user_statements,
 )
+from environment import Connection, Database
 
 # What makes a connection's earlier setup useless: another server, database, admin or setup.
 _IDENTITY = ("host", "port", "database", "admin_user", "admin_setup", "table_owner")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 
 from .stack_config import StackConfig
 

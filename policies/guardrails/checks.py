@@ -33,9 +33,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.environment import PROJECT, SpecError
-from components.environment.loader import data_plane
 from components.render.acl import PolicyFileError, parse_policy
+from environment import PROJECT, SpecError
+from environment.loader import data_plane
 from platformctl.adapters import engine
 from platformctl.adapters.stackfile import environment_of, read_stack, stack_spec
 from platformctl.core import declaration

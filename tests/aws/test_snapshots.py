@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
-from components.environment import EnvironmentSpec, Snapshots
 from components.render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
+from environment import EnvironmentSpec, Snapshots
 from platformctl.__main__ import main
 from platformctl.adapters.aws_clients import AwsError, client
 from platformctl.adapters.aws_snapshots import bootstrap_snapshot_bucket, list_snapshots, snapshot_key_alias

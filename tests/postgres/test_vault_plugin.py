@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
-from components.environment import AdminSetup, DatabaseRole, EnvironmentSpec
 from components.render.sql import (
     ROOT_ROTATION_STATEMENTS,
     creation_statements,
@@ -19,6 +18,7 @@ from components.render.sql import (
     revocation_statements,
     static_rotation_statements,
 )
+from environment import AdminSetup, DatabaseRole, EnvironmentSpec
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
 

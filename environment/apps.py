@@ -10,7 +10,7 @@ Its top-level keys hold what is common to every stack; ``environments`` names ea
 application exists in, each with the keys that differ there (a key written under a stack replaces
 the common one whole). Problems with the files themselves (layout, YAML, environments, a name used
 twice) are refused by every stack; what an application's keys say is checked by each stack it names,
-with the rest of that stack's spec (:func:`components.environment.load_spec`).
+with the rest of that stack's spec (:func:`environment.load_spec`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT_VARIABLE = "VAULT_PLATFORM_ROOT"
 """Environment variable naming another directory whose ``apps/`` and ``stacks/`` are read (tests);
 by default the project's, found from this file (the CLI runs the program from the project directory
 and a policy pack from its own)."""
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``externalVault`` section of the stack config: a Vault this stack configures but does not deploy
 (HCP Vault Dedicated, a Vault on VMs, another team's cluster).
 
-Called by :func:`components.environment.loader.load_spec`, which refuses a stack that sets both
+Called by :func:`environment.loader.load_spec`, which refuses a stack that sets both
 ``cluster`` and ``externalVault``, or neither; every refusal is one :class:`SpecError` naming the key.
 """
 

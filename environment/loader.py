@@ -113,7 +113,7 @@ CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
 TOKEN_FILE_VARIABLE = "TERRAFORM_VAULT_TOKEN_FILENAME"
 """Environment variable naming the file that holds the CI job's Vault token: the Vault provider's own
 for its token-file login (terraform-provider-vault, internal/consts/consts.go ``EnvVarTokenFilename``)."""
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
 ``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
 
@@ -131,7 +131,7 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
 
     ``config`` maps full keys (``vault-platform:cluster``) to decoded values; ``secret_keys`` holds
     the keys stored as secrets; ``reserved_policies`` are the names of the hand-written policies;
-    ``apps`` are the project's application files (:func:`components.environment.apps.read_apps`);
+    ``apps`` are the project's application files (:func:`environment.apps.read_apps`);
     ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
     holding the Vault token that job already logged in for, if any.
     """

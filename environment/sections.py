@@ -1,6 +1,6 @@
 """The audit, transit and PKI sections of the stack config, and what an application asks of them.
 
-Called by :func:`components.environment.loader.load_spec`; every refusal is a :class:`SpecError` that
+Called by :func:`environment.loader.load_spec`; every refusal is a :class:`SpecError` that
 names the exact key. Lookups go through dicts, so checking every application stays linear.
 """
 

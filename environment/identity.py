@@ -1,7 +1,7 @@
 """Who logs in to Vault besides the applications: GitHub Actions jobs (``githubActions``, JWT auth
 with the job's OIDC token) and people (``oidc``, the company's identity provider).
 
-Called by :func:`components.environment.loader.load_spec`; every refusal is a :class:`SpecError` that
+Called by :func:`environment.loader.load_spec`; every refusal is a :class:`SpecError` that
 names the exact key.
 """
 

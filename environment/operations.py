@@ -1,8 +1,8 @@
 """The snapshots, monitoring and audit log rotation sections of the stack config: what keeps an
 environment recoverable and watched.
 
-Called by :func:`components.environment.loader.load_spec` and
-:func:`components.environment.sections.load_audit`; every refusal is one :class:`SpecError` naming the key.
+Called by :func:`environment.loader.load_spec` and
+:func:`environment.sections.load_audit`; every refusal is one :class:`SpecError` naming the key.
 """
 
 from __future__ import annotations
