@@ -219,14 +219,14 @@ def test_the_graph_covers_every_package_and_the_program() -> None:
 
 def test_a_cycle_through_an_import_inside_a_function_is_named_with_its_statements(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/spec.py": "from components import render\n",
-        "components/render.py": "def html() -> None:\n    from components.spec import load\n",
+        "environment/__init__.py": "",
+        "environment/loader.py": "from environment import model\n",
+        "environment/model.py": "def spec() -> None:\n    from environment.loader import load_spec\n",
     })
     assert problems(root) == [
-        "module cycle: components.render -> components.spec -> components.render\n"
-        "  components/render.py:2 from components.spec import load\n"
-        "  components/spec.py:1 from components import render",
+        "module cycle: environment.loader -> environment.model -> environment.loader\n"
+        "  environment/loader.py:1 from environment import model\n"
+        "  environment/model.py:2 from environment.loader import load_spec",
     ]
 
 
@@ -254,16 +254,16 @@ def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path: Path) -> None
 
 def test_packages_that_import_each_other_are_a_cycle_though_their_modules_are_not(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/options.py": "",
-        "components/platform.py": "from components.render import helm\n",
-        "components/render/__init__.py": "",
-        "components/render/helm.py": "from components import options\n",
+        "platformctl/__init__.py": "",
+        "platformctl/options.py": "",
+        "platformctl/plan.py": "from platformctl.core import reach\n",
+        "platformctl/core/__init__.py": "",
+        "platformctl/core/reach.py": "from platformctl import options\n",
     })
     assert problems(root) == [
-        "package cycle: components -> components.render -> components\n"
-        "  components/platform.py:1 from components.render import helm\n"
-        "  components/render/helm.py:1 from components import options",
+        "package cycle: platformctl -> platformctl.core -> platformctl\n"
+        "  platformctl/plan.py:1 from platformctl.core import reach\n"
+        "  platformctl/core/reach.py:1 from platformctl import options",
     ]
 
 
