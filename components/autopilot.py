@@ -6,8 +6,8 @@ import pulumi
 import pulumi_vault as vault
 
 from components.options import children_of
-from components.render.autopilot import autopilot_inputs
 from environment import RaftAutopilot
+from render.autopilot import autopilot_inputs
 
 
 class Autopilot(pulumi.ComponentResource):

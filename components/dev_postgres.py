@@ -9,14 +9,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.options import children_of
-from components.render.admin_setup import (
+from environment import Connection, DatabaseRole, StaticRole
+from render.admin_setup import (
     IN_CLUSTER_SUPERUSER,
     ConnectionNeeds,
     quote_identifier,
     quote_literal,
     setup_statements,
 )
-from environment import Connection, DatabaseRole, StaticRole
 
 NAMESPACE = "postgres"
 IMAGE = "postgres:15.10-bookworm"

@@ -25,7 +25,7 @@ class TeamAppsArgs:
     apps: tuple[App, ...]
     """The team's applications (``EnvironmentSpec.declared_apps`` of the team's stack)."""
     app_policies: Mapping[str, PolicyDocument]
-    """Each application's generated policy (``components.render.acl.app_policy``), by application name."""
+    """Each application's generated policy (``render.acl.app_policy``), by application name."""
     vault: VaultAccess | None
     """How the stack reaches Vault; ``None`` in a stack stating clusterOnly, which configures no Vault yet."""
     kubernetes_auth_path: str

@@ -85,7 +85,7 @@ CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ADMIN_SETUPS = ("functions", "createrole")
-# The NOLOGIN role that owns the functions setup's SECURITY DEFINER functions (components/render/admin_setup.py).
+# The NOLOGIN role that owns the functions setup's SECURITY DEFINER functions (render/admin_setup.py).
 FUNCTIONS_OWNER = "vault_api_owner"
 FUNCTIONS_SCHEMA = "vault_api"
 # Roles Vault must never be handed: the usual bootstrap superuser.

@@ -1,7 +1,7 @@
 """The ACL policies a stack stands for besides the ones its config declares (``sys/policies/acl/:name``):
 the policy generated for each application (its rules, derived from the spec), and the hand-written
 files in ``policies/acl/`` (names and text), which a declared policy may not overwrite. Rendering to
-HCL and uploading are the renderer's and the components' (:mod:`components.render.acl`)."""
+HCL and uploading are the renderer's and the components' (:mod:`render.acl`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def load_policy_files(directory: Path = POLICY_DIR) -> tuple[PolicyDocument, ...
     """Every ``<name>.hcl`` in ``directory`` as policy ``<name>``, sorted by name: only names and text.
 
     Not parsed here: the program uploads the text as it is, and parsing is the slowest part of a small
-    stack's run. The tests parse every file (:func:`components.render.acl.parse_policy`), and the
+    stack's run. The tests parse every file (:func:`render.acl.parse_policy`), and the
     guardrails parse every policy a preview or an update would upload, so a broken file is refused
     before it reaches Vault.
     """

@@ -52,7 +52,7 @@ from .model import (
 
 # The chart mounts each server's audit volume here (server.auditStorage); a file device anywhere
 # else writes to the container's filesystem, or to the Raft data volume. Same value as
-# components.render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
+# render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
 AUDIT_DIRECTORY = "/vault/audit"
 STDOUT = "stdout"
 EXTERNAL_FILE_FIX = (f"write the absolute path of a file the Vault's servers may write (where its operator keeps "

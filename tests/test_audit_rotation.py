@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
+from render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
 from tests.sidecar_loop import SidecarLoop, StandInServer, renew_certificate, wait_until
 from tests.support import refusal, spec_of
 

@@ -15,7 +15,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.render.snapshots import cron_job, iam_trust_condition
 from environment import ExternalVault, RaftAutopilot, StackRefused
 from environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
 from environment.sections import EXTERNAL_FILE_FIX
@@ -25,6 +24,7 @@ from platformctl.core.declaration import Declaration, is_secret, unwrap
 from platformctl.core.diff import diff_plans, render_markdown
 from platformctl.core.outside import checklist, checklist_text, needs_of
 from platformctl.core.plan import plan_document, plan_text
+from render.snapshots import cron_job, iam_trust_condition
 from tests.guardrails.harness import not_applicable, reported, run_pack, stack_args
 from tests.support import (
     DELETE,

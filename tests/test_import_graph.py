@@ -14,9 +14,9 @@ from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("components", "environment", "platformctl", "policies", "vaultmodel")
+PACKAGES = ("components", "environment", "platformctl", "policies", "render", "vaultmodel")
 MODEL = "vaultmodel"
-ABOVE_MODEL = ("components", "environment", "platformctl", "policies", "benchmarks", "tests", "__main__")
+ABOVE_MODEL = ("components", "environment", "platformctl", "policies", "render", "benchmarks", "tests", "__main__")
 """What ``vaultmodel`` may not import: everything else of the project builds on it."""
 PLATFORMCTL_LAYERS = (("platformctl.core",), ("platformctl.adapters",),
                       ("platformctl.commands", "platformctl.__main__"))
@@ -208,11 +208,11 @@ def test_the_project_has_no_cycle_and_no_layer_imports_one_above_it() -> None:
 
 def test_the_graph_covers_every_package_and_the_program() -> None:
     modules = project_modules(ROOT)
-    assert {"__main__", "environment", "environment.loader", "components.render.acl",
+    assert {"__main__", "environment", "environment.loader", "render.acl",
             "platformctl.__main__", "policies.guardrails.checks", "vaultmodel", "vaultmodel.rules"} <= set(modules)
     imported = {(statement.importer, loaded) for module, file in modules.items()
                 for statement in imports_of(module, file, ROOT, modules) for loaded in statement.loads}
-    assert {("components.render.acl", "environment"), ("environment.loader", "vaultmodel.rules"),
+    assert {("render.acl", "environment"), ("environment.loader", "vaultmodel.rules"),
             ("policies.guardrails.checks", "platformctl.adapters.engine"),
             ("__main__", "components.platform")} <= imported
 

@@ -1,19 +1,19 @@
 """The admin SQL a DBA applies for a stack: the whole idempotent script per connection, or only what
 a change to the stack needs (new connections in full, new schemas and privileges, new and removed
-static users). Pure: specs in, SQL text out (see :mod:`components.render.admin_setup`)."""
+static users). Pure: specs in, SQL text out (see :mod:`render.admin_setup`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.render.admin_setup import (
+from environment import Connection, Database
+from render.admin_setup import (
     ConnectionNeeds,
     grant_statements,
     revoke_statements,
     setup_statements,
     static_user_statements,
 )
-from environment import Connection, Database
 
 # What makes a connection's earlier setup useless: another server, database, admin or setup.
 _IDENTITY = ("host", "port", "database", "admin_user", "admin_setup", "table_owner")

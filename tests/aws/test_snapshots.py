@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
-from components.render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
 from environment import EnvironmentSpec, Snapshots
 from platformctl.__main__ import main
 from platformctl.adapters.aws_clients import AwsError, client
 from platformctl.adapters.aws_snapshots import bootstrap_snapshot_bucket, list_snapshots, snapshot_key_alias
 from platformctl.adapters.stackfile import read_stack
+from render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
 from tests.support import spec_of_config
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT

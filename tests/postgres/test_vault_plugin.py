@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
-from components.render.sql import (
+from environment import AdminSetup, DatabaseRole, EnvironmentSpec
+from render.sql import (
     ROOT_ROTATION_STATEMENTS,
     creation_statements,
     renew_statements,
     revocation_statements,
     static_rotation_statements,
 )
-from environment import AdminSetup, DatabaseRole, EnvironmentSpec
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer
 
