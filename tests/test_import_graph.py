@@ -1,9 +1,10 @@
 """The project's import graph: no cycle between modules, between packages or between top-level
 packages, ``vaultmodel`` (the offline model of Vault, below everything else) imports nothing of the
-project above it, and platformctl's layers import only downwards (pure cores below I/O below
-commands). Built with :mod:`ast` from every ``.py`` file of the project's packages and
-``__main__.py``; imports inside functions count, since Python runs them too, and so does every package
-an import initialises on the way (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
+project above it, the spec (``environment``) and the renderers (``render``) import no component, and
+platformctl's layers import only downwards (pure cores below I/O below commands). Built with
+:mod:`ast` from every ``.py`` file of the project's packages and ``__main__.py``; imports inside
+functions count, since Python runs them too, and so does every package an import initialises on the
+way (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ PACKAGES = ("components", "environment", "platformctl", "policies", "render", "v
 MODEL = "vaultmodel"
 ABOVE_MODEL = ("components", "environment", "platformctl", "policies", "render", "benchmarks", "tests", "__main__")
 """What ``vaultmodel`` may not import: everything else of the project builds on it."""
+BELOW: Mapping[str, tuple[str, ...]] = {MODEL: ABOVE_MODEL, "environment": ("components",), "render": ("components",)}
+"""Top-level package -> the top-level packages above it, which it may not import even without a cycle. The
+components take their section of the spec (``environment``) and the manifests the renderers (``render``)
+make of it: the spec and the renderers sit below the components."""
 PLATFORMCTL_LAYERS = (("platformctl.core",), ("platformctl.adapters",),
                       ("platformctl.commands", "platformctl.__main__"))
 """platformctl's layers, lowest first: a module imports nothing of a layer above its own. The pure cores
@@ -164,8 +169,8 @@ def layer_of(module: str) -> int | None:
 
 
 def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
-    """Each cycle (between modules, packages, top-level packages), each import ``vaultmodel`` makes of
-    what is above it, and each import a platformctl layer makes of one above it, with the import
+    """Each cycle (between modules, packages, top-level packages), each import a package of :data:`BELOW`
+    makes of one above it, and each import a platformctl layer makes of one above it, with the import
     statements that make it."""
     modules = project_modules(root, packages)
     imports = [found for module, file in modules.items() for found in imports_of(module, file, root, modules)]
@@ -183,8 +188,9 @@ def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
                                                 *(statement.evidence() for _, _, statement in cycle)]))
     reports = list(found.values())
     for statement in imports:
-        if statement.importer.split(".")[0] == MODEL and statement.imported.split(".")[0] in ABOVE_MODEL:
-            reports.append(f"{statement.importer} imports {statement.imported}, which {MODEL} is below:\n"
+        importer_top = statement.importer.split(".")[0]
+        if statement.imported.split(".")[0] in BELOW.get(importer_top, ()):
+            reports.append(f"{statement.importer} imports {statement.imported}, which {importer_top} is below:\n"
                            f"{statement.evidence()}")
         importer_layer, imported_layer = layer_of(statement.importer), layer_of(statement.imported)
         if importer_layer is not None and imported_layer is not None and imported_layer > importer_layer:
@@ -301,6 +307,25 @@ def test_vaultmodel_importing_what_is_above_it_is_refused_even_without_a_cycle(t
         "  vaultmodel/access.py:1 import platformctl",
         "vaultmodel.rules imports environment.durations, which vaultmodel is below:\n"
         "  vaultmodel/rules.py:2 from environment.durations import format_duration",
+    ]
+
+
+def test_the_spec_or_a_renderer_importing_a_component_is_refused_even_without_a_cycle(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "components/__init__.py": "",
+        "components/mounts.py": "",
+        "components/options.py": "",
+        "environment/__init__.py": "",
+        "environment/loader.py": "def load_spec() -> None:\n    from components.mounts import MountSettings\n",
+        "render/__init__.py": "",
+        "render/helm_values.py": "from components import options\n",
+        "render/acl.py": "from environment import loader\n",
+    })
+    assert problems(root) == [
+        "environment.loader imports components.mounts, which environment is below:\n"
+        "  environment/loader.py:2 from components.mounts import MountSettings",
+        "render.helm_values imports components.options, which render is below:\n"
+        "  render/helm_values.py:1 from components import options",
     ]
 
 
