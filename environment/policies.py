@@ -35,22 +35,22 @@ def app_policy_rules(app: App, spec: EnvironmentSpec) -> tuple[PolicyRule, ...]:
     reads) and its database credentials (dynamic and static), ``update`` on exactly the transit
     operations it declares per key, and issuing from its PKI role; nothing else. Sorted by path, so the
     HCL is the same for the same spec."""
-    rules = []
+    path_rules = []
     for path in app.kv_paths:
-        rules.append(PolicyRule(path=f"{spec.kv.mount}/data/{path}", capabilities=("read",)))
+        path_rules.append(PolicyRule(path=f"{spec.kv.mount}/data/{path}", capabilities=("read",)))
     if app.database_role is not None and spec.database is not None:
-        rules.append(PolicyRule(path=f"{spec.database.mount}/creds/{app.database_role}", capabilities=("read",)))
+        path_rules.append(PolicyRule(path=f"{spec.database.mount}/creds/{app.database_role}", capabilities=("read",)))
     if app.static_database_role is not None and spec.database is not None:
-        rules.append(PolicyRule(path=f"{spec.database.mount}/static-creds/{app.static_database_role}",
+        path_rules.append(PolicyRule(path=f"{spec.database.mount}/static-creds/{app.static_database_role}",
                                 capabilities=("read",)))
     if spec.transit is not None:
         for grant in app.transit:
-            rules += [PolicyRule(path=f"{spec.transit.mount}/{operation}/{grant.key}", capabilities=("update",))
+            path_rules += [PolicyRule(path=f"{spec.transit.mount}/{operation}/{grant.key}", capabilities=("update",))
                       for operation in grant.operations]
     if app.certificate is not None and spec.pki is not None:
-        rules.append(PolicyRule(path=f"{spec.pki.intermediate.mount}/issue/{app.certificate.role}",
+        path_rules.append(PolicyRule(path=f"{spec.pki.intermediate.mount}/issue/{app.certificate.role}",
                                 capabilities=("update",)))
-    return tuple(sorted(rules, key=lambda rule: rule.path))
+    return tuple(sorted(path_rules, key=lambda rule: rule.path))
 
 
 @functools.cache
