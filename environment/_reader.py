@@ -12,11 +12,12 @@ reads, so that the loader stays their one definition.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 import inspect
 import re
 import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -599,6 +600,17 @@ def name_of(item: Node) -> str:
 def declared(names: Iterable[str]) -> str:
     """``declared: a, b`` (or ``none``), for a fix that points at what exists."""
     return f"declared: {', '.join(sorted(names)) or 'none'}"
+
+
+def matches(pattern: str, names: Set[str]) -> bool:
+    """``pattern`` names a declared item; a glob (``*``, ``+``) must match at least one.
+
+    The exact case is a set lookup, so checking every policy of hundreds of apps stays linear.
+    """
+    if "*" not in pattern and "+" not in pattern:
+        return pattern in names
+    glob = pattern.replace("+", "*")
+    return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
 
 def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:

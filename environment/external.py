@@ -2,7 +2,9 @@
 (HCP Vault Dedicated, a Vault on VMs, another team's cluster).
 
 Called by :func:`environment.loader.load_spec`, which refuses a stack that sets both
-``cluster`` and ``externalVault``, or neither; every refusal is one :class:`SpecError` naming the key.
+``cluster`` and ``externalVault``, or neither; with an external Vault it also reads here what the other
+sections may declare (no in-cluster PostgreSQL, snapshots only of Raft storage, no alert rules). Every
+refusal is one :class:`SpecError` naming the key.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections.abc import Callable
 
 from vaultmodel import rules
 
-from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, Node, ca_pem, port_problem
-from .model import ExternalVault, RaftAutopilot, Tier
+from . import operations
+from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, REMOVE, Node, attempt, ca_pem, port_problem, report
+from .model import Database, ExternalVault, RaftAutopilot, Snapshots, Tier
 
 DEFAULT_JOBS_NAMESPACE = "vault-jobs"
 # The API server's URL as a client outside the cluster dials it (a kubeconfig's `server`): https, a
@@ -107,3 +110,33 @@ def _autopilot(node: Node, tier: Tier, read_autopilot: AutopilotReader) -> RaftA
                  "e.g. 3 or 5")
     voters = node.integer("minQuorum", minimum=1, maximum=rules.MAX_RAFT_VOTERS, why=rules.MAX_RAFT_VOTERS_WHY)
     return read_autopilot(node, tier, voters)
+
+
+def refuse_in_cluster_database(root: Node, database: Database | None) -> None:
+    """With an external Vault, no in-cluster PostgreSQL: there is no Vault namespace to run it beside."""
+    for connection in database.connections if database else ():
+        if connection.in_cluster:
+            report(root.error(f"database.connections[{connection.name}].inCluster", "the in-cluster PostgreSQL "
+                              "runs beside a Vault this stack deploys, and this stack's Vault is external",
+                              "point host, port and adminPassword at a PostgreSQL server the Vault reaches"))
+
+
+def load_external_operations(root: Node, tier: Tier, vault: ExternalVault | None) -> Snapshots | None:
+    """The snapshots and monitoring sections with an external Vault: snapshots only when declared, and
+    only of Raft storage; no alert rules (they watch the chart's servers and volumes, which this stack
+    does not run)."""
+    if root.has("monitoring"):
+        report(root.error("monitoring", "is set, but the stack's Vault is external: the alert rules watch the "
+                          "servers, Raft and volumes of the Vault this program deploys, through the chart's "
+                          "ServiceMonitor", "remove it: the Vault's operator scrapes and alerts on it", edit=REMOVE))
+    root.raw("monitoring")
+    if not root.has("snapshots"):
+        root.raw("snapshots")
+        return None
+    if vault is not None and not vault.raft:
+        report(root.error("snapshots", "is set, but vault-platform:externalVault.raft is false: Raft snapshots "
+                          "need integrated storage", "remove snapshots (the Vault's operator backs it up), or set "
+                          "externalVault.raft to true if the Vault runs on integrated storage"))
+        root.raw("snapshots")
+        return None
+    return attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from environment import Connection, DatabaseRole, StaticRole
-from environment.loader import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TABLE_PRIVILEGES
+from environment.database import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TABLE_PRIVILEGES
 from vaultmodel import rules
 
 SCHEMA = FUNCTIONS_SCHEMA

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from environment import EnvironmentSpec, app_policy_name, app_policy_rules
-from environment.loader import data_plane
+from environment.policies import data_plane
 from platformctl.__main__ import main
 from platformctl.core.declaration import Declaration
 from tests.support import ANY_STACK, any_stack, declare_stack, spec_of, spec_of_config

@@ -218,7 +218,7 @@ def test_the_graph_covers_every_package_and_the_program() -> None:
             "platformctl.__main__", "policies.guardrails.checks", "vaultmodel", "vaultmodel.rules"} <= set(modules)
     imported = {(statement.importer, loaded) for module, file in modules.items()
                 for statement in imports_of(module, file, ROOT, modules) for loaded in statement.loads}
-    assert {("render.acl", "environment"), ("environment.loader", "vaultmodel.rules"),
+    assert {("render.acl", "environment"), ("environment.policies", "vaultmodel.rules"),
             ("policies.guardrails.checks", "platformctl.adapters.engine"),
             ("__main__", "components.platform")} <= imported
 

@@ -13,7 +13,7 @@ import pytest
 
 from environment import SpecError, load_policy_files
 from environment.identity import DEPLOY_POLICY
-from environment.loader import data_plane
+from environment.policies import data_plane
 from platformctl.__main__ import main
 from platformctl.adapters.engine import declare, declare_environment
 from platformctl.adapters.stackfile import stack_file, stacks

@@ -46,7 +46,8 @@ from typing import Any
 
 from environment._reader import FILE_KEY_PREFIX, Name, Node, observing
 from environment.apps import ENVIRONMENTS, read_apps
-from environment.loader import KNOWN_NAMESPACES, LOGIN_KEYS, PROJECT, TIERS
+from environment.stack_keys import KNOWN_NAMESPACES, PROJECT, TIERS
+from environment.vault_access import LOGIN_KEYS
 from vaultmodel.durations import _DURATION, format_duration
 
 from .engine import ROOT

@@ -24,7 +24,7 @@ from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from requests.exceptions import RequestException
 
 from environment import CI_ROLE_VARIABLE, EnvironmentSpec, project_file
-from environment.loader import TOKEN_FILE_VARIABLE
+from environment.vault_access import TOKEN_FILE_VARIABLE
 from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "vault-login"

@@ -34,7 +34,7 @@ from pulumi_policy import (
 )
 
 from environment import PROJECT, SpecError
-from environment.loader import data_plane
+from environment.policies import data_plane
 from platformctl.adapters import engine
 from platformctl.adapters.stackfile import environment_of, read_stack, stack_spec
 from platformctl.core import declaration

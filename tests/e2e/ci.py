@@ -15,7 +15,7 @@ from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 
 from environment import CiRole, GithubActions
 from environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
-from environment.loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
+from environment.vault_access import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
 from render.identity import bound_claims
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject

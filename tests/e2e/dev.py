@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client as kubernetes_client
 
 from environment import EnvironmentSpec
-from environment.loader import DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
+from environment.database import DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import read_stack, stack_spec
 from render.admin_setup import IN_CLUSTER_SUPERUSER

@@ -21,7 +21,7 @@ from hvac.exceptions import Forbidden, InvalidPath, VaultError  # type: ignore[i
 from kubernetes import client as kubernetes_client
 
 from environment.identity import DEPLOY_POLICY
-from environment.loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
+from environment.vault_access import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
 from platformctl.adapters.stackfile import read_stack, stack_spec
 from platformctl.commands.vault_login_command import JWT_VARIABLE
 from render.identity import bound_claims

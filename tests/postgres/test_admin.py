@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from environment.loader import TABLE_PRIVILEGES
+from environment.database import TABLE_PRIVILEGES
 from render.admin_setup import OWNER, SCHEMA
 from tests.postgres.conftest import UNGRANTED_SCHEMA, World, create_later_table, error_of
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from environment import DatabaseRole
-from environment.loader import TABLE_PRIVILEGES
+from environment.database import TABLE_PRIVILEGES
 from tests.postgres.conftest import (
     DISPLAY_NAME,
     SEEDED_EMAILS,
