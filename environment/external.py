@@ -16,6 +16,7 @@ from vaultmodel import rules
 
 from . import operations
 from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, REMOVE, Node, attempt, ca_pem, port_problem, report
+from .cluster import load_autopilot
 from .model import Database, ExternalVault, RaftAutopilot, Snapshots, Tier
 
 DEFAULT_JOBS_NAMESPACE = "vault-jobs"
@@ -38,12 +39,9 @@ KEYS = ("kubernetesHost", "kubernetesCaCert", "tokenReviewerJwt", "raft", "autop
         "caSecretName")
 SecretReference = Callable[[Node, str], str]
 """Reads ``{fromSecret: <key>}`` at a key of a node and returns the stack secret's key."""
-AutopilotReader = Callable[[Node, Tier, int], RaftAutopilot]
-"""The cluster section's autopilot reader: a node, the tier and the voters (its minimum quorum)."""
 
 
-def load_external_vault(node: Node, tier: Tier, reference: SecretReference,
-                        read_autopilot: AutopilotReader) -> ExternalVault:
+def load_external_vault(node: Node, tier: Tier, reference: SecretReference) -> ExternalVault:
     """The ``externalVault`` section: how Vault reaches the application cluster's API to review service
     account tokens, whether it runs on Raft (autopilot then needs the voters, which only the stack
     knows), and where the platform's jobs run."""
@@ -63,7 +61,7 @@ def load_external_vault(node: Node, tier: Tier, reference: SecretReference,
     raft = node.boolean("raft", False)
     autopilot = None
     if raft:
-        autopilot = _autopilot(node.child("autopilot"), tier, read_autopilot)
+        autopilot = _autopilot(node.child("autopilot"), tier)
     elif node.has("autopilot"):
         raise node.error("autopilot", "is set, but raft is false: autopilot manages integrated (Raft) storage "
                          "only", "set raft: true if the Vault runs on integrated storage, or remove autopilot")
@@ -103,13 +101,13 @@ def _kubernetes_host(node: Node) -> str:
     return host
 
 
-def _autopilot(node: Node, tier: Tier, read_autopilot: AutopilotReader) -> RaftAutopilot:
+def _autopilot(node: Node, tier: Tier) -> RaftAutopilot:
     """Autopilot of a Raft Vault this stack does not deploy: its minimum quorum is the Vault's voters,
     written down, since no replica count here says it."""
     node.require("minQuorum", "set it to the external Vault's Raft voters (`vault operator raft list-peers`), "
                  "e.g. 3 or 5")
     voters = node.integer("minQuorum", minimum=1, maximum=rules.MAX_RAFT_VOTERS, why=rules.MAX_RAFT_VOTERS_WHY)
-    return read_autopilot(node, tier, voters)
+    return load_autopilot(node, tier, voters)
 
 
 def refuse_in_cluster_database(root: Node, database: Database | None) -> None:

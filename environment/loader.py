@@ -23,7 +23,7 @@ from ._reader import (
 )
 from .app_keys import load_apps
 from .apps import Apps, Origins, read_app_nodes
-from .cluster import load_autopilot, load_cluster
+from .cluster import load_cluster
 from .database import DEV_POSTGRES_NAMESPACE, load_database, refuse_database_roles
 from .kv import DEFAULT_PATH_PREFIX, load_kv
 from .model import Cluster, EnvironmentSpec, ExternalVault, Kv, Tier
@@ -173,7 +173,7 @@ def _vault_servers(root: Node, tier: Tier, secrets: SecretRefs) -> tuple[Cluster
                               "and its operator initialized it", "remove it, and set the Vault login "
                               "(vault:address, with githubActions or vault:token)", edit=REMOVE))
         return None, attempt(lambda: external.load_external_vault(
-            root.child("externalVault"), tier, secrets.reference, load_autopilot), broken="externalVault")
+            root.child("externalVault"), tier, secrets.reference), broken="externalVault")
     if not root.has("cluster"):
         report(root.error("cluster", "is not set: the stack says neither which Vault it deploys nor which one "
                           "it configures", "declare vault-platform:cluster (the Helm release this stack deploys), "
