@@ -34,6 +34,8 @@ ROOT_VARIABLE = "VAULT_PLATFORM_ROOT"
 by default the project's, found from this file (the CLI runs the program from the project directory
 and a policy pack from its own)."""
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
+``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
 
 
 @dataclass(frozen=True)

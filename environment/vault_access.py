@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from . import identity
 from ._reader import REMOVE, Node, SpecError, ca_problem
+from .apps import PROJECT_ROOT
 from .model import GithubActions, JwtLogin, Tier, VaultAccess
 from .stack_keys import PROJECT
 
@@ -27,9 +28,6 @@ CI_ROLE_VARIABLE = "VAULT_PLATFORM_CI_ROLE"
 TOKEN_FILE_VARIABLE = "TERRAFORM_VAULT_TOKEN_FILENAME"
 """Environment variable naming the file that holds the CI job's Vault token: the Vault provider's own
 for its token-file login (terraform-provider-vault, internal/consts/consts.go ``EnvVarTokenFilename``)."""
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-"""Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
-``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
 
 
 def project_file(path: str) -> Path:

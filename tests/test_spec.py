@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from environment import SpecError, StackRefused, load_spec
-from environment.vault_access import PROJECT_ROOT
+from environment.apps import PROJECT_ROOT
 from platformctl.adapters.stackfile import read_stack
 from tests.postgres.server import ServerTls
 from tests.support import (
