@@ -36,23 +36,24 @@ from .model import App, Database, DatabaseRole, Kv, Pki, Policy, Transit
 DEFAULT_TOKEN_MAX_TTL = 4 * HOUR
 
 
-def load_apps(app_nodes: list[AppNode], kv: Kv, database: Database | None, policies: tuple[Policy, ...],
-              default_audience: str, transit: Transit | None, pki: Pki | None, origins: Origins) -> tuple[App, ...]:
-    kv_paths = {secret.path for secret in kv.secrets}
-    role_names = {role.name: role for role in database.roles} if database else {}
-    policy_names = {policy.name: policy for policy in policies}
+def load_apps(app_nodes: list[AppNode], kv: Kv, database: Database | None, plane: rules.DataPlane,
+              policies: Mapping[str, Policy], default_audience: str, transit: Transit | None, pki: Pki | None,
+              origins: Origins) -> tuple[App, ...]:
+    """The stack's applications, each checked against what the stack declares: ``plane`` (the declared KV
+    paths), ``database`` (its roles by name) and ``policies`` (the declared ones, by name)."""
     apps = []
     for node in app_nodes:
         with collecting():
-            app = _app(node, kv, kv_paths, database, role_names, policy_names, default_audience, transit, pki,
-                       origins)
+            app = _app(node, kv, plane.kv_secrets, database, database.role if database else {}, policies,
+                       default_audience, transit, pki, origins)
             _check_team_reach(node, app, origins)
             apps.append(app)
     return tuple(sorted(apps, key=lambda a: a.name))
 
 
-def _app(node: AppNode, kv: Kv, kv_paths: Set[str], database: Database | None, role_names: Mapping[str, object],
-         policy_names: Mapping[str, object], default_audience: str, transit: Transit | None,
+def _app(node: AppNode, kv: Kv, kv_paths: Set[str], database: Database | None,
+         role_names: Mapping[str, DatabaseRole], policy_names: Mapping[str, Policy], default_audience: str,
+         transit: Transit | None,
          pki: Pki | None, origins: Origins) -> App:
     for key in ("namespace", "serviceAccount"):
         value = node.raw(key)
@@ -129,12 +130,10 @@ def _check_team_reach(node: AppNode, app: App, origins: Origins) -> None:
 MIN_TOKEN_TTL = 60
 
 
-def _check_lease_within_token(node: Node, app: App, role: object, origins: Origins) -> None:
+def _check_lease_within_token(node: Node, app: App, role: DatabaseRole, origins: Origins) -> None:
     """Refuses a database role whose credentials would be renewed for longer than the application's
     tokens live: a lease belongs to the token that created it, and Vault revokes it (drops the
     database user, ending its sessions) when that token expires, whatever the role's maxTtl says."""
-    if not isinstance(role, DatabaseRole):
-        return
     problem = rules.lease_within_token(role.max_ttl, app.token_max_ttl, app.name)
     if problem is None:
         return

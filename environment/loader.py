@@ -98,8 +98,9 @@ def _load(stack: str, config: Mapping[str, Any], secret_keys: Set[str], reserved
     plane = data_plane(kv_or_none, database, transit, pki)
     policies = attempt(lambda: load_policies(root, kv_or_none, database, transit, plane, reserved_policies),
                        broken="policies") or ()
-    apps = attempt(lambda: load_apps(app_nodes, kv_or_none, database, policies, audience, transit, pki, origins)) or ()
     declared_policies = {policy.name: policy for policy in policies}
+    apps = attempt(lambda: load_apps(app_nodes, kv_or_none, database, plane, declared_policies, audience, transit, pki,
+                                     origins)) or ()
     github = attempt(lambda: identity.load_github_actions(root.child("githubActions"), stack, declared_policies),
                      broken="githubActions") if root.has("githubActions") else None
     root.raw("githubActions")

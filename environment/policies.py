@@ -104,16 +104,15 @@ def load_policies(root: Node, kv: Kv, database: Database | None, transit: Transi
                   reserved: Iterable[str]) -> tuple[Policy, ...]:
     reserved_names = set(reserved)
     policies: dict[str, Policy] = {}
-    kv_paths = {secret.path for secret in kv.secrets}
     for node in root.children("policies"):
         with collecting(broken=f"policies:{name_of(node)}"):
-            policy = _policy(node, kv, kv_paths, database, transit, plane, reserved_names)
+            policy = _policy(node, kv, database, transit, plane, reserved_names)
             refuse_duplicate(node, "name", policy.name, policies, "policy")
             policies[policy.name] = policy
     return tuple(sorted(policies.values(), key=lambda p: p.name))
 
 
-def _policy(node: Node, kv: Kv, kv_paths: set[str], database: Database | None, transit: Transit | None,
+def _policy(node: Node, kv: Kv, database: Database | None, transit: Transit | None,
             plane: rules.DataPlane, reserved: Set[str]) -> Policy:
     name = node.string("name", rule=VAULT_NAME)
     if (why := _reserved_policy(name, reserved)) is not None:
@@ -135,7 +134,7 @@ def _policy(node: Node, kv: Kv, kv_paths: set[str], database: Database | None, t
                                           "grant the capabilities the holder needs without sudo")
             if not capabilities:
                 raise rule_node.error("capabilities", "is empty", "list at least one capability")
-            _check_policy_path(rule_node, path, kv, kv_paths, database, transit)
+            _check_policy_path(rule_node, path, kv, plane.kv_secrets, database, transit)
             if (refusal := rules.data_plane_refusal(name, path, capabilities, plane)) is not None:
                 raise rule_node.error("path", refusal.problem, refusal.fix)
             path_rules.append(PolicyRule(path=path, capabilities=tuple(dict.fromkeys(capabilities))))
@@ -163,7 +162,7 @@ def _reserved_policy(name: str, reserved: Set[str]) -> str | None:
     return None
 
 
-def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: set[str], database: Database | None,
+def _check_policy_path(node: Node, path: str, kv: Kv, kv_paths: Set[str], database: Database | None,
                        transit: Transit | None) -> None:
     """A path into the KV or database mount must name something the spec declares."""
     if not re.fullmatch(r"[A-Za-z0-9_+*/.-]+", path) or path.startswith("/"):
