@@ -146,7 +146,7 @@ _QUANTITY_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
 
 def _quantity(text: str) -> float:
     """The value of a Kubernetes quantity already checked against ``QUANTITY``: ``500m`` -> 0.5."""
-    number = text.rstrip("kmMGTPEi")
+    number = text.rstrip("kmKMGTPEi")
     return float(number) * _QUANTITY_SUFFIX[text[len(number):]]
 
 
