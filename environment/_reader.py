@@ -578,6 +578,16 @@ def port_problem(port: int) -> str | None:
     return f"port {port} is outside {PORTS[0]} to {PORTS[1]}"
 
 
+_QUANTITY_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def quantity(text: str) -> float:
+    """The value of a Kubernetes quantity already checked against ``QUANTITY``: ``500m`` -> 0.5."""
+    number = text.rstrip("kmKMGTPEi")
+    return float(number) * _QUANTITY_SUFFIX[text[len(number):]]
+
+
 def follows(value: str, rule: Name) -> bool:
     """``value`` follows the naming ``rule``."""
     return len(value) <= rule.max_length and rule.pattern.fullmatch(value) is not None

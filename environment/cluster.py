@@ -12,7 +12,7 @@ from vaultmodel import rules
 from vaultmodel.durations import DAY
 
 from . import operations
-from ._reader import AWS_REGION, HOST, K8S_LABEL, K8S_SUBDOMAIN, QUANTITY, Node
+from ._reader import AWS_REGION, HOST, K8S_LABEL, K8S_SUBDOMAIN, QUANTITY, Node, quantity
 from .model import AutoUnseal, Cluster, RaftAutopilot, Resources, Tier, Tls
 
 
@@ -106,10 +106,10 @@ def _volume_size(node: Node, key: str) -> str:
     """A volume claim's size: a Kubernetes quantity between 1Gi and 16Ti (``50`` is 50 bytes)."""
     size = node.string(key, "10Gi", rule=QUANTITY)
     low, high, low_text, high_text = VOLUME_SIZE
-    if not low <= _quantity(size) <= high:
+    if not low <= quantity(size) <= high:
         raise node.error(key, f"{size} is outside the {low_text} to {high_text} a volume can have",
                          f"use a size from {low_text} to {high_text}, e.g. 10Gi",
-                         edit=low_text if _quantity(size) < low else high_text)
+                         edit=low_text if quantity(size) < low else high_text)
     return size
 
 
@@ -123,31 +123,21 @@ def _resources(node: Node, defaults: tuple[str, str, str, str]) -> Resources:
     )
     for where, cpu, memory in ((requests, resources.cpu_request, resources.memory_request),
                                (limits, resources.cpu_limit, resources.memory_limit)):
-        if _quantity(cpu) < 0.001:
+        if quantity(cpu) < 0.001:
             raise where.error("cpu", f"{cpu} is less than the 1m (a thousandth of a CPU) Kubernetes counts",
                               "use at least 1m, e.g. 50m", edit="50m")
-        if _quantity(memory) < MIN_MEMORY[0]:
+        if quantity(memory) < MIN_MEMORY[0]:
             raise where.error("memory", f"{memory} is below the {MIN_MEMORY[1]} a container here needs to start",
                               f"use at least {MIN_MEMORY[1]}, with its unit (Mi, Gi)", edit=MIN_MEMORY[1])
     for key, request, limit in (("cpu", resources.cpu_request, resources.cpu_limit),
                                 ("memory", resources.memory_request, resources.memory_limit)):
-        if _quantity(request) > _quantity(limit):
+        if quantity(request) > quantity(limit):
             raise requests.error(key, f"the request {request} is above the limit {limit}",
                                  f"request at most {limit}, or raise limits.{key}", edit=limit)
     requests.done()
     limits.done()
     node.done()
     return resources
-
-
-_QUANTITY_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
-
-
-def _quantity(text: str) -> float:
-    """The value of a Kubernetes quantity already checked against ``QUANTITY``: ``500m`` -> 0.5."""
-    number = text.rstrip("kmKMGTPEi")
-    return float(number) * _QUANTITY_SUFFIX[text[len(number):]]
 
 
 def _auto_unseal(node: Node) -> AutoUnseal:
