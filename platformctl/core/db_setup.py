@@ -37,6 +37,8 @@ class ConnectionScript:
 
 
 def needs_of(database: Database) -> dict[str, ConnectionNeeds]:
+    """What each connection's roles need from its database, by connection name: the DBA's scripts and
+    the stack's checklist (:func:`platformctl.core.outside.needs_of`) are both made of it."""
     return {c.name: ConnectionNeeds.of(c, database.roles, database.static_roles) for c in database.connections}
 
 
