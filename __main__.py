@@ -3,12 +3,12 @@ prod), or one team's applications in it (``prod.payments``) when the environment
 
 import pulumi
 
-from components.environment import SpecError
-from components.environment.runtime import load_stack_spec
 from components.platform import VaultPlatform
-from components.render.acl import app_policy
-from components.render.annotations import injector_annotations
 from components.team_apps import TeamApps, TeamAppsArgs
+from environment import SpecError
+from environment.runtime import load_stack_spec
+from render.acl import app_policy
+from render.annotations import injector_annotations
 
 try:
     spec = load_stack_spec()

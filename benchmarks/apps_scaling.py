@@ -161,8 +161,10 @@ def main() -> None:
             f"{label + ' ' + what:>16}" for label in trees for what in ("program s", "plan s", "plan MiB")))
         for count in args.counts:
             for label, tree in trees.items():
-                add_apps(count, tree, committed[label],
-                         in_files=(tree / "components" / "environment" / "apps.py").is_file())
+                # The spec's package: environment/, or a sub-package of components/ in a commit from before it moved.
+                in_files = any(tree.joinpath(*package, "apps.py").is_file()
+                               for package in (("environment",), ("components", "environment")))
+                add_apps(count, tree, committed[label], in_files=in_files)
             floor = _child(trees["after"], [me, "--measure", "floor"])
             cells = [f"{count:5d}", f"{int(floor['resources']):9d}", f"{floor['seconds']:8.2f}"]
             for tree in trees.values():

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import PolicyDocument
-from components.environment.identity import DEPLOY_POLICY
 from components.options import children_of
+from environment import PolicyDocument
+from environment.identity import DEPLOY_POLICY
 
 
 class AclPolicies(pulumi.ComponentResource):

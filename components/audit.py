@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import Audit, AuditDevice
 from components.options import children_of
+from environment import Audit, AuditDevice
 
 
 def device_options(device: AuditDevice, hmac_accessor: bool) -> dict[str, str]:

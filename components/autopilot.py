@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import RaftAutopilot
 from components.options import children_of
-from components.render.autopilot import autopilot_inputs
+from environment import RaftAutopilot
+from render.autopilot import autopilot_inputs
 
 
 class Autopilot(pulumi.ComponentResource):

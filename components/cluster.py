@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.environment import Cluster
 from components.options import children_of
-from components.render.helm_values import CHART, CHART_REPOSITORY, service_address
+from environment import Cluster
+from render.helm_values import CHART, CHART_REPOSITORY, service_address
 
 CERT_MANAGER_API = "cert-manager.io/v1"
 
@@ -25,7 +25,7 @@ class VaultClusterArgs:
     protect: bool
     """Whether the namespace and the release are protected from deletion (``EnvironmentSpec.protect``)."""
     chart_values: Mapping[str, Any]
-    """The chart's values (``components.render.helm_values.helm_values``)."""
+    """The chart's values (``render.helm_values.helm_values``)."""
 
 
 class VaultCluster(pulumi.ComponentResource):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import PROJECT, AdminSetup, Connection, Database, DatabaseRole
 from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
-from components.render import sql
+from environment import PROJECT, AdminSetup, Connection, Database, DatabaseRole
+from render import sql
 
 PASSWORD_AUTHENTICATION = "scram-sha-256"
 

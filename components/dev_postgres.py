@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.environment import Connection, DatabaseRole, StaticRole
 from components.options import children_of
-from components.render.admin_setup import (
+from environment import Connection, DatabaseRole, StaticRole
+from render.admin_setup import (
     IN_CLUSTER_SUPERUSER,
     ConnectionNeeds,
     quote_identifier,

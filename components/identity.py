@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import GithubActions, PeopleOidc
 from components.options import children_of
-from components.render.identity import bound_claims
+from environment import GithubActions, PeopleOidc
+from render.identity import bound_claims
 
 PEOPLE_ROLE = "people"
 """The OIDC method's only role, and its default: ``vault login -method=oidc`` needs no role name."""

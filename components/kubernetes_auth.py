@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import App, ExternalVault, app_policy_name
 from components.options import children_of, parented_to
+from environment import App, ExternalVault, app_policy_name
 
 KUBERNETES_HOST = "https://kubernetes.default.svc:443"
 

@@ -11,9 +11,9 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components.environment import PROJECT, Kv, KvSecret
 from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to, renamed_from
+from environment import PROJECT, Kv, KvSecret
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The stack's alert rules: a Prometheus operator ``PrometheusRule`` next to Vault
-(:mod:`components.render.alerts`); and who reaches the metrics: the metrics listener's service, which
-the chart's ServiceMonitor (:func:`components.render.helm_values.service_monitor`) scrapes, and the
-NetworkPolicy that admits Prometheus alone to it (:mod:`components.render.metrics`)."""
+(:mod:`render.alerts`); and who reaches the metrics: the metrics listener's service, which
+the chart's ServiceMonitor (:func:`render.helm_values.service_monitor`) scrapes, and the
+NetworkPolicy that admits Prometheus alone to it (:mod:`render.metrics`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.environment import Monitoring
 from components.options import children_of
+from environment import Monitoring
 
 PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 
@@ -29,7 +29,7 @@ class VaultAlertsArgs:
     monitoring: Monitoring
     """The stack's monitoring section: the labels the Prometheus operator selects rules by."""
     rule_groups: Mapping[str, Any]
-    """The rules (``components.render.alerts.prometheus_rule_groups``)."""
+    """The rules (``render.alerts.prometheus_rule_groups``)."""
 
 
 class VaultAlerts(pulumi.ComponentResource):
@@ -57,9 +57,9 @@ class MetricsAccessArgs:
     namespace: pulumi.Input[str]
     """The namespace Vault runs in, as the cluster's output (both are created after it)."""
     service: Mapping[str, Any]
-    """The metrics service's manifest (``components.render.metrics.metrics_service``)."""
+    """The metrics service's manifest (``render.metrics.metrics_service``)."""
     network_policy: Mapping[str, Any]
-    """The server pods' NetworkPolicy manifest (``components.render.metrics.server_network_policy``)."""
+    """The server pods' NetworkPolicy manifest (``render.metrics.server_network_policy``)."""
 
 
 class MetricsAccess(pulumi.ComponentResource):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import ClearAuditKeys
+from environment import ClearAuditKeys
 
 
 @dataclass(frozen=True)

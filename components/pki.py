@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import CertificateAuthority, Pki
 from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
+from environment import CertificateAuthority, Pki
 
 CRL_REBUILD_GRACE = "12h"
 

@@ -11,7 +11,6 @@ from components.autopilot import Autopilot
 from components.cluster import VaultCluster, VaultClusterArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.dev_postgres import DevPostgres, DevPostgresArgs
-from components.environment import EnvironmentSpec, load_policy_files
 from components.identity import GithubActionsAuth, PeopleAuth
 from components.kubernetes_auth import KubernetesAuth, KubernetesAuthArgs
 from components.kv import KvEngine, KvEngineArgs
@@ -19,15 +18,16 @@ from components.monitoring import MetricsAccess, MetricsAccessArgs, VaultAlerts,
 from components.mounts import MountSettings
 from components.options import children_of
 from components.pki import PkiEngine, PkiEngineArgs
-from components.render.acl import app_policy, declared_policies
-from components.render.alerts import prometheus_rule_groups
-from components.render.annotations import injector_annotations
-from components.render.helm_values import helm_values
-from components.render.metrics import metrics_service, server_network_policy
-from components.render.snapshots import cron_job, service_account
 from components.snapshots import RaftSnapshots, RaftSnapshotsArgs
 from components.transit import TransitEngine, TransitEngineArgs
 from components.vault_provider import vault_provider
+from environment import EnvironmentSpec, load_policy_files
+from render.acl import app_policy, declared_policies
+from render.alerts import prometheus_rule_groups
+from render.annotations import injector_annotations
+from render.helm_values import helm_values
+from render.metrics import metrics_service, server_network_policy
+from render.snapshots import cron_job, service_account
 
 NEXT_STEPS = (
     "Vault is not configured yet: the stack states vault-platform:clusterOnly, so only the cluster layer "

@@ -1,5 +1,5 @@
 """Raft snapshots on a schedule: the job's Vault policy and Kubernetes auth role, its service
-account (mapped to its IAM role through IRSA) and the CronJob (:mod:`components.render.snapshots`)."""
+account (mapped to its IAM role through IRSA) and the CronJob (:mod:`render.snapshots`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 
-from components.environment.operations import SNAPSHOT_IDENTITY
 from components.options import children_of
-from components.render.snapshots import SNAPSHOT_TOKEN_TTL, snapshot_policy
+from environment.operations import SNAPSHOT_IDENTITY
+from render.snapshots import SNAPSHOT_TOKEN_TTL, snapshot_policy
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,9 @@ class RaftSnapshotsArgs:
     audience: str
     """Audience the cluster's service account tokens carry (``kubernetesAuth.audience``)."""
     service_account: Mapping[str, Any]
-    """The job's service account manifest (``components.render.snapshots.service_account``)."""
+    """The job's service account manifest (``render.snapshots.service_account``)."""
     cron_job: Mapping[str, Any]
-    """The CronJob's manifest (``components.render.snapshots.cron_job``)."""
+    """The CronJob's manifest (``render.snapshots.cron_job``)."""
 
 
 class RaftSnapshots(pulumi.ComponentResource):

@@ -11,11 +11,11 @@ import pulumi
 import pulumi_vault as vault
 
 from components.database import dynamic_role
-from components.environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 from components.kubernetes_auth import app_role
 from components.kv import static_secret
 from components.options import children_of, renamed_from
 from components.vault_provider import vault_provider
+from environment import PROJECT, App, Database, Kv, PolicyDocument, VaultAccess
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class TeamAppsArgs:
     apps: tuple[App, ...]
     """The team's applications (``EnvironmentSpec.declared_apps`` of the team's stack)."""
     app_policies: Mapping[str, PolicyDocument]
-    """Each application's generated policy (``components.render.acl.app_policy``), by application name."""
+    """Each application's generated policy (``render.acl.app_policy``), by application name."""
     vault: VaultAccess | None
     """How the stack reaches Vault; ``None`` in a stack stating clusterOnly, which configures no Vault yet."""
     kubernetes_auth_path: str

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import Transit
 from components.mounts import MountSettings, engine_mount
 from components.options import children_of, parented_to
+from environment import Transit
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
-from components.environment import VaultAccess
+from environment import VaultAccess
 
 
 def vault_provider(name: str, access: VaultAccess, opts: pulumi.ResourceOptions) -> vault.Provider:

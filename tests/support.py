@@ -15,6 +15,7 @@ Two kinds of stack:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -28,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
-from components.environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
-from components.environment.apps import Apps, read_apps
+from environment import Cluster, EnvironmentSpec, SpecError, StackRefused, load_policy_files, load_spec
+from environment._reader import FILE_KEY_PREFIX, REMOVE, label_of
+from environment.apps import Apps, read_apps
 from platformctl.adapters.engine import ROOT, declare
 from platformctl.adapters.stackfile import as_first_up, read_stack, stack_config, stack_file, stacks
 from platformctl.core.declaration import Declaration
@@ -218,7 +219,8 @@ def edited(stack: str, changes: Mapping[str, Any] | None = None, *, configured: 
             _set_path(config, path, value)
     keys = frozenset(secret_keys) if secret_keys is not None else base.secret_keys
     apps = with_files(base.apps, file_changes) if file_changes else base.apps
-    return StackConfig(base.stack, config, keys, base.placeholders, base.tags, base.stored_secrets & keys, apps=apps)
+    return dataclasses.replace(base, config=config, secret_keys=keys, stored_secrets=base.stored_secrets & keys,
+                               apps=apps)
 
 
 def spec_of(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> EnvironmentSpec:
@@ -270,8 +272,7 @@ def apply_edits(stack: str, changes: Mapping[str, Any] | None, edits: tuple[tupl
         else:
             _set_path(applied, key, DELETE if value is REMOVE else value)
     apps = with_files(config.apps, file_edits) if file_edits else config.apps
-    return StackConfig(config.stack, applied, config.secret_keys, config.placeholders, config.tags,
-                       config.stored_secrets, apps=apps)
+    return dataclasses.replace(config, config=applied, apps=apps)
 
 
 def declare_stack(stack: str, changes: Mapping[str, Any] | None = None, **kwargs: Any) -> Declaration:

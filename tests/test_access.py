@@ -9,20 +9,30 @@ from typing import Any
 
 import pytest
 
-from components.environment import EnvironmentSpec, app_policy_name, app_policy_rules
-from components.environment.loader import data_plane
+from environment import EnvironmentSpec, app_policy_name, app_policy_rules
+from environment.policies import data_plane
 from platformctl.__main__ import main
-from platformctl.core.declaration import Declaration
+from platformctl.core.declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource, access_of
+from platformctl.core.plan import plan_document
 from tests.support import ANY_STACK, any_stack, declare_stack, spec_of, spec_of_config
 from vaultmodel import rules, vault_acl
-from vaultmodel.access import access_matrix, matrix_document, matrix_text, targets
+from vaultmodel.access import (
+    ACL_POLICY,
+    KUBERNETES_ROLE,
+    KV_SECRET,
+    MOUNT,
+    access_matrix,
+    matrix_document,
+    matrix_text,
+    targets,
+)
 
 STACK = "access"
 DEFAULT = "default"
 
 
 def matrix_of(declaration: Declaration) -> dict[str, Any]:
-    return matrix_document(access_matrix([(r.type, r.inputs) for r in declaration.resources]))
+    return matrix_document(access_of(declaration))
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +202,24 @@ def test_spec_and_matrix_agree_on_the_test_stack(access_declared: Declaration) -
     spec = spec_of(STACK)
     subjects = [entry["subject"] for entry in matrix_of(access_declared)["identities"]]
     assert {f"{a.namespace}/{a.service_account}" for a in spec.apps} == set(subjects[:2])
+
+
+def test_the_matrix_is_read_as_the_diff_reads_it_and_no_secret_reaches_it() -> None:
+    """``access_of`` (``platformctl access``, ``plan --app``) takes the inputs as the plan document the pull
+    request's diff computes its access changes from holds them: secrets masked. A policy whose text is a
+    secret then grants nothing, as in the diff, rather than what the secret says."""
+    def resource(type_token: str, name: str, inputs: dict[str, Any]) -> DeclaredResource:
+        return DeclaredResource(type_token, name, f"urn:{name}", inputs, True, "", "", False)
+
+    hidden = 'path "secret/data/dev/x" { capabilities = ["read"] }'
+    declaration = Declaration("dev", (
+        resource(MOUNT, "kv", {"path": "secret", "type": "kv-v2"}),
+        resource(KV_SECRET, "x", {"mount": "secret", "name": "dev/x"}),
+        resource(ACL_POLICY, "p", {"name": "p", "policy": {SECRET_SIG_KEY: SECRET_SIG, "value": hidden}}),
+        resource(KUBERNETES_ROLE, "r", {"backend": "kubernetes", "roleName": "r", "tokenPolicies": ["p"],
+                                        "boundServiceAccountNamespaces": ["n"], "boundServiceAccountNames": ["a"],
+                                        "tokenNoDefaultPolicy": True}),
+    ), {}, (), None)
+    matrix = access_of(declaration)
+    assert matrix == access_matrix([(r["type"], r["inputs"]) for r in plan_document(declaration)["resources"].values()])
+    assert [(i.subject, i.policies, i.grants, i.reaches) for i in matrix.identities] == [("n/a", ("p",), (), ())]

@@ -15,7 +15,7 @@ import pytest
 
 from platformctl.__main__ import main
 from platformctl.core.access_graph import MAX_DIFF_IDENTITIES, DiffGraph, diff_graph, stack_graph
-from platformctl.core.declaration import Declaration
+from platformctl.core.declaration import Declaration, access_of
 from platformctl.core.diff import diff_plans
 from platformctl.core.plan import plan_document
 from tests.support import (
@@ -283,7 +283,7 @@ class TestDiffGraph:
 
 @pytest.mark.parametrize("stack", ANY_STACK)
 def test_every_stack_graph_is_plausible(any_declared: dict[str, Declaration], stack: str) -> None:
-    matrix = access_matrix([(r.type, r.inputs) for r in any_declared[stack].resources])
+    matrix = access_of(any_declared[stack])
     graph = stack_graph(matrix)
     plausible(graph)
     # One node per identity, one per target any of them reaches.
@@ -304,7 +304,7 @@ class TestCommand:
     def test_mermaid_is_the_stack_graph(self, any_declared: dict[str, Declaration],
                                         capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["access", "prod", "--format", "mermaid"]) == 0
-        matrix = access_matrix([(r.type, r.inputs) for r in any_declared["prod"].resources])
+        matrix = access_of(any_declared["prod"])
         assert capsys.readouterr().out == stack_graph(matrix)
 
     def test_the_other_formats_are_unchanged(self, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ import dataclasses
 
 import pytest
 
-from components.environment import SpecError, load_policy_files
-from components.environment.operations import SNAPSHOT_IDENTITY
+from environment import SpecError, load_policy_files
+from environment.operations import SNAPSHOT_IDENTITY
 from platformctl.core.declaration import Declaration
 from tests.guardrails.harness import reported, run_pack, stack_args
 from tests.support import declare_stack, spec_of
@@ -162,7 +162,7 @@ class TestPack:
 
 
 def test_the_platform_policies_are_the_programs() -> None:
-    # The snapshot job's policy is the program's own (components/environment/operations.py).
+    # The snapshot job's policy is the program's own (environment/operations.py).
     assert SNAPSHOT_IDENTITY in rules.ADMIN_POLICIES
     # The read-only ones (operators, CI's preview role) are checked by rules.read_only_problem instead.
     assert {document.name for document in load_policy_files()} <= {*rules.ADMIN_POLICIES, *rules.READ_ONLY_POLICIES}

@@ -16,12 +16,12 @@ import hcl2
 import pytest
 import yaml
 
-from components.environment import EnvironmentSpec
-from components.render.alerts import alerts, prometheus_rule_groups
-from components.render.helm_values import helm_values, raft_config
-from components.render.metrics import metrics_service, server_network_policy
+from environment import EnvironmentSpec
 from platformctl.adapters.stackfile import read_stack
 from platformctl.core.declaration import Declaration, unwrap
+from render.alerts import alerts, prometheus_rule_groups
+from render.helm_values import helm_values, raft_config
+from render.metrics import metrics_service, server_network_policy
 from tests.support import COMMITTED, STACKS, refusal, spec_of, spec_of_config
 
 ALERTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "metrics-and-alerts.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.render.annotations import injector_annotations
+from render.annotations import injector_annotations
 from tests.support import API_SERVICE, refusal, spec_of
 
 A = "vault.hashicorp.com"

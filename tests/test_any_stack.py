@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from components.environment import EnvironmentSpec, load_policy_files
-from components.environment.operations import SNAPSHOT_IDENTITY
-from components.render.acl import app_policy
-from components.render.annotations import injector_annotations
+from environment import EnvironmentSpec, load_policy_files
+from environment.operations import SNAPSHOT_IDENTITY
 from platformctl.adapters.engine import GENERATED
 from platformctl.adapters.stackfile import PLACEHOLDER
 from platformctl.core.declaration import Declaration, DeclaredResource, is_secret, masked, unwrap
+from render.acl import app_policy
+from render.annotations import injector_annotations
 from tests.support import ANY_STACK, COMMITTED, ONBOARDED, any_stack, onboarded_app, spec_of_config
 from vaultmodel import rules
 

@@ -19,9 +19,9 @@ import yaml
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings
 
-from components.environment import SpecError, StackRefused
-from components.environment.apps import PROJECT_ROOT, ROOT_VARIABLE, project_root, read_apps
-from components.environment.runtime import load_stack_spec
+from environment import SpecError, StackRefused
+from environment.apps import PROJECT_ROOT, ROOT_VARIABLE, project_root, read_apps
+from environment.runtime import load_stack_spec
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import read_stack
 from policies.guardrails.checks import stated_removals
@@ -311,7 +311,7 @@ class TestNotInTheStackConfig:
 
 class TestOneLoader:
     def test_the_project_root_is_found_from_the_package_whatever_the_directory(self, tmp_path: Path) -> None:
-        script = "from components.environment.apps import project_root; print(project_root())"
+        script = "from environment.apps import project_root; print(project_root())"
         found = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.strip()
         assert Path(found) == ROOT == PROJECT_ROOT

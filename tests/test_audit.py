@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from components.audit import device_options
-from components.environment.sections import AUDIT_DIRECTORY
-from components.render.helm_values import AUDIT_MOUNT_PATH, helm_values
+from environment.sections import AUDIT_DIRECTORY
 from platformctl.core.declaration import Declaration, unwrap
 from platformctl.core.plan import plan_text
+from render.helm_values import AUDIT_MOUNT_PATH, helm_values
 from tests.support import STACKS, declare_stack, edited, refusal, spec_of
 
 AUDIT = "vault:index/audit:Audit"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
+from render.helm_values import AuditLogRotation, audit_log_rotation, sighup_script
 from tests.sidecar_loop import SidecarLoop, StandInServer, renew_certificate, wait_until
 from tests.support import refusal, spec_of
 
@@ -176,8 +176,17 @@ def test_what_each_tier_keeps() -> None:
         (("/vault/audit/vault-audit.log",), 30)]
 
 
+@pytest.mark.parametrize(("size", "expected"), [("64Ki", 65536), ("100Mi", 104857600), ("3Gi", 3221225472)])
+def test_the_file_size_is_read_in_bytes(size: str, expected: int) -> None:
+    rotation = spec_of("prod", {"vault-platform:audit.rotation.maxFileSize": size}).audit.rotation
+    assert rotation is not None
+    assert rotation.max_file_bytes == expected
+
+
 @pytest.mark.parametrize(("changes", "key", "words"), [
     ({"vault-platform:audit.rotation.maxFileSize": "100M"}, "audit.rotation.maxFileSize", "Ki, Mi or Gi"),
+    ({"vault-platform:audit.rotation.maxFileSize": "1.5Gi"}, "audit.rotation.maxFileSize", "Ki, Mi or Gi"),
+    ({"vault-platform:audit.rotation.maxFileSize": "1048576"}, "audit.rotation.maxFileSize", "Ki, Mi or Gi"),
     ({"vault-platform:audit.rotation.retention": "12h"}, "audit.rotation.retention", "whole number of days"),
     ({"vault-platform:audit.rotation.keep": 3}, "audit.rotation.keep", "not a known key"),
 ])

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.environment import RaftAutopilot
-from components.render.autopilot import autopilot_inputs, go_duration
+from environment import RaftAutopilot
 from platformctl.core.declaration import Declaration
+from render.autopilot import autopilot_inputs, go_duration
 from tests.support import apply_edits, declare_stack, refusal, spec_of, spec_of_config
 
 P = "vault-platform:"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.render.admin_setup import ConnectionNeeds, setup_statements
+from render.admin_setup import ConnectionNeeds, setup_statements
 from tests.postgres.server import ServerTls
 from tests.support import declare_stack, refusal, spec_of
 

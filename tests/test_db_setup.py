@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from components.environment import Database
-from components.render.admin_setup import ConnectionNeeds, setup_statements
+from environment import Database
 from platformctl.__main__ import main
 from platformctl.adapters.stackfile import stack_file
 from platformctl.commands.db_setup_command import base_spec
 from platformctl.core.db_setup import changed_scripts, full_scripts, render
+from render.admin_setup import ConnectionNeeds, setup_statements
 from tests.support import COMMITTED, STACKS, any_stack, spec_of, spec_of_config
 
 P = "vault-platform:database"

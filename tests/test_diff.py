@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from components.render.sql import creation_statements
 from platformctl.adapters.engine import ROOT
 from platformctl.commands.diff_command import base_plan
 from platformctl.core.access_graph import diff_graph
 from platformctl.core.declaration import Declaration
 from platformctl.core.diff import PlanDiff, SettingChange, access_section, diff_plans, render_comment, render_markdown
 from platformctl.core.plan import plan_document
+from render.sql import creation_statements
 from tests.support import (
     DELETE,
     TEST_STACKS,

@@ -15,16 +15,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.environment import ExternalVault, RaftAutopilot, StackRefused
-from components.environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
-from components.environment.sections import EXTERNAL_FILE_FIX
-from components.render.snapshots import cron_job, iam_trust_condition
+from environment import ExternalVault, RaftAutopilot, StackRefused
+from environment.external import CA_COMMAND, REVIEWER_FIX, SERVER_URL_COMMAND
+from environment.sections import EXTERNAL_FILE_FIX
 from platformctl.__main__ import main
 from platformctl.adapters import stackfile
-from platformctl.core.declaration import Declaration, is_secret, unwrap
+from platformctl.core.declaration import Declaration, access_of, is_secret, unwrap
 from platformctl.core.diff import diff_plans, render_markdown
 from platformctl.core.outside import checklist, checklist_text, needs_of
 from platformctl.core.plan import plan_document, plan_text
+from render.snapshots import cron_job, iam_trust_condition
 from tests.guardrails.harness import not_applicable, reported, run_pack, stack_args
 from tests.support import (
     DELETE,
@@ -37,7 +37,7 @@ from tests.support import (
     spec_of_config,
 )
 from tests.test_kubernetes_schemas import KUBERNETES_VERSIONS, manifests
-from vaultmodel.access import access_matrix, matrix_document
+from vaultmodel.access import matrix_document
 
 P = "vault-platform:"
 X = f"{P}externalVault"
@@ -360,7 +360,7 @@ class TestTools:
             "        kubectl -n vault-jobs create secret generic vault-ca --from-file=ca.crt"]
 
     def test_access_reaches_through_the_external_vaults_roles(self, external: Declaration) -> None:
-        matrix = matrix_document(access_matrix([(r.type, r.inputs) for r in external.resources]))
+        matrix = matrix_document(access_of(external))
         assert [(i["subject"], i["via"]) for i in matrix["identities"]][-2:] == [
             ("production/api-service-sa", "auth/kubernetes/role/api-service"),
             ("vault-jobs/vault-snapshot", "auth/kubernetes/role/vault-snapshot")]

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.render.helm_values import (
+from render.helm_values import (
     TLS_MOUNT_PATH,
     TLS_RELOADER_IMAGE,
     AuditLogRotation,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.environment import load_policy_files
-from components.render.acl import parse_policy
+from environment import load_policy_files
 from platformctl.core.declaration import Declaration
+from render.acl import parse_policy
 from tests.support import ANY_STACK, declare_stack
 from vaultmodel.iac_calls import CATALOGUE, Call, MissingFromCatalogue, calls, catalogue, check
 from vaultmodel.vault_acl import PathRule

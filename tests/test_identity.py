@@ -13,8 +13,8 @@ import pytest
 import yaml
 from hvac import exceptions as hvac_exceptions  # type: ignore[import-untyped]
 
-from components.environment import EnvironmentSpec, load_policy_files
-from components.environment.identity import GITHUB_ISSUER
+from environment import EnvironmentSpec, load_policy_files
+from environment.identity import GITHUB_ISSUER
 from platformctl.__main__ import main as platformctl_main
 from platformctl.commands.vault_login_command import JwtLoginRequest, login_request
 from platformctl.core.declaration import Declaration, DeclaredResource, is_secret

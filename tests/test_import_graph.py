@@ -1,9 +1,10 @@
 """The project's import graph: no cycle between modules, between packages or between top-level
 packages, ``vaultmodel`` (the offline model of Vault, below everything else) imports nothing of the
-project above it, and platformctl's layers import only downwards (pure cores below I/O below
-commands). Built with :mod:`ast` from every ``.py`` file of the project's packages and
-``__main__.py``; imports inside functions count, since Python runs them too, and so does every package
-an import initialises on the way (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
+project above it, the spec (``environment``) and the renderers (``render``) import no component, and
+platformctl's layers import only downwards (pure cores below I/O below commands). Built with
+:mod:`ast` from every ``.py`` file of the project's packages and ``__main__.py``; imports inside
+functions count, since Python runs them too, and so does every package an import initialises on the
+way (``import a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("components", "platformctl", "policies", "vaultmodel")
+PACKAGES = ("components", "environment", "platformctl", "policies", "render", "vaultmodel")
 MODEL = "vaultmodel"
-ABOVE_MODEL = ("components", "platformctl", "policies", "benchmarks", "tests", "__main__")
+ABOVE_MODEL = ("components", "environment", "platformctl", "policies", "render", "benchmarks", "tests", "__main__")
 """What ``vaultmodel`` may not import: everything else of the project builds on it."""
+BELOW: Mapping[str, tuple[str, ...]] = {MODEL: ABOVE_MODEL, "environment": ("components",), "render": ("components",)}
+"""Top-level package -> the top-level packages above it, which it may not import even without a cycle. The
+components take their section of the spec (``environment``) and the manifests the renderers (``render``)
+make of it: the spec and the renderers sit below the components."""
 PLATFORMCTL_LAYERS = (("platformctl.core",), ("platformctl.adapters",),
                       ("platformctl.commands", "platformctl.__main__"))
 """platformctl's layers, lowest first: a module imports nothing of a layer above its own. The pure cores
@@ -164,8 +169,8 @@ def layer_of(module: str) -> int | None:
 
 
 def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
-    """Each cycle (between modules, packages, top-level packages), each import ``vaultmodel`` makes of
-    what is above it, and each import a platformctl layer makes of one above it, with the import
+    """Each cycle (between modules, packages, top-level packages), each import a package of :data:`BELOW`
+    makes of one above it, and each import a platformctl layer makes of one above it, with the import
     statements that make it."""
     modules = project_modules(root, packages)
     imports = [found for module, file in modules.items() for found in imports_of(module, file, root, modules)]
@@ -183,8 +188,9 @@ def problems(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
                                                 *(statement.evidence() for _, _, statement in cycle)]))
     reports = list(found.values())
     for statement in imports:
-        if statement.importer.split(".")[0] == MODEL and statement.imported.split(".")[0] in ABOVE_MODEL:
-            reports.append(f"{statement.importer} imports {statement.imported}, which {MODEL} is below:\n"
+        importer_top = statement.importer.split(".")[0]
+        if statement.imported.split(".")[0] in BELOW.get(importer_top, ()):
+            reports.append(f"{statement.importer} imports {statement.imported}, which {importer_top} is below:\n"
                            f"{statement.evidence()}")
         importer_layer, imported_layer = layer_of(statement.importer), layer_of(statement.imported)
         if importer_layer is not None and imported_layer is not None and imported_layer > importer_layer:
@@ -208,100 +214,118 @@ def test_the_project_has_no_cycle_and_no_layer_imports_one_above_it() -> None:
 
 def test_the_graph_covers_every_package_and_the_program() -> None:
     modules = project_modules(ROOT)
-    assert {"__main__", "components.environment", "components.environment.loader", "components.render.acl",
+    assert {"__main__", "environment", "environment.loader", "render.acl",
             "platformctl.__main__", "policies.guardrails.checks", "vaultmodel", "vaultmodel.rules"} <= set(modules)
     imported = {(statement.importer, loaded) for module, file in modules.items()
                 for statement in imports_of(module, file, ROOT, modules) for loaded in statement.loads}
-    assert {("components.render.acl", "components.environment"), ("components.environment.loader", "vaultmodel.rules"),
+    assert {("render.acl", "environment"), ("environment.policies", "vaultmodel.rules"),
             ("policies.guardrails.checks", "platformctl.adapters.engine"),
             ("__main__", "components.platform")} <= imported
 
 
 def test_a_cycle_through_an_import_inside_a_function_is_named_with_its_statements(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/spec.py": "from components import render\n",
-        "components/render.py": "def html() -> None:\n    from components.spec import load\n",
+        "environment/__init__.py": "",
+        "environment/loader.py": "from environment import model\n",
+        "environment/model.py": "def spec() -> None:\n    from environment.loader import load_spec\n",
     })
     assert problems(root) == [
-        "module cycle: components.render -> components.spec -> components.render\n"
-        "  components/render.py:2 from components.spec import load\n"
-        "  components/spec.py:1 from components import render",
+        "module cycle: environment.loader -> environment.model -> environment.loader\n"
+        "  environment/loader.py:1 from environment import model\n"
+        "  environment/model.py:2 from environment.loader import load_spec",
     ]
 
 
 def test_a_cycle_through_a_package_init_is_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "from .loader import load_spec\n",
-        "components/environment/loader.py": "from components.environment import SpecError\n",
+        "environment/__init__.py": "from .loader import load_spec\n",
+        "environment/loader.py": "from environment import SpecError\n",
     })
     assert problems(root) == [
-        "module cycle: components.environment -> components.environment.loader -> components.environment\n"
-        "  components/environment/__init__.py:1 from .loader import load_spec\n"
-        "  components/environment/loader.py:1 from components.environment import SpecError",
+        "module cycle: environment -> environment.loader -> environment\n"
+        "  environment/__init__.py:1 from .loader import load_spec\n"
+        "  environment/loader.py:1 from environment import SpecError",
     ]
 
 
 def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path: Path) -> None:
     # A module's own packages are initialising when it runs: ``from . import model`` does not run them.
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "from .loader import load_spec\n",
-        "components/environment/loader.py": "from . import model\nfrom .model import Spec\n",
-        "components/environment/model.py": "",
+        "environment/__init__.py": "from .loader import load_spec\n",
+        "environment/loader.py": "from . import model\nfrom .model import Spec\n",
+        "environment/model.py": "",
     })
     assert problems(root) == []
 
 
 def test_packages_that_import_each_other_are_a_cycle_though_their_modules_are_not(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/options.py": "",
-        "components/platform.py": "from components.render import helm\n",
-        "components/render/__init__.py": "",
-        "components/render/helm.py": "from components import options\n",
+        "platformctl/__init__.py": "",
+        "platformctl/options.py": "",
+        "platformctl/plan.py": "from platformctl.core import reach\n",
+        "platformctl/core/__init__.py": "",
+        "platformctl/core/reach.py": "from platformctl import options\n",
     })
     assert problems(root) == [
-        "package cycle: components -> components.render -> components\n"
-        "  components/platform.py:1 from components.render import helm\n"
-        "  components/render/helm.py:1 from components import options",
+        "package cycle: platformctl -> platformctl.core -> platformctl\n"
+        "  platformctl/plan.py:1 from platformctl.core import reach\n"
+        "  platformctl/core/reach.py:1 from platformctl import options",
     ]
 
 
 def test_top_level_packages_that_import_each_other_are_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
         "components/__init__.py": "",
-        "components/environment/__init__.py": "",
-        "components/render/__init__.py": "",
-        "components/render/helm.py": "import platformctl.plan\n",
+        "components/options.py": "",
+        "components/platform.py": "import platformctl.adapters.engine\n",
         "platformctl/__init__.py": "",
-        "platformctl/plan.py": "from components.environment import load_spec\n",
+        "platformctl/adapters/__init__.py": "",
+        "platformctl/adapters/engine.py": "",
+        "platformctl/core/__init__.py": "",
+        "platformctl/core/plan.py": "from components import options\n",
     })
     assert problems(root) == [
         "top-level package cycle: components -> platformctl -> components\n"
-        "  components/render/helm.py:1 import platformctl.plan\n"
-        "  platformctl/plan.py:1 from components.environment import load_spec",
+        "  components/platform.py:1 import platformctl.adapters.engine\n"
+        "  platformctl/core/plan.py:1 from components import options",
     ]
 
 
 def test_vaultmodel_importing_what_is_above_it_is_refused_even_without_a_cycle(tmp_path: Path) -> None:
     root = tree(tmp_path, {
-        "components/__init__.py": "",
-        "components/environment/__init__.py": "",
-        "components/environment/durations.py": "",
+        "environment/__init__.py": "",
+        "environment/durations.py": "",
         "platformctl/__init__.py": "",
         "vaultmodel/__init__.py": "",
         "vaultmodel/rules.py": ("def duration() -> str:\n"
-                                "    from components.environment.durations import format_duration\n"
+                                "    from environment.durations import format_duration\n"
                                 "    return format_duration(60)\n"),
         "vaultmodel/access.py": "import platformctl\n",
     })
     assert problems(root) == [
         "vaultmodel.access imports platformctl, which vaultmodel is below:\n"
         "  vaultmodel/access.py:1 import platformctl",
-        "vaultmodel.rules imports components.environment.durations, which vaultmodel is below:\n"
-        "  vaultmodel/rules.py:2 from components.environment.durations import format_duration",
+        "vaultmodel.rules imports environment.durations, which vaultmodel is below:\n"
+        "  vaultmodel/rules.py:2 from environment.durations import format_duration",
+    ]
+
+
+def test_the_spec_or_a_renderer_importing_a_component_is_refused_even_without_a_cycle(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "components/__init__.py": "",
+        "components/mounts.py": "",
+        "components/options.py": "",
+        "environment/__init__.py": "",
+        "environment/loader.py": "def load_spec() -> None:\n    from components.mounts import MountSettings\n",
+        "render/__init__.py": "",
+        "render/helm_values.py": "from components import options\n",
+        "render/acl.py": "from environment import loader\n",
+    })
+    assert problems(root) == [
+        "environment.loader imports components.mounts, which environment is below:\n"
+        "  environment/loader.py:2 from components.mounts import MountSettings",
+        "render.helm_values imports components.options, which render is below:\n"
+        "  render/helm_values.py:1 from components import options",
     ]
 
 

@@ -22,9 +22,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.render.helm_values import helm_values
-from components.render.snapshots import cron_job
 from platformctl.core.declaration import Declaration, DeclaredResource, unwrap
+from render.helm_values import helm_values
+from render.snapshots import cron_job
 from tests.support import (
     ANY_STACK,
     STACKS,

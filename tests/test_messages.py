@@ -14,9 +14,9 @@ import pytest
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings
 
-from components.environment import StackRefused, load_spec
-from components.environment._reader import REMOVE
-from components.environment.runtime import load_stack_spec
+from environment import StackRefused, load_spec
+from environment._reader import REMOVE
+from environment.runtime import load_stack_spec
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import read_stack
 from platformctl.core.stack_config import StackConfig

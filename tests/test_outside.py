@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment.apps import read_apps
+from environment.apps import read_apps
 from platformctl.adapters.stackfile import stack_config, stack_file
 from platformctl.core.outside import Needs, NewSecret, checklist, checklist_markdown, checklist_text, needs_of
 from tests.support import TEST_STACKS, any_stack, edited, spec_of, spec_of_config

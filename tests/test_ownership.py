@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.environment.apps import read_apps
+from environment.apps import read_apps
 from platformctl.adapters.engine import ROOT
 from platformctl.core.codeowners import (
     CODEOWNERS,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from components.environment import PolicyRule, app_policy_rules
-from components.render.annotations import injector_annotations
+from environment import PolicyRule, app_policy_rules
 from platformctl.core.declaration import UNKNOWN_MARK, Declaration, unwrap
 from platformctl.core.plan import plan_text
+from render.annotations import injector_annotations
 from tests.support import ANY_STACK, API_SERVICE, any_stack, declare_stack, edited, refusal, spec_of, spec_of_config
 
 A = "vault.hashicorp.com"

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.environment import SpecError
+from environment import SpecError
 from platformctl.adapters.stackfile import project_defaults, read_stack
 from tests.support import COMMITTED, STACKS, spec_of, spec_of_config
 

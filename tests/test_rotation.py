@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from components.environment import PolicyRule, app_policy_rules
-from components.render.annotations import injector_annotations
+from environment import PolicyRule, app_policy_rules
 from platformctl.adapters.engine import GENERATED
 from platformctl.adapters.stackfile import PLACEHOLDER
 from platformctl.core.declaration import Declaration, is_secret, unwrap
 from platformctl.core.plan import plan_text
+from render.annotations import injector_annotations
 from tests.support import API_SERVICE, declare_stack, edited, refusal, spec_of
 
 CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"

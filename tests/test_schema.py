@@ -16,9 +16,9 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 
-from components.environment import StackRefused, loader
-from components.environment._reader import FILE_KEY_PREFIX, K8S_LABEL, Name, Node, check_name, observing
-from components.environment.apps import read_apps
+from environment import StackRefused, stack_keys
+from environment._reader import FILE_KEY_PREFIX, K8S_LABEL, Name, Node, check_name, observing
+from environment.apps import read_apps
 from platformctl.__main__ import main
 from platformctl.adapters import config_schema
 from platformctl.adapters.config_schema import APP_SCHEMA, STACK_SCHEMA, WRITE_COMMAND, Recorder, generated, modeline
@@ -97,7 +97,7 @@ class TestTheSchemas:
         assert error.message == "Additional properties are not allowed ('environment' was unexpected)"
 
     def test_the_stack_keys_are_the_loaders(self) -> None:
-        assert recorder().keys(("config",)) == sorted(loader._STRUCTURED_KEYS)
+        assert recorder().keys(("config",)) == sorted(stack_keys._STRUCTURED_KEYS)
 
     def test_a_default_is_stated_once_or_by_tier(self) -> None:
         properties = yaml.safe_load(STACK_SCHEMA.read_text())["properties"]["config"]["properties"]
@@ -128,7 +128,7 @@ class TestTheCommand:
 
 
 class TestTheObserver:
-    """The hook the schemas are recorded through (components/environment/_reader.py)."""
+    """The hook the schemas are recorded through (environment/_reader.py)."""
 
     def test_it_is_told_of_the_loaders_reads_not_of_those_a_read_makes(self) -> None:
         told: list[tuple[Any, ...]] = []

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError
-from components.render.acl import parse_policy
-from components.render.snapshots import (
+from environment import SpecError
+from platformctl.core.declaration import Declaration, unwrap
+from render.acl import parse_policy
+from render.snapshots import (
     AWS_CLI_IMAGE,
     SNAPSHOT_DIR,
     VAULT_IMAGE,
@@ -24,7 +25,6 @@ from components.render.snapshots import (
     upload_script,
     uploader_iam_policy,
 )
-from platformctl.core.declaration import Declaration, unwrap
 from tests.support import DELETE, spec_of
 from tests.test_helm_values import chart_defaults
 from vaultmodel.vault_acl import Acl

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.environment import SpecError, StackRefused, load_spec
-from components.environment.loader import PROJECT_ROOT
+from environment import SpecError, StackRefused, load_spec
+from environment.apps import PROJECT_ROOT
 from platformctl.adapters.stackfile import read_stack
 from tests.postgres.server import ServerTls
 from tests.support import (
@@ -534,9 +534,17 @@ class TestBadInput:
         resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "4096Mi"}).deployed.server_resources
         assert (resources.memory_request, resources.memory_limit) == ("4096Mi", "4Gi")
 
+    def test_memory_in_kibibytes_is_read(self) -> None:
+        # 65536Ki is the 64Mi floor: a quantity in Ki is compared by its value like any other.
+        resources = spec_of("prod", {f"{P}cluster.resources.requests.memory": "65536Ki"}).deployed.server_resources
+        assert resources.memory_request == "65536Ki"
+        with pytest.raises(SpecError, match="65535Ki is below the 64Mi a container here needs to start"):
+            spec_of("prod", {f"{P}cluster.resources.requests.memory": "65535Ki"})
+
     @pytest.mark.parametrize(("quantity", "refusal"), [
-        ("50G", None), ("1.5Ti", None), ("1Gi", None), ("16Ti", None),
-        ("500m", "is outside the 1Gi to 16Ti"), ("50", "is outside the 1Gi to 16Ti"),
+        ("50G", None), ("1.5Ti", None), ("1Gi", None), ("16Ti", None), ("1048576Ki", None),
+        ("1048575Ki", "is outside the 1Gi to 16Ti"), ("500m", "is outside the 1Gi to 16Ti"),
+        ("50", "is outside the 1Gi to 16Ti"),
         ("1023Mi", "is outside the 1Gi to 16Ti"), ("17Ti", "is outside the 1Gi to 16Ti"), ("0", "is outside"),
         ("10 Gi", "is not a valid name"), ("10GB", "is not a valid name")])
     def test_storage_quantities(self, quantity: str, refusal: str | None) -> None:

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from components.render.sql import ROOT_ROTATION_STATEMENTS
 from platformctl.adapters.stackfile import PLACEHOLDER
 from platformctl.core.declaration import Declaration, DeclaredResource, is_secret, unwrap
+from render.sql import ROOT_ROTATION_STATEMENTS
 from tests.support import STACKS, declare_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.environment import SpecError, load_policy_files
-from components.environment.identity import DEPLOY_POLICY
-from components.environment.loader import data_plane
+from environment import SpecError, load_policy_files
+from environment.identity import DEPLOY_POLICY
+from environment.policies import data_plane
 from platformctl.__main__ import main
 from platformctl.adapters.engine import declare, declare_environment
 from platformctl.adapters.stackfile import stack_file, stacks

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from components.environment import PolicyRule, app_policy_rules
-from components.render.acl import app_policy
+from environment import PolicyRule, app_policy_rules
 from platformctl.core.declaration import Declaration
 from platformctl.core.plan import plan_text
+from render.acl import app_policy
 from tests.support import API_SERVICE, STACKS, declare_stack, edited, refusal, spec_of
 
 KEY = "vault:transit/secretBackendKey:SecretBackendKey"

@@ -36,7 +36,7 @@ def _text(inputs: Mapping[str, Any], key: str) -> str:
 
 def data_plane(resources: Iterable[Resource]) -> rules.DataPlane:
     """What the resources declare that an application's policy may reach (the spec builds the same
-    from its model: ``components.environment.loader.data_plane``)."""
+    from its model: ``environment.policies.data_plane``)."""
     mounts: dict[str, set[str]] = {}
     objects: dict[str, set[tuple[str, str]]] = {}
     for type_token, inputs in resources:

@@ -21,7 +21,7 @@ rules parsed as ``vault/policy.go`` (``parsePaths``) parses them:
 
 Templated paths (``{{identity.entity.id}}``) are kept literally: they stand for the token's own
 entity, never for a path this project declares. Parameter constraints, wrapping TTLs and control
-groups are not modelled (no policy of this project uses them, and :mod:`components.render.acl`
+groups are not modelled (no policy of this project uses them, and :mod:`render.acl`
 refuses them).
 """
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.environment import AutoUnseal
+from environment import AutoUnseal
 from platformctl.core.aws_keypolicy import VAULT_ACTIONS, ActionAccess, KeyAccess, evaluate
 from platformctl.core.findings import Finding
 

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.environment import EnvironmentSpec, Snapshots
-from components.render.snapshots import key_prefix, lifecycle_rules
+from environment import EnvironmentSpec, Snapshots
+from render.snapshots import key_prefix, lifecycle_rules
 
 from .aws_bootstrap import ensure_bucket, ensure_key, secure_bucket
 from .aws_clients import AwsError, ClientError, error_code

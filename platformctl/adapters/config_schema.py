@@ -3,15 +3,15 @@ stack file (``stacks/Pulumi.<stack>.yaml``) and ``schema/app.schema.json`` for a
 (``apps/<team>/<app>.yaml``). Editors with the YAML language server (VS Code's YAML extension, and
 most others) read the schema a file names on its first line, ``# yaml-language-server: $schema=...``.
 
-Why recorded from the loader, not written: the loader (:mod:`components.environment`) is the one
+Why recorded from the loader, not written: the loader (:mod:`environment`) is the one
 definition of what a config file may say, and every message it gives is pinned by the tests. It is
-imperative, but each key goes through one typed read of a :class:`~components.environment._reader.Node`
+imperative, but each key goes through one typed read of a :class:`~environment._reader.Node`
 (``string``, ``integer``, ``duration``, ``strings``, ``child``, ``children``, ``mapping``...), whose
 arguments are the key's rules: its default, naming rule (a pattern and a length), choices and bounds;
 and an object that calls ``done()`` refuses the keys it did not read. A schema written by hand, or a
 model of its own (pydantic), would be a second definition, and drift from the first. So the loader
 runs over example files that between them reach every key (``schema/examples/``) while an observer
-records each read (:func:`~components.environment._reader.observing`), and the schema is what the
+records each read (:func:`~environment._reader.observing`), and the schema is what the
 reads say: a key is required when every read of it requires it, an object is closed when the loader
 refuses its unknown keys, a default that differs between stacks is described per tier.
 
@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.environment._reader import FILE_KEY_PREFIX, Name, Node, observing
-from components.environment.apps import ENVIRONMENTS, read_apps
-from components.environment.loader import KNOWN_NAMESPACES, LOGIN_KEYS, PROJECT, TIERS
+from environment._reader import FILE_KEY_PREFIX, Name, Node, observing
+from environment.apps import ENVIRONMENTS, read_apps
+from environment.stack_keys import KNOWN_NAMESPACES, PROJECT, TIERS
+from environment.vault_access import LOGIN_KEYS
 from vaultmodel.durations import _DURATION, format_duration
 
 from .engine import ROOT
@@ -97,7 +98,7 @@ class _Object:
 
 
 class Recorder:
-    """Records the reads of loads (a :class:`~components.environment._reader.ReadObserver`), and says
+    """Records the reads of loads (a :class:`~environment._reader.ReadObserver`), and says
     as JSON Schema what they accept."""
 
     def __init__(self) -> None:
@@ -358,7 +359,7 @@ SECURE = {
 
 def recorded(root: Path = EXAMPLES) -> Recorder:
     """The reads of every stack of ``root`` (``stacks/``, with its ``apps/``) as the program loads it;
-    raises the stack's :class:`~components.environment.SpecError` when one is refused."""
+    raises the stack's :class:`~environment.SpecError` when one is refused."""
     apps = read_apps(root)
     recorder = Recorder()
     with observing(recorder):

@@ -23,9 +23,9 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.environment import PROJECT
-from components.environment.apps import Apps, read_apps
-from components.environment.runtime import GIVEN_APPS
+from environment import PROJECT
+from environment.apps import Apps, read_apps
+from environment.runtime import GIVEN_APPS
 from platformctl.core.declaration import SECRET_SIG, SECRET_SIG_KEY, Declaration, DeclaredResource
 from platformctl.core.plan import fingerprint
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from kubernetes import client as k8s
 from kubernetes.stream import stream
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 from platformctl.core.reach import FETCH_TIMEOUT, Exec
 
 from .rollout_io import REQUEST_TIMEOUT, server_selector

@@ -25,8 +25,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from components.environment import Cluster
-from components.render.helm_values import API_PORT, api_scheme, raft_peer_host, server_labels
+from environment import Cluster
 from platformctl.core.rollout import (
     Observed,
     Pod,
@@ -38,6 +37,7 @@ from platformctl.core.rollout import (
     active_pods,
     ordinal,
 )
+from render.helm_values import API_PORT, api_scheme, raft_peer_host, server_labels
 
 REQUEST_TIMEOUT = 10
 """Seconds any one request to the Kubernetes API or to Vault may take."""

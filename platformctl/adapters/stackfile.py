@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
-from components.environment._reader import YamlFileError, parse_yaml
-from components.environment.apps import Apps, read_apps
+from environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
+from environment._reader import YamlFileError, parse_yaml
+from environment.apps import Apps, read_apps
 from platformctl.core.stack_config import StackConfig
 
 from .engine import ROOT

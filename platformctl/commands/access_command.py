@@ -10,7 +10,8 @@ import sys
 from platformctl.adapters.engine import declare_environment
 from platformctl.adapters.stackfile import read_stack, stacks
 from platformctl.core.access_graph import stack_graph
-from vaultmodel.access import access_matrix, matrix_document, matrix_text
+from platformctl.core.declaration import access_of
+from vaultmodel.access import matrix_document, matrix_text
 
 NAME = "access"
 HELP = ("print who can reach what: each Kubernetes service account -> auth role -> policies -> paths and "
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if declaration.error:
         print(f"error: {declaration.error}", file=sys.stderr)
         return 1
-    matrix = access_matrix([(resource.type, resource.inputs) for resource in declaration.resources])
+    matrix = access_of(declaration)
     if args.format == "json":
         sys.stdout.write(json.dumps({"stack": stack.stack, **matrix_document(matrix)}, indent=2) + "\n")
     elif args.format == "mermaid":

@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.environment import EnvironmentSpec, SpecError
-from components.environment.apps import APPS_DIR
+from environment import EnvironmentSpec, SpecError
+from environment.apps import APPS_DIR
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import files_at
 from platformctl.adapters.stackfile import StackFileError, read_stack, stack_file, stack_spec, stacks

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.environment import SpecError
-from components.environment.apps import APPS_DIR, Apps, read_apps
+from environment import SpecError
+from environment.apps import APPS_DIR, Apps, read_apps
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import files_at
 from platformctl.adapters.ref_plans import plans_at, worktree

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.environment import SpecError
-from components.environment._reader import K8S_LABEL, K8S_SUBDOMAIN, follows
-from components.environment.apps import APPS_DIR, SUFFIX, read_apps
+from environment import SpecError
+from environment._reader import K8S_LABEL, K8S_SUBDOMAIN, follows
+from environment.apps import APPS_DIR, SUFFIX, read_apps
 from platformctl.adapters.config_schema import APP_SCHEMA, modeline
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import read_stack, stack_spec, stacks

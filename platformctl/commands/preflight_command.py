@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 from platformctl.adapters.aws_clients import client
 from platformctl.adapters.aws_preflight import check_auto_unseal
 from platformctl.adapters.reach_io import pod_exec, server_pods

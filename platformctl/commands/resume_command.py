@@ -23,7 +23,7 @@ from typing import Any
 import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import InvalidPath, VaultError  # type: ignore[import-untyped]
 
-from components.environment.loader import TOKEN_FILE_VARIABLE
+from environment.vault_access import TOKEN_FILE_VARIABLE
 from platformctl.adapters.stackfile import spec_or_report, stacks
 from platformctl.core.resume import PendingSecret, clear_arguments, lost_write, pending_creates
 

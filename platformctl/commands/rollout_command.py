@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Protocol
 
-from components.environment import EnvironmentSpec, project_file
+from environment import EnvironmentSpec, project_file
 from platformctl.adapters.rollout_io import ApiException, ConfigException, ServerSet, VaultError, kubernetes_api
 from platformctl.adapters.stackfile import external_refusal, spec_or_report, stacks
 from platformctl.core.rollout import (

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.environment import SpecError
+from environment import SpecError
 from platformctl.adapters.config_schema import WRITE_COMMAND, generated
 from platformctl.adapters.engine import ROOT
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 from platformctl.adapters.aws_clients import AwsError, BotoCoreError, ClientError, account_id, client
 from platformctl.adapters.aws_snapshots import fetch_snapshot, list_snapshots
 from platformctl.adapters.stackfile import spec_or_report, stacks

@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import changed_since
 from platformctl.adapters.ref_plans import plan_at, worktree

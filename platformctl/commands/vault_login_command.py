@@ -23,8 +23,8 @@ import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from requests.exceptions import RequestException
 
-from components.environment import CI_ROLE_VARIABLE, EnvironmentSpec, project_file
-from components.environment.loader import TOKEN_FILE_VARIABLE
+from environment import CI_ROLE_VARIABLE, EnvironmentSpec, project_file
+from environment.vault_access import TOKEN_FILE_VARIABLE
 from platformctl.adapters.stackfile import spec_or_report, stacks
 
 NAME = "vault-login"

@@ -1,6 +1,6 @@
 """One application as a stack declares it (``platformctl plan <stack> --app <name>``): the identity
 its pods log in with, the policies its token gets, what those reach among what the stack declares
-(its entry of the access matrix, :func:`vaultmodel.access.access_matrix`, by Vault's ACL rules),
+(its entry of the access matrix, :func:`platformctl.core.declaration.access_of`, by Vault's ACL rules),
 and the annotations its team pastes into the pod template.
 
 Pure: a :class:`platformctl.core.declaration.Declaration` in, text out; everything is read from the resources
@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from vaultmodel.access import ACL_POLICY, KUBERNETES_ROLE, Identity, access_matrix
+from vaultmodel.access import ACL_POLICY, KUBERNETES_ROLE, Identity
 from vaultmodel.durations import format_duration
 
-from .declaration import Declaration, unwrap
+from .declaration import Declaration, access_of, unwrap
 
 
 class UnknownApp(LookupError):
@@ -61,8 +61,7 @@ def app_text(declaration: Declaration, name: str) -> str:
 def _identity(declaration: Declaration, via: str) -> Identity:
     """The application's entry of the stack's access matrix (an application binds exactly one
     service account in one namespace)."""
-    matrix = access_matrix([(r.type, unwrap(r.inputs)) for r in declaration.resources])
-    return next(identity for identity in matrix.identities if identity.via == via)
+    return next(identity for identity in access_of(declaration).identities if identity.via == via)
 
 
 def _duration(seconds: Any) -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from components.environment.apps import APPS_DIR
+from environment.apps import APPS_DIR
 
-PROGRAM = ("__main__.py", "components/", "vaultmodel/", "policies/acl/")
+PROGRAM = ("__main__.py", "components/", "environment/", "render/", "vaultmodel/", "policies/acl/")
 """The program's code, all of which the offline plan runs as the CLI would (the application files and
 the stack file aside): ``tests/test_team_stacks.py`` checks that every module the program imports is
 here."""

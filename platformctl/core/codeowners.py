@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.environment.apps import APPS_DIR
+from environment.apps import APPS_DIR
 
 CODEOWNERS = Path(".github") / "CODEOWNERS"
 """Where the file is, in the repository."""

@@ -1,13 +1,13 @@
 """The admin SQL a DBA applies for a stack: the whole idempotent script per connection, or only what
 a change to the stack needs (new connections in full, new schemas and privileges, new and removed
-static users). Pure: specs in, SQL text out (see :mod:`components.render.admin_setup`)."""
+static users). Pure: specs in, SQL text out (see :mod:`render.admin_setup`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.environment import Connection, Database
-from components.render.admin_setup import (
+from environment import Connection, Database
+from render.admin_setup import (
     ConnectionNeeds,
     grant_statements,
     revoke_statements,
@@ -37,6 +37,8 @@ class ConnectionScript:
 
 
 def needs_of(database: Database) -> dict[str, ConnectionNeeds]:
+    """What each connection's roles need from its database, by connection name: the DBA's scripts and
+    the stack's checklist (:func:`platformctl.core.outside.needs_of`) are both made of it."""
     return {c.name: ConnectionNeeds.of(c, database.roles, database.static_roles) for c in database.connections}
 
 

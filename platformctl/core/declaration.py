@@ -1,6 +1,7 @@
 """What one run of the program declared (:mod:`platformctl.adapters.engine` records it): the resources with
 their inputs, secrets still marked as the engine receives them, the stack outputs and the warnings;
-and the views of a value with its secrets masked or unwrapped. Pure: the record and functions of it."""
+the views of a value with its secrets masked or unwrapped, and the access matrix of what it declares.
+Pure: the record and functions of it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
+
+from vaultmodel.access import AccessMatrix, access_matrix
 
 SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
@@ -87,6 +90,14 @@ def masked(value: Any) -> Any:
 def unwrap(value: Any) -> Any:
     """``value`` with secrets unwrapped, for assertions on what a secret carries."""
     return _map_secrets(value, lambda secret: unwrap(secret["value"]))
+
+
+def access_of(declaration: Declaration) -> AccessMatrix:
+    """Who reaches what among the resources ``declaration`` holds (:func:`vaultmodel.access.access_matrix`),
+    from their inputs as a plan document holds them, secrets masked: the form the pull request's diff
+    computes its access changes from, so ``platformctl access``, ``plan --app`` and the diff show one
+    matrix, and no secret reaches it (names and policies never are)."""
+    return access_matrix([(resource.type, masked(resource.inputs)) for resource in declaration.resources])
 
 
 def _map_secrets(value: Any, on_secret: Callable[[Mapping[str, Any]], Any]) -> Any:

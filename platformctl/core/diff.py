@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.environment.apps import Apps
+from environment.apps import Apps
 from vaultmodel.access import AccessChange, AccessMatrix, access_changes, access_matrix
 from vaultmodel.durations import format_duration
 

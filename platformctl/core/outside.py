@@ -20,8 +20,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 
+from . import db_setup
 from .stack_config import StackConfig
 
 
@@ -95,14 +96,13 @@ class Checklist:
 
 def needs_of(stack: StackConfig, spec: EnvironmentSpec) -> Needs:
     """What ``stack`` (whose spec is ``spec``) needs outside the repository."""
-    database = spec.database
-    # dev's in-cluster PostgreSQL is set up by its own pod: nothing for a DBA to do there.
-    outside = {c.name for c in database.connections if not c.in_cluster} if database else set()
-    grants = sorted({(role.connection, grant.schema, privilege)
-                     for role in (database.roles if database else ()) if role.connection in outside
-                     for grant in role.grants for privilege in grant.privileges})
-    static_users = sorted({(role.connection, role.username) for role in (database.static_roles if database else ())
-                           if role.connection in outside})
+    # What the DBA's scripts are made of (db_setup); dev's in-cluster PostgreSQL is set up by its own
+    # pod: nothing for a DBA to do there.
+    for_dba = [needs for needs in (db_setup.needs_of(spec.database) if spec.database else {}).values()
+               if not needs.connection.in_cluster]
+    grants = sorted({(needs.connection.name, schema, privilege) for needs in for_dba
+                     for schema, privileges in needs.privileges.items() for privilege in privileges})
+    static_users = sorted({(needs.connection.name, user) for needs in for_dba for user in needs.static_users})
     ca_secret = spec.ca_secret_name
     namespaces = {app.namespace for app in spec.apps}
     if spec.external is not None and spec.snapshots is not None:

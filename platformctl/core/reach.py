@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 
 from .findings import Finding
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.environment.apps import Apps
+from environment.apps import Apps
 
 
 @dataclass(frozen=True)

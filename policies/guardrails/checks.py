@@ -33,13 +33,13 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.environment import PROJECT, SpecError
-from components.environment.loader import data_plane
-from components.render.acl import PolicyFileError, parse_policy
+from environment import PROJECT, SpecError
+from environment.policies import data_plane
 from platformctl.adapters import engine
 from platformctl.adapters.stackfile import environment_of, read_stack, stack_spec
 from platformctl.core import declaration
 from platformctl.core.stack_config import StackConfig
+from render.acl import PolicyFileError, parse_policy
 from vaultmodel import access, rules, vault_acl
 from vaultmodel.durations import HOUR
 

@@ -3,7 +3,8 @@ and ``fetch``, through the real CLI entry, against moto in-process and as a serv
 what the bootstrap sets, an upload as the CronJob makes it, listing, fetching with the checksum
 checked, the retention rule, encryption, a missing bucket and a bucket that is not ours.
 
-The committed stacks are read for their bucket, region and retention: nothing here names them."""
+The committed stacks are read for their bucket, region and retention: nothing here names them; a stack
+without snapshots is the test stack dev (tests/stacks/)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
-from components.environment import EnvironmentSpec, Snapshots
-from components.render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
+from environment import EnvironmentSpec, Snapshots
 from platformctl.__main__ import main
 from platformctl.adapters.aws_clients import AwsError, client
 from platformctl.adapters.aws_snapshots import bootstrap_snapshot_bucket, list_snapshots, snapshot_key_alias
-from platformctl.adapters.stackfile import read_stack
-from tests.support import spec_of_config
+from platformctl.adapters.stackfile import read_stack, stacks
+from platformctl.commands import bootstrap_command
+from render.snapshots import iam_trust_condition, lifecycle_rules, uploader_iam_policy
+from tests.support import TEST_STACKS, spec_of, spec_of_config
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT
 
@@ -149,8 +151,13 @@ def test_a_snapshot_bucket_name_taken_by_another_account_is_refused(
         f"names are global): choose another vault-platform:snapshots.bucket for stack {STACK}\n"))
 
 
-def test_a_stack_without_snapshots_gets_no_snapshot_bucket(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert spec_of_config(read_stack("dev")).snapshots is None
+def test_a_stack_without_snapshots_gets_no_snapshot_bucket(aws: str, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test stack dev (tests/stacks/) takes no snapshots; a committed stack may start to.
+    spec = spec_of("dev")
+    assert spec.snapshots is None
+    monkeypatch.setattr(bootstrap_command, "stacks", lambda: stacks(TEST_STACKS))
+    monkeypatch.setattr(bootstrap_command, "spec_or_report", lambda stack: spec)
     code, out, _ = bootstrap(capsys, stack="dev")
     assert code == 0
     assert "snapshot" not in out

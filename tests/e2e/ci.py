@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 
-from components.environment import CiRole, GithubActions
-from components.environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
-from components.environment.loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
-from components.render.identity import bound_claims
+from environment import CiRole, GithubActions
+from environment.identity import DEPLOY_POLICY, PREVIEW_POLICY
+from environment.vault_access import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
+from render.identity import bound_claims
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import VaultServer

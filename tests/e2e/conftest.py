@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client as kubernetes_client
 
-from components.render.helm_values import CHART_REPOSITORY
+from render.helm_values import CHART_REPOSITORY
 from tests.e2e.external import NEEDS_ROOT, AppliedExternal, applied_external
 from tests.e2e.servers import Cluster, ConnectProxy, HttpsFiles, KubeCluster, ca_bundle, existing_cluster, running
 from tests.e2e.tools import HOW_TO_GET_THEM, SHARED_TOOLS, Tools, find_tools, required

@@ -16,11 +16,11 @@ from typing import Any
 
 from kubernetes import client as kubernetes_client
 
-from components.environment import EnvironmentSpec
-from components.environment.loader import DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
-from components.render.admin_setup import IN_CLUSTER_SUPERUSER
+from environment import EnvironmentSpec
+from environment.database import DEV_POSTGRES_NAMESPACE, DEV_POSTGRES_PORT
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.stackfile import read_stack, stack_spec
+from render.admin_setup import IN_CLUSTER_SUPERUSER
 from tests.e2e.issuer import OidcIssuer
 from tests.e2e.project import PulumiProject
 from tests.e2e.servers import (

@@ -20,11 +20,11 @@ import yaml
 from hvac.exceptions import Forbidden, InvalidPath, VaultError  # type: ignore[import-untyped]
 from kubernetes import client as kubernetes_client
 
-from components.environment.identity import DEPLOY_POLICY
-from components.environment.loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
-from components.render.identity import bound_claims
+from environment.identity import DEPLOY_POLICY
+from environment.vault_access import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
 from platformctl.adapters.stackfile import read_stack, stack_spec
 from platformctl.commands.vault_login_command import JWT_VARIABLE
+from render.identity import bound_claims
 from tests.e2e.external import (
     APP,
     APP_NAMESPACE,

@@ -13,7 +13,7 @@ import pytest
 from hvac.exceptions import VaultError  # type: ignore[import-untyped]
 from kubernetes import client as kubernetes_client
 
-from components.environment.operations import SNAPSHOT_IDENTITY
+from environment.operations import SNAPSHOT_IDENTITY
 from platformctl.adapters.stackfile import read_stack, stack_spec
 from tests.e2e.access_check import disagreements
 from tests.e2e.ci import CiTarget, as_job, check_claims, check_deploy, check_preview

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.environment import SpecError
+from environment import SpecError
 from tests.support import API_SERVICE, spec_of
 from vaultmodel import rules
 

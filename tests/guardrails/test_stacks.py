@@ -35,7 +35,8 @@ def imported_by(module: str) -> tuple[set[str], set[str]]:
     modules: list[str] = json.loads(result.stdout)
     owners = importlib.metadata.packages_distributions()
     distributions = {str(canonicalize_name(d)) for m in modules for d in owners.get(m.split(".")[0], ())}
-    local = {m for m in modules if m.split(".")[0] in ("components", "platformctl", "policies", "vaultmodel")}
+    local = {m for m in modules
+             if m.split(".")[0] in ("components", "environment", "platformctl", "policies", "render", "vaultmodel")}
     return distributions, local
 
 
@@ -149,7 +150,7 @@ class TestPackFiles:
         allowed = requirement_closure(["pulumi-policy", "pulumi", "python-hcl2", "publicsuffixlist"])
         distributions, local = imported_by("policies.guardrails.checks")
         assert distributions - allowed == set()
-        assert {"vaultmodel.rules", "components.render.acl", "platformctl.adapters.engine"} <= local
+        assert {"vaultmodel.rules", "render.acl", "platformctl.adapters.engine"} <= local
         # The AWS commands need boto3, which the pack's venv does not have.
         distributions, _ = imported_by("platformctl.adapters.aws_clients")
         assert {"boto3", "botocore"} <= distributions - allowed

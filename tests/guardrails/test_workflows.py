@@ -487,8 +487,8 @@ def owners_of(text: str, path: str) -> list[str]:
 
 class TestCodeowners:
     TEXT = (ROOT / ".github" / "CODEOWNERS").read_text()
-    # What runs with deploy credentials, or decides what does (the pack imports components/ and vaultmodel/).
-    DEPLOYED = ["__main__.py", "Pulumi.yaml", "vaultmodel/rules.py", "components/render/acl.py",
+    # What runs with deploy credentials, or decides what does (the pack imports environment/, render/ and vaultmodel/).
+    DEPLOYED = ["__main__.py", "Pulumi.yaml", "vaultmodel/rules.py", "render/acl.py",
                 "platformctl/adapters/engine.py", "bin/test", "requirements.txt", "requirements-dev.txt",
                 "constraints.txt", ".ci/run", "stacks/Pulumi.prod.yaml", "policies/guardrails/checks.py",
                 "policies/acl/vault-iac.hcl", ".github/workflows/pulumi-up.yml", ".github/CODEOWNERS"]

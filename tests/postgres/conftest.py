@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.environment import AdminSetup, Connection, DatabaseRole, EnvironmentSpec
-from components.render import sql as vault_sql
-from components.render.admin_setup import SCHEMA, ConnectionNeeds, grantee, setup_statements
+from environment import AdminSetup, Connection, DatabaseRole, EnvironmentSpec
+from render import sql as vault_sql
+from render.admin_setup import SCHEMA, ConnectionNeeds, grantee, setup_statements
 from tests.postgres import vault_plugin
 from tests.postgres.server import PostgresServer, ServerTls
 from tests.support import ANY_STACK, COMMITTED, any_stack, spec_of_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.environment.loader import TABLE_PRIVILEGES
-from components.render.admin_setup import OWNER, SCHEMA
+from environment.database import TABLE_PRIVILEGES
+from render.admin_setup import OWNER, SCHEMA
 from tests.postgres.conftest import UNGRANTED_SCHEMA, World, create_later_table, error_of
 
 DENIED = "42501"

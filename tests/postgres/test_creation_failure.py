@@ -8,7 +8,7 @@ import dataclasses
 import psycopg
 import pytest
 
-from components.environment import DatabaseRole
+from environment import DatabaseRole
 from tests.postgres.conftest import World
 
 

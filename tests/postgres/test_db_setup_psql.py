@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from components.environment import AdminSetup
+from environment import AdminSetup
 from platformctl.core.db_setup import changed_scripts, full_scripts, render
 from tests.postgres.conftest import SETUPS, TABLE_OWNER, World, create_tables, in_setup, make_world
 from tests.postgres.server import PostgresServer

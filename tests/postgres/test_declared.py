@@ -1,18 +1,18 @@
 """The statements the tests run are the ones the program declares: the real program under the mock
-engine sends exactly what the renderers in ``components.render.sql`` return."""
+engine sends exactly what the renderers in ``render.sql`` return."""
 
 from __future__ import annotations
 
 import pytest
 
-from components.render.sql import (
+from platformctl.core.declaration import unwrap
+from render.sql import (
     ROOT_ROTATION_STATEMENTS,
     creation_statements,
     renew_statements,
     revocation_statements,
     static_rotation_statements,
 )
-from platformctl.core.declaration import unwrap
 from tests.support import ANY_STACK, STACKS, any_stack, declare_config, declare_stack, spec_of_config
 
 ROLE = "vault:database/secretBackendRole:SecretBackendRole"

@@ -9,8 +9,8 @@ import base64
 import psycopg
 import pytest
 
-from components.environment import DatabaseRole
-from components.environment.loader import TABLE_PRIVILEGES
+from environment import DatabaseRole
+from environment.database import TABLE_PRIVILEGES
 from tests.postgres.conftest import (
     DISPLAY_NAME,
     SEEDED_EMAILS,

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.environment import AdminSetup
-from components.render.admin_setup import OWNER, SCHEMA
+from environment import AdminSetup
+from render.admin_setup import OWNER, SCHEMA
 from tests.postgres.conftest import TABLE_OWNER, UNGRANTED_SCHEMA, World, error_of, in_setup, make_world
 from tests.postgres.server import PostgresServer
 from tests.postgres.vault_plugin import format_expiration, generate_password, generate_username, scram_verifier

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.render.admin_setup import grant_statements
-from components.render.sql import creation_statements
+from render.admin_setup import grant_statements
+from render.sql import creation_statements
 from tests.support import refusal, spec_of
 
 DB = "vault-platform:database"

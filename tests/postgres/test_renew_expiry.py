@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from components.environment import DatabaseRole
+from environment import DatabaseRole
 from tests.postgres.conftest import World
 from tests.postgres.vault_plugin import change_expiration
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.environment import DatabaseRole
+from environment import DatabaseRole
 from tests.postgres.conftest import SEEDED_EMAILS, TABLE_OWNER, UNGRANTED_SCHEMA, Credentials, World
 from tests.postgres.vault_plugin import delete_user
 

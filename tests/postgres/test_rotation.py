@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components.render.sql import ROOT_ROTATION_STATEMENTS
+from render.sql import ROOT_ROTATION_STATEMENTS
 from tests.postgres.conftest import SETUPS, World, in_setup, make_world
 from tests.postgres.server import PostgresServer
 from tests.postgres.vault_plugin import change_password, generate_password

@@ -1,4 +1,4 @@
-"""Every form of hand-written creationStatements the spec accepts (components/environment/statements.py)
+"""Every form of hand-written creationStatements the spec accepts (environment/statements.py)
 runs on PostgreSQL 15 as Vault runs it, for the createrole admin: the user logs in with Vault's
 password, expires at Vault's expiry, reads what it was granted, and revocation removes it."""
 
@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from components.environment import DatabaseRole
+from environment import DatabaseRole
 from tests.postgres.conftest import World, in_setup, make_world
 from tests.postgres.server import PostgresServer
 from tests.postgres.vault_plugin import delete_user

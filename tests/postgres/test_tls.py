@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from components.database import connection_url
-from components.environment import Connection
+from environment import Connection
 from tests.postgres.conftest import TLS_HOST, World, make_world
 from tests.postgres.server import PostgresServer, ServerTls
 from tests.support import spec_of

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
-from components.environment import AdminSetup, DatabaseRole, EnvironmentSpec
-from components.render.sql import (
+from environment import AdminSetup, DatabaseRole, EnvironmentSpec
+from render.sql import (
     ROOT_ROTATION_STATEMENTS,
     creation_statements,
     renew_statements,

@@ -9,8 +9,8 @@ A file's name is the application's name, its folder the team that owns it (``.gi
 Its top-level keys hold what is common to every stack; ``environments`` names each stack the
 application exists in, each with the keys that differ there (a key written under a stack replaces
 the common one whole). Problems with the files themselves (layout, YAML, environments, a name used
-twice) are refused by every stack; what an application's keys say is checked by each stack it names,
-with the rest of that stack's spec (:func:`components.environment.load_spec`).
+twice) are refused by every stack (:func:`read_app_nodes` reports them); what an application's keys say
+is checked by each stack it names, with the rest of that stack's spec (:func:`environment.load_spec`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ._reader import FILE_KEY_PREFIX, K8S_LABEL, Node, YamlFileError, follows, parse_yaml_with_lines
+from ._reader import FILE_KEY_PREFIX, K8S_LABEL, Node, SpecError, YamlFileError, follows, parse_yaml_with_lines, report
 
 APPS_DIR = FILE_KEY_PREFIX.rstrip("/")
 SUFFIX = ".yaml"
@@ -33,7 +33,9 @@ ROOT_VARIABLE = "VAULT_PLATFORM_ROOT"
 """Environment variable naming another directory whose ``apps/`` and ``stacks/`` are read (tests);
 by default the project's, found from this file (the CLI runs the program from the project directory
 and a policy pack from its own)."""
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""Where ``Pulumi.yaml`` is: the Pulumi CLI runs the program and its providers there, so a relative
+``vault:caCertFile`` names a file of the repository (``stacks/ca/<stack>.pem``)."""
 
 
 @dataclass(frozen=True)
@@ -251,3 +253,50 @@ def _names_used_twice(files: list[AppFile]) -> Iterator[FileProblem]:
                               "(each application is a Vault role: its name is unique across teams)",
                               "rename one of the two files")
         first.setdefault(file.name, file)
+
+
+APPS_MOVED = ("move each entry to apps/<team>/<name>.yaml (the team that owns it: its folder; the name: the "
+              "file's), its keys for this stack under 'environments: {<stack>: ...}', then remove this key "
+              "(README, \"Applications\")")
+
+
+def read_app_nodes(root: Node, app_files: Apps) -> list[AppNode]:
+    """The stack's applications, read from their files; the files' own problems, and applications
+    still written in the stack config, are refused."""
+    for problem in app_files.problems:
+        report(SpecError(root.stack, problem.key, problem.problem, problem.fix, line=problem.line))
+    if root.has("apps"):
+        report(root.error("apps", "applications are no longer read from the stack config: the Pulumi CLI hands "
+                          "the whole config to the program in one environment variable, which Linux caps at "
+                          "128 KiB (about 200 applications)", APPS_MOVED))
+    root.raw("apps")
+    return [app.node(root.stack) for app in app_files.for_stack(root.stack)]
+
+
+class Origins:
+    """Where each declared KV secret and database role was written (``kv.secrets:<path>`` ->
+    ``vault-platform:kv.secrets.<name>``), and which application's file declared it, if one did."""
+
+    def __init__(self) -> None:
+        self.key: dict[str, str] = {}
+        self.app: dict[str, AppNode] = {}
+
+    def add(self, item: str, key: str, app: AppNode | None) -> None:
+        self.key[item] = key
+        if app is not None:
+            self.app[item] = app
+
+    def described(self, item: str) -> str:
+        """Where ``item`` is declared, for a message."""
+        app = self.app.get(item)
+        return f"in {app.app.file.path}" if app is not None else f"at {self.key[item]}"
+
+
+def own_name(app: AppNode, where: Node, key: str, name: str) -> None:
+    """What an application's file declares carries the application's name: its owner shows in every
+    path, and one team cannot take a name another team's application will want."""
+    own = app.app.file.name
+    if name != own and not name.startswith(f"{own}-"):
+        raise where.error(key, f"{name!r} is not named after application {own!r}",
+                          f"name it {own!r} or {own}-<purpose>: what an application's file declares carries its "
+                          "name")

@@ -12,9 +12,10 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from .apps import Apps, read_apps
-from .loader import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE, load_spec
+from .loader import load_spec
 from .model import EnvironmentSpec
 from .policies import load_policy_files
+from .vault_access import CI_ROLE_VARIABLE, TOKEN_FILE_VARIABLE
 
 GIVEN_APPS: ContextVar[Apps | None] = ContextVar("given_apps", default=None)
 """The application files a run of the program under the mock engine is given (``platformctl.adapters.engine``),

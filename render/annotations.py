@@ -17,7 +17,7 @@ pod from finishing, and nothing renews or revokes: the credentials end with thei
 
 from __future__ import annotations
 
-from components.environment import App, AppCertificate, Connection, EnvironmentSpec
+from environment import App, AppCertificate, Connection, EnvironmentSpec
 
 PREFIX = "vault.hashicorp.com"
 AGENT_TLS_PATH = "/vault/tls"

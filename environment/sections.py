@@ -1,6 +1,6 @@
 """The audit, transit and PKI sections of the stack config, and what an application asks of them.
 
-Called by :func:`components.environment.loader.load_spec`; every refusal is a :class:`SpecError` that
+Called by :func:`environment.loader.load_spec`; every refusal is a :class:`SpecError` that
 names the exact key. Lookups go through dicts, so checking every application stays linear.
 """
 
@@ -52,7 +52,7 @@ from .model import (
 
 # The chart mounts each server's audit volume here (server.auditStorage); a file device anywhere
 # else writes to the container's filesystem, or to the Raft data volume. Same value as
-# components.render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
+# render.helm_values.AUDIT_MOUNT_PATH (a test keeps them equal).
 AUDIT_DIRECTORY = "/vault/audit"
 STDOUT = "stdout"
 EXTERNAL_FILE_FIX = (f"write the absolute path of a file the Vault's servers may write (where its operator keeps "

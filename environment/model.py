@@ -1,6 +1,6 @@
 """The environment spec: one validated, immutable model of a stack's configuration.
 
-Built only by :func:`components.environment.load_spec`; every component takes its part of it. Durations are
+Built only by :func:`environment.load_spec`; every component takes its part of it. Durations are
 whole seconds. Secrets never live here: a field that needs one holds the *name* of the stack config
 key that does (set with ``pulumi config set --secret``), and the component reads it with
 ``Config.require_secret``.

@@ -21,8 +21,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from components.environment import Connection, DatabaseRole, StaticRole
-from components.environment.loader import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TABLE_PRIVILEGES
+from environment import Connection, DatabaseRole, StaticRole
+from environment.database import FUNCTIONS_OWNER, FUNCTIONS_SCHEMA, TABLE_PRIVILEGES
 from vaultmodel import rules
 
 SCHEMA = FUNCTIONS_SCHEMA

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components.environment import EnvironmentSpec
-from components.environment.operations import SNAPSHOT_IDENTITY
+from environment import EnvironmentSpec
+from environment.operations import SNAPSHOT_IDENTITY
 from vaultmodel.durations import DAY
 
 CERTIFICATE_WARNING_DAYS = 14

@@ -1,8 +1,10 @@
 """The ``externalVault`` section of the stack config: a Vault this stack configures but does not deploy
 (HCP Vault Dedicated, a Vault on VMs, another team's cluster).
 
-Called by :func:`components.environment.loader.load_spec`, which refuses a stack that sets both
-``cluster`` and ``externalVault``, or neither; every refusal is one :class:`SpecError` naming the key.
+Called by :func:`environment.loader.load_spec`, which refuses a stack that sets both
+``cluster`` and ``externalVault``, or neither; with an external Vault it also reads here what the other
+sections may declare (no in-cluster PostgreSQL, snapshots only of Raft storage, no alert rules). Every
+refusal is one :class:`SpecError` naming the key.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Callable
 
 from vaultmodel import rules
 
-from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, Node, ca_pem, port_problem
-from .model import ExternalVault, RaftAutopilot, Tier
+from . import operations
+from ._reader import K8S_LABEL, K8S_SUBDOMAIN, PORTS, REMOVE, Node, attempt, ca_pem, port_problem, report
+from .cluster import load_autopilot
+from .model import Database, ExternalVault, RaftAutopilot, Snapshots, Tier
 
 DEFAULT_JOBS_NAMESPACE = "vault-jobs"
 # The API server's URL as a client outside the cluster dials it (a kubeconfig's `server`): https, a
@@ -35,12 +39,9 @@ KEYS = ("kubernetesHost", "kubernetesCaCert", "tokenReviewerJwt", "raft", "autop
         "caSecretName")
 SecretReference = Callable[[Node, str], str]
 """Reads ``{fromSecret: <key>}`` at a key of a node and returns the stack secret's key."""
-AutopilotReader = Callable[[Node, Tier, int], RaftAutopilot]
-"""The cluster section's autopilot reader: a node, the tier and the voters (its minimum quorum)."""
 
 
-def load_external_vault(node: Node, tier: Tier, reference: SecretReference,
-                        read_autopilot: AutopilotReader) -> ExternalVault:
+def load_external_vault(node: Node, tier: Tier, reference: SecretReference) -> ExternalVault:
     """The ``externalVault`` section: how Vault reaches the application cluster's API to review service
     account tokens, whether it runs on Raft (autopilot then needs the voters, which only the stack
     knows), and where the platform's jobs run."""
@@ -60,7 +61,7 @@ def load_external_vault(node: Node, tier: Tier, reference: SecretReference,
     raft = node.boolean("raft", False)
     autopilot = None
     if raft:
-        autopilot = _autopilot(node.child("autopilot"), tier, read_autopilot)
+        autopilot = _autopilot(node.child("autopilot"), tier)
     elif node.has("autopilot"):
         raise node.error("autopilot", "is set, but raft is false: autopilot manages integrated (Raft) storage "
                          "only", "set raft: true if the Vault runs on integrated storage, or remove autopilot")
@@ -100,10 +101,40 @@ def _kubernetes_host(node: Node) -> str:
     return host
 
 
-def _autopilot(node: Node, tier: Tier, read_autopilot: AutopilotReader) -> RaftAutopilot:
+def _autopilot(node: Node, tier: Tier) -> RaftAutopilot:
     """Autopilot of a Raft Vault this stack does not deploy: its minimum quorum is the Vault's voters,
     written down, since no replica count here says it."""
     node.require("minQuorum", "set it to the external Vault's Raft voters (`vault operator raft list-peers`), "
                  "e.g. 3 or 5")
     voters = node.integer("minQuorum", minimum=1, maximum=rules.MAX_RAFT_VOTERS, why=rules.MAX_RAFT_VOTERS_WHY)
-    return read_autopilot(node, tier, voters)
+    return load_autopilot(node, tier, voters)
+
+
+def refuse_in_cluster_database(root: Node, database: Database | None) -> None:
+    """With an external Vault, no in-cluster PostgreSQL: there is no Vault namespace to run it beside."""
+    for connection in database.connections if database else ():
+        if connection.in_cluster:
+            report(root.error(f"database.connections[{connection.name}].inCluster", "the in-cluster PostgreSQL "
+                              "runs beside a Vault this stack deploys, and this stack's Vault is external",
+                              "point host, port and adminPassword at a PostgreSQL server the Vault reaches"))
+
+
+def load_external_operations(root: Node, tier: Tier, vault: ExternalVault | None) -> Snapshots | None:
+    """The snapshots and monitoring sections with an external Vault: snapshots only when declared, and
+    only of Raft storage; no alert rules (they watch the chart's servers and volumes, which this stack
+    does not run)."""
+    if root.has("monitoring"):
+        report(root.error("monitoring", "is set, but the stack's Vault is external: the alert rules watch the "
+                          "servers, Raft and volumes of the Vault this program deploys, through the chart's "
+                          "ServiceMonitor", "remove it: the Vault's operator scrapes and alerts on it", edit=REMOVE))
+    root.raw("monitoring")
+    if not root.has("snapshots"):
+        root.raw("snapshots")
+        return None
+    if vault is not None and not vault.raft:
+        report(root.error("snapshots", "is set, but vault-platform:externalVault.raft is false: Raft snapshots "
+                          "need integrated storage", "remove snapshots (the Vault's operator backs it up), or set "
+                          "externalVault.raft to true if the Vault runs on integrated storage"))
+        root.raw("snapshots")
+        return None
+    return attempt(lambda: operations.load_snapshots(root.child("snapshots"), tier))

@@ -1,8 +1,8 @@
 """The snapshots, monitoring and audit log rotation sections of the stack config: what keeps an
 environment recoverable and watched.
 
-Called by :func:`components.environment.loader.load_spec` and
-:func:`components.environment.sections.load_audit`; every refusal is one :class:`SpecError` naming the key.
+Called by :func:`environment.loader.load_spec` and
+:func:`environment.sections.load_audit`; every refusal is one :class:`SpecError` naming the key.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from vaultmodel import rules
 from vaultmodel.durations import DAY, HOUR, format_duration
 
-from ._reader import AWS_REGION, K8S_LABEL, QUANTITY, Node, check_name
+from ._reader import AWS_REGION, K8S_LABEL, QUANTITY, Node, check_name, quantity
 from .model import AuditRotation, Monitoring, Snapshots, Tier
 
 SNAPSHOT_IDENTITY = "vault-snapshot"
@@ -39,7 +39,7 @@ MAX_REQUEST_LATENCY_WHY = "Vault ends a request after 90s, so a slower threshold
 # S3 bucket names without dots (dots break TLS to virtual-hosted bucket addresses).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 ROLE_ARN = re.compile(r"arn:aws[-a-z]*:iam::\d{12}:role/[\w+=,.@/-]+")
-_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+AUDIT_FILE_UNITS = ("Ki", "Mi", "Gi")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 # A label key: an optional DNS prefix and '/', then a name of at most 63 characters.
 _LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
@@ -113,15 +113,14 @@ def load_monitoring(node: Node, tier: Tier) -> Monitoring | None:
 def load_audit_rotation(node: Node, tier: Tier) -> AuditRotation:
     """``audit.rotation``: when the file device's log is rotated and how long rotated logs stay."""
     size = node.string("maxFileSize", DEFAULT_AUDIT_MAX_FILE, rule=QUANTITY)
-    suffix = size[-2:]
-    if suffix not in _BINARY_SUFFIX or not size[:-2].isdigit():
+    if not size.endswith(AUDIT_FILE_UNITS) or not size[:-2].isdigit():
         raise node.error("maxFileSize", f"{size!r} is not a whole number of Ki, Mi or Gi",
                          f"write it like {DEFAULT_AUDIT_MAX_FILE}")
     retention = node.duration("retention", DEFAULT_AUDIT_RETENTION[tier])
     if retention < DAY or retention % DAY:
         raise node.error("retention", f"{node.written('retention', retention)} is not a whole number of days",
                          "keep rotated logs 1d or more, in days")
-    rotation = AuditRotation(max_file_bytes=int(size[:-2]) * _BINARY_SUFFIX[suffix],
+    rotation = AuditRotation(max_file_bytes=int(quantity(size)),
                              retention_days=retention // DAY)
     node.done()
     return rotation

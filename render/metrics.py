@@ -3,7 +3,7 @@ ServiceMonitor scrapes, and the NetworkPolicy that opens that listener to Promet
 functions of the spec, validated against the Kubernetes API schemas.
 
 Vault serves ``/v1/sys/metrics`` without a token only on its metrics listener
-(:data:`components.render.helm_values.METRICS_PORT`): the mount, policy and role names in the
+(:data:`render.helm_values.METRICS_PORT`): the mount, policy and role names in the
 metrics are then readable by whoever reaches that port, so the NetworkPolicy admits Prometheus's pods
 there and nobody else, while the API port stays open to every client (agents, CI, people) and the
 cluster port to the other servers.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.environment import EnvironmentSpec
+from environment import EnvironmentSpec
 
 from .helm_values import API_PORT, CHART, CLUSTER_PORT, METRICS_PORT, METRICS_SERVICE_LABEL, api_scheme, server_labels
 

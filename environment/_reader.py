@@ -12,11 +12,12 @@ reads, so that the loader stays their one definition.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 import inspect
 import re
 import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -577,6 +578,16 @@ def port_problem(port: int) -> str | None:
     return f"port {port} is outside {PORTS[0]} to {PORTS[1]}"
 
 
+_QUANTITY_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def quantity(text: str) -> float:
+    """The value of a Kubernetes quantity already checked against ``QUANTITY``: ``500m`` -> 0.5."""
+    number = text.rstrip("kmKMGTPEi")
+    return float(number) * _QUANTITY_SUFFIX[text[len(number):]]
+
+
 def follows(value: str, rule: Name) -> bool:
     """``value`` follows the naming ``rule``."""
     return len(value) <= rule.max_length and rule.pattern.fullmatch(value) is not None
@@ -599,6 +610,17 @@ def name_of(item: Node) -> str:
 def declared(names: Iterable[str]) -> str:
     """``declared: a, b`` (or ``none``), for a fix that points at what exists."""
     return f"declared: {', '.join(sorted(names)) or 'none'}"
+
+
+def matches(pattern: str, names: Set[str]) -> bool:
+    """``pattern`` names a declared item; a glob (``*``, ``+``) must match at least one.
+
+    The exact case is a set lookup, so checking every policy of hundreds of apps stays linear.
+    """
+    if "*" not in pattern and "+" not in pattern:
+        return pattern in names
+    glob = pattern.replace("+", "*")
+    return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
 
 def refuse_duplicate(node: Node, key: str, value: str, seen: Mapping[str, object], what: str) -> None:

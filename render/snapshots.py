@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.environment import EnvironmentSpec, PolicyRule, Snapshots
-from components.environment.operations import SNAPSHOT_IDENTITY
+from environment import EnvironmentSpec, PolicyRule, Snapshots
+from environment.operations import SNAPSHOT_IDENTITY
 from vaultmodel.durations import HOUR
 
 from .acl import render_rules

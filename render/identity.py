@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.environment import CiRole, GithubActions
+from environment import CiRole, GithubActions
 
 
 def bound_claims(github: GithubActions, role: CiRole) -> dict[str, str]:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.environment import Cluster, EnvironmentSpec, Resources
+from environment import Cluster, EnvironmentSpec, Resources
 
 CHART = "vault"
 CHART_REPOSITORY = "https://helm.releases.hashicorp.com"
@@ -20,7 +20,7 @@ API_PORT = 8200
 CLUSTER_PORT = 8201
 METRICS_PORT = 8210
 """Vault's metrics listener (with monitoring on): ``/v1/sys/metrics`` without a token, on a port of its
-own so that a NetworkPolicy lets Prometheus alone reach it (:mod:`components.render.metrics`)."""
+own so that a NetworkPolicy lets Prometheus alone reach it (:mod:`render.metrics`)."""
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 PROMETHEUS_RETENTION = "24h"
 """Longer than any alert's look-back (a counter that vanished between two scrapes would reset)."""
@@ -328,7 +328,7 @@ def helm_values(spec: EnvironmentSpec) -> dict[str, Any]:
 def service_monitor(spec: EnvironmentSpec) -> dict[str, Any]:
     """The chart's ServiceMonitor (``serverTelemetry.serviceMonitor``): every server through the
     headless ``<release>-metrics`` service, whose port of the chart's scheme name is the metrics
-    listener (:func:`components.render.metrics.metrics_service`; the chart's default selects the
+    listener (:func:`render.metrics.metrics_service`; the chart's default selects the
     active server's API port only, which cannot report a sealed one), with the Prometheus operator's
     labels, and over TLS verified against the Vault CA by the name the certificate covers (a pod IP
     is not)."""

@@ -1,13 +1,13 @@
 """ACL policies as HCL (``sys/policies/acl/:name``): generated per application, declared in the
 stack config, or hand-written in ``policies/acl/*.hcl`` (read by
-:func:`components.environment.load_policy_files`) and checked before they are uploaded."""
+:func:`environment.load_policy_files`) and checked before they are uploaded."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
-from components.environment import (
+from environment import (
     App,
     EnvironmentSpec,
     PolicyDocument,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.environment import AdminSetup, DatabaseRole, Grant
+from environment import AdminSetup, DatabaseRole, Grant
 
 from . import admin_setup
 from .admin_setup import quote_identifier

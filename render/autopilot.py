@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.environment import RaftAutopilot
+from environment import RaftAutopilot
 
 # Vault's own defaults for the rest (the provider's autopilotDefaults), written out so that the plan
 # shows them and a hand edit is reverted by the next `up`.

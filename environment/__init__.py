@@ -1,7 +1,7 @@
 """The environment spec: stack config -> one validated, typed model (see :func:`load_spec`)."""
 
 from ._reader import SpecError, StackRefused
-from .loader import CAPABILITIES, CI_ROLE_VARIABLE, LOGIN_KEYS, PROJECT, load_spec, project_file
+from .loader import load_spec
 from .model import (
     AdminSetup,
     App,
@@ -44,7 +44,16 @@ from .model import (
     TransitKey,
     VaultAccess,
 )
-from .policies import APP_POLICY_PREFIX, PolicyDocument, app_policy_name, app_policy_rules, load_policy_files
+from .policies import (
+    APP_POLICY_PREFIX,
+    CAPABILITIES,
+    PolicyDocument,
+    app_policy_name,
+    app_policy_rules,
+    load_policy_files,
+)
+from .stack_keys import PROJECT
+from .vault_access import CI_ROLE_VARIABLE, LOGIN_KEYS, project_file
 
 __all__ = [
     "APP_POLICY_PREFIX",

@@ -1,7 +1,8 @@
-"""Who logs in to Vault besides the applications: GitHub Actions jobs (``githubActions``, JWT auth
-with the job's OIDC token) and people (``oidc``, the company's identity provider).
+"""Who logs in to Vault: the applications' pods (``kubernetesAuth``, with their service account
+tokens), GitHub Actions jobs (``githubActions``, JWT auth with the job's OIDC token) and people
+(``oidc``, the company's identity provider).
 
-Called by :func:`components.environment.loader.load_spec`; every refusal is a :class:`SpecError` that
+Called by :func:`environment.loader.load_spec`; every refusal is a :class:`SpecError` that
 names the exact key.
 """
 
@@ -17,6 +18,7 @@ from vaultmodel.durations import HOUR
 from ._reader import AUDIENCE, VAULT_NAME, Name, Node, ca_pem, check_name, check_ttl_cap, check_ttl_order, declared
 from .model import CiRole, CiRoleName, GithubActions, PeopleGroup, PeopleOidc, Policy
 
+RESERVED_AUTH_PATHS = ("token",)
 GITHUB_ACTIONS_PATH = "github-actions"
 """Mount path of the JWT auth method for GitHub Actions (``policies/acl/vault-iac.hcl`` names it)."""
 PEOPLE_PATH = "oidc"
@@ -190,3 +192,16 @@ def ci_role(value: str | None) -> CiRoleName | None:
         return cast(CiRoleName, value)
     return None
 
+
+
+def load_kubernetes_auth(auth: Node) -> tuple[str, str]:
+    """The auth method's path and the audience of the cluster's service account tokens."""
+    auth_path = auth.string("path", "kubernetes", rule=VAULT_NAME)
+    if auth_path in RESERVED_AUTH_PATHS:
+        raise auth.error("path", f"auth/{auth_path} is Vault's own", "choose another path, e.g. kubernetes",
+                         edit="kubernetes")
+    # Required: the audience of service account tokens differs between clusters (EKS, kind, ...),
+    # and a wrong one makes every agent login fail.
+    audience = auth.string("audience", rule=AUDIENCE)
+    auth.done()
+    return auth_path, audience
