@@ -33,7 +33,7 @@ from tests.e2e.test_upgrade import previous_release, release_tree
 from tests.e2e.tools import Tools
 
 APPS, PER_TEAM = 48, 24
-PROGRAM_CODE = ("__main__.py", "components", "vaultmodel", "platformctl", "policies")
+PROGRAM_CODE = ("__main__.py", "components", "environment", "render", "vaultmodel", "platformctl", "policies")
 """What a release changes of a team stack's project (its stack and application files stay)."""
 TEAMS = [f"{STACK}.team-0", f"{STACK}.team-1"]
 
