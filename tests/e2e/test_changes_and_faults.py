@@ -292,7 +292,7 @@ def test_a_ci_up_needs_the_jobs_vault_token_not_its_expired_oidc_token(external:
 
         job = {**login, TOKEN_FILE_VARIABLE: str(token_file)}
         before = len(external.audit_entries())
-        applied = project.up(STACK, environment=job)
+        applied = project.up(STACK, "--diff", environment=job)
         project.platformctl("vault-login", STACK, "--revoke", environment=job)
     finally:
         project.run("config", "set", "--stack", STACK, "--secret", "vault:token", vault.root_token)
@@ -300,4 +300,6 @@ def test_a_ci_up_needs_the_jobs_vault_token_not_its_expired_oidc_token(external:
     writes = [entry for entry in external.audit_entries()[before:] if entry["type"] == "request"
               and (entry["request"]["operation"], entry["request"]["path"]) == ("update", role_path)]
     assert [entry["auth"]["policies"] for entry in writes] == [["default", DEPLOY_POLICY]]
-    assert vault.client().read(role_path)["data"]["token_ttl"] == 1800, applied.stdout[-4000:]
+    # On a failure, what the up changed and what Vault was sent (the audit log keeps numbers in clear).
+    assert vault.client().read(role_path)["data"]["token_ttl"] == 1800, (
+        applied.stdout[-6000:], [entry["request"].get("data") for entry in writes])
