@@ -165,3 +165,35 @@ def test_team_stacks_applied_by_the_previous_release_are_taken_over_without_repl
             assert sorted(plaintext(r["outputs"]["result"]) for r in kept) == sorted(
                 plaintext(outputs["result"]) for urn, outputs in applied[stack].items()
                 if urn.split("::")[-2].endswith("RandomPassword"))
+
+
+def test_a_failed_updates_values_stay_in_the_state_and_the_deploys_refresh_applies_them(
+        tools: Tools, tmp_path: Path) -> None:
+    """Why every deploy and preview refreshes first. A failed update leaves in the state the values it
+    meant to write: pulumi-terraform-bridge's ``Provider.Update`` returns the planned state of a failed
+    apply as the resource's partial state (``initializationError``), and the engine keeps it. The next
+    run then compares the program with that state, finds nothing to change on that field, and Vault
+    keeps the old value (seen here without ``--refresh``: the role stayed at 3600 s). A refresh reads
+    what Vault holds, and the change is applied."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    vault = VaultServer(tools.which("vault"), tmp_path / "vault")
+    with running(vault):
+        project = split_project(tools, tmp_path, vault)
+        write_apps(project.root, 2, per_team=2)
+        (team,) = project.platformctl("team-stacks", STACK).split()
+        project.run("stack", "init", team)
+        project.up(STACK)
+        project.up(team)
+        write_apps(project.root, 1, ttl="30m", per_team=2)  # app-0's token TTL: 1h -> 30m
+
+        project.run("config", "set", "--stack", team, "--secret", "vault:token", "hvs.revoked")
+        assert project.up(team, check=False).returncode != 0
+        (role,) = [r for r in state(project, team)["resources"] if r["urn"].endswith("kubernetes-auth-app-0")]
+        assert (role["inputs"]["tokenTtl"], role["outputs"]["tokenTtl"]) == (3600, 1800)  # not applied, recorded
+        assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 3600
+
+        project.run("config", "set", "--stack", team, "--secret", "vault:token", vault.root_token)
+        project.up(team, "--refresh")
+        assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 1800
+        project.run("preview", "--stack", team, "--refresh", "--expect-no-changes", "--non-interactive")

@@ -441,7 +441,7 @@ class TestTeamStacks:
                           GITHUB_SHA="abc")
         assert (tmp_path / "calls").read_text().splitlines() == [
             f"pulumi up --stack {stack} --yes --non-interactive --policy-pack policies/guardrails --parallel 32 "
-            "--message abc" for stack in ("dev.orders", "dev.payments")]
+            "--refresh --message abc" for stack in ("dev.orders", "dev.payments")]
         assert result.returncode == (1 if failing else 0)
         assert ("::error title=Team stacks failed::dev: dev.orders" in result.stdout) is bool(failing)
 
@@ -456,7 +456,7 @@ class TestTeamStacks:
         # The merge commit's first parent is the pull request's base.
         assert calls[0] == "python -m platformctl team-stacks dev --backend --changed-since HEAD^1"
         assert calls[-1] == ("pulumi preview --stack dev.orders --non-interactive --diff --policy-pack "
-                             "policies/guardrails --parallel 32")
+                             "policies/guardrails --parallel 32 --refresh")
         assert "::notice title=New team stack::dev.new is created by the deploy" in result.stdout
 
     @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
@@ -468,6 +468,17 @@ class TestTeamStacks:
                 assert step["with"]["parallel"] == "${{ env.PARALLEL }}"
             if "pulumi up" in step.get("run", "") or "pulumi preview" in step.get("run", ""):
                 assert '--parallel "$PARALLEL"' in step["run"]
+
+    @pytest.mark.parametrize(("name", "job"), LOGIN_JOBS)
+    def test_every_pulumi_preview_and_up_compares_with_what_vault_holds(self, name: str, job: str) -> None:
+        """A failed update leaves the values it meant to write in the state; only a refresh shows the next
+        run that Vault does not hold them (``tests/e2e/test_team_stacks.py``)."""
+        runs = [step for step in steps(load(name)["jobs"][job])
+                if step.get("with", {}).get("command") in ("preview", "up")
+                or any(f"pulumi {command} --stack" in step.get("run", "") for command in ("preview", "up"))]
+        assert runs
+        for step in runs:
+            assert step["with"]["refresh"] is True if "with" in step else "--refresh" in step["run"], step
 
 
 TEAM = "@vault-platform/platform-team"
