@@ -187,8 +187,18 @@ def test_a_failed_updates_values_stay_in_the_state_and_the_deploys_refresh_appli
         project.up(team)
         write_apps(project.root, 1, ttl="30m", per_team=2)  # app-0's token TTL: 1h -> 30m
 
-        project.run("config", "set", "--stack", team, "--secret", "vault:token", "hvs.revoked")
-        assert project.up(team, check=False).returncode != 0
+        # A token whose write of the role Vault refuses (as a policy mistake, a sealed or unreachable
+        # server would): the provider configures, the write fails. It may read, as the refresh of the next
+        # run reads with the provider the state holds.
+        client = vault.client()
+        client.sys.create_or_update_policy("all-but-app-0", 'path "*" { capabilities = ["create", "read", '
+                                           '"update", "delete", "list", "sudo"] }\n'
+                                           'path "auth/kubernetes/role/app-0" { capabilities = ["read"] }')
+        refused = client.auth.token.create(policies=["all-but-app-0"], ttl="10m")["auth"]["client_token"]
+        project.run("config", "set", "--stack", team, "--secret", "vault:token", refused)
+        failed = project.up(team, check=False)
+        assert failed.returncode != 0
+        assert "permission denied" in failed.stdout, failed.stdout[-3000:]
         (role,) = [r for r in state(project, team)["resources"] if r["urn"].endswith("kubernetes-auth-app-0")]
         assert (role["inputs"]["tokenTtl"], role["outputs"]["tokenTtl"]) == (3600, 1800)  # not applied, recorded
         assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 3600
