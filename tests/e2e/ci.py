@@ -1,8 +1,9 @@
 """CI's login for real, on any applied stack: the deploy role admits a job token only with every claim
-exact; a deploy's ``up --refresh`` and a pull request's ``preview --refresh`` run as the workflows run
-them (``platformctl vault-login``, the token file, ``--revoke``) with no "permission denied" in Vault's
-audit log; every call the IaC token makes is in ``policies/acl/vault-iac-calls.yaml``; the preview role
-writes nothing. The test modules call :func:`check_claims`, :func:`check_deploy` and :func:`check_preview`."""
+exact; a deploy's ``up --refresh`` and a pull request's ``preview --refresh`` (both ``--run-program``) run
+as the workflows run them (``platformctl vault-login``, the token file, ``--revoke``) with no "permission
+denied" in Vault's audit log; every call the IaC token makes is in ``policies/acl/vault-iac-calls.yaml``;
+the preview role writes nothing. The test modules call :func:`check_claims`, :func:`check_deploy` and
+:func:`check_preview`."""
 
 from __future__ import annotations
 
@@ -96,8 +97,9 @@ def check_claims(target: CiTarget) -> None:
 
 
 def check_deploy(target: CiTarget) -> None:
-    """A deploy's ``up --refresh``: no denial, and every IaC call in the catalogue."""
-    _, entries = as_job(target, target.github.deploy, "up", "--yes", "--skip-preview", "--refresh")
+    """A deploy's ``up --refresh --run-program``, as the workflow runs it: no denial, and every IaC call in
+    the catalogue."""
+    _, entries = as_job(target, target.github.deploy, "up", "--yes", "--skip-preview", "--refresh", "--run-program")
     calls = iac_requests(entries, DEPLOY_POLICY)
     assert calls  # the run went through the deploy role's token
     assert denials(entries) == []
@@ -109,9 +111,10 @@ def check_deploy(target: CiTarget) -> None:
 
 
 def check_preview(target: CiTarget) -> None:
-    """A pull request's ``preview --refresh`` reads everything with the preview role, and it writes nothing."""
+    """A pull request's ``preview --refresh --run-program`` reads everything with the preview role, and it
+    writes nothing."""
     preview = target.github.preview
-    _, entries = as_job(target, preview, "preview", "--refresh", "--expect-no-changes")
+    _, entries = as_job(target, preview, "preview", "--refresh", "--run-program", "--expect-no-changes")
     assert iac_requests(entries, PREVIEW_POLICY)
     assert denials(entries) == []
     token = target.vault.client(token="").auth.jwt.jwt_login(

@@ -292,8 +292,10 @@ def test_a_ci_up_needs_the_jobs_vault_token_not_its_expired_oidc_token(external:
 
         job = {**login, TOKEN_FILE_VARIABLE: str(token_file)}
         before = len(external.audit_entries())
-        # As the deploy runs it: refreshed first (the failed up may have left its values in the state).
-        applied = project.up(STACK, "--refresh", "--diff", environment=job)
+        # As the deploy runs it: refreshed first (the failed up may have left its values in the state), with
+        # the program's providers, which log in with the job's file (the failed up left the JWT login in
+        # the state's provider).
+        applied = project.up(STACK, "--refresh", "--run-program", "--diff", environment=job)
         project.platformctl("vault-login", STACK, "--revoke", environment=job)
     finally:
         project.run("config", "set", "--stack", STACK, "--secret", "vault:token", vault.root_token)

@@ -188,8 +188,7 @@ def test_a_failed_updates_values_stay_in_the_state_and_the_deploys_refresh_appli
         write_apps(project.root, 1, ttl="30m", per_team=2)  # app-0's token TTL: 1h -> 30m
 
         # A token whose write of the role Vault refuses (as a policy mistake, a sealed or unreachable
-        # server would): the provider configures, the write fails. It may read, as the refresh of the next
-        # run reads with the provider the state holds.
+        # server would): the provider configures, the write fails.
         client = vault.client()
         client.sys.create_or_update_policy("all-but-app-0", 'path "*" { capabilities = ["create", "read", '
                                            '"update", "delete", "list", "sudo"] }\n'
@@ -204,6 +203,7 @@ def test_a_failed_updates_values_stay_in_the_state_and_the_deploys_refresh_appli
         assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 3600
 
         project.run("config", "set", "--stack", team, "--secret", "vault:token", vault.root_token)
-        project.up(team, "--refresh")
+        project.up(team, "--refresh", "--run-program")  # as the workflows run it
         assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 1800
-        project.run("preview", "--stack", team, "--refresh", "--expect-no-changes", "--non-interactive")
+        project.run("preview", "--stack", team, "--refresh", "--run-program", "--expect-no-changes",
+                    "--non-interactive")

@@ -473,6 +473,8 @@ class TestTeamStacks:
     def test_every_pulumi_preview_and_up_compares_with_what_vault_holds(self, name: str, job: str) -> None:
         """A failed update leaves the values it meant to write in the state; only a refresh shows the next
         run that Vault does not hold them (``tests/e2e/test_team_stacks.py``)."""
+        # With the job's own login: the refresh runs the program for its providers.
+        assert load(name)["jobs"][job]["env"]["PULUMI_RUN_PROGRAM"] == "true"
         runs = [step for step in steps(load(name)["jobs"][job])
                 if step.get("with", {}).get("command") in ("preview", "up")
                 or any(f"pulumi {command} --stack" in step.get("run", "") for command in ("preview", "up"))]
