@@ -19,6 +19,8 @@ from vaultmodel import vault_acl
 CATALOGUE = Path(__file__).resolve().parents[1] / "policies" / "acl" / "vault-iac-calls.yaml"
 PHASES = ("create", "read", "update", "delete")
 _PLACEHOLDER = re.compile(r"\{(=?)([A-Za-z_]+)\}")
+COMPUTED = "computed-"
+"""What stands, in an expanded path, for a value Vault computes (``{=id}``: ``computed-id``)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def _parse(call: str, inputs: Mapping[str, Any], what: str) -> tuple[tuple[str, 
     def fill(match: re.Match[str]) -> str:
         computed, name = match.groups()
         if computed:
-            return f"computed-{name.replace('_', '-')}"
+            return f"{COMPUTED}{name.replace('_', '-')}"
         value = inputs.get(name)
         if not isinstance(value, str) or not value:
             raise MissingFromCatalogue(f"{what}: the catalogue's path {template!r} needs input {name!r}, "
