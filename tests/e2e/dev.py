@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,10 @@ from tests.postgres.server import PostgresServer
 PLACEHOLDER = "placeholder-set-by-the-e2e-test"
 SERVICE_ACCOUNT_DIRECTORY = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where a pod's service account token and the cluster's CA are (and where Vault's Kubernetes auth reads them)."""
+MOUNT_POINTS_IN_USE = Path(tempfile.gettempdir()) / "vault-platform-e2e-mount-points.lock"
+"""Locked shared by every test while its Vault mounts on this machine's paths."""
+MOUNT_POINTS_BOOK = Path(tempfile.gettempdir()) / "vault-platform-e2e-mount-points.created"
+"""The directories the tests created to mount on, deepest first; locked while one is created or removed."""
 
 
 def stack_secrets(stack: str, root: Path = ROOT) -> dict[str, str]:
@@ -155,18 +161,36 @@ def applied_dev(tools: Tools, cluster: Cluster, chart_repository: Mapping[str, s
 
 @contextlib.contextmanager
 def mount_points(paths: Iterable[Path]) -> Iterator[None]:
-    """Empty directories to mount on in Vault's namespace; those that did not exist are removed after."""
-    created: list[Path] = []
-    for path in paths:
-        missing = [directory for directory in (path, *path.parents) if not directory.exists()]
-        path.mkdir(parents=True, exist_ok=True)
-        created.extend(missing)
-    try:
-        yield
-    finally:
-        for directory in created:  # deepest first
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+    """Empty directories to mount on in Vault's namespace; those that did not exist are removed by the last
+    test that uses them. Tests in other workers use the same ones at the same time, and removing a
+    directory another namespace has a mount on detaches that mount there (Linux, since 3.18): a Vault of
+    another test then lost its service account's ``ca.crt``. So every user holds a shared lock on
+    :data:`MOUNT_POINTS_IN_USE` while it runs; whoever finds itself alone at the end (an exclusive lock
+    it gets at once) removes what the tests created, as they recorded it. :data:`MOUNT_POINTS_BOOK`
+    orders the creating, recording and removing."""
+    with MOUNT_POINTS_BOOK.open("a+") as book, MOUNT_POINTS_IN_USE.open("a") as in_use:
+        fcntl.flock(book, fcntl.LOCK_EX)
+        for path in paths:
+            missing = [directory for directory in (path, *path.parents) if not directory.exists()]
+            path.mkdir(parents=True, exist_ok=True)
+            book.write("".join(f"{directory}\n" for directory in missing))  # deepest first
+        book.flush()
+        fcntl.flock(in_use, fcntl.LOCK_SH)
+        fcntl.flock(book, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(book, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(in_use, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # another test still uses them, and removes them after
+            else:
+                book.seek(0)
+                for line in book.read().splitlines():
+                    with contextlib.suppress(OSError):
+                        Path(line).rmdir()
+                book.truncate(0)
 
 
 def point_logins_at(project: PulumiProject, issuer: OidcIssuer) -> None:

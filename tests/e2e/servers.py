@@ -81,36 +81,46 @@ class VaultServer:
     one key share and unsealed by :meth:`start`; :attr:`root_token` is the initial root token."""
 
     def __init__(self, binary: Path, directory: Path, hosts: Mapping[str, str] | None = None,
-                 mounts: Mapping[Path, Path] | None = None, port: int | None = None) -> None:
+                 mounts: Mapping[Path, Path] | None = None, stands_in_for: VaultServer | None = None) -> None:
         """``hosts`` (name -> loopback address) and ``mounts`` (a directory of this machine -> where Vault
         sees it) give the process a view of its own (a private mount namespace: nothing else sees them),
-        as a server inside the cluster would have: the Services' names, its audit volume."""
+        as a server inside the cluster would have: the Services' names, its audit volume.
+        ``stands_in_for``: a stopped server whose address this one takes (a restore)."""
         self.binary = binary
         self.directory = directory
         self.hosts = dict(hosts or {})
         self.mounts = dict(mounts or {})
-        self.fixed_port = port  # another server's, to stand in its place (a restore)
+        self.stands_in_for = stands_in_for
         self.process: subprocess.Popen[bytes] | None = None
+        # A loopback address of its own (127.0.0.0/8): its port stays free while the server is stopped
+        # and started again, whatever ports other tests' servers and connections take on 127.0.0.1
+        # meanwhile (a restart on 127.0.0.1 once found its port taken: "bind: address already in use").
+        self.host = ""
         self.port = 0
         self.root_token = ""
         self.unseal_key = ""
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def client(self, token: str | None = None) -> hvac.Client:
         return hvac.Client(url=self.address, token=token if token is not None else self.root_token, timeout=10)
 
     def start(self) -> None:
         (self.directory / "raft").mkdir(parents=True, exist_ok=True)
-        self.port, cluster_port = self.fixed_port or free_port(), free_port()
+        if self.stands_in_for is not None:
+            self.host, self.port = self.stands_in_for.host, self.stands_in_for.port
+        else:
+            self.port = free_port()
+            self.host = loopback_address_free_on(self.port)
+        cluster_port = free_port(self.host)
         config = self.directory / "vault.hcl"
         config.write_text(
             f'storage "raft" {{\n  path = "{self.directory / "raft"}"\n  node_id = "e2e-0"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
-            f'  cluster_address = "127.0.0.1:{cluster_port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "http://127.0.0.1:{self.port}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
+            f'listener "tcp" {{\n  address = "{self.host}:{self.port}"\n'
+            f'  cluster_address = "{self.host}:{cluster_port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "http://{self.host}:{self.port}"\ncluster_addr = "https://{self.host}:{cluster_port}"\n'
             'disable_mlock = true\n')
         self.launch()
         # Raft's first leader election and the keyring's first write (fsync'd) happen in this call: seconds
@@ -146,7 +156,7 @@ class VaultServer:
         wait_until(lambda: self._health() == 200, 30, "Vault to become the active Raft leader")
 
     def _health(self) -> int | None:
-        address = ("127.0.0.1", self.port)
+        address = (self.host, self.port)
         with contextlib.suppress(OSError, IndexError, ValueError), socket.create_connection(address, 2) as connection:
             connection.sendall(b"GET /v1/sys/health HTTP/1.0\r\n\r\n")
             return int(connection.recv(64).split(b" ")[1])

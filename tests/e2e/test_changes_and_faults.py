@@ -181,7 +181,7 @@ def test_an_up_while_vault_is_down_fails_clearly_and_the_next_converges(external
         vault.unseal()
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"dial tcp 127.0.0.1:{vault.port}: connect: connection refused" in output, output[-3000:]
+    assert f"dial tcp {vault.host}:{vault.port}: connect: connection refused" in output, output[-3000:]
     with pytest.raises(InvalidPath):
         vault.client().sys.read_policy("orders-reader")
 

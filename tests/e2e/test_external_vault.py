@@ -143,7 +143,7 @@ def test_a_snapshot_the_job_takes_restores_into_a_new_vault(external: AppliedExt
         job.sys.list_mounted_secrets_engines()
     old = external.vault
     old.stop()
-    new = VaultServer(old.binary, tmp_path / "restored", hosts=old.hosts, port=old.port)
+    new = VaultServer(old.binary, tmp_path / "restored", hosts=old.hosts, stands_in_for=old)
     try:
         new.start()
         new.client().sys.force_restore_raft_snapshot(snapshot.content)
