@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -38,8 +40,14 @@ NEXT_STEPS = (
 )
 
 
+PLATFORM_NAME = "vault"
+"""The name ``__main__`` gives an environment's :class:`VaultPlatform`; its children's names start with it."""
+
+
 class VaultPlatform(pulumi.ComponentResource):
     """Vault on Kubernetes for one environment, configured once Vault is initialized."""
+
+    TYPE: ClassVar[str] = "vault-platform:platform:VaultPlatform"
 
     address: pulumi.Output[str]
     """Vault's API address: in the cluster for the Vault this stack deploys, else ``vault:address``."""
@@ -51,7 +59,7 @@ class VaultPlatform(pulumi.ComponentResource):
     """The intermediate CA's CSR, for an external root to sign, when the spec asks for one."""
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         child = children_of(self, opts)
         # An external Vault needs the application cluster only for the snapshot job.
         kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child) if (
@@ -136,3 +144,30 @@ class VaultPlatform(pulumi.ComponentResource):
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})
+
+
+APPLICATION_COMPONENTS = {"policies": AclPolicies.TYPE, "kubernetes-auth": KubernetesAuth.TYPE, "kv": KvEngine.TYPE,
+                          "database": DatabaseEngine.TYPE}
+"""The type of each component of :class:`VaultPlatform` that declares objects of applications, by the kind
+of object: the component's name is ``<platform>-<kind>``, and starts each of its children's names."""
+
+
+def moved_from_platform(kind: str | None, name: str) -> pulumi.Alias:
+    """Where ``pulumi state move`` leaves, in a team's stack, what its environment's stack declared for an
+    application before it stated teamStacks (``platformctl move-to-team-stacks``): ``<platform>-<kind>-<name>``
+    under VaultPlatform's component for ``kind`` (:data:`APPLICATION_COMPONENTS`), or, with ``kind``
+    ``None``, ``<platform>-<name>`` under VaultPlatform itself (its Vault provider, which the move copies).
+
+    The move renames the stack in each URN and keeps the rest, the parents' types included, though it
+    makes the stack the parent of a resource whose parent stays (pulumi/pulumi
+    pkg/cmd/pulumi/state/state_move.go, ``rewriteURNs``); the engine then computes this alias's URN from
+    the parent's URN (pkg/resource/deploy/step_generator.go, ``collapseAliasToUrn``;
+    sdk/go/common/resource/alias.go, ``CreateURN``). A provider that changes without an alias replaces
+    every resource it serves unless its ``DiffConfig`` says otherwise (step_generator.go,
+    ``providerChanged``), hence the provider's alias too."""
+    platform = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{VaultPlatform.TYPE}::{PLATFORM_NAME}"
+    if kind is None:
+        return pulumi.Alias(name=f"{PLATFORM_NAME}-{name}", parent=platform)
+    component = f"{PLATFORM_NAME}-{kind}"
+    return pulumi.Alias(name=f"{component}-{name}",
+                        parent=f"{platform.rpartition('::')[0]}${APPLICATION_COMPONENTS[kind]}::{component}")
