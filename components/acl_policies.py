@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 import pulumi
 import pulumi_vault as vault
@@ -16,8 +15,6 @@ from environment.identity import DEPLOY_POLICY
 class AclPolicies(pulumi.ComponentResource):
     """Uploads every policy the stack uses; an application's role refers to them by name."""
 
-    TYPE: ClassVar[str] = "vault-platform:acl:AclPolicies"
-
     names: pulumi.Output[list[str]]
     """Names of the uploaded policies."""
     iac_policy: vault.Policy
@@ -28,7 +25,7 @@ class AclPolicies(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """``documents``: every policy the stack uses, ``vault-iac`` among them (the hand-written files,
         the declared policies and the generated policy of each application this stack declares)."""
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__("vault-platform:acl:AclPolicies", name, None, opts)
         child = children_of(self, opts)
         (iac,) = [document for document in documents if document.name == DEPLOY_POLICY]
         self.iac_policy = vault.Policy(f"{name}-{iac.name}", name=iac.name, policy=iac.hcl, opts=child)

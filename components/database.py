@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_vault as vault
@@ -93,13 +92,11 @@ class DatabaseEngineArgs:
 class DatabaseEngine(pulumi.ComponentResource):
     """Short-lived, unique PostgreSQL credentials per request, and rotated static credentials."""
 
-    TYPE: ClassVar[str] = "vault-platform:database:DatabaseEngine"
-
     mount: pulumi.Output[str]
     """Mount path."""
 
     def __init__(self, name: str, args: DatabaseEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__("vault-platform:database:DatabaseEngine", name, None, opts)
         database = args.database
         child = children_of(self, opts)
         dependent = parented_to(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 import pulumi_vault as vault
@@ -76,13 +76,11 @@ class KubernetesAuth(pulumi.ComponentResource):
     (it runs in the cluster) or, when it runs elsewhere, with the stack's token reviewer, and each role
     admits exactly one service account in one namespace."""
 
-    TYPE: ClassVar[str] = "vault-platform:auth:KubernetesAuth"
-
     path: pulumi.Output[str]
     """Mount path of the auth method."""
 
     def __init__(self, name: str, args: KubernetesAuthArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__("vault-platform:auth:KubernetesAuth", name, None, opts)
         child = children_of(self, opts)
         dependent = parented_to(self)
         backend = vault.AuthBackend(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_random as random
@@ -34,13 +33,11 @@ class KvEngine(pulumi.ComponentResource):
     """A versioned key-value mount; static values come from stack secrets or pulumi-random and
     are secrets from end to end (config, inputs, state, outputs)."""
 
-    TYPE: ClassVar[str] = "vault-platform:kv:KvEngine"
-
     mount: pulumi.Output[str]
     """Mount path."""
 
     def __init__(self, name: str, args: KvEngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__("vault-platform:kv:KvEngine", name, None, opts)
         child = children_of(self, opts)
         dependent = parented_to(self)
         kv = args.kv

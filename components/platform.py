@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -47,8 +45,6 @@ PLATFORM_NAME = "vault"
 class VaultPlatform(pulumi.ComponentResource):
     """Vault on Kubernetes for one environment, configured once Vault is initialized."""
 
-    TYPE: ClassVar[str] = "vault-platform:platform:VaultPlatform"
-
     address: pulumi.Output[str]
     """Vault's API address: in the cluster for the Vault this stack deploys, else ``vault:address``."""
     annotations: dict[str, dict[str, str]]
@@ -59,7 +55,7 @@ class VaultPlatform(pulumi.ComponentResource):
     """The intermediate CA's CSR, for an external root to sign, when the spec asks for one."""
 
     def __init__(self, name: str, spec: EnvironmentSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__("vault-platform:platform:VaultPlatform", name, None, opts)
         child = children_of(self, opts)
         # An external Vault needs the application cluster only for the snapshot job.
         kubernetes = k8s.Provider(f"{name}-kubernetes", opts=child) if (
@@ -146,28 +142,18 @@ class VaultPlatform(pulumi.ComponentResource):
         self.register_outputs({"address": self.address})
 
 
-APPLICATION_COMPONENTS = {"policies": AclPolicies.TYPE, "kubernetes-auth": KubernetesAuth.TYPE, "kv": KvEngine.TYPE,
-                          "database": DatabaseEngine.TYPE}
-"""The type of each component of :class:`VaultPlatform` that declares objects of applications, by the kind
-of object: the component's name is ``<platform>-<kind>``, and starts each of its children's names."""
-
-
 def moved_from_platform(kind: str | None, name: str) -> pulumi.Alias:
     """Where ``pulumi state move`` leaves, in a team's stack, what its environment's stack declared for an
-    application before it stated teamStacks (``platformctl move-to-team-stacks``): ``<platform>-<kind>-<name>``
-    under VaultPlatform's component for ``kind`` (:data:`APPLICATION_COMPONENTS`), or, with ``kind``
-    ``None``, ``<platform>-<name>`` under VaultPlatform itself (its Vault provider, which the move copies).
+    application before it stated teamStacks (``platformctl move-to-team-stacks``): ``<platform>-<kind>-<name>``,
+    a child of VaultPlatform's component for ``kind``, or, with ``kind`` ``None``, ``<platform>-<name>``, a
+    child of VaultPlatform itself (its Vault provider, which the move copies), each now a child of the stack.
 
-    The move renames the stack in each URN and keeps the rest, the parents' types included, though it
-    makes the stack the parent of a resource whose parent stays (pulumi/pulumi
-    pkg/cmd/pulumi/state/state_move.go, ``rewriteURNs``); the engine then computes this alias's URN from
-    the parent's URN (pkg/resource/deploy/step_generator.go, ``collapseAliasToUrn``;
-    sdk/go/common/resource/alias.go, ``CreateURN``). A provider that changes without an alias replaces
-    every resource it serves unless its ``DiffConfig`` says otherwise (step_generator.go,
-    ``providerChanged``), hence the provider's alias too."""
-    platform = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{VaultPlatform.TYPE}::{PLATFORM_NAME}"
-    if kind is None:
-        return pulumi.Alias(name=f"{PLATFORM_NAME}-{name}", parent=platform)
-    component = f"{PLATFORM_NAME}-{kind}"
-    return pulumi.Alias(name=f"{component}-{name}",
-                        parent=f"{platform.rpartition('::')[0]}${APPLICATION_COMPONENTS[kind]}::{component}")
+    The move makes the stack the parent of a resource whose parent stays behind, and gives it the URN of
+    that place (pulumi/pulumi pkg/cmd/pulumi/state/state_move.go, ``rewriteURNs``, since its pull request
+    21953); the engine matches this alias, of no parent, to that URN (pkg/resource/deploy/step_generator.go,
+    ``collapseAliasToUrn``). The provider's alias keeps the copy too: without it, the team's stack creates
+    a provider and deletes the copy (Vault sees neither), and the engine replaces a resource whose
+    explicit provider changes unless the new provider's ``DiffConfig`` asks for nothing
+    (step_generator.go, ``providerChanged``)."""
+    return pulumi.Alias(name="-".join([PLATFORM_NAME, *([kind] if kind else []), name]),
+                        parent=pulumi.ROOT_STACK_RESOURCE)

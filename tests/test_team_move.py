@@ -37,6 +37,7 @@ SPLIT = {ORDERS: ORDERS_FILE, f"{P}teamStacks": True}
 PLATFORM = "urn:pulumi:prod::vault-platform::vault-platform:platform:VaultPlatform"
 """How the CLI's engine begins the URN of what VaultPlatform declares in prod."""
 
+
 MOVED = [
     ("prod.orders", "$vault-platform:acl:AclPolicies$vault:index/policy:Policy::vault-policies-app-orders-api",
      "apps-orders-policies-app-orders-api"),
@@ -64,6 +65,12 @@ def plans() -> tuple[Declaration, Declaration]:
             declare_environment(split.stack, split.config, split.secret_keys, split.apps))
 
 
+def taker(team_stack: str, name: str) -> str:
+    """The URN of the policy ``apps-<name>`` TeamApps declares in ``team_stack``."""
+    return (f"urn:pulumi:{team_stack}::vault-platform::vault-platform:apps:TeamApps$vault:index/policy:Policy::"
+            f"apps-{name}")
+
+
 def moved(moves: list[Move]) -> list[tuple[str, str, str]]:
     return [(move.team_stack, move.source.removeprefix(PLATFORM), move.name) for move in moves]
 
@@ -72,11 +79,12 @@ class TestWhatMoves:
     def test_each_applications_objects_go_to_its_teams_stack_and_nothing_else_moves(self) -> None:
         assert moved(team_moves(*plans())) == MOVED
 
-    def test_a_moved_resource_keeps_its_urn_but_for_the_stack(self) -> None:
+    def test_a_moved_resource_becomes_a_child_of_the_team_stack(self) -> None:
         move = Move("prod.orders", f"{PLATFORM}$vault-platform:kv:KvEngine$vault:kv/secretV2:SecretV2::vault-kv-a",
+                    "urn:pulumi:prod.orders::vault-platform::vault-platform:apps:TeamApps$vault:kv/secretV2:SecretV2::"
                     "apps-orders-kv-a")
-        assert move.destination == ("urn:pulumi:prod.orders::vault-platform::vault-platform:platform:VaultPlatform"
-                                    "$vault-platform:kv:KvEngine$vault:kv/secretV2:SecretV2::vault-kv-a")
+        assert move.name == "apps-orders-kv-a"
+        assert move.destination == "urn:pulumi:prod.orders::vault-platform::vault:kv/secretV2:SecretV2::vault-kv-a"
 
     def test_nothing_moves_from_an_environment_without_applications(self) -> None:
         whole = edited("prod", {f"{P}teamStacks": False, API_SERVICE: DELETE})
@@ -95,10 +103,11 @@ class TestWhatMoves:
         with pytest.raises(MoveRefused) as refused:
             team_moves(*plans())
         assert str(refused.value) == (
-            "stack 'prod': with teamStacks, its next up would delete vault-kv-orders-api (vault:kv/secretV2:SecretV2), "
-            "vault-kv-orders-api-token (random:index/randomPassword:RandomPassword), and "
-            "no team's stack would take it over. Fix: declare it in its team's stack with an alias to where the "
-            "move leaves it (components.platform.moved_from_platform), or keep it in the environment's stack")
+            "stack 'prod': with teamStacks, its next up would delete what no team's stack would take over: "
+            "vault-kv-orders-api (vault:kv/secretV2:SecretV2), vault-kv-orders-api-token "
+            "(random:index/randomPassword:RandomPassword). Fix: declare each in its team's stack with an alias to "
+            "where the move leaves it (components.platform.moved_from_platform), or keep it in the environment's "
+            "stack")
 
     def test_what_two_teams_stacks_would_take_over_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def payments_policy(kind: str | None, name: str) -> pulumi.Alias:
@@ -170,8 +179,10 @@ class TestWhetherAnythingIsLeft:
 class TestWhatIsLeftToDo:
     """A move that stopped anywhere is finished by the next run, and a finished one is not repeated."""
 
-    MOVES = [Move("prod.b", f"{PLATFORM}::b-1", "b1"), Move("prod.a", f"{PLATFORM}::a-1", "a1"),
-             Move("prod.a", f"{PLATFORM}::a-2", "a2"), Move("prod.b", f"{PLATFORM}::b-2", "b2")]
+    MOVES = [Move("prod.b", f"{PLATFORM}::b-1", taker("prod.b", "b-1")),
+             Move("prod.a", f"{PLATFORM}::a-1", taker("prod.a", "a-1")),
+             Move("prod.a", f"{PLATFORM}::a-2", taker("prod.a", "a-2")),
+             Move("prod.b", f"{PLATFORM}::b-2", taker("prod.b", "b-2"))]
 
     def test_the_first_run_moves_everything(self) -> None:
         environment = [f"{PLATFORM}::{name}" for name in ("a-1", "b-1", "a-2", "b-2", "kept")]
@@ -193,6 +204,10 @@ class TestWhatIsLeftToDo:
         team_a = {move.destination for move in self.MOVES if move.team_stack == "prod.a"}
         assert team_steps(self.MOVES[1:3], environment, {"prod.a": team_a}) == [
             TeamSteps("prod.a", move=(), forget=(f"{PLATFORM}::a-2", f"{PLATFORM}::a-1"), moved=0, absent=())]
+
+    def test_what_a_teams_up_took_over_since_it_moved_is_moved(self) -> None:
+        assert team_steps(self.MOVES[1:3], [], {"prod.a": {taker("prod.a", "a-1"), self.MOVES[2].destination}}) == [
+            TeamSteps("prod.a", move=(), forget=(), moved=2, absent=())]
 
     def test_what_neither_state_holds_is_left_for_the_teams_up(self) -> None:
         assert team_steps(self.MOVES[1:2], [], {}) == [

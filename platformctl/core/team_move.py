@@ -11,7 +11,7 @@ the CLI's ``pulumi state move``, and the team's program takes each over by an al
 
 The move is read from two offline plans of the environment: with teamStacks off (the layout its state
 holds) and on (its stack and each team's). What the environment's stack stops declaring goes to the
-team stack whose resource names it in an alias, once the move has renamed its stack; a resource that
+team stack whose resource names it in an alias, at the URN the move gives it there; a resource that
 no team's stack takes over is refused, since its environment's ``up`` would delete it.
 
 The offline plans name resources by the mock engine's URNs, whose type holds the parent's type alone;
@@ -45,13 +45,18 @@ class Move:
     """The team's stack (``prod.orders``)."""
     source: str
     """Its URN in the environment's stack."""
-    name: str
-    """The name of the team's resource that takes it over."""
+    taker: str
+    """The URN of the team's resource that takes it over, in the team's stack."""
 
     @property
     def destination(self) -> str:
-        """Its URN once moved: ``pulumi state move`` renames the stack and keeps the rest."""
-        return with_stack(self.source, self.team_stack)
+        """Its URN once moved: its parent stays, so the move makes it a child of the team stack itself."""
+        return moved_urn(self.source, self.team_stack)
+
+    @property
+    def name(self) -> str:
+        """The name of the team's resource that takes it over."""
+        return self.taker.rpartition("::")[2]
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class TeamSteps:
     """URNs in both states, dependents first: a move stopped between its two saves (the CLI saves the
     destination first) left them behind in the environment's, from which ``pulumi state delete`` drops them."""
     moved: int
-    """How many are in the team's state alone: moved before."""
+    """How many are in the team's state alone, where they were moved (or its ``up`` since took them over)."""
     absent: tuple[str, ...]
     """URNs in neither state: never applied, or deleted by an ``up`` of the environment's stack that ran
     before the move; the team's ``up`` creates them."""
@@ -75,10 +80,13 @@ def stack_of(urn: str) -> str:
     return _stack_and_project(urn)[0]
 
 
-def with_stack(urn: str, stack: str) -> str:
-    """``urn`` in ``stack``: the CLI's ``renameStackAndProject`` (pulumi/pulumi
-    pkg/cmd/pulumi/state/state_move.go), the project being the same."""
-    return f"urn:pulumi:{stack}::{urn.removeprefix('urn:pulumi:').split('::', 1)[1]}"
+def moved_urn(urn: str, stack: str) -> str:
+    """The URN ``pulumi state move`` gives the resource ``urn`` in ``stack`` when its parent stays behind: the
+    stack renamed, and the stack as its parent, so its type is no longer prefixed with its former parents'
+    (pulumi/pulumi pkg/cmd/pulumi/state/state_move.go, ``rewriteURNs``, since its pull request 21953)."""
+    _, project = _stack_and_project(urn)
+    qualified_type, name = urn.rsplit("::", 2)[1:]
+    return f"urn:pulumi:{stack}::{project}::{qualified_type.rpartition('$')[2]}::{name}"
 
 
 def engine_urns(declaration: Declaration) -> dict[str, str]:
@@ -132,27 +140,30 @@ def team_moves(whole: Declaration, split: Declaration) -> list[Move]:
     dropped = {whole_urns[r.urn]: r for r in whole.resources if r.custom and whole_urns[r.urn] not in kept}
     by_urn = {resource.urn: resource for resource in split.resources}
     claims: dict[str, Move] = {}
+    moved_to: dict[str, dict[str, str]] = {}  # by team stack: the URN the move gives there -> the source's
     for resource in split.resources:
         team = stack_of(resource.urn)
         if team == environment:
             continue
+        if team not in moved_to:
+            moved_to[team] = {moved_urn(urn, team): urn for urn in dropped}
         parent = split_urns[resource.parent] if resource.parent in by_urn else ""
         for urn in alias_urns(resource, parent):
-            source = with_stack(urn, environment)
-            if source not in dropped:
+            source = moved_to[team].get(urn)
+            if source is None:
                 continue  # a former name in the team's own stack, or the provider the move copies
             if source in claims:
                 raise MoveRefused(
                     f"stack {environment!r}: {dropped[source].name} would be taken over by both "
                     f"{claims[source].team_stack}'s {claims[source].name} and {team}'s {resource.name}. Fix: "
                     "give one of them alone an alias to it (components.platform.moved_from_platform)")
-            claims[source] = Move(team, source, resource.name)
+            claims[source] = Move(team, source, split_urns[resource.urn])
     unclaimed = sorted(f"{r.name} ({r.type})" for urn, r in dropped.items() if urn not in claims)
     if unclaimed:
         raise MoveRefused(
-            f"stack {environment!r}: with teamStacks, its next up would delete {', '.join(unclaimed)}, and no "
-            "team's stack would take it over. Fix: declare it in its team's stack with an alias to where the "
-            "move leaves it (components.platform.moved_from_platform), or keep it in the environment's stack")
+            f"stack {environment!r}: with teamStacks, its next up would delete what no team's stack would take "
+            f"over: {', '.join(unclaimed)}. Fix: declare each in its team's stack with an alias to where the move "
+            "leaves it (components.platform.moved_from_platform), or keep it in the environment's stack")
     return sorted(claims.values(), key=lambda move: (move.team_stack, move.source))
 
 
@@ -175,16 +186,19 @@ def team_steps(moves: Sequence[Move], environment_state: Sequence[str],
     order = {urn: index for index, urn in enumerate(environment_state)}
     steps = []
     for team in sorted({move.team_stack for move in moves}):
-        mine = [move for move in moves if move.team_stack == team]
         held = team_states.get(team, ())
-        forget = [move.source for move in mine if move.source in in_environment and move.destination in held]
+        mine = [(move, move.source in in_environment, move.destination in held or move.taker in held)
+                for move in moves if move.team_stack == team]
+        forget = [move.source for move, in_environment_state, in_team_state in mine
+                  if in_environment_state and in_team_state]
         steps.append(TeamSteps(
             team_stack=team,
-            move=tuple(move.source for move in mine if move.source in in_environment and move.destination not in held),
+            move=tuple(move.source for move, in_environment_state, in_team_state in mine
+                       if in_environment_state and not in_team_state),
             forget=tuple(sorted(forget, key=order.__getitem__, reverse=True)),
-            moved=sum(move.source not in in_environment and move.destination in held for move in mine),
-            absent=tuple(move.source for move in mine
-                         if move.source not in in_environment and move.destination not in held)))
+            moved=sum(not in_environment_state and in_team_state for _, in_environment_state, in_team_state in mine),
+            absent=tuple(move.source for move, in_environment_state, in_team_state in mine
+                         if not in_environment_state and not in_team_state)))
     return steps
 
 
