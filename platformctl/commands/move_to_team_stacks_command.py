@@ -3,11 +3,13 @@ stack to its teams' stacks, once its stack file states ``vault-platform:teamStac
 ``pulumi up`` (README, "Scaling"), so that no Vault object is deleted, created or replaced
 (:mod:`platformctl.core.team_move`).
 
-It writes the team stacks' files (as ``team-stacks`` does), creates the team stacks the backend lacks,
-reads the states (``pulumi stack export``), and moves with the CLI (``pulumi state move``): each team's
-resources in one move. Run again, it finishes what a run that stopped midway left and otherwise does
-nothing. Exit 0 when every application's resources are in its team's stack, 1 when the CLI fails, 2
-when the stack is refused."""
+The deploy runs it before the environment's ``up`` (``pulumi-up.yml``). It reads the environment's state
+(``pulumi stack export``); when that holds only what the environment's stack declares, there is nothing
+to move and it stops there. Otherwise it plans the environment both ways, writes the team stacks' files
+(as ``team-stacks`` does), creates the team stacks the backend lacks, and moves with the CLI: each
+team's resources in one ``pulumi state move``. Run again, it finishes what a run that stopped midway
+left. Exit 0 when every application's resources are in its team's stack, 1 when the CLI fails, 2 when
+the stack is refused."""
 
 from __future__ import annotations
 
