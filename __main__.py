@@ -3,7 +3,7 @@ prod), or one team's applications in it (``prod.payments``) when the environment
 
 import pulumi
 
-from components.platform import VaultPlatform
+from components.platform import PLATFORM_NAME, VaultPlatform
 from components.team_apps import TeamApps, TeamAppsArgs
 from environment import SpecError
 from environment.runtime import load_stack_spec
@@ -23,7 +23,7 @@ if spec.team is not None:
         declares=spec.declares))
     annotations = {app.name: injector_annotations(app, spec) for app in spec.declared_apps}
 else:
-    platform = VaultPlatform("vault", spec)
+    platform = VaultPlatform(PLATFORM_NAME, spec)
     annotations = platform.annotations
     pulumi.export("vaultAddress", platform.address)
     if platform.pki_csr is not None:

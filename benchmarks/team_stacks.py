@@ -50,10 +50,11 @@ from tests.postgres.server import ServerTls
 from tests.support import commit
 
 
-def split_project(tools: Tools, directory: Path, vault: VaultServer, source: Path | None = None) -> PulumiProject:
+def split_project(tools: Tools, directory: Path, vault: VaultServer, source: Path | None = None, *,
+                  team_stacks: bool = True) -> PulumiProject:
     """A copy of the project (this working tree, or ``source``: a release's tree) whose prod-shaped stack
-    (:func:`benchmarks.real_cli.bench_stack`) states ``teamStacks``, without applications, its stack
-    initialized against ``vault``."""
+    (:func:`benchmarks.real_cli.bench_stack`) states ``teamStacks`` (or, without ``team_stacks``, declares
+    its applications itself), without applications, its stack initialized against ``vault``."""
     # The local backend writes each checkpoint's metadata sidecar in place, not atomically (gocloud.dev
     # blob/fileblob, writerWithSidecar.Close -> setAttrs): a run killed there leaves a torn sidecar and a
     # checkpoint that no longer loads. The deploys' S3 backend writes whole objects; here, no sidecar.
@@ -62,7 +63,7 @@ def split_project(tools: Tools, directory: Path, vault: VaultServer, source: Pat
                             source=source)
     shutil.rmtree(project.root / "apps")
     document = bench_stack(ServerTls.throwaway("bench", "bench CA").ca_pem, directory / "vault-audit.log")
-    document["config"][f"{P}teamStacks"] = True
+    document["config"][f"{P}teamStacks"] = team_stacks
     (project.root / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     project.init(STACK, {"vault:address": vault.address}, {"vault:token": vault.root_token,
                                                             f"{P}tokenReviewerJwt": "bench-jwt"})

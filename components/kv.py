@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -12,7 +12,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from components.mounts import MountSettings, engine_mount
-from components.options import children_of, parented_to, renamed_from
+from components.options import children_of, known_as, parented_to, suffixed
 from environment import PROJECT, Kv, KvSecret
 
 
@@ -61,10 +61,10 @@ class KvEngine(pulumi.ComponentResource):
 
 
 def static_secret(name: str, mount: pulumi.Input[str], secret: KvSecret, kv: Kv, config: pulumi.Config,
-                  opts: pulumi.ResourceOptions, formerly: str | None = None) -> vault.kv.SecretV2:
+                  opts: pulumi.ResourceOptions, formerly: Sequence[pulumi.Alias] = ()) -> vault.kv.SecretV2:
     """A static secret (``<mount>/data/<path>``): the platform's, or one an application's file declares,
-    in the environment's stack or in its team's; ``formerly``, the name it had before, keeps it and its
-    generated values (a replaced secret would be written anew with new values)."""
+    in the environment's stack or in its team's; ``formerly``, the names and parents it had before, keep
+    it and its generated values (a replaced secret would be written anew with new values)."""
     return vault.kv.SecretV2(
         name,
         mount=mount,
@@ -76,7 +76,7 @@ def static_secret(name: str, mount: pulumi.Input[str], secret: KvSecret, kv: Kv,
         # read-only preview role, and the state keeps no copy of what Vault returns. The cost: a
         # value changed by hand in Vault is not seen as drift (README, "Changing a KV secret").
         disable_read=True,
-        opts=renamed_from(formerly, opts),
+        opts=known_as(formerly, opts),
     )
 
 
@@ -90,7 +90,7 @@ def _check_and_set(secret: KvSecret) -> dict[str, str]:
 
 
 def _data_json(name: str, secret: KvSecret, config: pulumi.Config, opts: pulumi.ResourceOptions,
-               formerly: str | None) -> pulumi.Output[str]:
+               formerly: Sequence[pulumi.Alias]) -> pulumi.Output[str]:
     values: dict[str, pulumi.Output[str]] = {}
     for key, source in secret.values:
         if source.config_key is not None:
@@ -98,7 +98,7 @@ def _data_json(name: str, secret: KvSecret, config: pulumi.Config, opts: pulumi.
         else:
             generated = random.RandomPassword(
                 f"{name}-{key}", length=source.random_length or 32, special=False,
-                opts=renamed_from(formerly and f"{formerly}-{key}", opts))
+                opts=known_as(suffixed(formerly, key), opts))
             values[key] = generated.result
     return pulumi.Output.secret(pulumi.Output.all(**values).apply(lambda data: json.dumps(data, sort_keys=True)))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 
 
@@ -22,7 +24,13 @@ def parented_to(component: pulumi.ComponentResource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=component)
 
 
-def renamed_from(name: str | None, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
-    """``opts`` for a resource once named ``name`` (``None``: never renamed): the alias keeps its identity,
-    so the rename neither deletes nor creates it."""
-    return opts if name is None else opts.merge(pulumi.ResourceOptions(aliases=[pulumi.Alias(name=name)]))
+def known_as(aliases: Sequence[pulumi.Alias], opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """``opts`` for a resource once declared under other names or parents (``aliases``): each alias keeps
+    its identity, so the rename neither deletes nor creates it."""
+    return opts.merge(pulumi.ResourceOptions(aliases=list(aliases))) if aliases else opts
+
+
+def suffixed(aliases: Sequence[pulumi.Alias], suffix: str) -> list[pulumi.Alias]:
+    """The aliases of a resource named after another (``<its name>-<suffix>``, under the same parent),
+    from the other's ``aliases``."""
+    return [pulumi.Alias(name=f"{alias.name}-{suffix}", parent=alias.parent) for alias in aliases]

@@ -38,6 +38,10 @@ NEXT_STEPS = (
 )
 
 
+PLATFORM_NAME = "vault"
+"""The name ``__main__`` gives an environment's :class:`VaultPlatform`; its children's names start with it."""
+
+
 class VaultPlatform(pulumi.ComponentResource):
     """Vault on Kubernetes for one environment, configured once Vault is initialized."""
 
@@ -136,3 +140,20 @@ class VaultPlatform(pulumi.ComponentResource):
                 if spec.pki.root is None:  # an external root signs the intermediate
                     self.pki_csr = pki.csr
         self.register_outputs({"address": self.address})
+
+
+def moved_from_platform(kind: str | None, name: str) -> pulumi.Alias:
+    """Where ``pulumi state move`` leaves, in a team's stack, what its environment's stack declared for an
+    application before it stated teamStacks (``platformctl move-to-team-stacks``): ``<platform>-<kind>-<name>``,
+    a child of VaultPlatform's component for ``kind``, or, with ``kind`` ``None``, ``<platform>-<name>``, a
+    child of VaultPlatform itself (its Vault provider, which the move copies), each now a child of the stack.
+
+    The move makes the stack the parent of a resource whose parent stays behind, and gives it the URN of
+    that place (pulumi/pulumi pkg/cmd/pulumi/state/state_move.go, ``rewriteURNs``, since its pull request
+    21953); the engine matches this alias, of no parent, to that URN (pkg/resource/deploy/step_generator.go,
+    ``collapseAliasToUrn``). The provider's alias keeps the copy too: without it, the team's stack creates
+    a provider and deletes the copy (Vault sees neither), and the engine replaces a resource whose
+    explicit provider changes unless the new provider's ``DiffConfig`` asks for nothing
+    (step_generator.go, ``providerChanged``)."""
+    return pulumi.Alias(name="-".join([PLATFORM_NAME, *([kind] if kind else []), name]),
+                        parent=pulumi.ROOT_STACK_RESOURCE)

@@ -13,6 +13,7 @@ from .commands import (
     bootstrap_command,
     db_setup_command,
     diff_command,
+    move_to_team_stacks_command,
     new_app_command,
     plan_command,
     preflight_command,
@@ -27,7 +28,7 @@ from .commands import (
 # Each command module has ``NAME``, ``HELP``, ``configure(parser)`` and ``run(args) -> exit code``.
 COMMANDS = [plan_command, diff_command, access_command, new_app_command, preflight_command, bootstrap_command,
             rollout_command, snapshots_command, db_setup_command, audience_command, vault_login_command,
-            team_stacks_command, resume_command, schema_command]
+            team_stacks_command, move_to_team_stacks_command, resume_command, schema_command]
 
 
 def main(argv: list[str] | None = None) -> int:

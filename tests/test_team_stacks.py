@@ -101,16 +101,22 @@ class TestWhichStackDeclaresWhat:
                 == {r.urn for r in run(alone).resources})
 
     def test_a_teams_stack_names_each_kind_of_object_apart_and_keeps_its_former_names(self) -> None:
-        """The orders application and its KV secret share a name; before, so did their resources."""
+        """The orders application and its KV secret share a name; before, so did their resources. Each also
+        keeps the name the environment's stack gave it before it stated teamStacks (the parent's too:
+        ``tests/test_team_move.py``)."""
         declared = run(as_stack(edited("prod", SPLIT), "prod.orders"))
         assert {r.name: [alias.split("\n")[1].strip() for alias in r.aliases] for r in declared.resources} == {
             "apps-orders": [],
-            "apps-orders-vault": [],
-            "apps-orders-policies-app-orders-api": ['name: "apps-orders-app-orders-api"'],
-            "apps-orders-kubernetes-auth-orders-api": ['name: "apps-orders-orders-api"'],
-            "apps-orders-kv-orders-api": ['name: "apps-orders-orders-api"'],
-            "apps-orders-kv-orders-api-token": ['name: "apps-orders-orders-api-token"'],
-            "apps-orders-database-orders-api-reader": ['name: "apps-orders-orders-api-reader"'],
+            "apps-orders-vault": ['name: "vault-vault"'],
+            "apps-orders-policies-app-orders-api": ['name: "apps-orders-app-orders-api"',
+                                                    'name: "vault-policies-app-orders-api"'],
+            "apps-orders-kubernetes-auth-orders-api": ['name: "apps-orders-orders-api"',
+                                                       'name: "vault-kubernetes-auth-orders-api"'],
+            "apps-orders-kv-orders-api": ['name: "apps-orders-orders-api"', 'name: "vault-kv-orders-api"'],
+            "apps-orders-kv-orders-api-token": ['name: "apps-orders-orders-api-token"',
+                                                'name: "vault-kv-orders-api-token"'],
+            "apps-orders-database-orders-api-reader": ['name: "apps-orders-orders-api-reader"',
+                                                       'name: "vault-database-orders-api-reader"'],
         }
 
     def test_a_teams_stack_exports_its_applications_annotations_only(self) -> None:

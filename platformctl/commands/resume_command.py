@@ -24,6 +24,7 @@ import hvac  # type: ignore[import-untyped]
 from hvac.exceptions import InvalidPath, VaultError  # type: ignore[import-untyped]
 
 from environment.vault_access import TOKEN_FILE_VARIABLE
+from platformctl.adapters.pulumi_cli import pulumi
 from platformctl.adapters.stackfile import spec_or_report, stacks
 from platformctl.core.resume import PendingSecret, clear_arguments, lost_write, pending_creates
 
@@ -42,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_or_report(args.stack)
     if spec is None:
         return 2
-    cancel = _pulumi("cancel", "--stack", args.stack, "--yes")
+    cancel = pulumi("cancel", "--stack", args.stack, "--yes")
     if cancel.returncode != 0 and NO_LOCK not in cancel.stdout + cancel.stderr:
         return _failed(args.stack, "pulumi cancel", cancel)
-    export = _pulumi("stack", "export", "--stack", args.stack)
+    export = pulumi("stack", "export", "--stack", args.stack)
     if export.returncode != 0:
         return _failed(args.stack, "pulumi stack export", export)
     secrets, count = pending_creates(json.loads(export.stdout).get("deployment") or {})
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except (VaultError, OSError) as error:
         print(f"error: {args.stack}: Vault: {error}", file=sys.stderr)
         return 1
-    cleared = _pulumi(*clear_arguments(args.stack))
+    cleared = pulumi(*clear_arguments(args.stack))
     if cleared.returncode != 0:
         return _failed(args.stack, "pulumi refresh", cleared)
     print(f"{args.stack}: {count} pending create(s) cleared for the next up; "
@@ -82,10 +83,6 @@ def _client(address: str, ca_cert: str | None) -> hvac.Client:
     if not token and os.environ.get(TOKEN_FILE_VARIABLE):
         token = Path(os.environ[TOKEN_FILE_VARIABLE]).read_text().strip()
     return hvac.Client(url=address, token=token, verify=ca_cert if ca_cert else True)
-
-
-def _pulumi(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["pulumi", *arguments], capture_output=True, text=True, check=False)
 
 
 def _failed(stack: str, what: str, result: subprocess.CompletedProcess[str]) -> int:

@@ -11,8 +11,6 @@ keeps its applications in its own stack), 2 when the stack or its spec is refuse
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ from typing import Any
 from environment import EnvironmentSpec
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import changed_since
+from platformctl.adapters.pulumi_cli import PulumiFailed, stack_names
 from platformctl.adapters.ref_plans import plan_at, worktree
 from platformctl.adapters.stackfile import spec_or_report, stack_file, stacks
 from platformctl.core.change_reach import changed_teams, stacks_whose_plan_changed
@@ -94,14 +93,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     if args.backend:
-        listed = subprocess.run(["pulumi", "stack", "ls", "--json"], capture_output=True, text=True, check=False)
-        if listed.returncode != 0:
-            print(f"error: pulumi stack ls exited {listed.returncode}: {listed.stderr.strip()}", file=sys.stderr)
+        try:
+            existing += stack_names()
+        except PulumiFailed as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
-        existing += [str(stack["name"]) for stack in json.loads(listed.stdout)]
-    source = stack_file(spec.stack)
-    text = GENERATED.format(stack=spec.stack) + source.read_text()
-    for name in team_stacks(spec, existing, changed):
-        (ROOT / "stacks" / f"Pulumi.{name}.yaml").write_text(text)
+    names = team_stacks(spec, existing, changed)
+    write_stack_files(spec.stack, names)
+    for name in names:
         print(name)
     return 0
+
+
+def write_stack_files(environment: str, names: Iterable[str]) -> None:
+    """Each of the team stacks ``names``'s file: a verbatim copy of its environment's."""
+    text = GENERATED.format(stack=environment) + stack_file(environment).read_text()
+    for name in names:
+        (ROOT / "stacks" / f"Pulumi.{name}.yaml").write_text(text)

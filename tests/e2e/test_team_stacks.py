@@ -3,7 +3,8 @@ applied as its own stack, then one stack per team (``platformctl team-stacks``),
 killed midway (the CLI, its language host and its providers, with SIGKILL, as a lost runner) is
 recovered by the next run, with no edit of the state: ``pulumi cancel`` (the dead run's lock), then
 ``pulumi up``. Nothing is lost: every application's role, policy and secret is in Vault, and each
-secret holds the value its state holds.
+secret holds the value its state holds. An environment that declared its applications in its own stack
+turns team stacks on with ``platformctl move-to-team-stacks``, and Vault keeps every object as it was.
 
 The Vault is the benchmarks' (:mod:`benchmarks.real_cli`): prod's rules on an external Vault, without
 the servers of its own the database, snapshots and logins need."""
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hvac  # type: ignore[import-untyped]
 import pytest
 
-from benchmarks.real_cli import STACK, write_apps
+from benchmarks.real_cli import STACK, P, write_apps
 from benchmarks.team_stacks import split_project
 from platformctl.adapters.engine import ROOT
 from tests.e2e.dev import NEEDS_ROOT
@@ -207,3 +209,70 @@ def test_a_failed_updates_values_stay_in_the_state_and_the_deploys_refresh_appli
         assert vault.client().read("auth/kubernetes/role/app-0")["data"]["token_ttl"] == 1800
         project.run("preview", "--stack", team, "--refresh", "--run-program", "--expect-no-changes",
                     "--non-interactive")
+
+
+def vault_objects(client: hvac.Client, apps: range) -> dict[str, Any]:
+    """What Vault holds of ``apps``: each role's settings, each policy's rules, and each secret's value and
+    versions."""
+    objects: dict[str, Any] = {}
+    for i in apps:
+        objects[f"role app-{i}"] = client.read(f"auth/kubernetes/role/app-{i}")["data"]
+        objects[f"policy app-app-{i}"] = client.sys.read_policy(name=f"app-app-{i}")["data"]["rules"]
+        path = f"production/app-{i}"
+        objects[f"secret {path}"] = client.secrets.kv.v2.read_secret_version(
+            path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+        metadata = client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")["data"]
+        objects[f"versions {path}"] = tuple(sorted(metadata["versions"]))
+    return objects
+
+
+def moved_text(team: int, apps: range) -> list[str]:
+    """What ``move-to-team-stacks`` prints of what it moves to one team's stack, by URN (a kind's component,
+    then its resource's type, then its name)."""
+    names = [("policies", "app-app-{}"), ("kubernetes-auth", "app-{}"), ("kv", "app-{}-token"), ("kv", "app-{}")]
+    return [f"{STACK} -> {STACK}.team-{team}: {4 * len(apps)} moved now, 0 before",
+            *(f"  vault-{kind}-{name.format(i)} -> apps-team-{team}-{kind}-{name.format(i)}"
+              for kind, name in names for i in apps)]
+
+
+def test_an_environment_turning_team_stacks_on_moves_its_applications_to_them_and_loses_nothing(
+        tools: Tools, tmp_path: Path) -> None:
+    """Issue 18's migration: an environment applied with its applications in its own stack states teamStacks,
+    and ``platformctl move-to-team-stacks`` moves their state (``pulumi state move``) before any ``up``. Then
+    no stack's preview creates, deletes or replaces a Vault object (each team's creates its component
+    alone), every stack applies and then holds still, and Vault holds the same roles, policies and secrets:
+    each secret's value unchanged and never written again (its one version)."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    vault = VaultServer(tools.which("vault"), tmp_path / "vault")
+    with running(vault):
+        project = split_project(tools, tmp_path, vault, team_stacks=False)
+        write_apps(project.root, 6, per_team=3)
+        project.up(STACK)
+        assert project.platformctl("team-stacks", STACK) == ""  # the applications are the environment's
+        applied = vault_objects(vault.client(), range(6))
+        assert {value for key, value in applied.items() if key.startswith("versions")} == {("1",)}
+
+        before = project.run("stack", "export", "--stack", STACK).stdout
+
+        project.edit_stack(STACK, {f"{P}teamStacks": True})
+        moved = [*moved_text(0, range(3)), *moved_text(1, range(3, 6))]
+        assert project.platformctl("move-to-team-stacks", STACK).splitlines() == moved
+        # As if each move had stopped between its two saves (the team's state, then the environment's): the
+        # next run drops from the environment's state what the teams' hold, dependents first.
+        (tmp_path / "before.json").write_text(before)
+        project.run("stack", "import", "--stack", STACK, "--file", str(tmp_path / "before.json"))
+        assert project.platformctl("move-to-team-stacks", STACK).splitlines() == moved
+        assert project.platformctl("move-to-team-stacks", STACK) == (
+            f"{STACK}: nothing to move: its state holds only what its stack declares\n")
+        for stack in [STACK, *TEAMS]:
+            steps = [f"{step['op']} {step['urn'].rpartition('::')[2]}" for step in project.preview(stack)["steps"]
+                     if step["op"] not in ("same", "refresh")]
+            assert steps == ([] if stack == STACK else [f"create apps-{stack.partition('.')[2]}"]), stack
+        # As the workflows preview: with the guardrails pack (its virtualenv: the project's, which pins it).
+        (project.root / "policies" / "guardrails" / "venv").symlink_to(project.root / "venv")
+        for stack in [STACK, *TEAMS]:
+            project.up(stack)
+            project.run("preview", "--stack", stack, "--expect-no-changes", "--non-interactive",
+                        "--policy-pack", "policies/guardrails")
+        assert vault_objects(vault.client(), range(6)) == applied

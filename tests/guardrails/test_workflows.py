@@ -345,7 +345,7 @@ class TestDeploys:
             "Write the kubeconfig for the stack's EKS cluster",
             "Preflight the KMS auto-unseal key (before preview)", "Audience of the stack's Vault login",
             "OIDC token for Vault", "Vault token for this job", "Install the Pulumi CLI",
-            "Choose the team stacks, and ready the stacks a lost run left midway", "preview",
+            READY_THE_STACKS, "preview",
             "Preflight the KMS auto-unseal key (before up)", "up", "Up each team's stack with the guardrails",
             "Record the commit the environment's stacks are deployed at",
             "Roll the Vault servers onto the new template", "Revoke the job's Vault token"]
@@ -386,6 +386,10 @@ def stand_in_pulumi(directory: Path, failing: str = "") -> None:
     (directory / "pulumi").chmod(0o755)
 
 
+READY_THE_STACKS = ("Choose the team stacks, ready those a lost run left midway, and move the applications' state "
+                    "to them")
+
+
 class TestTeamStacks:
     """The stacks of an environment's teams (``vault-platform:teamStacks``): readied, previewed and applied
     after the environment's own, each team's even when another's fails, with the measured ``--parallel``."""
@@ -395,9 +399,9 @@ class TestTeamStacks:
         ("", "python -m platformctl team-stacks dev --backend"),  # no complete deploy yet
         ("0" * 40, "python -m platformctl team-stacks dev --backend"),  # a commit no longer in the history
     ])
-    def test_the_teams_changed_since_the_last_complete_deploy_are_created_then_readied(
+    def test_the_teams_changed_since_the_last_complete_deploy_are_created_readied_and_given_their_state(
             self, recorded: str, chosen: str, tmp_path: Path) -> None:
-        step = named_step("pulumi-up.yml", "up", "Choose the team stacks, and ready the stacks a lost run left midway")
+        step = named_step("pulumi-up.yml", "up", READY_THE_STACKS)
         stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; '
                            'case "$3" in team-stacks) printf "dev.orders\ndev.payments\n" ;; esac')
         stand_in_pulumi(tmp_path)
@@ -413,9 +417,24 @@ class TestTeamStacks:
             "pulumi stack select --create dev.orders --secrets-provider awskms://alias/k",
             "pulumi stack select --create dev.payments --secrets-provider awskms://alias/k",
             "python -m platformctl resume dev", "python -m platformctl resume dev.orders",
-            "python -m platformctl resume dev.payments"]
+            "python -m platformctl resume dev.payments", "python -m platformctl team-stacks dev",
+            "python -m platformctl move-to-team-stacks dev --secrets-provider awskms://alias/k"]
         assert (tmp_path / "out").read_text() == "teams=dev.orders dev.payments\n"
         assert ("::notice title=Every team stack::dev" in result.stdout) is (recorded != "HEAD")
+
+    def test_an_environment_that_keeps_its_applications_moves_nothing(self, tmp_path: Path) -> None:
+        step = named_step("pulumi-up.yml", "up", READY_THE_STACKS)
+        stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"')  # team-stacks: none
+        stand_in_pulumi(tmp_path)
+        (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\necho HEAD\n')
+        (tmp_path / "aws").chmod(0o755)
+        result = run_step(step["run"], tmp_path, STACK="dev", SECRETS_PROVIDER="awskms://alias/k",
+                          GITHUB_OUTPUT=str(tmp_path / "out"), DEPLOYED_COMMIT="s3://state-dev/deployed")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "calls").read_text().splitlines() == [
+            "aws s3 cp s3://state-dev/deployed -",
+            "python -m platformctl team-stacks dev --backend --changed-since HEAD",
+            "python -m platformctl resume dev", "python -m platformctl team-stacks dev"]
 
     def test_a_deploy_records_its_commit_once_every_team_stack_it_chose_is_applied(self, tmp_path: Path) -> None:
         job = steps(load("pulumi-up.yml")["jobs"]["up"])
