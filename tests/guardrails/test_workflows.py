@@ -394,46 +394,56 @@ class TestTeamStacks:
     """The stacks of an environment's teams (``vault-platform:teamStacks``): readied, previewed and applied
     after the environment's own, each team's even when another's fails, with the measured ``--parallel``."""
 
-    @pytest.mark.parametrize(("recorded", "chosen"), [
-        ("HEAD", "python -m platformctl team-stacks dev --backend --changed-since HEAD"),
-        ("", "python -m platformctl team-stacks dev --backend"),  # no complete deploy yet
-        ("0" * 40, "python -m platformctl team-stacks dev --backend"),  # a commit no longer in the history
+    MOVE = ["python -m platformctl team-stacks dev",
+            "python -m platformctl move-to-team-stacks dev --secrets-provider awskms://alias/k"]
+
+    @pytest.mark.parametrize(("recorded", "stack_file_changed", "chosen", "moved"), [
+        ("abc", False, "python -m platformctl team-stacks dev --backend --changed-since abc", []),
+        ("abc", True, "python -m platformctl team-stacks dev --backend --changed-since abc", MOVE),
+        ("", False, "python -m platformctl team-stacks dev --backend", MOVE),  # no complete deploy yet
+        ("gone", False, "python -m platformctl team-stacks dev --backend", MOVE),  # a commit left the history
     ])
     def test_the_teams_changed_since_the_last_complete_deploy_are_created_readied_and_given_their_state(
-            self, recorded: str, chosen: str, tmp_path: Path) -> None:
+            self, recorded: str, stack_file_changed: bool, chosen: str, moved: list[str], tmp_path: Path) -> None:
         step = named_step("pulumi-up.yml", "up", READY_THE_STACKS)
         stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"; '
-                           'case "$3" in team-stacks) printf "dev.orders\ndev.payments\n" ;; esac')
+                           'case "$3" in team-stacks) printf "dev.orders\\ndev.payments\\n" ;; esac')
         stand_in_pulumi(tmp_path)
         (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\n'
                                       + (f'echo {recorded}\n' if recorded else 'exit 1\n'))
         (tmp_path / "aws").chmod(0o755)
+        # git knows the commit "abc" alone; its diff of the stack file exits 1 when the file changed.
+        (tmp_path / "git").write_text(f'#!/bin/sh\necho "git $*" >> "{tmp_path}/calls"\ncase "$1" in\n'
+                                      '  cat-file) [ "$3" = "abc^{commit}" ] ;;\n'
+                                      f'  diff) exit {int(stack_file_changed)} ;;\nesac\n')
+        (tmp_path / "git").chmod(0o755)
         (tmp_path / "out").write_text("")
         result = run_step(step["run"], tmp_path, STACK="dev", SECRETS_PROVIDER="awskms://alias/k",
                           GITHUB_OUTPUT=str(tmp_path / "out"), DEPLOYED_COMMIT="s3://state-dev/deployed")
         assert result.returncode == 0, result.stderr
+        known = recorded == "abc"
         assert (tmp_path / "calls").read_text().splitlines() == [
-            "aws s3 cp s3://state-dev/deployed -", chosen,
+            "aws s3 cp s3://state-dev/deployed -",
+            *([f"git cat-file -e {recorded}^{{commit}}"] if recorded else []), chosen,
+            *(["git diff --quiet abc -- stacks/Pulumi.dev.yaml"] if known else []),
             "pulumi stack select --create dev.orders --secrets-provider awskms://alias/k",
             "pulumi stack select --create dev.payments --secrets-provider awskms://alias/k",
             "python -m platformctl resume dev", "python -m platformctl resume dev.orders",
-            "python -m platformctl resume dev.payments", "python -m platformctl team-stacks dev",
-            "python -m platformctl move-to-team-stacks dev --secrets-provider awskms://alias/k"]
+            "python -m platformctl resume dev.payments", *moved]
         assert (tmp_path / "out").read_text() == "teams=dev.orders dev.payments\n"
-        assert ("::notice title=Every team stack::dev" in result.stdout) is (recorded != "HEAD")
+        assert ("::notice title=Every team stack::dev" in result.stdout) is not known
 
     def test_an_environment_that_keeps_its_applications_moves_nothing(self, tmp_path: Path) -> None:
         step = named_step("pulumi-up.yml", "up", READY_THE_STACKS)
         stand_in(tmp_path, f'echo "python $*" >> "{tmp_path}/calls"')  # team-stacks: none
         stand_in_pulumi(tmp_path)
-        (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\necho HEAD\n')
+        (tmp_path / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> "{tmp_path}/calls"\n')  # nothing recorded
         (tmp_path / "aws").chmod(0o755)
         result = run_step(step["run"], tmp_path, STACK="dev", SECRETS_PROVIDER="awskms://alias/k",
                           GITHUB_OUTPUT=str(tmp_path / "out"), DEPLOYED_COMMIT="s3://state-dev/deployed")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "calls").read_text().splitlines() == [
-            "aws s3 cp s3://state-dev/deployed -",
-            "python -m platformctl team-stacks dev --backend --changed-since HEAD",
+            "aws s3 cp s3://state-dev/deployed -", "python -m platformctl team-stacks dev --backend",
             "python -m platformctl resume dev", "python -m platformctl team-stacks dev"]
 
     def test_a_deploy_records_its_commit_once_every_team_stack_it_chose_is_applied(self, tmp_path: Path) -> None:
