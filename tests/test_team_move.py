@@ -14,8 +14,8 @@ import pytest
 import components.team_apps
 from components.platform import moved_from_platform
 from platformctl.__main__ import main
+from platformctl.adapters import stackfile
 from platformctl.adapters.engine import declare, declare_environment
-from platformctl.commands import move_to_team_stacks_command
 from platformctl.core.declaration import Declaration, DeclaredResource
 from platformctl.core.team_move import (
     Move,
@@ -224,7 +224,7 @@ class TestWhatIsLeftToDo:
 class TestTheCommand:
     def test_an_environment_that_keeps_its_applications_is_refused(
             self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-        monkeypatch.setattr(move_to_team_stacks_command, "spec_or_report", lambda stack: spec_of("prod", ONE_STACK))
+        monkeypatch.setattr(stackfile, "spec_or_report", lambda stack: spec_of("prod", ONE_STACK))
         assert main(["move-to-team-stacks", "prod"]) == 2
         assert capsys.readouterr().err == (
             "error: stack 'prod', config key 'vault-platform:teamStacks': prod declares its applications in its own "
@@ -234,6 +234,6 @@ class TestTheCommand:
     def test_a_teams_stack_is_refused(self, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
         team = spec_of_config(dataclasses.replace(edited("prod", SPLIT), stack="prod.orders"))
-        monkeypatch.setattr(move_to_team_stacks_command, "spec_or_report", lambda stack: team)
+        monkeypatch.setattr(stackfile, "spec_or_report", lambda stack: team)
         assert main(["move-to-team-stacks", "prod.orders"]) == 2
         assert capsys.readouterr().err == "error: 'prod.orders' is a team's stack: name its environment, prod\n"

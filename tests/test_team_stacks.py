@@ -18,6 +18,7 @@ from environment import SpecError, load_policy_files
 from environment.identity import DEPLOY_POLICY
 from environment.policies import data_plane
 from platformctl.__main__ import main
+from platformctl.adapters import stackfile
 from platformctl.adapters.engine import declare, declare_environment
 from platformctl.adapters.stackfile import stack_file, stacks
 from platformctl.commands import team_stacks_command
@@ -189,7 +190,7 @@ class TestTheStacksAWorkflowRuns:
         monkeypatch.setattr(team_stacks_command, "ROOT", root)
         monkeypatch.setattr(team_stacks_command, "stack_file", lambda stack: root / "stacks" / f"Pulumi.{stack}.yaml")
         spec = spec_of("dev", {f"{P}teamStacks": True})
-        monkeypatch.setattr(team_stacks_command, "spec_or_report", lambda stack: spec)
+        monkeypatch.setattr(stackfile, "spec_or_report", lambda stack: spec)
         assert main(["team-stacks", "dev", "dev.gone"]) == 0
         assert capsys.readouterr().out == "dev.gone\ndev.payments\n"
         for team in ("gone", "payments"):

@@ -144,6 +144,16 @@ def spec_or_report(stack: str, *, ci_role: str | None = None) -> EnvironmentSpec
         return None
 
 
+def environment_spec_or_report(stack: str) -> EnvironmentSpec | None:
+    """:func:`spec_or_report` for a command about an environment's stacks: a team's stack is refused too,
+    with the environment to name instead."""
+    spec = spec_or_report(stack)
+    if spec is not None and spec.team is not None:
+        print(f"error: {stack!r} is a team's stack: name its environment, {spec.stack}", file=sys.stderr)
+        return None
+    return spec
+
+
 def external_refusal(stack: str, why: str) -> str:
     """What a command about the Vault servers says of a stack whose Vault is external (``why``: whose
     job it is instead); the command then exits 2."""

@@ -19,7 +19,7 @@ import sys
 from environment import PROJECT
 from platformctl.adapters.engine import declare, declare_environment
 from platformctl.adapters.pulumi_cli import PulumiFailed, checked, deployment, stack_names
-from platformctl.adapters.stackfile import read_stack, spec_or_report, stacks
+from platformctl.adapters.stackfile import environment_spec_or_report, read_stack, stacks
 from platformctl.core.team_move import (
     Move,
     MoveRefused,
@@ -47,11 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = spec_or_report(args.stack)
+    spec = environment_spec_or_report(args.stack)
     if spec is None:
-        return 2
-    if spec.team is not None:
-        print(f"error: {args.stack!r} is a team's stack: name its environment, {spec.stack}", file=sys.stderr)
         return 2
     if not spec.team_stacks:
         print(f"error: stack {spec.stack!r}, config key {TEAM_STACKS!r}: {spec.stack} declares its applications in "

@@ -21,7 +21,7 @@ from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import changed_since
 from platformctl.adapters.pulumi_cli import PulumiFailed, stack_names
 from platformctl.adapters.ref_plans import plan_at, worktree
-from platformctl.adapters.stackfile import spec_or_report, stack_file, stacks
+from platformctl.adapters.stackfile import environment_spec_or_report, stack_file, stacks
 from platformctl.core.change_reach import changed_teams, stacks_whose_plan_changed
 
 NAME = "team-stacks"
@@ -77,11 +77,8 @@ def plan_changes(environment: str, ref: str) -> set[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = spec_or_report(args.stack)
+    spec = environment_spec_or_report(args.stack)
     if spec is None:
-        return 2
-    if spec.team is not None:
-        print(f"error: {args.stack!r} is a team's stack: name its environment, {spec.stack}", file=sys.stderr)
         return 2
     existing = list(args.existing)
     changed = None
