@@ -52,7 +52,7 @@ from .policies import (
     app_policy_rules,
     load_policy_files,
 )
-from .stack_keys import PROJECT
+from .stack_keys import PROJECT, stack_parts
 from .vault_access import CI_ROLE_VARIABLE, LOGIN_KEYS, project_file
 
 __all__ = [
@@ -109,4 +109,5 @@ __all__ = [
     "load_policy_files",
     "load_spec",
     "project_file",
+    "stack_parts",
 ]

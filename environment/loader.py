@@ -28,7 +28,15 @@ from .database import DEV_POSTGRES_NAMESPACE, load_database, refuse_database_rol
 from .kv import DEFAULT_PATH_PREFIX, load_kv
 from .model import Cluster, EnvironmentSpec, ExternalVault, Kv, Tier
 from .policies import check_generated_policies, data_plane, load_policies
-from .stack_keys import PROJECT, SecretRefs, load_removals, load_tier, project_config, refuse_foreign_namespaces
+from .stack_keys import (
+    PROJECT,
+    SecretRefs,
+    load_removals,
+    load_tier,
+    project_config,
+    refuse_foreign_namespaces,
+    stack_parts,
+)
 from .vault_access import load_cluster_only, load_vault_access
 
 # Paths Vault itself owns: a secrets engine cannot be mounted there.
@@ -47,10 +55,10 @@ def load_spec(stack: str, config: Mapping[str, Any], secret_keys: Set[str],
     ``ci_role`` is the JWT role a CI job logs in with (``deploy`` when unset); ``ci_token_file`` the file
     holding the Vault token that job already logged in for, if any.
     """
-    environment, team_stack, team = stack.partition(".")
+    environment, team = stack_parts(stack)
     with collected(apps.line_of):
         spec = _load(environment, config, secret_keys, reserved_policies, apps, ci_role, ci_token_file or None)
-    return _team_spec(spec, stack, team) if team_stack else spec
+    return _team_spec(spec, stack, team) if team is not None else spec
 
 
 def _team_spec(spec: EnvironmentSpec, stack: str, team: str) -> EnvironmentSpec:

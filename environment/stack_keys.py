@@ -25,6 +25,13 @@ _STRUCTURED_KEYS = ("tier", "clusterOnly", "vaultCaPublic", "teamStacks", "remov
                     "monitoring", "githubActions", "oidc")
 
 
+def stack_parts(stack: str) -> tuple[str, str | None]:
+    """A stack's environment and, for a team's stack (``prod.payments``), its team (``None`` for the
+    environment's own, ``prod``); a backend's full name (``<org>/<project>/prod.payments``) likewise."""
+    environment, dot, team = stack.rpartition("/")[2].partition(".")
+    return environment, team if dot else None
+
+
 def refuse_foreign_namespaces(stack: str, config: Mapping[str, Any]) -> None:
     """A key outside the project's, the providers' and Pulumi's namespaces is read by nobody: a
     misspelt ``vault-platfrom:transit`` would silently drop the section, and the next ``up`` would

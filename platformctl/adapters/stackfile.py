@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec
+from environment import LOGIN_KEYS, PROJECT, EnvironmentSpec, SpecError, load_policy_files, load_spec, stack_parts
 from environment._reader import YamlFileError, parse_yaml
 from environment.apps import Apps, read_apps
 from platformctl.core.stack_config import StackConfig
@@ -33,7 +33,7 @@ def stack_file(stack: str, root: Path = ROOT) -> Path:
 
 def environment_of(stack: str) -> str:
     """The environment a stack belongs to: itself, or for a team's stack (``prod.payments``) ``prod``."""
-    return stack.partition(".")[0]
+    return stack_parts(stack)[0]
 
 
 def read_stack(stack: str, root: Path = ROOT, apps: Apps | None = None) -> StackConfig:

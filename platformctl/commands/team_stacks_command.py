@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from environment import EnvironmentSpec
+from environment import EnvironmentSpec, stack_parts
 from platformctl.adapters.engine import ROOT
 from platformctl.adapters.git_files import changed_since
 from platformctl.adapters.pulumi_cli import PulumiFailed, stack_names
@@ -52,8 +52,8 @@ def team_stacks(spec: EnvironmentSpec, existing: Iterable[str] = (),
         return []
     teams = {app.team for app in spec.apps}
     for name in existing:
-        environment, dot, team = name.rpartition("/")[2].partition(".")
-        if dot and environment == spec.stack:
+        environment, team = stack_parts(name)
+        if team is not None and environment == spec.stack:
             teams.add(team)
     if changed is not None:
         teams &= set(changed)

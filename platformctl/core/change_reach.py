@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from environment import stack_parts
 from environment.apps import APPS_DIR
 
 PROGRAM = ("__main__.py", "components/", "environment/", "render/", "vaultmodel/", "policies/acl/")
@@ -45,7 +46,7 @@ def changed_teams(changed: Iterable[str], plan_changes: Callable[[], Iterable[st
         stacks = plan_changes()
         if stacks is None:
             return None
-        teams |= {team for stack in stacks if (team := _team_of(stack, environment)) is not None}
+        teams |= {team for named, team in map(stack_parts, stacks) if team is not None and named == environment}
     return teams
 
 
@@ -54,7 +55,3 @@ def stacks_whose_plan_changed(base: Mapping[str, str], head: Mapping[str, str]) 
     side declares is one of them."""
     return {stack for stack in base.keys() | head.keys() if base.get(stack) != head.get(stack)}
 
-
-def _team_of(stack: str, environment: str) -> str | None:
-    named, dot, team = stack.partition(".")
-    return team if dot and named == environment else None
