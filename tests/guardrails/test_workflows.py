@@ -394,8 +394,7 @@ class TestTeamStacks:
     """The stacks of an environment's teams (``vault-platform:teamStacks``): readied, previewed and applied
     after the environment's own, each team's even when another's fails, with the measured ``--parallel``."""
 
-    MOVE = ["python -m platformctl team-stacks dev",
-            "python -m platformctl move-to-team-stacks dev --secrets-provider awskms://alias/k"]
+    MOVE = ["python -m platformctl move-to-team-stacks dev --secrets-provider awskms://alias/k"]
 
     @pytest.mark.parametrize(("recorded", "stack_file_changed", "chosen", "moved"), [
         ("abc", False, "python -m platformctl team-stacks dev --backend --changed-since abc", []),
@@ -444,7 +443,7 @@ class TestTeamStacks:
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "calls").read_text().splitlines() == [
             "aws s3 cp s3://state-dev/deployed -", "python -m platformctl team-stacks dev --backend",
-            "python -m platformctl resume dev", "python -m platformctl team-stacks dev"]
+            "python -m platformctl resume dev"]
 
     def test_a_deploy_records_its_commit_once_every_team_stack_it_chose_is_applied(self, tmp_path: Path) -> None:
         job = steps(load("pulumi-up.yml")["jobs"]["up"])
