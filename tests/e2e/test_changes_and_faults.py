@@ -294,8 +294,9 @@ def test_a_ci_up_needs_the_jobs_vault_token_not_its_expired_oidc_token(external:
         before = len(external.audit_entries())
         # As the deploy runs it: refreshed first (the failed up may have left its values in the state), with
         # the program's providers, which log in with the job's file (the failed up left the JWT login in
-        # the state's provider).
-        applied = project.up(STACK, "--refresh", "--run-program", "--diff", environment=job)
+        # the state's provider). The workflows set PULUMI_RUN_PROGRAM, which the CLI reads as --run-program
+        # (pulumi/pulumi sdk/go/common/env/env.go, RunProgram; pkg/cmd/pulumi/operations/up.go).
+        applied = project.up(STACK, "--refresh", "--diff", environment={**job, "PULUMI_RUN_PROGRAM": "true"})
         project.platformctl("vault-login", STACK, "--revoke", environment=job)
     finally:
         project.run("config", "set", "--stack", STACK, "--secret", "vault:token", vault.root_token)
